@@ -1,0 +1,360 @@
+"""In-memory reference broker: the contract in plain Python, for tests and one process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Mapping, Sequence
+
+from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.refusals import (
+    cancel_refused,
+    key_taken,
+    no_such_job,
+    retry_refused,
+    unknown_pool,
+)
+from faena.core import lifecycle
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.pools import Admission, Candidate, check_pools
+from faena.core.states import HOLDS_IDEMPOTENCY_KEY, PENDING, JobState
+from faena.errors import InvalidTransitionError, JobNotFoundError, UnknownPoolError
+
+
+class PipeWaker:
+    """A pipe that a broker writes one byte to when work may have arrived."""
+
+    def __init__(self, on_close: object = None) -> None:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._on_close = on_close
+
+    def fileno(self) -> int:
+        return self._r
+
+    def poke(self) -> None:
+        with contextlib.suppress(OSError):  # already readable, or closed
+            os.write(self._w, b"\x01")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._r, 4096):
+                pass
+
+    def close(self) -> None:
+        if callable(self._on_close):
+            self._on_close(self)
+        for fd in (self._r, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class MemoryBroker:
+    kind = "memory"
+    shared_across_processes = False
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._order: dict[str, int] = {}
+        self._seq = 0
+        self._keys: dict[str, str] = {}
+        self._pools: dict[str, int] = check_pools({})
+        self._parallelism: int | None = None
+        self._wakers: list[PipeWaker] = []
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> MemoryBroker:
+        return cls(clock=clock)
+
+    def setup(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def set_pools(self, pools: Mapping[str, int]) -> None:
+        with self._lock:
+            self._pools.update(check_pools(pools) if pools else {})
+
+    def set_parallelism(self, limit: int | None) -> None:
+        with self._lock:
+            self._parallelism = limit
+
+    def get_parallelism(self) -> int | None:
+        return self._parallelism
+
+    # producers -----------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        now = self._clock.now()
+        out: list[Job] = []
+        with self._lock:
+            for new in jobs:
+                if new.pool not in self._pools:
+                    raise UnknownPoolError(unknown_pool(new.pool, self._pools))
+            for new in jobs:
+                existing = self._key_holder(new.idempotency_key)
+                if existing is not None:
+                    out.append(existing)
+                    continue
+                job = lifecycle.create(new, now)
+                self._jobs[job.id] = job
+                self._seq += 1
+                self._order[job.id] = self._seq
+                if job.idempotency_key is not None:
+                    self._keys[job.idempotency_key] = job.id
+                out.append(job)
+            for waker in self._wakers:
+                waker.poke()
+        return out
+
+    def _key_holder(self, key: str | None) -> Job | None:
+        if key is None or key not in self._keys:
+            return None
+        job = self._jobs.get(self._keys[key])
+        if job is None or job.state not in HOLDS_IDEMPOTENCY_KEY:
+            return None
+        return job
+
+    # workers -------------------------------------------------------------------------
+    def claim(
+        self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> ClaimResult:
+        now = self._clock.now()
+        with self._lock:
+            reaped = self._reap(now)
+            wanted = set(queues)
+            ready = sorted(
+                (
+                    j
+                    for j in self._jobs.values()
+                    if j.queue in wanted and lifecycle.runnable(j, now)
+                ),
+                key=lambda j: (-j.priority, self._order[j.id]),
+            )
+            admission = self._admission(now, limit)
+            chosen = admission.admit(Candidate(j.id, j.pool, j.pool_slots) for j in ready)
+            claimed = []
+            for job_id in chosen:
+                job = lifecycle.claim(self._jobs[job_id], worker, now, lease_seconds)
+                self._jobs[job_id] = job
+                claimed.append(job)
+        return ClaimResult(claimed, reaped)
+
+    def _admission(self, now: float, limit: int) -> Admission:
+        used: dict[str, int] = {}
+        running = 0
+        for job in self._jobs.values():
+            if job.state is JobState.RUNNING and not _expired(job, now):
+                used[job.pool] = used.get(job.pool, 0) + job.pool_slots
+                running += 1
+        free = {name: size - used.get(name, 0) for name, size in self._pools.items()}
+        par = None if self._parallelism is None else self._parallelism - running
+        return Admission(free, par, limit)
+
+    def heartbeat(
+        self, worker: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> HeartbeatResult:
+        now = self._clock.now()
+        lost: set[str] = set()
+        cancel: set[str] = set()
+        with self._lock:
+            for lease in leases:
+                job = self._jobs.get(lease.job_id)
+                if job is None or not lifecycle.holds(job, lease.job_id, lease.attempt):
+                    lost.add(lease.job_id)
+                    continue
+                self._jobs[job.id] = job.evolve(lease_expires_at=now + lease_seconds)
+                if job.cancel_requested:
+                    cancel.add(job.id)
+        return HeartbeatResult(frozenset(lost), frozenset(cancel))
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        now = self._clock.now()
+        results = []
+        with self._lock:
+            for outcome in outcomes:
+                job = self._jobs.get(outcome.job_id)
+                if job is None or not lifecycle.holds(job, outcome.job_id, outcome.attempt):
+                    results.append(False)
+                    continue
+                self._jobs[job.id] = lifecycle.finish(job, outcome, now)
+                results.append(True)
+            if any(o.state is JobState.FAILED for o in outcomes):
+                for waker in self._wakers:
+                    waker.poke()
+        return results
+
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[bool], ClaimResult]:
+        with self._lock:
+            done = self.finish(outcomes)
+            return done, self.claim(worker, queues, limit, lease_seconds)
+
+    def release(self, leases: Sequence[Lease]) -> list[bool]:
+        results = []
+        with self._lock:
+            for lease in leases:
+                job = self._jobs.get(lease.job_id)
+                if job is None or not lifecycle.holds(job, lease.job_id, lease.attempt):
+                    results.append(False)
+                    continue
+                self._jobs[job.id] = lifecycle.release(job)
+                results.append(True)
+            for waker in self._wakers:
+                waker.poke()
+        return results
+
+    def reap(self) -> list[Reaped]:
+        with self._lock:
+            return self._reap(self._clock.now())
+
+    def _reap(self, now: float) -> list[Reaped]:
+        reaped = []
+        for job in list(self._jobs.values()):
+            if job.state is JobState.RUNNING and _expired(job, now):
+                new = lifecycle.expire(job, now)
+                self._jobs[job.id] = new
+                reaped.append(Reaped(new, new.state))
+        return reaped
+
+    def waker(self, queues: Sequence[str]) -> PipeWaker:
+        waker = PipeWaker(on_close=self._forget)
+        with self._lock:
+            self._wakers.append(waker)
+        return waker
+
+    def _forget(self, waker: PipeWaker) -> None:
+        with self._lock:
+            if waker in self._wakers:
+                self._wakers.remove(waker)
+
+    def next_run_at(self, queues: Sequence[str]) -> float | None:
+        wanted = set(queues)
+        with self._lock:
+            times = [
+                j.run_at for j in self._jobs.values() if j.queue in wanted and j.state in PENDING
+            ]
+        return min(times, default=None)
+
+    # operators -----------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        with self._lock:
+            jobs = [
+                j
+                for j in self._jobs.values()
+                if (state is None or j.state is state)
+                and (queue is None or j.queue == queue)
+                and (task is None or j.task == task)
+            ]
+            jobs.sort(key=lambda j: -self._order[j.id])
+        return jobs[offset : offset + limit]
+
+    def retry(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._require(job_id)
+            if job.state not in (JobState.DEAD, JobState.CANCELLED):
+                raise InvalidTransitionError(retry_refused(job))
+            if job.idempotency_key is not None:
+                holder = self._key_holder(job.idempotency_key)
+                if holder is not None and holder.id != job.id:
+                    raise InvalidTransitionError(key_taken(job, holder.id))
+                self._keys[job.idempotency_key] = job.id
+            new = lifecycle.manual_retry(job, self._clock.now())
+            self._jobs[job_id] = new
+            for waker in self._wakers:
+                waker.poke()
+            return new
+
+    def cancel(self, job_id: str) -> Job:
+        now = self._clock.now()
+        with self._lock:
+            job = self._require(job_id)
+            if job.state in PENDING:
+                new = job.evolve(state=JobState.CANCELLED, finished_at=now)
+            elif job.state is JobState.RUNNING:
+                new = job.evolve(cancel_requested=True)
+            else:
+                raise InvalidTransitionError(cancel_refused(job))
+            self._jobs[job_id] = new
+            return new
+
+    def _require(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(no_such_job(job_id))
+        return job
+
+    def queue_stats(self) -> list[QueueStat]:
+        now = self._clock.now()
+        stats: dict[str, list[float]] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                row = stats.setdefault(job.queue, [0, 0, 0, 0.0])
+                if lifecycle.runnable(job, now):
+                    row[0] += 1
+                    row[3] = max(row[3], now - job.run_at)
+                elif job.state in PENDING:
+                    row[1] += 1
+                elif job.state is JobState.RUNNING:
+                    row[2] += 1
+        return [
+            QueueStat(q, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
+            for q, r in sorted(stats.items())
+        ]
+
+    def pool_stats(self) -> list[PoolStat]:
+        now = self._clock.now()
+        with self._lock:
+            free = self._admission(now, 0).pool_free
+            return [PoolStat(n, s, s - free[n]) for n, s in sorted(self._pools.items())]
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        counts: dict[tuple[str, JobState], int] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                key = (job.queue, job.state)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def prune(self, older_than: float) -> int:
+        with self._lock:
+            doomed = [
+                j.id
+                for j in self._jobs.values()
+                if j.finished_at is not None
+                and j.finished_at < older_than
+                and j.state in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
+            ]
+            for job_id in doomed:
+                job = self._jobs.pop(job_id)
+                self._order.pop(job_id, None)
+                if job.idempotency_key and self._keys.get(job.idempotency_key) == job_id:
+                    del self._keys[job.idempotency_key]
+        return len(doomed)
+
+
+def _expired(job: Job, now: float) -> bool:
+    return job.lease_expires_at is not None and job.lease_expires_at <= now

@@ -1,0 +1,164 @@
+"""The broker contract. Every backend implements it; ``tests/contract`` proves it.
+
+Guarantees each implementation must keep (DESIGN section 2):
+
+* ``enqueue`` returns only once the jobs are durable in the store (as durable as the store is
+  configured to be), all of one call in one atomic step; a job with an ``idempotency_key``
+  that is already taken by a pending, running, failed-awaiting-retry or succeeded job is not
+  created again: the existing job is returned in its place.
+* ``claim`` is one atomic step: it re-queues (or kills) jobs whose lease expired, then picks
+  runnable jobs of the given queues by ``priority`` (high first), then enqueue order, and
+  admits each only if its pool has ``pool_slots`` free and the global parallelism cap has room.
+  Slots count only jobs that are ``running`` with a live lease. Each claim increments
+  ``attempt`` (the fencing token) and ``tries``.
+* ``heartbeat``, ``finish`` and ``release`` are conditional on ``(job id, attempt)`` and on the
+  job still being ``running``: a write for a superseded attempt changes nothing and reports
+  ``False``.
+* ``release`` gives the attempt back (``tries - 1``) and makes the job runnable at once,
+  keeping its place in line.
+* A job whose lease expired becomes ``queued`` again (keeping its place) if ``tries`` is
+  below ``max_attempts``, else ``dead`` with ``error_type`` ``WorkerLost``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.states import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """A job whose lease expired, and what became of it."""
+
+    job: Job
+    new_state: JobState  # queued or dead
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    jobs: list[Job] = field(default_factory=list)
+    reaped: list[Reaped] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResult:
+    lost: frozenset[str] = frozenset()  # job ids whose lease this worker no longer holds
+    cancel: frozenset[str] = frozenset()  # job ids a user asked to cancel
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStat:
+    queue: str
+    waiting: int  # runnable now: queued, or scheduled/failed whose time has come
+    scheduled: int  # waiting for a future time (delayed or retry backoff)
+    running: int
+    oldest_age: float  # seconds the longest-waiting runnable job has waited; 0 if none
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStat:
+    pool: str
+    size: int
+    used: int
+
+
+class Waker(Protocol):
+    """Something to wait on until new work may be there."""
+
+    def fileno(self) -> int:
+        """A descriptor that turns readable when work may have arrived."""
+
+    def drain(self) -> None:
+        """Consume pending wake-ups (call after the descriptor turned readable)."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    #: short backend name: ``memory``, ``sqlite``, ``postgres``, ``redis``
+    kind: str
+    #: whether several processes may share this broker (the memory one cannot)
+    shared_across_processes: bool
+
+    def setup(self) -> None:
+        """Create or migrate the store; refuse a store that is not faena's or is newer."""
+
+    def close(self) -> None: ...
+
+    # configuration -----------------------------------------------------------------
+    def set_pools(self, pools: Mapping[str, int]) -> None:
+        """Create or resize pools (sizes given win over stored ones)."""
+
+    def set_parallelism(self, limit: int | None) -> None:
+        """Cap on running jobs across all workers; ``None`` removes the cap."""
+
+    def get_parallelism(self) -> int | None: ...
+
+    # producers ---------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]: ...
+
+    # workers -----------------------------------------------------------------------
+    def claim(
+        self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> ClaimResult: ...
+
+    def heartbeat(
+        self, worker: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> HeartbeatResult: ...
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Record the end of attempts; one atomic step; ``False`` for a stale attempt."""
+
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[bool], ClaimResult]:
+        """``finish`` then ``claim``, in one round trip where the backend allows it."""
+
+    def release(self, leases: Sequence[Lease]) -> list[bool]: ...
+
+    def reap(self) -> list[Reaped]: ...
+
+    def waker(self, queues: Sequence[str]) -> Waker: ...
+
+    def next_run_at(self, queues: Sequence[str]) -> float | None:
+        """When the earliest delayed job of these queues becomes runnable, if any."""
+
+    # operators ---------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Newest first."""
+
+    def retry(self, job_id: str) -> Job:
+        """A ``dead`` or ``cancelled`` job runs again with a fresh budget of attempts."""
+
+    def cancel(self, job_id: str) -> Job:
+        """Pending jobs are cancelled at once; running ones are flagged for their worker."""
+
+    def queue_stats(self) -> list[QueueStat]: ...
+
+    def pool_stats(self) -> list[PoolStat]: ...
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        """Number of jobs per (queue, state)."""
+
+    def prune(self, older_than: float) -> int:
+        """Delete terminal jobs finished before ``older_than`` (POSIX time)."""

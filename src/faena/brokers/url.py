@@ -1,0 +1,53 @@
+"""Broker URLs: ``sqlite:///path``, ``memory://``, ``postgresql://...``, ``redis://...``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.errors import BrokerURLError
+
+if TYPE_CHECKING:
+    from faena.brokers.protocol import Broker
+
+DEFAULT_BROKER_URL = "sqlite:///faena.db"
+ENV_VAR = "FAENA_BROKER_URL"
+
+_BACKENDS = {
+    "memory": ("faena.brokers.memory", "MemoryBroker", None),
+    "sqlite": ("faena.brokers.sqlite", "SQLiteBroker", None),
+    "postgresql": ("faena.brokers.postgres", "PostgresBroker", "postgres"),
+    "postgres": ("faena.brokers.postgres", "PostgresBroker", "postgres"),
+    "redis": ("faena.brokers.redis", "RedisBroker", "redis"),
+    "rediss": ("faena.brokers.redis", "RedisBroker", "redis"),
+}
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get(ENV_VAR) or DEFAULT_BROKER_URL
+
+
+def open_broker(url: str | None = None, *, clock: Clock = SYSTEM_CLOCK) -> Broker:
+    """Build the broker a URL names (not yet set up: call ``setup()``)."""
+    url = resolve_url(url)
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme not in _BACKENDS:
+        raise BrokerURLError(
+            f"broker URL {url!r} has an unknown scheme {scheme!r}; use one of "
+            f"sqlite:///path/to/faena.db, postgresql://user@host/db, redis://host:6379/0 "
+            f"(or memory:// inside one process)"
+        )
+    module_name, class_name, extra = _BACKENDS[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"pip install 'faena[{extra}]'" if extra else "reinstall faena"
+        raise BrokerURLError(
+            f"broker URL {url!r} needs a driver that is not installed ({exc}); {hint}"
+        ) from exc
+    cls = getattr(module, class_name)
+    broker: Broker = cls.from_url(url, clock=clock)
+    return broker

@@ -1,0 +1,1 @@
+"""Pure core of faena: no I/O, no SQL, no sockets. Everything else imports this."""

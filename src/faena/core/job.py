@@ -1,0 +1,122 @@
+"""Job records as every broker returns them, and what enqueue asks for."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from faena.core.pools import DEFAULT_POOL
+from faena.core.states import JobState
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to enqueue. ``args_json``/``kwargs_json`` are already validated JSON text."""
+
+    task: str
+    queue: str
+    args_json: str = "[]"
+    kwargs_json: str = "{}"
+    id: str = field(default_factory=new_job_id)
+    priority: int = 0
+    pool: str = DEFAULT_POOL
+    pool_slots: int = 1
+    max_attempts: int = 4
+    timeout: float | None = None
+    run_at: float | None = None  # None: now
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job's stored record.
+
+    ``attempt`` counts claims and is the fencing token: it only ever grows. ``tries`` counts
+    attempts that were consumed: a release gives one back, a manual retry resets it.
+    """
+
+    id: str
+    task: str
+    queue: str
+    args_json: str
+    kwargs_json: str
+    state: JobState
+    priority: int
+    pool: str
+    pool_slots: int
+    attempt: int
+    tries: int
+    max_attempts: int
+    timeout: float | None
+    idempotency_key: str | None
+    enqueued_at: float
+    run_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    lease_expires_at: float | None = None
+    worker: str | None = None
+    result_json: str | None = None
+    error: ErrorInfo | None = None
+    cancel_requested: bool = False
+
+    @property
+    def args(self) -> list[Any]:
+        import json
+
+        value: list[Any] = json.loads(self.args_json)
+        return value
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        import json
+
+        value: dict[str, Any] = json.loads(self.kwargs_json)
+        return value
+
+    @property
+    def result(self) -> Any:
+        import json
+
+        return None if self.result_json is None else json.loads(self.result_json)
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's hold on one attempt of a job: what every fenced write names."""
+
+    job_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The end of one attempt, reported by a worker (fenced by ``attempt``).
+
+    ``state`` is ``succeeded``, ``failed`` (retry at ``retry_at``), ``dead`` or ``cancelled``.
+    """
+
+    job_id: str
+    attempt: int
+    state: JobState
+    result_json: str | None = None
+    error: ErrorInfo | None = None
+    retry_at: float | None = None
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.job_id, self.attempt)

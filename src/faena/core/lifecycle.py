@@ -1,0 +1,109 @@
+"""Pure state changes of one job record. The memory broker applies them directly; the SQL and
+Lua brokers implement the same rules in their own language, and the contract suite holds all of
+them to the same results."""
+
+from __future__ import annotations
+
+from faena.core.job import ErrorInfo, Job, NewJob, Outcome
+from faena.core.states import PENDING, JobState
+
+WORKER_LOST = "WorkerLost"
+
+
+def create(new: NewJob, now: float) -> Job:
+    run_at = now if new.run_at is None else new.run_at
+    return Job(
+        id=new.id,
+        task=new.task,
+        queue=new.queue,
+        args_json=new.args_json,
+        kwargs_json=new.kwargs_json,
+        state=JobState.SCHEDULED if run_at > now else JobState.QUEUED,
+        priority=new.priority,
+        pool=new.pool,
+        pool_slots=new.pool_slots,
+        attempt=0,
+        tries=0,
+        max_attempts=new.max_attempts,
+        timeout=new.timeout,
+        idempotency_key=new.idempotency_key,
+        enqueued_at=now,
+        run_at=run_at,
+    )
+
+
+def runnable(job: Job, now: float) -> bool:
+    return job.state in PENDING and job.run_at <= now
+
+
+def claim(job: Job, worker: str, now: float, lease_seconds: float) -> Job:
+    return job.evolve(
+        state=JobState.RUNNING,
+        attempt=job.attempt + 1,
+        tries=job.tries + 1,
+        worker=worker,
+        started_at=now,
+        lease_expires_at=now + lease_seconds,
+    )
+
+
+def holds(job: Job, job_id: str, attempt: int) -> bool:
+    """Whether a write for ``(job_id, attempt)`` may change ``job`` (the fence)."""
+    return job.id == job_id and job.attempt == attempt and job.state is JobState.RUNNING
+
+
+def finish(job: Job, outcome: Outcome, now: float) -> Job:
+    state = outcome.state
+    if state is JobState.FAILED:
+        return job.evolve(
+            state=JobState.FAILED,
+            error=outcome.error,
+            run_at=now if outcome.retry_at is None else outcome.retry_at,
+            lease_expires_at=None,
+            worker=None,
+        )
+    return job.evolve(
+        state=state,
+        result_json=outcome.result_json,
+        error=outcome.error if outcome.error is not None else job.error,
+        finished_at=now,
+        lease_expires_at=None,
+    )
+
+
+def release(job: Job) -> Job:
+    """Back in line at once with the attempt given back; ``run_at`` and order are kept."""
+    return job.evolve(
+        state=JobState.QUEUED, tries=max(job.tries - 1, 0), lease_expires_at=None, worker=None
+    )
+
+
+def expire(job: Job, now: float) -> Job:
+    """A lease ran out: the worker is presumed dead, and the attempt is counted."""
+    if job.cancel_requested:
+        return job.evolve(state=JobState.CANCELLED, finished_at=now, lease_expires_at=None)
+    if job.tries >= job.max_attempts:
+        return job.evolve(
+            state=JobState.DEAD,
+            finished_at=now,
+            lease_expires_at=None,
+            error=ErrorInfo(
+                WORKER_LOST,
+                f"worker {job.worker} stopped renewing its lease during attempt {job.attempt} "
+                f"of {job.max_attempts} (killed, out of memory, or lost its broker)",
+            ),
+        )
+    return job.evolve(state=JobState.QUEUED, lease_expires_at=None, worker=None)
+
+
+def manual_retry(job: Job, now: float) -> Job:
+    return job.evolve(
+        state=JobState.QUEUED,
+        tries=0,
+        run_at=now,
+        finished_at=None,
+        result_json=None,
+        cancel_requested=False,
+        lease_expires_at=None,
+        worker=None,
+    )

@@ -1,0 +1,63 @@
+"""Every error faena raises on purpose derives from :class:`FaenaError`.
+
+Each message says what happened, with the values involved, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class FaenaError(Exception):
+    """Root of faena's errors."""
+
+
+class ConfigError(FaenaError):
+    """A setting has a value faena cannot use."""
+
+
+class BrokerURLError(ConfigError):
+    """A broker URL is malformed or names an unknown scheme."""
+
+
+class BrokerError(FaenaError):
+    """The broker's store failed; the driver's error is the ``__cause__``."""
+
+
+class SchemaError(BrokerError):
+    """The store is not faena's, or was written by a newer faena."""
+
+
+class PayloadError(FaenaError):
+    """Job arguments or results are not JSON, or are too large."""
+
+
+class UnknownQueueError(FaenaError):
+    """A queue name is not acceptable."""
+
+
+class UnknownPoolError(FaenaError):
+    """A job names a pool the broker does not know."""
+
+
+class UnknownTaskError(FaenaError):
+    """A job names a task that is not registered in the app."""
+
+
+class JobNotFoundError(FaenaError):
+    """No job has the given id."""
+
+
+class InvalidTransitionError(FaenaError):
+    """An operation does not apply to a job in its current state."""
+
+
+class JobFailedError(FaenaError):
+    """``job.wait()`` found the job dead or cancelled."""
+
+    def __init__(self, message: str, *, error_type: str | None, error_message: str | None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message
+
+
+class WaitTimeoutError(FaenaError, TimeoutError):
+    """``job.wait()`` gave up before the job reached a terminal state."""
