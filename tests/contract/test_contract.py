@@ -411,3 +411,17 @@ def test_waker_turns_readable_on_enqueue(broker: Broker) -> None:
         waker.drain()
     finally:
         waker.close()
+
+
+def test_outcome_can_reset_the_attempt_budget(broker: Broker, clock: ManualClock) -> None:
+    broker.enqueue([new(max_attempts=1)])
+    [job] = claim(broker)
+    out = Outcome(
+        job.id, job.attempt, JobState.FAILED, error=ErrorInfo("E", "m"), retry_at=0, max_attempts=3
+    )
+    assert broker.finish([out]) == [True]
+    stored = broker.get(job.id)
+    assert stored is not None and stored.max_attempts == 3 and stored.state is JobState.FAILED
+    [again] = claim(broker)
+    clock.advance(LEASE + 1)
+    assert [r.new_state for r in broker.reap()] == [JobState.QUEUED]

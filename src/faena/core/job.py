@@ -116,6 +116,8 @@ class Outcome:
     result_json: str | None = None
     error: ErrorInfo | None = None
     retry_at: float | None = None
+    #: set the job's budget of attempts (Camunda's ``retries`` + attempts made); None: keep
+    max_attempts: int | None = None
 
     @property
     def lease(self) -> Lease:

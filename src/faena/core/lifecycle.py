@@ -54,6 +54,8 @@ def holds(job: Job, job_id: str, attempt: int) -> bool:
 
 def finish(job: Job, outcome: Outcome, now: float) -> Job:
     state = outcome.state
+    if outcome.max_attempts is not None:
+        job = job.evolve(max_attempts=outcome.max_attempts)
     if state is JobState.FAILED:
         return job.evolve(
             state=JobState.FAILED,
