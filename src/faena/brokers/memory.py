@@ -19,7 +19,7 @@ from faena.core import lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import Admission, Candidate, check_pools
-from faena.core.states import HOLDS_IDEMPOTENCY_KEY, PENDING, JobState
+from faena.core.states import HOLDS_IDEMPOTENCY_KEY, PENDING, TERMINAL, JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError, UnknownPoolError
 
 
@@ -312,6 +312,8 @@ class MemoryBroker:
         stats: dict[str, list[float]] = {}
         with self._lock:
             for job in self._jobs.values():
+                if job.state in TERMINAL:
+                    continue  # like the SQL brokers: only queues with live jobs
                 row = stats.setdefault(job.queue, [0, 0, 0, 0.0])
                 if lifecycle.runnable(job, now):
                     row[0] += 1

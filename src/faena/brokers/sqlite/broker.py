@@ -1,0 +1,421 @@
+"""SQLite broker: every claim is one ``BEGIN IMMEDIATE`` transaction, so claiming a job, its
+pool slots and a place under the parallelism cap is atomic across processes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.refusals import (
+    cancel_refused,
+    key_taken,
+    no_such_job,
+    retry_refused,
+    unknown_pool,
+)
+from faena.brokers.sqlite import queries as q
+from faena.brokers.sqlite.rows import COLUMNS, error_columns, to_job
+from faena.brokers.sqlite.store import Store
+from faena.brokers.sqlite.wake import Notifier, SocketWaker, wake_dir
+from faena.core import lifecycle
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candidate, check_pools
+from faena.core.states import PENDING, JobState
+from faena.errors import (
+    BrokerURLError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    UnknownPoolError,
+)
+
+_FETCH_ROUNDS = 8
+
+
+class SQLiteBroker:
+    kind = "sqlite"
+    shared_across_processes = True
+
+    def __init__(self, path: str, *, clock: Clock = SYSTEM_CLOCK, sync: str = "enqueue") -> None:
+        self.path = path
+        self._clock = clock
+        self._store = Store(path, sync=sync)
+        self._wake_dir = wake_dir(path)
+        self._notifier = Notifier(self._wake_dir)
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> SQLiteBroker:
+        parts = urlsplit(url)
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if parts.netloc or not path or path == ":memory:":
+            raise BrokerURLError(
+                f"SQLite broker URL {url!r} must name a file: sqlite:///relative/faena.db or "
+                f"sqlite:////absolute/faena.db (an in-memory SQLite database cannot be shared "
+                f"by workers; use memory:// inside one process)"
+            )
+        params = parse_qs(parts.query)
+        sync = params.get("sync", ["enqueue"])[0]
+        if sync not in ("enqueue", "full", "normal"):
+            raise BrokerURLError(
+                f"SQLite broker URL {url!r}: sync={sync!r} is not one of enqueue (default: "
+                f"enqueue fsyncs, worker writes do not), full (every commit fsyncs), normal "
+                f"(no fsync: a power cut may lose recent enqueues)"
+            )
+        return cls(path, clock=clock, sync=sync)
+
+    def setup(self) -> None:
+        self._store.migrate()
+        with self._store.write(durable=True) as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO faena_pools(name, size) VALUES (?, ?)",
+                (DEFAULT_POOL, DEFAULT_POOL_SLOTS),
+            )
+
+    def close(self) -> None:
+        self._store.close()
+        self._notifier.close()
+
+    def destroy(self) -> None:
+        self.close()
+
+    # configuration -------------------------------------------------------------------
+    def set_pools(self, pools: Mapping[str, int]) -> None:
+        checked = check_pools(pools)
+        if DEFAULT_POOL not in pools:
+            del checked[DEFAULT_POOL]
+        with self._store.write(durable=True) as conn:
+            conn.executemany(
+                "INSERT INTO faena_pools(name, size) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET size = excluded.size",
+                list(checked.items()),
+            )
+        self._notifier.notify()
+
+    def set_parallelism(self, limit: int | None) -> None:
+        with self._store.write(durable=True) as conn:
+            if limit is None:
+                conn.execute("DELETE FROM faena_settings WHERE key = 'parallelism'")
+            else:
+                conn.execute(
+                    "INSERT INTO faena_settings(key, value) VALUES ('parallelism', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (limit,),
+                )
+        self._notifier.notify()
+
+    def get_parallelism(self) -> int | None:
+        row = (
+            self._store.read()
+            .execute("SELECT value FROM faena_settings WHERE key = 'parallelism'")
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    # producers -----------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        now = self._clock.now()
+        out: list[Job] = []
+        with self._store.write(durable=True) as conn:
+            pools = {r[0] for r in conn.execute("SELECT name FROM faena_pools")}
+            for new in jobs:
+                if new.pool not in pools:
+                    raise UnknownPoolError(unknown_pool(new.pool, pools))
+            plain: list[tuple[object, ...]] = []
+            by_key: dict[str, Job] = {}
+            for new in jobs:
+                key = new.idempotency_key
+                if key is not None:
+                    held = by_key.get(key) or self._key_holder(conn, key)
+                    if held is not None:
+                        out.append(held)
+                        continue
+                job = lifecycle.create(new, now)
+                if key is not None:
+                    by_key[key] = job
+                    if plain:  # keep enqueue order: flush before the keyed insert
+                        conn.executemany(q.INSERT, plain)
+                        plain = []
+                    conn.execute(q.INSERT, q.insert_row(job))
+                else:
+                    plain.append(q.insert_row(job))
+                out.append(job)
+            if plain:
+                conn.executemany(q.INSERT, plain)
+        self._notifier.notify()
+        return out
+
+    @staticmethod
+    def _key_holder(conn: sqlite3.Connection, key: str) -> Job | None:
+        row = conn.execute(q.KEY_HOLDER, (key,)).fetchone()
+        return None if row is None else to_job(row)
+
+    # workers -------------------------------------------------------------------------
+    def claim(
+        self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> ClaimResult:
+        with self._store.write() as conn:
+            now = self._clock.now()
+            reaped = self._reap(conn, now)
+            jobs = self._claim(conn, worker, queues, limit, lease_seconds, now)
+        if any(r.new_state is JobState.QUEUED for r in reaped):
+            self._notifier.notify()
+        return ClaimResult(jobs, reaped)
+
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        now: float,
+    ) -> list[Job]:
+        if limit <= 0 or not queues:
+            return []
+        admission = self._admission(conn, now, limit)
+        fetch = limit + 16
+        sql = q.candidates(len(queues))
+        after: tuple[int, int] = (2**62, -1)
+        chosen: list[Job] = []
+        for _ in range(_FETCH_ROUNDS):
+            rows = conn.execute(sql, (*queues, now, after[0], after[0], after[1], fetch)).fetchall()
+            if not rows:
+                break
+            by_id = {r[0]: r for r in rows}
+            picked = admission.admit(Candidate(r[0], r[7], r[8]) for r in rows)
+            chosen.extend(
+                lifecycle.claim(to_job(by_id[i]), worker, now, lease_seconds) for i in picked
+            )
+            admission.limit -= len(picked)
+            last = rows[-1]
+            after = (last[6], last[25])
+            if admission.limit <= 0 or len(rows) < fetch or admission.parallelism_free == 0:
+                break
+        if chosen:
+            conn.executemany(
+                q.CLAIM,
+                [(worker, now, j.lease_expires_at, j.id) for j in chosen],
+            )
+        return chosen
+
+    @staticmethod
+    def _admission(conn: sqlite3.Connection, now: float, limit: int) -> Admission:
+        sizes: dict[str, int] = {}
+        used: dict[str, int] = {}
+        running = 0
+        parallelism: int | None = None
+        for kind, name, a, b in conn.execute(q.CAPACITY, (now,)):
+            if kind == "p":
+                sizes[name] = a
+            elif kind == "s":
+                parallelism = a
+            else:
+                used[name] = a
+                running += b
+        free = {name: size - used.get(name, 0) for name, size in sizes.items()}
+        par = None if parallelism is None else parallelism - running
+        return Admission(free, par, limit)
+
+    def heartbeat(
+        self, worker: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> HeartbeatResult:
+        lost: set[str] = set()
+        cancel: set[str] = set()
+        with self._store.write() as conn:
+            until = self._clock.now() + lease_seconds
+            for lease in leases:
+                row = conn.execute(q.HEARTBEAT, (until, lease.job_id, lease.attempt)).fetchone()
+                if row is None:
+                    lost.add(lease.job_id)
+                elif row[0]:
+                    cancel.add(lease.job_id)
+        return HeartbeatResult(frozenset(lost), frozenset(cancel))
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        with self._store.write() as conn:
+            done = self._finish(conn, outcomes, self._clock.now())
+        if any(o.state is JobState.FAILED for o in outcomes):
+            self._notifier.notify()
+        return done
+
+    @staticmethod
+    def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        done = []
+        for o in outcomes:
+            etype, emsg, etb = error_columns(o.error)
+            if o.state is JobState.FAILED:
+                run_at = now if o.retry_at is None else o.retry_at
+                cur = conn.execute(
+                    q.FINISH_FAILED, (etype, emsg, etb, run_at, o.max_attempts, o.job_id, o.attempt)
+                )
+            else:
+                cur = conn.execute(
+                    q.FINISH_FINAL,
+                    (
+                        o.state.value,
+                        o.result_json,
+                        etype,
+                        etype,
+                        emsg,
+                        etype,
+                        etb,
+                        now,
+                        o.max_attempts,
+                        o.job_id,
+                        o.attempt,
+                    ),
+                )
+            done.append(cur.rowcount == 1)
+        return done
+
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[bool], ClaimResult]:
+        with self._store.write() as conn:
+            now = self._clock.now()
+            done = self._finish(conn, outcomes, now)
+            reaped = self._reap(conn, now)
+            jobs = self._claim(conn, worker, queues, limit, lease_seconds, now)
+        if any(o.state is JobState.FAILED for o in outcomes) or reaped:
+            self._notifier.notify()
+        return done, ClaimResult(jobs, reaped)
+
+    def release(self, leases: Sequence[Lease]) -> list[bool]:
+        with self._store.write() as conn:
+            done = [conn.execute(q.RELEASE, (lz.job_id, lz.attempt)).rowcount == 1 for lz in leases]
+        self._notifier.notify()
+        return done
+
+    def reap(self) -> list[Reaped]:
+        with self._store.write() as conn:
+            reaped = self._reap(conn, self._clock.now())
+        if reaped:
+            self._notifier.notify()
+        return reaped
+
+    @staticmethod
+    def _reap(conn: sqlite3.Connection, now: float) -> list[Reaped]:
+        rows = conn.execute(q.EXPIRED, (now,)).fetchall()
+        reaped = []
+        for row in rows:
+            job = lifecycle.expire(to_job(row), now)
+            etype, emsg, etb = error_columns(job.error)
+            conn.execute(
+                q.SAVE_EXPIRED,
+                (job.state.value, job.finished_at, job.worker, etype, emsg, etb, job.id),
+            )
+            reaped.append(Reaped(job, job.state))
+        return reaped
+
+    def waker(self, queues: Sequence[str]) -> SocketWaker:
+        return SocketWaker(self._wake_dir)
+
+    def next_run_at(self, queues: Sequence[str]) -> float | None:
+        if not queues:
+            return None
+        row = self._store.read().execute(q.next_run_at(len(queues)), tuple(queues)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    # operators -----------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        row = (
+            self._store.read()
+            .execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE id = ?", (job_id,))
+            .fetchone()
+        )
+        return None if row is None else to_job(row)
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        where, args = [], []
+        for column, value in (("state", state), ("queue", queue), ("task", task)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(str(value))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = (
+            self._store.read()
+            .execute(
+                f"SELECT {COLUMNS} FROM faena_jobs {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            )
+            .fetchall()
+        )
+        return [to_job(r) for r in rows]
+
+    def retry(self, job_id: str) -> Job:
+        with self._store.write(durable=True) as conn:
+            job = self._require(conn, job_id)
+            if job.state not in (JobState.DEAD, JobState.CANCELLED):
+                raise InvalidTransitionError(retry_refused(job))
+            if job.idempotency_key is not None:
+                holder = self._key_holder(conn, job.idempotency_key)
+                if holder is not None and holder.id != job.id:
+                    raise InvalidTransitionError(key_taken(job, holder.id))
+            new = lifecycle.manual_retry(job, self._clock.now())
+            conn.execute(q.MANUAL_RETRY, (new.run_at, job_id))
+        self._notifier.notify()
+        return new
+
+    def cancel(self, job_id: str) -> Job:
+        with self._store.write(durable=True) as conn:
+            job = self._require(conn, job_id)
+            if job.state in PENDING:
+                new = job.evolve(state=JobState.CANCELLED, finished_at=self._clock.now())
+                conn.execute(
+                    "UPDATE faena_jobs SET state = 'cancelled', finished_at = ? WHERE id = ?",
+                    (new.finished_at, job_id),
+                )
+            elif job.state is JobState.RUNNING:
+                new = job.evolve(cancel_requested=True)
+                conn.execute("UPDATE faena_jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            else:
+                raise InvalidTransitionError(cancel_refused(job))
+        return new
+
+    @staticmethod
+    def _require(conn: sqlite3.Connection, job_id: str) -> Job:
+        row = conn.execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(no_such_job(job_id))
+        return to_job(row)
+
+    def queue_stats(self) -> list[QueueStat]:
+        now = self._clock.now()
+        rows = self._store.read().execute(q.QUEUE_STATS, {"now": now}).fetchall()
+        return [QueueStat(r[0], r[1], r[2], r[3], float(r[4] or 0.0)) for r in rows]
+
+    def pool_stats(self) -> list[PoolStat]:
+        rows = self._store.read().execute(q.POOL_STATS, (self._clock.now(),)).fetchall()
+        return [PoolStat(r[0], r[1], r[2]) for r in rows]
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        rows = (
+            self._store.read()
+            .execute("SELECT queue, state, COUNT(*) FROM faena_jobs GROUP BY queue, state")
+            .fetchall()
+        )
+        return {(r[0], JobState(r[1])): r[2] for r in rows}
+
+    def prune(self, older_than: float) -> int:
+        with self._store.write() as conn:
+            cur = conn.execute(
+                "DELETE FROM faena_jobs WHERE finished_at < ? "
+                "AND state IN ('succeeded', 'dead', 'cancelled')",
+                (older_than,),
+            )
+            return cur.rowcount

@@ -1,0 +1,125 @@
+"""SQL of the SQLite broker (statements too small to earn a .sql file each)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from faena.brokers.sqlite.rows import COLUMNS
+from faena.core.job import Job
+
+_PENDING = "('scheduled', 'queued', 'failed')"
+_HOLDS_KEY = "('scheduled', 'queued', 'running', 'succeeded', 'failed')"
+
+INSERT = (
+    "INSERT INTO faena_jobs (id, task, queue, args, kwargs, state, priority, pool, pool_slots, "
+    "attempt, tries, max_attempts, timeout, idempotency_key, enqueued_at, run_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)"
+)
+
+
+def insert_row(job: Job) -> tuple[object, ...]:
+    return (
+        job.id,
+        job.task,
+        job.queue,
+        job.args_json,
+        job.kwargs_json,
+        job.state.value,
+        job.priority,
+        job.pool,
+        job.pool_slots,
+        job.max_attempts,
+        job.timeout,
+        job.idempotency_key,
+        job.enqueued_at,
+        job.run_at,
+    )
+
+
+KEY_HOLDER = f"SELECT {COLUMNS} FROM faena_jobs WHERE idempotency_key = ? AND state IN {_HOLDS_KEY}"
+
+# capacity at the start of a claim: pool sizes, the parallelism cap, slots held by live leases
+CAPACITY = (
+    "SELECT 'p', name, size, 0 FROM faena_pools "
+    "UNION ALL SELECT 's', key, value, 0 FROM faena_settings WHERE key = 'parallelism' "
+    "UNION ALL SELECT 'u', pool, SUM(pool_slots), COUNT(*) FROM faena_jobs "
+    "WHERE state = 'running' AND lease_expires_at > ? GROUP BY pool"
+)
+
+
+@cache
+def candidates(n_queues: int) -> str:
+    marks = ", ".join("?" * n_queues)
+    return (
+        f"SELECT {COLUMNS} FROM faena_jobs "
+        f"WHERE state IN {_PENDING} AND queue IN ({marks}) AND run_at <= ? "
+        f"AND (priority < ? OR (priority = ? AND seq > ?)) "
+        f"ORDER BY priority DESC, seq LIMIT ?"
+    )
+
+
+@cache
+def next_run_at(n_queues: int) -> str:
+    marks = ", ".join("?" * n_queues)
+    return f"SELECT MIN(run_at) FROM faena_jobs WHERE state IN {_PENDING} AND queue IN ({marks})"
+
+
+CLAIM = (
+    "UPDATE faena_jobs SET state = 'running', attempt = attempt + 1, tries = tries + 1, "
+    "worker = ?, started_at = ?, lease_expires_at = ? WHERE id = ?"
+)
+
+_FENCE = "WHERE id = ? AND attempt = ? AND state = 'running'"
+
+HEARTBEAT = f"UPDATE faena_jobs SET lease_expires_at = ? {_FENCE} RETURNING cancel_requested"
+
+FINISH_FAILED = (
+    "UPDATE faena_jobs SET state = 'failed', error_type = ?, error_message = ?, "
+    "error_traceback = ?, run_at = ?, lease_expires_at = NULL, worker = NULL, "
+    f"max_attempts = COALESCE(?, max_attempts) {_FENCE}"
+)
+
+# a final outcome without an error keeps the error of an earlier attempt
+FINISH_FINAL = (
+    "UPDATE faena_jobs SET state = ?, result = ?, "
+    "error_type = COALESCE(?, error_type), "
+    "error_message = CASE WHEN ? IS NULL THEN error_message ELSE ? END, "
+    "error_traceback = CASE WHEN ? IS NULL THEN error_traceback ELSE ? END, "
+    "finished_at = ?, lease_expires_at = NULL, "
+    f"max_attempts = COALESCE(?, max_attempts) {_FENCE}"
+)
+
+RELEASE = (
+    "UPDATE faena_jobs SET state = 'queued', tries = MAX(tries - 1, 0), "
+    f"lease_expires_at = NULL, worker = NULL {_FENCE}"
+)
+
+EXPIRED = f"SELECT {COLUMNS} FROM faena_jobs WHERE state = 'running' AND lease_expires_at <= ?"
+
+SAVE_EXPIRED = (
+    "UPDATE faena_jobs SET state = ?, finished_at = ?, worker = ?, lease_expires_at = NULL, "
+    "error_type = COALESCE(?, error_type), error_message = COALESCE(?, error_message), "
+    "error_traceback = COALESCE(?, error_traceback) WHERE id = ?"
+)
+
+MANUAL_RETRY = (
+    "UPDATE faena_jobs SET state = 'queued', tries = 0, run_at = ?, finished_at = NULL, "
+    "result = NULL, cancel_requested = 0, lease_expires_at = NULL, worker = NULL WHERE id = ?"
+)
+
+QUEUE_STATS = (
+    f"SELECT queue, "
+    f"SUM(state IN {_PENDING} AND run_at <= :now), "
+    f"SUM(state IN {_PENDING} AND run_at > :now), "
+    f"SUM(state = 'running'), "
+    f"MAX(CASE WHEN state IN {_PENDING} AND run_at <= :now THEN :now - run_at END) "
+    f"FROM faena_jobs WHERE state IN ('scheduled', 'queued', 'failed', 'running') "
+    f"GROUP BY queue ORDER BY queue"
+)
+
+POOL_STATS = (
+    "SELECT p.name, p.size, COALESCE(u.used, 0) FROM faena_pools p LEFT JOIN ("
+    "  SELECT pool, SUM(pool_slots) AS used FROM faena_jobs "
+    "  WHERE state = 'running' AND lease_expires_at > ? GROUP BY pool"
+    ") u ON u.pool = p.name ORDER BY p.name"
+)

@@ -1,0 +1,160 @@
+"""SQLite connections, pragmas and migrations for the SQLite broker."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from importlib import resources
+from pathlib import Path
+
+from faena.errors import BrokerError, SchemaError
+
+APP_MARKER = "faena"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("faena.brokers.sqlite") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            found.append((int(name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+SCHEMA_VERSION = max(v for v, _ in migrations())
+
+
+class Store:
+    """Thread-local connections to one database file.
+
+    ``durable`` connections commit with ``synchronous=FULL`` (fsync of the WAL at every commit);
+    ``fast`` ones with ``synchronous=NORMAL``. In WAL mode a FULL commit makes every earlier
+    commit durable too, so a job is on disk when ``enqueue`` returns, while a power cut can at
+    worst undo the last claims and completions, which then run again (at-least-once).
+    """
+
+    def __init__(self, path: str, *, sync: str = "enqueue") -> None:
+        if sync not in ("enqueue", "full", "normal"):
+            raise ValueError(f"sync must be enqueue, full or normal, got {sync!r}")
+        self.path = path
+        self.sync = sync
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+
+    def _open(self, synchronous: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise SchemaError(
+                f"{self.path} is not an SQLite database faena can open ({exc}); point the broker "
+                f"URL at a new file (sqlite:///path/to/faena.db) or at a faena database"
+            ) from exc
+        except sqlite3.Error as exc:
+            raise BrokerError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def conn(self, durable: bool) -> sqlite3.Connection:
+        name = "durable" if durable else "fast"
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
+        if conn is None:
+            if self.sync == "full":
+                level = "FULL"
+            elif self.sync == "normal":
+                level = "NORMAL"
+            else:
+                level = "FULL" if durable else "NORMAL"
+            conn = self._open(level)
+            setattr(self._local, name, conn)
+        return conn
+
+    @contextmanager
+    def write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``: takes the write lock up front)."""
+        conn = self.conn(durable)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise BrokerError(f"SQLite {self.path}: cannot start a transaction: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise BrokerError(f"SQLite {self.path}: commit failed: {exc}") from exc
+
+    def read(self) -> sqlite3.Connection:
+        return self.conn(False)
+
+    def migrate(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self.write(durable=True) as conn:
+            current = self._version(conn)
+            if current > SCHEMA_VERSION:
+                raise SchemaError(
+                    f"{self.path} has faena schema version {current}, but this faena knows "
+                    f"versions up to {SCHEMA_VERSION}; upgrade faena (pip install -U faena) "
+                    f"on this machine, or use another database file"
+                )
+            for version, sql in migrations():
+                if version <= current:
+                    continue
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO faena_meta(key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(version),),
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO faena_meta(key, value) VALUES ('app', ?)",
+                    (APP_MARKER,),
+                )
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "faena_meta" not in tables:
+            foreign = sorted(t for t in tables if not t.startswith("sqlite_"))
+            if foreign:
+                raise SchemaError(
+                    f"{self.path} is an SQLite database but not faena's (it has tables "
+                    f"{', '.join(foreign[:5])}); faena will not write into it. Point the broker "
+                    f"URL at a new file such as sqlite:///faena.db"
+                )
+            return 0
+        meta = dict(conn.execute("SELECT key, value FROM faena_meta").fetchall())
+        if meta.get("app") != APP_MARKER:
+            raise SchemaError(f"{self.path} has a faena_meta table that faena did not write")
+        return int(meta.get("schema_version", "0"))
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
