@@ -143,7 +143,7 @@ class MemoryBroker:
                 job = lifecycle.claim(self._jobs[job_id], worker, now, lease_seconds)
                 self._jobs[job_id] = job
                 claimed.append(job)
-        return ClaimResult(claimed, reaped)
+        return ClaimResult(claimed, reaped, admission.blocked)
 
     def _admission(self, now: float, limit: int) -> Admission:
         used: dict[str, int] = {}

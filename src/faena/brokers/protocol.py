@@ -42,6 +42,9 @@ class Reaped:
 class ClaimResult:
     jobs: list[Job] = field(default_factory=list)
     reaped: list[Reaped] = field(default_factory=list)
+    #: runnable jobs were left because a pool or the parallelism cap was full: capacity may
+    #: come back without a wake-up, so the worker polls briefly instead of sleeping long
+    saturated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

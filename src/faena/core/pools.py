@@ -49,6 +49,8 @@ class Admission:
     pool_free: dict[str, int]
     parallelism_free: int | None  # None: no global cap
     limit: int
+    #: a runnable job was left waiting because its pool or the parallelism cap was full
+    blocked: bool = False
 
     def admit(self, candidates: Iterable[Candidate]) -> list[str]:
         """Pick jobs in order; a job whose pool is full is skipped, not waited for.
@@ -61,9 +63,11 @@ class Admission:
             if len(chosen) >= self.limit:
                 break
             if self.parallelism_free is not None and self.parallelism_free <= 0:
+                self.blocked = True
                 break
             free = self.pool_free.get(cand.pool, 0)
             if cand.pool_slots > free:
+                self.blocked = True
                 continue
             self.pool_free[cand.pool] = free - cand.pool_slots
             if self.parallelism_free is not None:

@@ -158,10 +158,10 @@ class SQLiteBroker:
         with self._store.write() as conn:
             now = self._clock.now()
             reaped = self._reap(conn, now)
-            jobs = self._claim(conn, worker, queues, limit, lease_seconds, now)
+            jobs, blocked = self._claim(conn, worker, queues, limit, lease_seconds, now)
         if any(r.new_state is JobState.QUEUED for r in reaped):
             self._notifier.notify()
-        return ClaimResult(jobs, reaped)
+        return ClaimResult(jobs, reaped, blocked)
 
     def _claim(
         self,
@@ -171,9 +171,9 @@ class SQLiteBroker:
         limit: int,
         lease_seconds: float,
         now: float,
-    ) -> list[Job]:
+    ) -> tuple[list[Job], bool]:
         if limit <= 0 or not queues:
-            return []
+            return [], False
         admission = self._admission(conn, now, limit)
         fetch = limit + 16
         sql = q.candidates(len(queues))
@@ -198,7 +198,7 @@ class SQLiteBroker:
                 q.CLAIM,
                 [(worker, now, j.lease_expires_at, j.id) for j in chosen],
             )
-        return chosen
+        return chosen, admission.blocked
 
     @staticmethod
     def _admission(conn: sqlite3.Connection, now: float, limit: int) -> Admission:
@@ -282,10 +282,10 @@ class SQLiteBroker:
             now = self._clock.now()
             done = self._finish(conn, outcomes, now)
             reaped = self._reap(conn, now)
-            jobs = self._claim(conn, worker, queues, limit, lease_seconds, now)
+            jobs, blocked = self._claim(conn, worker, queues, limit, lease_seconds, now)
         if any(o.state is JobState.FAILED for o in outcomes) or reaped:
             self._notifier.notify()
-        return done, ClaimResult(jobs, reaped)
+        return done, ClaimResult(jobs, reaped, blocked)
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         with self._store.write() as conn:

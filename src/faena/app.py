@@ -1,0 +1,281 @@
+"""The application object: task registry, broker connection, producer API."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from faena.brokers.protocol import Broker
+from faena.brokers.url import open_broker, resolve_url
+from faena.core import payload
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.core.events import JOB_ENQUEUED, Event, EventBus
+from faena.core.job import NewJob
+from faena.core.lease import DEFAULT_LEASE_SECONDS, check_lease
+from faena.core.options import DEFAULT_QUEUE, Isolation, TaskOptions, normalize_retry_on
+from faena.core.pools import DEFAULT_POOL, check_name, check_pools
+from faena.core.retry import RetryPolicy
+from faena.core.states import JobState
+from faena.errors import ConfigError, UnknownTaskError
+from faena.task import JobHandle, Task
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """Tasks, pools and a broker::
+
+        app = faena.App(broker="sqlite:///faena.db", pools={"etl_pool": 24}, parallelism=64)
+
+    The broker is opened (and its schema created or migrated, pools and parallelism applied)
+    on first use. Pools declared here are created or resized then: the code is the source of
+    truth, ``faena pools set`` adjusts sizes until the next start.
+    """
+
+    def __init__(
+        self,
+        broker: str | Broker | None = None,
+        *,
+        pools: Mapping[str, int] | None = None,
+        parallelism: int | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        max_payload_bytes: int = payload.DEFAULT_MAX_PAYLOAD_BYTES,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.pools = check_pools(pools or {})
+        if parallelism is not None and parallelism < 1:
+            raise ConfigError(f"parallelism must be >= 1 (or None for no cap), got {parallelism}")
+        self.parallelism = parallelism
+        self.lease_seconds = check_lease(lease_seconds)
+        self.max_payload_bytes = max_payload_bytes
+        self.clock = clock
+        self.events = EventBus()
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.import_path: str | None = None  # "module:attr", set by the CLI
+        self._broker_arg = broker
+        self._broker: Broker | None = None
+        self._lock = threading.Lock()
+
+    # broker ------------------------------------------------------------------------
+    @property
+    def broker_url(self) -> str:
+        if isinstance(self._broker_arg, str) or self._broker_arg is None:
+            return resolve_url(self._broker_arg)
+        return f"{self._broker_arg.kind}://"
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            with self._lock:
+                if self._broker is None:
+                    self._broker = self._open()
+        return self._broker
+
+    def _open(self) -> Broker:
+        if self._broker_arg is None or isinstance(self._broker_arg, str):
+            broker = open_broker(self._broker_arg, clock=self.clock)
+        else:
+            broker = self._broker_arg
+        broker.setup()
+        broker.set_pools(self.pools)
+        broker.set_parallelism(self.parallelism)
+        return broker
+
+    def use_broker(self, broker: str | Broker) -> None:
+        """Point the app at another broker (the CLI's ``--broker``) before first use."""
+        if self._broker is not None:
+            self._broker.close()
+            self._broker = None
+        self._broker_arg = broker
+
+    def close(self) -> None:
+        if self._broker is not None:
+            self._broker.close()
+            self._broker = None
+
+    # tasks -------------------------------------------------------------------------
+    @overload
+    def task(self, fn: F) -> Task[Any, Any]: ...
+
+    @overload
+    def task(self, fn: None = None, **options: Any) -> Callable[[F], Task[Any, Any]]: ...
+
+    def task(self, fn: Any = None, **options: Any) -> Any:
+        """Register a task: ``@app.task`` or ``@app.task(queue="etl", pool="etl_pool", ...)``.
+
+        Options: ``name``, ``queue``, ``pool``, ``pool_slots``, ``priority``, ``retries``,
+        ``retry_on``, ``timeout`` (seconds), ``isolation`` (``async``/``thread``/``process``),
+        ``backoff_base``, ``backoff_cap`` (seconds).
+        """
+
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
+            opts = self._task_options(f, options)
+            if opts.name in self.tasks:
+                raise ConfigError(
+                    f"task name {opts.name!r} is registered twice; give one of them "
+                    f"@app.task(name='...')"
+                )
+            task: Task[Any, Any] = Task(self, f, opts)
+            self.tasks[opts.name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def _task_options(self, fn: Callable[..., Any], options: dict[str, Any]) -> TaskOptions:
+        known = {
+            "name",
+            "queue",
+            "pool",
+            "pool_slots",
+            "priority",
+            "retries",
+            "retry_on",
+            "timeout",
+            "isolation",
+            "backoff_base",
+            "backoff_cap",
+        }
+        unknown = set(options) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown task option(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        name = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
+        isolation = options.get("isolation")
+        iso = Isolation(isolation) if isolation is not None else None
+        try:
+            retry = RetryPolicy(
+                retries=options.get("retries", 3),
+                backoff_base=options.get("backoff_base", 1.0),
+                backoff_cap=options.get("backoff_cap", 300.0),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"task {name}: {exc}") from None
+        return TaskOptions(
+            name=name,
+            queue=options.get("queue", DEFAULT_QUEUE),
+            pool=options.get("pool", DEFAULT_POOL),
+            pool_slots=options.get("pool_slots", 1),
+            priority=options.get("priority", 0),
+            timeout=options.get("timeout"),
+            isolation=iso,
+            retry=retry,
+            retry_on=normalize_retry_on(options.get("retry_on")),
+        )
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        task = self.tasks.get(name)
+        if task is None:
+            where = self.import_path or "your app module"
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise UnknownTaskError(
+                f"task {name!r} is not registered in {where} (registered: {known}); define it "
+                f"with @app.task(name={name!r}) in a module the worker imports"
+            )
+        return task
+
+    # producers ---------------------------------------------------------------------
+    def _new_job(
+        self,
+        task_name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        options: Mapping[str, Any],
+    ) -> NewJob:
+        task = self.tasks.get(task_name)
+        opts = task.options if task is not None else None
+        args_list, kwargs_dict = payload.check_args(args, kwargs if kwargs is not None else {})
+        limit = self.max_payload_bytes
+        queue = options.get("queue") or (opts.queue if opts else DEFAULT_QUEUE)
+        check_name("queue", queue)
+        run_at = options.get("run_at")
+        delay = options.get("delay")
+        if delay is not None:
+            if delay < 0:
+                raise ConfigError(f"delay must be >= 0 seconds, got {delay}")
+            run_at = self.clock.now() + delay
+        retries = options.get("retries", opts.retry.retries if opts else 3)
+        return NewJob(
+            task=task_name,
+            queue=queue,
+            args_json=payload.encode("args", args_list, limit),
+            kwargs_json=payload.encode("kwargs", kwargs_dict, limit),
+            priority=int(options.get("priority", opts.priority if opts else 0)),
+            pool=options.get("pool", opts.pool if opts else DEFAULT_POOL),
+            pool_slots=int(options.get("pool_slots", opts.pool_slots if opts else 1)),
+            max_attempts=int(retries) + 1,
+            timeout=options.get("timeout", opts.timeout if opts else None),
+            run_at=run_at,
+            idempotency_key=options.get("idempotency_key"),
+        )
+
+    def enqueue(
+        self,
+        task_name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        """Enqueue a job of a task by name. The task need not be registered here (a producer
+        may not import the worker's code); options then default to queue ``default``."""
+        [handle] = self._enqueue([self._new_job(task_name, args, kwargs, options)])
+        return handle
+
+    async def enqueue_async(
+        self,
+        task_name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        return await asyncio.to_thread(self.enqueue, task_name, args, kwargs, **options)
+
+    def enqueue_many(
+        self,
+        task_name: str,
+        calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
+        **options: Any,
+    ) -> list[JobHandle]:
+        """Enqueue many jobs of one task in one atomic broker call."""
+        return self._enqueue([self._new_job(task_name, a, k, options) for a, k in calls])
+
+    def _enqueue(self, new_jobs: list[NewJob]) -> list[JobHandle]:
+        jobs = self.broker.enqueue(new_jobs)
+        now = self.clock.now()
+        for job in jobs:
+            self.events.publish(
+                Event(
+                    JOB_ENQUEUED,
+                    now,
+                    {
+                        "job_id": job.id,
+                        "task": job.task,
+                        "queue": job.queue,
+                        "pool": job.pool,
+                        "status": job.state.value,
+                    },
+                )
+            )
+        return [JobHandle(self, job) for job in jobs]
+
+    # operators ---------------------------------------------------------------------
+    def job(self, job_id: str) -> JobHandle:
+        found = self.broker.get(job_id)
+        if found is None:
+            from faena.brokers.refusals import no_such_job
+            from faena.errors import JobNotFoundError
+
+            raise JobNotFoundError(no_such_job(job_id))
+        return JobHandle(self, found)
+
+    def jobs(self, state: JobState | str | None = None, **filters: Any) -> list[JobHandle]:
+        st = JobState(state) if state is not None else None
+        return [JobHandle(self, j) for j in self.broker.list_jobs(state=st, **filters)]
+
+    def retry(self, job_id: str) -> JobHandle:
+        return JobHandle(self, self.broker.retry(job_id))
+
+    def cancel(self, job_id: str) -> JobHandle:
+        return JobHandle(self, self.broker.cancel(job_id))

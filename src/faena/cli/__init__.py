@@ -1,0 +1,1 @@
+"""The ``faena`` command line: a thin shell over the library."""

@@ -1,0 +1,126 @@
+"""Structured logs: one JSON object per line (or a console line on a terminal).
+
+Every line has ``timestamp``, ``level``, ``logger``, ``event`` (a stable name) and ``message``,
+plus the job's fields where known (``job_id``, ``task``, ``queue``, ``pool``, ``attempt``,
+``status``, ``duration_ms``, ``worker``, ``error_type``, ``error_message``...), so LogQL such as
+``| json | status="failed"`` or ``| json | queue="etl_pool"`` selects the right lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from faena.core import events as ev
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_LEVELS = {
+    ev.JOB_FAILED: logging.WARNING,
+    ev.JOB_TIMEOUT: logging.WARNING,
+    ev.JOB_LEASE_LOST: logging.WARNING,
+    ev.LEASE_EXPIRED: logging.WARNING,
+    ev.JOB_DEAD: logging.ERROR,
+    ev.WORKER_ERROR: logging.ERROR,
+    ev.JOB_CLAIMED: logging.DEBUG,
+    ev.JOB_ENQUEUED: logging.DEBUG,
+}
+_MESSAGES = {
+    ev.JOB_ENQUEUED: "job enqueued",
+    ev.JOB_CLAIMED: "job started",
+    ev.JOB_SUCCEEDED: "job succeeded",
+    ev.JOB_FAILED: "job failed",
+    ev.JOB_TIMEOUT: "job timed out",
+    ev.JOB_DEAD: "job is dead: no attempts left",
+    ev.JOB_RELEASED: "job released at shutdown; it runs again elsewhere",
+    ev.JOB_CANCELLED: "job cancelled",
+    ev.JOB_LEASE_LOST: "job's lease was lost; its result was not recorded",
+    ev.LEASE_EXPIRED: "lease expired: the job's worker is presumed dead",
+    ev.WORKER_STARTED: "worker started",
+    ev.WORKER_STOPPING: "worker stopping: no new jobs, draining",
+    ev.WORKER_STOPPED: "worker stopped",
+    ev.WORKER_ERROR: "worker error",
+}
+_event_log = logging.getLogger("faena.jobs")
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": getattr(record, "event", None) or "log",
+            "message": record.getMessage(),
+        }
+        for key, value in _fields(record).items():
+            line.setdefault(key, value)
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    _KEYS = (
+        "task",
+        "job_id",
+        "queue",
+        "status",
+        "attempt",
+        "duration_ms",
+        "error_type",
+        "error_message",
+    )
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        fields = _fields(record)
+        extra = " ".join(f"{k}={fields[k]}" for k in self._KEYS if k in fields)
+        event = getattr(record, "event", "")
+        return f"{when} {record.levelname:<7} {event:<16} {record.getMessage()}  {extra}".rstrip()
+
+
+def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send faena's logs to ``stream`` (stdout) as JSON lines or console lines."""
+    stream = stream or sys.stdout
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    if fmt not in ("json", "console"):
+        raise ValueError(f"log format must be auto, json or console, got {fmt!r}")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    root = logging.getLogger("faena")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def log_event(event: ev.Event) -> None:
+    level = _LEVELS.get(event.name, logging.INFO)
+    if not _event_log.isEnabledFor(level):
+        return
+    fields = dict(event.fields)
+    if level < logging.ERROR:
+        fields.pop("traceback", None)
+    if "job_id" in fields:
+        fields.setdefault("task_id", fields["job_id"])  # the seed's name for the same id
+    message = _MESSAGES.get(event.name, event.name)
+    _event_log.log(level, message, extra={"event": event.name, **fields})
+
+
+def attach_event_logging(bus: ev.EventBus) -> None:
+    """Log every event of ``bus`` once (idempotent)."""
+    if getattr(bus, "_faena_logging", False):
+        return
+    bus.subscribe(None, log_event)
+    bus._faena_logging = True  # type: ignore[attr-defined]

@@ -1,0 +1,69 @@
+"""The heartbeat: renews leases from its own thread, independent of the jobs' code.
+
+It also reaps leases that other (dead) workers let expire, and passes on cancel requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from faena.brokers.protocol import Broker, HeartbeatResult, Reaped
+from faena.core.job import Lease
+from faena.core.lease import heartbeat_interval
+
+_log = logging.getLogger("faena.worker")
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        broker: Broker,
+        worker: str,
+        lease_seconds: float,
+        leases: Callable[[], list[Lease]],
+        on_result: Callable[[HeartbeatResult], None],
+        on_reaped: Callable[[list[Reaped]], None],
+    ) -> None:
+        self._broker = broker
+        self._worker = worker
+        self._lease_seconds = lease_seconds
+        self._leases = leases
+        self._on_result = on_result
+        self._on_reaped = on_reaped
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="faena-heartbeat", daemon=True)
+        self.beats = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        interval = heartbeat_interval(self._lease_seconds)
+        while not self._stop.wait(interval):
+            try:
+                self.beat()
+            except Exception as exc:
+                _log.warning(
+                    "heartbeat failed; retrying at the next interval",
+                    extra={
+                        "event": "worker.heartbeat_failed",
+                        "worker": self._worker,
+                        "error_type": type(exc).__name__,
+                        "error_message": str(exc),
+                    },
+                )
+
+    def beat(self) -> None:
+        leases = self._leases()
+        if leases:
+            self._on_result(self._broker.heartbeat(self._worker, leases, self._lease_seconds))
+        self.beats += 1
+        reaped = self._broker.reap()
+        if reaped:
+            self._on_reaped(reaped)

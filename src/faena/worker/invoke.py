@@ -1,0 +1,72 @@
+"""Running one job's function and turning what happened into a :class:`RunResult`.
+
+Shared by the thread, async and process executors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from faena.core import payload
+from faena.core.job import ErrorInfo, Job
+from faena.core.outcomes import error_info
+from faena.errors import PayloadError
+from faena.task import Task
+from faena.worker.results import RunResult
+
+
+class JobInterrupted(BaseException):
+    """Raised inside a job's thread to stop it (timeout or cancel).
+
+    A ``BaseException`` so that a job's ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_call(job: Job) -> tuple[list[Any], dict[str, Any]]:
+    args: list[Any] = json.loads(job.args_json)
+    kwargs: dict[str, Any] = json.loads(job.kwargs_json)
+    return args, kwargs
+
+
+def result_from_value(job: Job, task: Task[Any, Any], value: Any, started: float) -> RunResult:
+    duration = time.perf_counter() - started
+    try:
+        text = payload.encode("result", value)
+    except PayloadError as exc:
+        return RunResult(job, duration, error=error_info(exc), retryable=False)
+    return RunResult(job, duration, result_json=text)
+
+
+def result_from_error(
+    job: Job, task: Task[Any, Any] | None, exc: BaseException, started: float
+) -> RunResult:
+    duration = time.perf_counter() - started
+    if isinstance(exc, JobInterrupted):
+        if exc.reason == "cancelled":
+            return RunResult(job, duration, cancelled=True)
+        return RunResult(job, duration, error=timeout_error(job), timed_out=True)
+    retryable = task is not None and task.options.retries_on(exc)
+    return RunResult(job, duration, error=error_info(exc), retryable=retryable)
+
+
+def timeout_error(job: Job) -> ErrorInfo:
+    return ErrorInfo(
+        "TimeoutError",
+        f"job {job.id} ({job.task}) ran past its timeout of {job.timeout} s and was stopped",
+    )
+
+
+def run_sync(job: Job, task: Task[Any, Any]) -> RunResult:
+    started = time.perf_counter()
+    try:
+        args, kwargs = decode_call(job)
+        value = task.fn(*args, **kwargs)
+    except BaseException as exc:
+        return result_from_error(job, task, exc, started)
+    return result_from_value(job, task, value, started)

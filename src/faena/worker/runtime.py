@@ -1,0 +1,353 @@
+"""The worker process: one dispatcher thread claims, starts and reports jobs.
+
+Loop: report finished attempts and claim as many jobs as there are free slots in one broker
+round trip; hand them to executors; sleep on the broker's waker and the executors' inbox (no
+polling) until a job ends, work arrives, a timeout is due or a delayed job comes due.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from faena.app import App
+from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
+from faena.core import events as ev
+from faena.core import outcomes
+from faena.core.job import Job, Lease, Outcome
+from faena.core.options import Isolation
+from faena.core.states import JobState
+from faena.errors import ConfigError, FaenaError
+from faena.observability.logs import attach_event_logging
+from faena.task import Task
+from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
+from faena.worker.heartbeat import Heartbeat
+from faena.worker.processes import ProcessExecutor
+from faena.worker.results import Completions, RunResult
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_GRACE_SECONDS = 25.0
+IDLE_POLL_SECONDS = 5.0  # safety net only: wake-ups come from the broker's waker
+SATURATED_POLL_SECONDS = 0.05
+
+
+@dataclass
+class _Running:
+    job: Job
+    task: Task[Any, Any] | None
+    executor: Executor | None
+    lost: bool = False
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        *,
+        queues: list[str] | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        isolation: Isolation | str | None = None,
+        grace: float = DEFAULT_GRACE_SECONDS,
+        name: str | None = None,
+        install_signals: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+        self.app = app
+        self.queues = queues or sorted({t.options.queue for t in app.tasks.values()} or {"default"})
+        self.concurrency = concurrency
+        self.isolation = Isolation(isolation) if isolation is not None else None
+        self.grace = grace
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.install_signals = install_signals
+        self.ready = False
+        self.stopped = threading.Event()
+        self._stop_requested = threading.Event()
+        self._stop_at: float | None = None
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._completions = Completions()
+        self._executors: dict[Isolation, Executor] = {}
+        self._rng = random.Random()
+        attach_event_logging(app.events)
+
+    # control -------------------------------------------------------------------------
+    def stop(self, graceful: bool = True) -> None:
+        """Stop claiming now; finish running jobs within the grace budget, then release."""
+        if self._stop_requested.is_set() or not graceful:
+            self.grace = 0.0
+        self._stop_requested.set()
+        self._completions.poke()
+
+    def _signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop()
+
+    def _emit(self, name: str, job: Job | None = None, **fields: Any) -> None:
+        data: dict[str, Any] = {"worker": self.name}
+        if job is not None:
+            data.update(
+                job_id=job.id, task=job.task, queue=job.queue, pool=job.pool, attempt=job.attempt
+            )
+        data.update(fields)
+        self.app.events.publish(ev.Event(name, self.app.clock.now(), data))
+
+    # main loop -----------------------------------------------------------------------
+    def run(self) -> int:
+        broker = self.app.broker
+        if self.install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._signal)
+            signal.signal(signal.SIGINT, self._signal)
+        waker = broker.waker(self.queues)
+        heartbeat = Heartbeat(
+            broker,
+            self.name,
+            self.app.lease_seconds,
+            self._leases,
+            self._on_heartbeat,
+            self._on_reaped,
+        )
+        heartbeat.start()
+        self.ready = True
+        self._emit(
+            ev.WORKER_STARTED,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            broker=broker.kind,
+            status="started",
+        )
+        try:
+            self._loop(waker)
+        finally:
+            self.ready = False
+            heartbeat.stop()
+            waker.close()
+            for executor in self._executors.values():
+                executor.shutdown()
+            self._emit(ev.WORKER_STOPPED, status="stopped")
+            self.stopped.set()
+        return 0
+
+    def _loop(self, waker: Any) -> None:
+        want = True
+        saturated = False
+        while True:
+            outcomes_ = self._collect()
+            if self._stop_requested.is_set():
+                if self._drain_step(outcomes_):
+                    return
+                continue
+            free = self.concurrency - len(self._running)
+            limit = free if want else 0
+            if outcomes_ or limit > 0:
+                claim = self._exchange(outcomes_, limit)
+                if limit > 0:
+                    want = len(claim.jobs) == limit
+                    saturated = claim.saturated
+            timeout = self._idle_timeout(want and self.concurrency > len(self._running), saturated)
+            readable = self._wait([waker, self._completions], timeout)
+            if waker in readable:
+                waker.drain()
+                want = True
+            elif not readable:
+                want = True  # timed out: a delayed job may be due, or capacity came back
+
+    def _wait(self, fds: list[Any], timeout: float) -> list[Any]:
+        if timeout <= 0:
+            return []
+        try:
+            readable, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:
+            return []
+        return readable
+
+    def _idle_timeout(self, more_wanted: bool, saturated: bool) -> float:
+        if more_wanted:
+            return 0.0
+        now_m = time.monotonic()
+        timeout = SATURATED_POLL_SECONDS if saturated else IDLE_POLL_SECONDS
+        for executor in self._executors.values():
+            executor.enforce_timeouts(now_m)
+            d = executor.next_deadline()
+            if d is not None:
+                timeout = min(timeout, max(d - now_m, 0.001))
+        if len(self._running) < self.concurrency:
+            nxt = self.app.broker.next_run_at(self.queues)
+            if nxt is not None:
+                timeout = min(timeout, max(nxt - self.app.clock.now(), 0.001))
+        return timeout
+
+    def _exchange(self, done: list[tuple[RunResult, Outcome]], limit: int) -> ClaimResult:
+        accepted, claim = self.app.broker.finish_and_claim(
+            [o for _, o in done], self.name, self.queues, limit, self.app.lease_seconds
+        )
+        self._report(done, accepted)
+        self._on_reaped(claim.reaped)
+        for job in claim.jobs:
+            self._start(job)
+        return claim
+
+    def _drain_step(self, done: list[tuple[RunResult, Outcome]]) -> bool:
+        """One step of the graceful drain; True when the worker may exit."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic() + self.grace
+            self.ready = False
+            self._emit(
+                ev.WORKER_STOPPING,
+                status="draining",
+                running=len(self._running),
+                grace_seconds=self.grace,
+            )
+        if done:
+            self._report(done, self.app.broker.finish([o for _, o in done]))
+        if not self._running:
+            return True
+        remaining = self._stop_at - time.monotonic()
+        if remaining <= 0 or self.grace <= 0:
+            self._release_all()
+            return True
+        self._wait([self._completions], min(remaining, 0.5))
+        return False
+
+    def _release_all(self) -> None:
+        with self._lock:
+            running = list(self._running.values())
+            self._running.clear()
+        leases = [Lease(r.job.id, r.job.attempt) for r in running]
+        released = self.app.broker.release(leases) if leases else []
+        for r, ok in zip(running, released, strict=True):
+            if ok:
+                self._emit(ev.JOB_RELEASED, r.job, status="released")
+
+    # jobs ----------------------------------------------------------------------------
+    def _start(self, job: Job) -> None:
+        self._emit(ev.JOB_CLAIMED, job, status="running")
+        try:
+            task = self.app.get_task(job.task)
+        except FaenaError as exc:
+            with self._lock:
+                self._running[job.id] = _Running(job, None, None)
+            error = outcomes.error_info(exc, type_name="UnknownTaskError")
+            self._completions.put(RunResult(job, 0.0, error=error, retryable=False))
+            return
+        executor = self._executor_for(task)
+        with self._lock:
+            self._running[job.id] = _Running(job, task, executor)
+        executor.submit(job, task)
+
+    def _executor_for(self, task: Task[Any, Any]) -> Executor:
+        kind = self.isolation or task.options.isolation
+        if kind is None:
+            kind = Isolation.ASYNC if task.is_async else Isolation.THREAD
+        if kind is Isolation.ASYNC and not task.is_async:
+            kind = Isolation.THREAD
+        executor = self._executors.get(kind)
+        if executor is None:
+            if kind is Isolation.THREAD:
+                executor = ThreadExecutor(self.concurrency, self._completions)
+            elif kind is Isolation.ASYNC:
+                executor = AsyncExecutor(self._completions)
+            else:
+                executor = ProcessExecutor(
+                    self.concurrency, self._completions, self.app.import_path
+                )
+            self._executors[kind] = executor
+        return executor
+
+    def _collect(self) -> list[tuple[RunResult, Outcome]]:
+        out = []
+        now = self.app.clock.now()
+        for result in self._completions.take_all():
+            with self._lock:
+                entry = self._running.pop(result.job.id, None)
+            task = entry.task if entry else None
+            out.append((result, self._decide(result, task, now)))
+        return out
+
+    def _decide(self, r: RunResult, task: Task[Any, Any] | None, now: float) -> Outcome:
+        if r.cancelled:
+            return outcomes.cancelled(r.job)
+        if r.error is None:
+            return outcomes.success(r.job, r.result_json or "null")
+        policy = task.options.retry if task is not None else None
+        if policy is None:
+            return Outcome(r.job.id, r.job.attempt, JobState.DEAD, error=r.error)
+        return outcomes.after_failure(
+            r.job, r.error, retryable=r.retryable, policy=policy, now=now, rng=self._rng
+        )
+
+    def _report(self, done: list[tuple[RunResult, Outcome]], accepted: list[bool]) -> None:
+        for (r, o), ok in zip(done, accepted, strict=True):
+            job = r.job
+            ms = round(r.duration * 1000, 3)
+            if not ok:
+                self._emit(ev.JOB_LEASE_LOST, job, status="lease_lost", duration_ms=ms)
+                continue
+            if o.state is JobState.SUCCEEDED:
+                self._emit(ev.JOB_SUCCEEDED, job, status="succeeded", duration_ms=ms)
+            elif o.state is JobState.CANCELLED:
+                self._emit(ev.JOB_CANCELLED, job, status="cancelled", duration_ms=ms)
+            else:
+                assert o.error is not None
+                name = ev.JOB_TIMEOUT if r.timed_out else ev.JOB_FAILED
+                retry_in = None if o.retry_at is None else round(o.retry_at - time.time(), 3)
+                self._emit(
+                    name,
+                    job,
+                    status="failed",
+                    duration_ms=ms,
+                    error_type=o.error.type,
+                    error_message=o.error.message,
+                    traceback=o.error.traceback,
+                    will_retry=o.state is JobState.FAILED,
+                    retry_in_seconds=retry_in,
+                    retry_count=job.tries - 1,
+                )
+                if o.state is JobState.DEAD:
+                    self._emit(
+                        ev.JOB_DEAD,
+                        job,
+                        status="dead",
+                        error_type=o.error.type,
+                        error_message=o.error.message,
+                        retry_count=job.tries - 1,
+                    )
+
+    # heartbeat callbacks (heartbeat thread) ------------------------------------------------
+    def _leases(self) -> list[Lease]:
+        with self._lock:
+            return [Lease(r.job.id, r.job.attempt) for r in self._running.values() if not r.lost]
+
+    def _on_heartbeat(self, result: HeartbeatResult) -> None:
+        for job_id in result.lost | result.cancel:
+            with self._lock:
+                entry = self._running.get(job_id)
+                if entry is None:
+                    continue
+                if job_id in result.lost:
+                    entry.lost = True
+            if entry.executor is not None:
+                reason = "cancelled"
+                entry.executor.interrupt(job_id, reason)
+
+    def _on_reaped(self, reaped: list[Reaped]) -> None:
+        for r in reaped:
+            status = r.new_state.value
+            self._emit(ev.LEASE_EXPIRED, r.job, status=status, previous_worker=r.job.worker)
+            if r.new_state is JobState.DEAD and r.job.error is not None:
+                self._emit(
+                    ev.JOB_DEAD,
+                    r.job,
+                    status="dead",
+                    error_type=r.job.error.type,
+                    error_message=r.job.error.message,
+                    retry_count=r.job.tries - 1,
+                )
