@@ -1,0 +1,312 @@
+"""The Redis broker: every state change is one Lua script (see ``lua/``), run atomically.
+
+Keys live under ``{prefix}:`` (a hash tag, so a Redis Cluster keeps them in one slot). Time
+always comes from the injected clock and is passed to the scripts; the server's own clock is
+never used for a decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.redis.codec import FIELDS, new_job_args, num, outcome_args, to_job
+from faena.brokers.redis.connection import RedisURL, call, make_client, parse_url, wrapped
+from faena.brokers.redis.scripts import Scripts
+from faena.brokers.redis.waker import RedisWaker
+from faena.brokers.refusals import (
+    cancel_refused,
+    key_taken,
+    no_such_job,
+    retry_refused,
+    unknown_pool,
+)
+from faena.core import lifecycle
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, check_pools
+from faena.core.states import JobState
+from faena.errors import (
+    BrokerError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    SchemaError,
+    UnknownPoolError,
+)
+
+SCHEMA_VERSION = 1
+_PRUNE_BATCH = 1000
+
+
+class RedisBroker:
+    kind = "redis"
+    shared_across_processes = True
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, clock: Clock = SYSTEM_CLOCK):
+        self._target: RedisURL = parse_url(url)
+        self._clock = clock
+        self._client: Any = make_client(self._target)
+        self._scripts = Scripts.register(self._client)
+        self._tag = self._target.tag
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> RedisBroker:
+        return cls(url, clock=clock)
+
+    @property
+    def url(self) -> str:
+        """The broker URL with its password masked."""
+        return self._target.masked
+
+    def _key(self, name: str) -> str:
+        return f"{self._tag}:{name}"
+
+    def _run(self, name: str, now: float, args: Sequence[str]) -> Any:
+        script = self._scripts.by_name[name]
+        with wrapped(self._target):
+            return script(keys=[self._key("meta")], args=[self._tag, num(now), *args])
+
+    # setup -------------------------------------------------------------------------------
+    def setup(self) -> None:
+        args = [str(SCHEMA_VERSION), DEFAULT_POOL, str(DEFAULT_POOL_SLOTS)]
+        try:
+            stored = self._run("setup", self._clock.now(), args)
+        except BrokerError as exc:
+            if isinstance(exc.__cause__, ResponseError) and "WRONGTYPE" in str(exc.__cause__):
+                raise SchemaError(
+                    f"keys under {self._tag} in Redis at {self.url} are not faena's "
+                    f"({exc.__cause__}); choose another prefix with ?prefix=NAME or another "
+                    f"database number"
+                ) from exc.__cause__
+            raise
+        try:
+            version = int(stored)
+        except (TypeError, ValueError):
+            version = -1
+        if version < 0 or version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the faena data under {self._tag} in Redis at {self.url} has schema version "
+                f"{stored!r}, and this faena knows versions up to {SCHEMA_VERSION}; upgrade "
+                f"faena, or use another prefix with ?prefix=NAME"
+            )
+
+    def close(self) -> None:
+        call(self._target, self._client.close)
+
+    def destroy(self) -> None:
+        """Delete every key of this prefix (tests, and 'start over' by hand)."""
+
+        def unlink_all() -> None:
+            batch: list[str] = []
+            for key in self._client.scan_iter(match=f"{self._tag}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                self._client.unlink(*batch)
+
+        call(self._target, unlink_all)
+
+    # configuration -------------------------------------------------------------------------
+    def set_pools(self, pools: Mapping[str, int]) -> None:
+        if pools:
+            sizes = {name: str(size) for name, size in check_pools(pools).items()}
+            call(self._target, lambda: self._client.hset(self._key("pools"), mapping=sizes))
+
+    def set_parallelism(self, limit: int | None) -> None:
+        meta = self._key("meta")
+        if limit is None:
+            call(self._target, lambda: self._client.hdel(meta, "par"))
+        else:
+            call(self._target, lambda: self._client.hset(meta, "par", str(int(limit))))
+
+    def get_parallelism(self) -> int | None:
+        value = call(self._target, lambda: self._client.hget(self._key("meta"), "par"))
+        return None if value is None else int(value)
+
+    # producers -------------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if not jobs:
+            return []
+        now = self._clock.now()
+        args = [str(len(jobs))]
+        for new in jobs:
+            args += new_job_args(new, now if new.run_at is None else new.run_at)
+        status, found = self._run("enqueue", now, args)
+        if status == "unknown_pool":
+            known = call(self._target, lambda: self._client.hkeys(self._key("pools")))
+            raise UnknownPoolError(unknown_pool(found, known))
+        return [
+            lifecycle.create(new, now) if record == 0 else to_job(record)
+            for new, record in zip(jobs, found, strict=True)
+        ]
+
+    # workers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _claim_args(worker: str, queues: Sequence[str], limit: int, deadline: float) -> list[str]:
+        return [worker, str(int(limit)), num(deadline), str(len(queues)), *queues]
+
+    @staticmethod
+    def _claim_result(claimed: Sequence[Any], reaped: Sequence[Any]) -> ClaimResult:
+        gone = [to_job(r) for r in reaped]
+        return ClaimResult([to_job(r) for r in claimed], [Reaped(j, j.state) for j in gone])
+
+    def claim(
+        self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> ClaimResult:
+        now = self._clock.now()
+        args = self._claim_args(worker, queues, limit, now + lease_seconds)
+        claimed, reaped = self._run("claim", now, args)
+        return self._claim_result(claimed, reaped)
+
+    def heartbeat(
+        self, worker: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> HeartbeatResult:
+        if not leases:
+            return HeartbeatResult()
+        now = self._clock.now()
+        args = [num(now + lease_seconds)]
+        for lease in leases:
+            args += [lease.job_id, str(int(lease.attempt))]
+        lost, cancel = self._run("heartbeat", now, args)
+        return HeartbeatResult(frozenset(lost), frozenset(cancel))
+
+    @staticmethod
+    def _outcome_args(outcomes: Sequence[Outcome]) -> list[str]:
+        args = [str(len(outcomes))]
+        for outcome in outcomes:
+            args += outcome_args(outcome)
+        return args
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        done = self._run("finish", self._clock.now(), self._outcome_args(outcomes))
+        return [flag == 1 for flag in done]
+
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[bool], ClaimResult]:
+        now = self._clock.now()
+        args = self._outcome_args(outcomes)
+        args += self._claim_args(worker, queues, limit, now + lease_seconds)
+        done, claimed, reaped = self._run("finish_and_claim", now, args)
+        return [flag == 1 for flag in done], self._claim_result(claimed, reaped)
+
+    def release(self, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        args: list[str] = []
+        for lease in leases:
+            args += [lease.job_id, str(int(lease.attempt))]
+        return [flag == 1 for flag in self._run("release", self._clock.now(), args)]
+
+    def reap(self) -> list[Reaped]:
+        jobs = [to_job(r) for r in self._run("reap", self._clock.now(), [])]
+        return [Reaped(job, job.state) for job in jobs]
+
+    def waker(self, queues: Sequence[str]) -> RedisWaker:
+        with wrapped(self._target):
+            return RedisWaker(
+                lambda: make_client(self._target, retry=False), self._key("wake"), queues
+            )
+
+    def next_run_at(self, queues: Sequence[str]) -> float | None:
+        def heads() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for queue in queues:
+                pipe.zrange(self._key(f"pend:{queue}"), 0, 0, withscores=True)
+            result: list[Any] = pipe.execute()
+            return result
+
+        firsts = [row[0][1] for row in call(self._target, heads) if row]
+        return min(firsts, default=None)
+
+    # operators -----------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        record = call(self._target, lambda: self._client.hmget(self._key(f"j:{job_id}"), FIELDS))
+        return None if record[0] is None else to_job(record)
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        args = [
+            "" if state is None else JobState(state).value,
+            queue or "",
+            task or "",
+            str(int(limit)),
+            str(max(int(offset), 0)),
+        ]
+        return [to_job(r) for r in self._run("list", self._clock.now(), args) if r]
+
+    def retry(self, job_id: str) -> Job:
+        reply = self._run("retry", self._clock.now(), [job_id])
+        if reply[0] == "missing":
+            raise JobNotFoundError(no_such_job(job_id))
+        job = to_job(reply[1])
+        if reply[0] == "refused":
+            raise InvalidTransitionError(retry_refused(job))
+        if reply[0] == "taken":
+            raise InvalidTransitionError(key_taken(job, reply[2]))
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        reply = self._run("cancel", self._clock.now(), [job_id])
+        if reply[0] == "missing":
+            raise JobNotFoundError(no_such_job(job_id))
+        job = to_job(reply[1])
+        if reply[0] == "refused":
+            raise InvalidTransitionError(cancel_refused(job))
+        return job
+
+    def queue_stats(self) -> list[QueueStat]:
+        now = self._clock.now()
+        _pools, rows = self._run("stats", now, [])
+        stats = [
+            QueueStat(
+                queue,
+                int(waiting),
+                int(scheduled),
+                int(running),
+                max(now - float(first), 0.0) if first else 0.0,
+            )
+            for queue, waiting, scheduled, running, first in rows
+        ]
+        return sorted(stats, key=lambda s: s.queue)
+
+    def pool_stats(self) -> list[PoolStat]:
+        pools, _rows = self._run("stats", self._clock.now(), [])
+        return sorted((PoolStat(n, int(s), int(u)) for n, s, u in pools), key=lambda p: p.pool)
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        flat = call(self._target, lambda: self._client.hgetall(self._key("counts")))
+        counts: dict[tuple[str, JobState], int] = {}
+        for field, value in flat.items():
+            queue, _, state = field.rpartition("|")
+            if int(value) > 0:
+                counts[(queue, JobState(state))] = int(value)
+        return counts
+
+    def prune(self, older_than: float) -> int:
+        total = 0
+        while True:
+            args = [num(older_than), str(_PRUNE_BATCH)]
+            deleted = int(self._run("prune", self._clock.now(), args))
+            total += deleted
+            if deleted < _PRUNE_BATCH:
+                return total

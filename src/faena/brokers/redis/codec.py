@@ -1,0 +1,168 @@
+"""How jobs are laid out in Redis hashes, and how script arguments and replies are encoded.
+
+A job is the hash ``{prefix}:j:<id>``; ``FIELDS`` is the order in which the scripts return its
+fields (the Lua side is generated from this tuple, so the two never drift). ``None`` is an
+absent field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from faena.core.job import ErrorInfo, Job, NewJob, Outcome
+from faena.core.states import JobState
+from faena.errors import ConfigError
+
+FIELDS = (
+    "id",
+    "task",
+    "queue",
+    "args",
+    "kwargs",
+    "state",
+    "priority",
+    "pool",
+    "slots",
+    "attempt",
+    "tries",
+    "max",
+    "timeout",
+    "ikey",
+    "enq",
+    "run_at",
+    "started",
+    "finished",
+    "lease",
+    "worker",
+    "result",
+    "etype",
+    "emsg",
+    "etb",
+    "cancel",
+    "rank",
+)
+
+#: arguments per job of ``enqueue.lua`` and per outcome of ``finish_one`` in ``lib.lua``
+NEW_JOB_WIDTH = 13
+OUTCOME_WIDTH = 11
+
+_PRIORITY_MIN = -(1 << 63)
+_PRIORITY_MAX = (1 << 63) - 1
+
+
+def lua_fields() -> str:
+    """The Lua prologue every script starts with: ``F`` (field names) and ``I`` (positions)."""
+    names = ", ".join(f"'{name}'" for name in FIELDS)
+    return f"local F = {{ {names} }}\nlocal I = {{}}\nfor i, name in ipairs(F) do I[name] = i end\n"
+
+
+def priority_rank(priority: int) -> str:
+    """16 hex digits that sort the highest priority first (the sequence follows in Lua)."""
+    if not _PRIORITY_MIN <= priority <= _PRIORITY_MAX:
+        raise ConfigError(
+            f"priority {priority} is out of range for the Redis broker; use an integer "
+            f"between {_PRIORITY_MIN} and {_PRIORITY_MAX}"
+        )
+    return format(_PRIORITY_MAX - priority, "016x")
+
+
+def num(value: float) -> str:
+    """A float as text that Lua and Redis parse back to the very same double."""
+    return repr(float(value))
+
+
+def new_job_args(new: NewJob, run_at: float) -> list[str]:
+    return [
+        new.id,
+        new.task,
+        new.queue,
+        new.args_json,
+        new.kwargs_json,
+        str(int(new.priority)),
+        new.pool,
+        str(int(new.pool_slots)),
+        str(int(new.max_attempts)),
+        "" if new.timeout is None else num(new.timeout),
+        "" if new.idempotency_key is None else "+" + new.idempotency_key,
+        num(run_at),
+        priority_rank(new.priority),
+    ]
+
+
+def outcome_args(outcome: Outcome) -> list[str]:
+    err = outcome.error
+    return [
+        outcome.job_id,
+        str(int(outcome.attempt)),
+        outcome.state.value,
+        "0" if outcome.result_json is None else "1",
+        outcome.result_json or "",
+        "0" if err is None else "1",
+        "" if err is None else err.type,
+        "" if err is None else err.message,
+        "" if err is None else err.traceback,
+        "" if outcome.retry_at is None else num(outcome.retry_at),
+        "" if outcome.max_attempts is None else str(int(outcome.max_attempts)),
+    ]
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def to_job(record: Sequence[Any]) -> Job:
+    """A job from its fields in ``FIELDS`` order."""
+    (
+        job_id,
+        task,
+        queue,
+        args,
+        kwargs,
+        state,
+        priority,
+        pool,
+        slots,
+        attempt,
+        tries,
+        max_attempts,
+        timeout,
+        ikey,
+        enq,
+        run_at,
+        started,
+        finished,
+        lease,
+        worker,
+        result,
+        etype,
+        emsg,
+        etb,
+        cancel,
+        _rank,
+    ) = record
+    return Job(
+        id=job_id,
+        task=task,
+        queue=queue,
+        args_json=args,
+        kwargs_json=kwargs,
+        state=JobState(state),
+        priority=int(priority),
+        pool=pool,
+        pool_slots=int(slots),
+        attempt=int(attempt),
+        tries=int(tries),
+        max_attempts=int(max_attempts),
+        timeout=_float(timeout),
+        idempotency_key=ikey,
+        enqueued_at=float(enq),
+        run_at=float(run_at),
+        started_at=_float(started),
+        finished_at=_float(finished),
+        lease_expires_at=_float(lease),
+        worker=worker,
+        result_json=result,
+        error=None if etype is None else ErrorInfo(etype, emsg or "", etb or ""),
+        cancel_requested=cancel == "1",
+    )

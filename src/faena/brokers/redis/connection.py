@@ -1,0 +1,132 @@
+"""Reaching Redis: the broker URL, the client with its reconnect policy, and error wrapping."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from faena.errors import BrokerError, BrokerURLError
+
+DEFAULT_PREFIX = "faena"
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+#: reconnect after a restart or a network blip: 0.05, 0.1, 0.2 ... capped at 2 s, about 20 s
+RETRIES = 14
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 2.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """A parsed ``redis://`` / ``rediss://`` broker URL."""
+
+    url: str  # as given
+    client_url: str  # for redis-py: faena's own parameters removed
+    prefix: str
+
+    @property
+    def masked(self) -> str:
+        return mask(self.url)
+
+    @property
+    def tag(self) -> str:
+        """The key prefix with its hash tag: every key lands in one cluster slot."""
+        return "{" + self.prefix + "}"
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def parse_url(url: str) -> RedisURL:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a bad port
+    except ValueError as exc:
+        raise BrokerURLError(
+            f"broker URL {mask(url)!r} is not valid ({exc}); use redis://HOST:6379/0"
+        ) from exc
+    if parts.scheme not in ("redis", "rediss"):
+        raise BrokerURLError(f"broker URL {mask(url)!r} is not a redis:// or rediss:// URL")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = DEFAULT_PREFIX
+    rest = []
+    for key, value in query:
+        if key == "prefix":
+            prefix = value
+        else:
+            rest.append((key, value))
+    if not _PREFIX.match(prefix):
+        raise BrokerURLError(
+            f"broker URL {mask(url)!r} has prefix {prefix!r}; use 1-64 letters, digits, "
+            f"'_', '-', '.', ':'"
+        )
+    client_url = urlunsplit(parts._replace(query=urlencode(rest)))
+    return RedisURL(url, client_url, prefix)
+
+
+def retry_policy() -> Retry:
+    return Retry(ExponentialBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE), RETRIES)
+
+
+def make_client(target: RedisURL, *, retry: bool = True, **options: Any) -> Any:
+    """A redis-py client (strings decoded) that reconnects with backoff on its own."""
+    try:
+        return redis.Redis.from_url(
+            target.client_url,
+            decode_responses=True,
+            retry=retry_policy() if retry else Retry(ExponentialBackoff(), 0),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=5.0,
+            health_check_interval=30,
+            **options,
+        )
+    except (ValueError, TypeError, RedisError) as exc:
+        raise BrokerURLError(
+            f"broker URL {target.masked!r} is not usable by redis-py ({exc}); "
+            f"use redis://[:PASSWORD@]HOST:6379/DB?prefix=NAME"
+        ) from exc
+
+
+def describe(target: RedisURL, exc: BaseException) -> str:
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return (
+            f"cannot reach Redis at {target.masked} ({exc}); start redis-server there, or "
+            f"point FAENA_BROKER_URL (or the broker URL given to faena) at a running Redis"
+        )
+    return f"Redis at {target.masked} failed: {exc}"
+
+
+@contextmanager
+def wrapped(target: RedisURL) -> Iterator[None]:
+    """Turn redis-py errors into :class:`faena.errors.BrokerError` with the cause."""
+    try:
+        yield
+    except RedisError as exc:
+        raise BrokerError(describe(target, exc)) from exc
+
+
+def call(target: RedisURL, fn: Callable[[], T]) -> T:
+    with wrapped(target):
+        return fn()

@@ -1,0 +1,21 @@
+-- release: (id, attempt) pairs from ARGV[3]. The attempt is given back and the job is
+-- runnable at once, keeping its run_at and its place. Reply: 1/0 per lease.
+local out, woken = {}, {}
+for a = 3, #ARGV, 2 do
+  local id = ARGV[a]
+  local r = rec(id)
+  if not r or r[I.state] ~= 'running' or tonumber(r[I.attempt]) ~= tonumber(ARGV[a + 1]) then
+    out[#out + 1] = 0
+  else
+    end_lease(id, r)
+    local tries = math.max(tonumber(r[I.tries]) - 1, 0)
+    put(id, r, { 'state', 'queued', 'tries', tostring(tries), 'lease', false, 'worker', false })
+    make_pending(id, r)
+    move_state(id, r, 'running')
+    out[#out + 1] = 1
+  end
+  woken[r and r[I.queue] or ''] = true
+end
+woken[''] = nil
+wake(woken)
+return out
