@@ -12,7 +12,7 @@ A load spec is a YAML mapping (documented in ``docs/autoscaling.md``)::
     workers: {initial_replicas: 2, concurrency: 4, startup_delay: 30}
     metrics: {scrape_interval: 15, lag: 0, sync_period: 15}
 
-Everything random comes from one ``random.Random(seed)``, so a spec always yields the same
+Everything random is drawn from generators seeded with ``seed``, so a spec always yields the same
 tasks and two manifests can be compared on exactly the same work.
 """
 
@@ -253,11 +253,17 @@ def _choice(obj: Mapping[str, Any], key: str, path: str, options: list[str], def
 
 
 def parse_load_spec(
-    doc: Mapping[str, Any], *, horizon: float = 3600.0, base_dir: Path | None = None
+    doc: Mapping[str, Any],
+    *,
+    horizon: float = 3600.0,
+    base_dir: Path | None = None,
+    seed: int | None = None,
 ) -> LoadSpec:
-    """Build a :class:`LoadSpec`; ``horizon`` ends open-ended sources (the run's duration)."""
+    """Build a :class:`LoadSpec`; ``horizon`` ends open-ended sources (the run's duration);
+    ``seed`` overrides the spec's own."""
     doc = _mapping(doc, "(load spec)")
-    seed = _int(doc, "seed", "", 0)
+    if seed is None:
+        seed = _int(doc, "seed", "", 0)
     rng = random.Random(seed ^ 0x5EED)  # arrivals; service times use `seed` itself
     arrivals, bursts = _arrivals(doc.get("arrivals"), rng, horizon, base_dir)
     s = _mapping(doc.get("service"), "service")
@@ -295,7 +301,9 @@ def parse_load_spec(
     return LoadSpec(tuple(arrivals), tuple(bursts), service, workers, metrics, seed)
 
 
-def load_load_spec(path: str | Path, *, horizon: float = 3600.0) -> LoadSpec:
+def load_load_spec(
+    path: str | Path, *, horizon: float = 3600.0, seed: int | None = None
+) -> LoadSpec:
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
@@ -304,6 +312,8 @@ def load_load_spec(path: str | Path, *, horizon: float = 3600.0) -> LoadSpec:
             "(yaml)", str(exc).splitlines()[0], "fix the YAML syntax", source=str(p)
         ) from exc
     try:
-        return parse_load_spec(_mapping(doc, "(load spec)"), horizon=horizon, base_dir=p.parent)
+        return parse_load_spec(
+            _mapping(doc, "(load spec)"), horizon=horizon, base_dir=p.parent, seed=seed
+        )
     except LoadSpecError as exc:
         raise LoadSpecError(exc.field, exc.value, exc.fix, source=str(p)) from None
