@@ -1,0 +1,208 @@
+"""``faena enqueue`` and ``faena jobs list/show/retry/cancel``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from faena.cli.options import app_for, app_option, broker_option, json_option
+from faena.cli.render import ago, emit_json, job_dict, table
+from faena.core.states import JobState
+from faena.errors import PayloadError
+
+
+def _json_arg(name: str, text: str, kind: type) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"--{name} is not valid JSON ({exc.msg} at position {exc.pos}): {text!r}; "
+            f'example: --args \'["users", 3]\' --kwargs \'{{"day": "2026-11-27"}}\''
+        ) from None
+    if not isinstance(value, kind):
+        want = "an array" if kind is list else "an object"
+        raise PayloadError(f"--{name} must be a JSON {want}, got {type(value).__name__}: {text!r}")
+    return value
+
+
+@click.command()
+@click.argument("task")
+@click.option(
+    "--args",
+    "args_text",
+    default="[]",
+    envvar="FAENA_ARGS",
+    show_envvar=True,
+    help="JSON array of positional arguments.",
+)
+@click.option(
+    "--kwargs",
+    "kwargs_text",
+    default="{}",
+    envvar="FAENA_KWARGS",
+    show_envvar=True,
+    help="JSON object of keyword arguments.",
+)
+@click.option(
+    "--queue",
+    default=None,
+    envvar="FAENA_QUEUE",
+    show_envvar=True,
+    help="Queue (default: the task's, or 'default' for a task this app lacks).",
+)
+@click.option("--pool", default=None, envvar="FAENA_POOL", show_envvar=True)
+@click.option("--priority", type=int, default=None, envvar="FAENA_PRIORITY", show_envvar=True)
+@click.option("--idempotency-key", default=None, envvar="FAENA_IDEMPOTENCY_KEY", show_envvar=True)
+@click.option(
+    "--delay",
+    type=click.FloatRange(min=0),
+    default=None,
+    envvar="FAENA_DELAY",
+    show_envvar=True,
+    help="Seconds to wait before the job may run.",
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    envvar="FAENA_WAIT",
+    show_envvar=True,
+    help="Wait up to this many seconds and print the result.",
+)
+@app_option
+@broker_option
+@json_option
+def enqueue(
+    task: str,
+    args_text: str,
+    kwargs_text: str,
+    queue: str | None,
+    pool: str | None,
+    priority: int | None,
+    idempotency_key: str | None,
+    delay: float | None,
+    wait_s: float | None,
+    app_path: str | None,
+    broker: str | None,
+    as_json: bool,
+) -> None:
+    """Enqueue a job of TASK (its registered name) with JSON arguments; print its id."""
+    args = _json_arg("args", args_text, list)
+    kwargs = _json_arg("kwargs", kwargs_text, dict)
+    app = app_for(app_path, broker)
+    options: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "queue": queue,
+            "pool": pool,
+            "priority": priority,
+            "idempotency_key": idempotency_key,
+            "delay": delay,
+        }.items()
+        if v is not None
+    }
+    handle = app.enqueue(task, args, kwargs, **options)
+    if as_json:
+        emit_json(job_dict(handle.job))
+    else:
+        click.echo(handle.id)
+    if wait_s is not None:
+        click.echo(json.dumps(handle.wait(timeout=wait_s)))
+
+
+@click.group()
+def jobs() -> None:
+    """Inspect and act on jobs."""
+
+
+@jobs.command("list")
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in JobState]),
+    default=None,
+    envvar="FAENA_STATE",
+    show_envvar=True,
+)
+@click.option("--queue", default=None, envvar="FAENA_QUEUE", show_envvar=True)
+@click.option("--task", default=None, envvar="FAENA_TASK", show_envvar=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    envvar="FAENA_LIMIT",
+    show_envvar=True,
+    show_default=True,
+)
+@app_option
+@broker_option
+@json_option
+def list_jobs(
+    state: str | None,
+    queue: str | None,
+    task: str | None,
+    limit: int,
+    app_path: str | None,
+    broker: str | None,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first."""
+    app = app_for(app_path, broker)
+    found = app.broker.list_jobs(
+        state=JobState(state) if state else None, queue=queue, task=task, limit=limit
+    )
+    if as_json:
+        emit_json([job_dict(j) for j in found])
+        return
+    table(
+        ["id", "task", "queue", "state", "attempt", "enqueued", "error"],
+        [
+            [
+                j.id,
+                j.task,
+                j.queue,
+                j.state.value,
+                f"{j.tries}/{j.max_attempts}",
+                ago(j.enqueued_at),
+                j.error.type if j.error else "",
+            ]
+            for j in found
+        ],
+    )
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@app_option
+@broker_option
+def show(job_id: str, app_path: str | None, broker: str | None) -> None:
+    """Show one job as JSON (with its error and traceback)."""
+    emit_json(job_dict(app_for(app_path, broker).job(job_id).job))
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1, required=True)
+@app_option
+@broker_option
+def retry(job_ids: tuple[str, ...], app_path: str | None, broker: str | None) -> None:
+    """Run dead or cancelled jobs again with a fresh budget of attempts."""
+    app = app_for(app_path, broker)
+    for job_id in job_ids:
+        click.echo(f"{app.retry(job_id).id} queued")
+
+
+@jobs.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True)
+@app_option
+@broker_option
+def cancel(job_ids: tuple[str, ...], app_path: str | None, broker: str | None) -> None:
+    """Cancel pending jobs; ask running ones to stop."""
+    app = app_for(app_path, broker)
+    for job_id in job_ids:
+        job = app.cancel(job_id).job
+        click.echo(f"{job.id} {'cancel requested' if job.cancel_requested else 'cancelled'}")
+
+
+commands = [enqueue, jobs]

@@ -1,0 +1,79 @@
+"""Options shared by commands, and loading ``module:attr`` apps like uvicorn does."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from faena.app import App
+from faena.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def load_app(path: str) -> App:
+    """Import ``module:attr`` (attr defaults to ``app``) with the current folder importable."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name, _, attr = path.partition(":")
+    attr = attr or "app"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"cannot import app module {module_name!r} ({exc}); APP is module:attribute, e.g. "
+            f"'myproject.jobs:app', importable from the current folder or PYTHONPATH"
+        ) from exc
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        raise ConfigError(
+            f"{path!r}: {module_name}.{attr} is {type(app).__name__}, not a faena.App; "
+            f"point APP at the object created with faena.App(...)"
+        )
+    app.import_path = f"{module_name}:{attr}"
+    return app
+
+
+def app_for(path: str | None, broker: str | None) -> App:
+    """The app named by ``APP``, or a bare app on ``--broker`` for commands that only inspect."""
+    app = load_app(path) if path else App(broker=broker)
+    if path and broker:
+        app.use_broker(broker)
+    return app
+
+
+def broker_option(f: F) -> F:
+    return click.option(
+        "--broker",
+        envvar="FAENA_BROKER_URL",
+        show_envvar=True,
+        default=None,
+        help="Broker URL (default: the app's, else sqlite:///faena.db).",
+    )(f)
+
+
+def app_option(f: F) -> F:
+    return click.option(
+        "--app",
+        "app_path",
+        envvar="FAENA_APP",
+        show_envvar=True,
+        default=None,
+        help="module:attr of the faena.App (needed to apply its pools; optional for inspection).",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        envvar="FAENA_JSON",
+        show_envvar=True,
+        help="Print JSON instead of a table.",
+    )(f)

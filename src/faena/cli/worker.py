@@ -1,0 +1,131 @@
+"""``faena worker APP``: one worker process."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from faena.cli.options import broker_option, load_app
+from faena.core.options import Isolation
+from faena.observability import logs
+from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Worker
+
+
+@click.command()
+@click.argument("app_path", metavar="APP", envvar="FAENA_APP")
+@click.option(
+    "--queues",
+    "-q",
+    envvar="FAENA_QUEUES",
+    show_envvar=True,
+    default=None,
+    help="Comma-separated queues to consume (default: every queue of the app's tasks).",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    envvar="FAENA_CONCURRENCY",
+    show_envvar=True,
+    show_default=True,
+    help="Jobs this worker runs at once.",
+)
+@click.option(
+    "--isolation",
+    type=click.Choice([i.value for i in Isolation]),
+    default=None,
+    envvar="FAENA_ISOLATION",
+    show_envvar=True,
+    help="Force an executor for every task (default: each task's own; async for "
+    "coroutines, thread otherwise).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_SECONDS,
+    envvar="FAENA_GRACE",
+    show_envvar=True,
+    show_default=True,
+    help="Seconds running jobs get to finish after SIGTERM before they are released.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    envvar="FAENA_LEASE",
+    show_envvar=True,
+    help="Lease seconds (default: the app's, 30).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    envvar="FAENA_METRICS_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="Serve Prometheus /metrics on this port (0: off).",
+)
+@click.option(
+    "--metrics-addr",
+    default="0.0.0.0",
+    envvar="FAENA_METRICS_ADDR",
+    show_envvar=True,
+    show_default=True,
+    help="Address for /metrics.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "console"]),
+    default="auto",
+    envvar="FAENA_LOG_FORMAT",
+    show_envvar=True,
+    show_default=True,
+    help="JSON lines, or console lines (auto: console on a terminal).",
+)
+@click.option(
+    "--log-level", default="INFO", envvar="FAENA_LOG_LEVEL", show_envvar=True, show_default=True
+)
+@broker_option
+def worker(
+    app_path: str,
+    queues: str | None,
+    concurrency: int,
+    isolation: str | None,
+    grace: float,
+    lease: float | None,
+    metrics_port: int,
+    metrics_addr: str,
+    log_format: str,
+    log_level: str,
+    broker: str | None,
+) -> None:
+    """Run one worker process for APP (module:attr).
+
+    SIGTERM or SIGINT: stop claiming at once, give running jobs --grace seconds, release the
+    rest (no attempt consumed), exit 0. A second signal releases at once.
+    """
+    logs.configure(log_format, log_level)
+    app = load_app(app_path)
+    if broker:
+        app.use_broker(broker)
+    if lease is not None:
+        app.lease_seconds = lease
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    w = Worker(app, queues=queue_list, concurrency=concurrency, isolation=isolation, grace=grace)
+    server = None
+    if metrics_port:
+        from faena.observability.metrics import start_worker_metrics
+
+        server = start_worker_metrics(app, w, metrics_port, metrics_addr)
+    try:
+        code = w.run()
+    finally:
+        if server is not None:
+            server.close()
+        app.close()
+    sys.exit(code)
+
+
+commands = [worker]
