@@ -1,0 +1,353 @@
+"""The PostgreSQL broker: the contract of :mod:`faena.brokers.protocol` in SQL.
+
+Each call is one transaction on one pooled autocommit connection; the multi-step ones
+(claim, finish, finish_and_claim, release, enqueue) are PL/pgSQL functions of the schema, so
+they cost one round trip. Times come from the injected clock, never from the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from faena.brokers.postgres import rows
+from faena.brokers.postgres.config import PgConfig
+from faena.brokers.postgres.database import Conn, Database
+from faena.brokers.postgres.queries import Queries
+from faena.brokers.postgres.schema import drop, migrate
+from faena.brokers.postgres.waker import ListenWaker
+from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.refusals import (
+    cancel_refused,
+    key_taken,
+    no_such_job,
+    retry_refused,
+    unknown_pool,
+)
+from faena.core import lifecycle
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.pools import check_pools
+from faena.core.states import PENDING, JobState
+from faena.errors import (
+    BrokerError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    UnknownPoolError,
+)
+
+#: how many times enqueue looks again for the holder of a key that changed hands meanwhile
+_KEY_RACE_TRIES = 5
+
+
+class PostgresBroker:
+    kind = "postgres"
+    shared_across_processes = True
+
+    def __init__(self, config: PgConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self._clock = clock
+        self._db = Database(config)
+        self._q = Queries.load(config)
+        self._known_pools: set[str] = set()  # pools are never deleted: a safe cache
+        self._wakers: list[ListenWaker] = []
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> PostgresBroker:
+        return cls(PgConfig.parse(url), clock=clock)
+
+    @property
+    def database(self) -> Database:
+        """The connection pool (for tests and tools)."""
+        return self._db
+
+    def setup(self) -> None:
+        conn = self._db.connect()
+        try:
+            migrate(conn, self.config)
+        except BrokerError:
+            raise
+        except Exception as exc:
+            raise BrokerError(
+                f"could not set up schema {self.config.schema!r} at "
+                f"{self.config.display_url}: {exc}"
+            ) from exc
+        finally:
+            conn.close()
+
+    def destroy(self) -> None:
+        """Drop the schema and everything in it (tests)."""
+        self._db.run("destroy", lambda c: drop(c, self.config))
+
+    def close(self) -> None:
+        for waker in list(self._wakers):
+            waker.close()
+        self._wakers.clear()
+        self._db.close()
+
+    # configuration -------------------------------------------------------------------
+    def set_pools(self, pools: Mapping[str, int]) -> None:
+        checked = check_pools(pools) if pools else {}
+        if not checked:
+            return
+        params = [{"name": n, "size": s} for n, s in checked.items()]
+
+        def run(conn: Conn) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(self._q.set_pool, params)
+
+        self._db.run("set_pools", run)
+        self._known_pools.update(checked)
+
+    def set_parallelism(self, limit: int | None) -> None:
+        self._db.run(
+            "set_parallelism", lambda c: c.execute(self._q.set_parallelism, {"limit": limit})
+        )
+
+    def get_parallelism(self) -> int | None:
+        row = self._db.run(
+            "get_parallelism", lambda c: c.execute(self._q.get_parallelism).fetchone()
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    # producers -----------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob], *, connection: Conn | None = None) -> list[Job]:
+        """Store new jobs atomically.
+
+        With ``connection`` (a psycopg 3 connection of the caller), the jobs are written in
+        the caller's current transaction and nothing is committed: they exist, and workers
+        are woken, only if and when the caller commits.
+        """
+        if not jobs:
+            return []
+        if connection is not None:
+            try:
+                return self._enqueue(connection, jobs)
+            except (UnknownPoolError, BrokerError):
+                raise
+            except Exception as exc:
+                raise BrokerError(f"PostgreSQL enqueue failed: {exc}") from exc
+        return self._db.run("enqueue", lambda c: self._enqueue(c, jobs))
+
+    def _enqueue(self, conn: Conn, jobs: Sequence[NewJob]) -> list[Job]:
+        self._check_pools(conn, {j.pool for j in jobs})
+        now = self._clock.now()
+        out = [lifecycle.create(new, now) for new in jobs]
+        todo = list(range(len(jobs)))
+        for _ in range(_KEY_RACE_TRIES):
+            batch = [jobs[i] for i in todo]
+            params: dict[str, Any] = rows.new_job_params(batch, [out[i] for i in todo])
+            params["now"] = now
+            skipped = conn.execute(self._q.enqueue, params).fetchall()
+            if not skipped:
+                return out
+            holders = {h for _, h in skipped if h is not None}
+            found = {}
+            if holders:
+                cur = conn.execute(self._q.jobs_by_ids, {"ids": list(holders)})
+                found = {job.id: job for job in map(rows.to_job, cur.fetchall())}
+            retry = []
+            for ord_, holder in skipped:
+                index = todo[ord_ - 1]
+                if holder is None or holder not in found:
+                    retry.append(index)
+                else:
+                    out[index] = found[holder]
+            if not retry:
+                return out
+            todo = retry
+        raise BrokerError(
+            f"enqueue kept racing for idempotency keys at {self.config.display_url}; try again"
+        )
+
+    def _check_pools(self, conn: Conn, pools: set[str]) -> None:
+        if pools <= self._known_pools:
+            return
+        known = {row[0] for row in conn.execute(self._q.pool_names)}
+        self._known_pools.update(known)
+        for pool in sorted(pools - known):
+            raise UnknownPoolError(unknown_pool(pool, known))
+
+    # workers -------------------------------------------------------------------------
+    def claim(
+        self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> ClaimResult:
+        params = {
+            "worker": worker,
+            "queues": list(queues),
+            "limit": limit,
+            "lease": lease_seconds,
+            "now": self._clock.now(),
+        }
+        found = self._db.run("claim", lambda c: c.execute(self._q.claim, params).fetchall())
+        return rows.to_claim_result(found)[1]
+
+    def heartbeat(
+        self, worker: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> HeartbeatResult:
+        if not leases:
+            return HeartbeatResult()
+        params = {
+            "ids": [lease.job_id for lease in leases],
+            "attempts": [lease.attempt for lease in leases],
+            "deadline": self._clock.now() + lease_seconds,
+        }
+        held = self._db.run("heartbeat", lambda c: c.execute(self._q.heartbeat, params).fetchall())
+        alive = {row[0] for row in held}
+        lost = frozenset(lease.job_id for lease in leases if lease.job_id not in alive)
+        cancel = frozenset(row[0] for row in held if row[1])
+        return HeartbeatResult(lost, cancel)
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        params: dict[str, Any] = rows.outcome_params(outcomes)
+        params["now"] = self._clock.now()
+        done = self._db.run("finish", lambda c: c.execute(self._q.finish, params).fetchall())
+        return _positions(len(outcomes), (row[0] for row in done))
+
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[bool], ClaimResult]:
+        params: dict[str, Any] = rows.outcome_params(outcomes)
+        params.update(
+            worker=worker,
+            queues=list(queues),
+            limit=limit,
+            lease=lease_seconds,
+            now=self._clock.now(),
+        )
+        found = self._db.run(
+            "finish_and_claim", lambda c: c.execute(self._q.finish_and_claim, params).fetchall()
+        )
+        finished, result = rows.to_claim_result(found)
+        return _positions(len(outcomes), finished), result
+
+    def release(self, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        params = {
+            "ids": [lease.job_id for lease in leases],
+            "attempts": [lease.attempt for lease in leases],
+        }
+        done = self._db.run("release", lambda c: c.execute(self._q.release, params).fetchall())
+        return _positions(len(leases), (row[0] for row in done))
+
+    def reap(self) -> list[Reaped]:
+        params = {"now": self._clock.now()}
+        found = self._db.run("reap", lambda c: c.execute(self._q.reap, params).fetchall())
+        return rows.to_claim_result(found)[1].reaped
+
+    def waker(self, queues: Sequence[str]) -> ListenWaker:
+        waker = ListenWaker(self._db)
+        self._wakers.append(waker)
+        return waker
+
+    def next_run_at(self, queues: Sequence[str]) -> float | None:
+        params = {"queues": list(queues)}
+        row = self._db.run(
+            "next_run_at", lambda c: c.execute(self._q.next_run_at, params).fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    # operators -----------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        row = self._db.run("get", lambda c: c.execute(self._q.get, {"id": job_id}).fetchone())
+        return None if row is None else rows.to_job(row)
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        params = {
+            "state": None if state is None else state.value,
+            "queue": queue,
+            "task": task,
+            "limit": limit,
+            "offset": offset,
+        }
+        found = self._db.run("list_jobs", lambda c: c.execute(self._q.list_jobs, params).fetchall())
+        return [rows.to_job(row) for row in found]
+
+    def retry(self, job_id: str) -> Job:
+        def run(conn: Conn) -> Job:
+            with conn.transaction():
+                job = self._lock_job(conn, job_id)
+                if job.state not in (JobState.DEAD, JobState.CANCELLED):
+                    raise InvalidTransitionError(retry_refused(job))
+                if job.idempotency_key is not None:
+                    params = {"key": job.idempotency_key, "id": job.id}
+                    holder = conn.execute(self._q.key_holder, params).fetchone()
+                    if holder is not None:
+                        raise InvalidTransitionError(key_taken(job, holder[0]))
+                now = self._clock.now()
+                row = conn.execute(self._q.manual_retry, {"id": job_id, "now": now}).fetchone()
+                conn.execute(self._q.notify, {"queue": job.queue})
+            assert row is not None
+            return rows.to_job(row)
+
+        return self._db.run("retry", run)
+
+    def cancel(self, job_id: str) -> Job:
+        def run(conn: Conn) -> Job:
+            with conn.transaction():
+                job = self._lock_job(conn, job_id)
+                if job.state in PENDING:
+                    params = {"id": job_id, "now": self._clock.now()}
+                    row = conn.execute(self._q.cancel_pending, params).fetchone()
+                elif job.state is JobState.RUNNING:
+                    row = conn.execute(self._q.cancel_running, {"id": job_id}).fetchone()
+                else:
+                    raise InvalidTransitionError(cancel_refused(job))
+            assert row is not None
+            return rows.to_job(row)
+
+        return self._db.run("cancel", run)
+
+    def _lock_job(self, conn: Conn, job_id: str) -> Job:
+        row = conn.execute(self._q.get_for_update, {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFoundError(no_such_job(job_id))
+        return rows.to_job(row)
+
+    def queue_stats(self) -> list[QueueStat]:
+        params = {"now": self._clock.now()}
+        found = self._db.run(
+            "queue_stats", lambda c: c.execute(self._q.queue_stats, params).fetchall()
+        )
+        return [QueueStat(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in found]
+
+    def pool_stats(self) -> list[PoolStat]:
+        params = {"now": self._clock.now()}
+        found = self._db.run(
+            "pool_stats", lambda c: c.execute(self._q.pool_stats, params).fetchall()
+        )
+        return [PoolStat(r[0], int(r[1]), int(r[2])) for r in found]
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        found = self._db.run(
+            "count_by_state", lambda c: c.execute(self._q.count_by_state).fetchall()
+        )
+        return {(r[0], JobState(r[1])): int(r[2]) for r in found}
+
+    def prune(self, older_than: float) -> int:
+        params = {"older_than": older_than}
+        return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)
+
+
+def _positions(n: int, done: Any) -> list[bool]:
+    """``[bool] * n`` with True at each 1-based position in ``done``."""
+    out = [False] * n
+    for position in done:
+        out[position - 1] = True
+    return out

@@ -1,0 +1,71 @@
+"""The broker's SQL, read from ``queries.sql`` and rendered for one schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from faena.brokers.postgres.config import LOCK_CLASS_CLAIM, PgConfig
+
+_MARK = "-- name:"
+
+
+def read_sections(text: str) -> dict[str, str]:
+    """``-- name: X`` sections of a .sql file, comments before the first one dropped."""
+    sections: dict[str, str] = {}
+    name: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(_MARK):
+            if name is not None:
+                sections[name] = "\n".join(lines).strip()
+            name, lines = line[len(_MARK) :].strip(), []
+        elif name is not None:
+            lines.append(line)
+    if name is not None:
+        sections[name] = "\n".join(lines).strip()
+    return {k: v.rstrip(";") for k, v in sections.items()}
+
+
+def render(text: str, config: PgConfig) -> str:
+    """Fill the placeholders of a .sql text for one schema."""
+    return (
+        text.replace("@schema@", config.quoted_schema)
+        .replace("@channel@", config.channel)
+        .replace("@claim_lock@", f"{LOCK_CLASS_CLAIM}, {config.lock_key}")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    claim: str
+    reap: str
+    finish: str
+    finish_and_claim: str
+    release: str
+    heartbeat: str
+    enqueue: str
+    jobs_by_ids: str
+    get: str
+    get_for_update: str
+    list_jobs: str
+    key_holder: str
+    manual_retry: str
+    cancel_pending: str
+    cancel_running: str
+    notify: str
+    pool_names: str
+    set_pool: str
+    set_parallelism: str
+    get_parallelism: str
+    next_run_at: str
+    queue_stats: str
+    pool_stats: str
+    count_by_state: str
+    prune: str
+
+    @classmethod
+    def load(cls, config: PgConfig) -> Queries:
+        text = (resources.files("faena.brokers.postgres") / "queries.sql").read_text("utf-8")
+        sections = {k: render(v, config) for k, v in read_sections(text).items()}
+        return cls(**sections)

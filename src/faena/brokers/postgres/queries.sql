@@ -1,0 +1,126 @@
+-- Statements the PostgreSQL broker sends, one per "-- name:" section. @schema@ is the
+-- quoted schema; parameters use psycopg's %(name)s style. Job rows are selected as j.*, in
+-- the table's column order (rows.JOB_COLUMNS).
+
+-- name: claim
+SELECT e.kind, e.ord, (e.job).*
+  FROM @schema@.claim(%(worker)s, %(queues)s::text[], %(limit)s::integer,
+                      %(lease)s::double precision, %(now)s::double precision) AS e;
+
+-- name: reap
+SELECT e.kind, e.ord, (e.job).* FROM @schema@.reap(%(now)s::double precision) AS e;
+
+-- name: finish
+SELECT f.ord FROM @schema@.finish(
+    %(ids)s::text[], %(attempts)s::integer[], %(states)s::text[], %(results)s::text[],
+    %(etypes)s::text[], %(emsgs)s::text[], %(etbs)s::text[],
+    %(retry_ats)s::double precision[], %(max_attempts)s::integer[],
+    %(now)s::double precision) AS f(ord);
+
+-- name: finish_and_claim
+SELECT e.kind, e.ord, (e.job).* FROM @schema@.finish_and_claim(
+    %(ids)s::text[], %(attempts)s::integer[], %(states)s::text[], %(results)s::text[],
+    %(etypes)s::text[], %(emsgs)s::text[], %(etbs)s::text[],
+    %(retry_ats)s::double precision[], %(max_attempts)s::integer[],
+    %(worker)s, %(queues)s::text[], %(limit)s::integer, %(lease)s::double precision,
+    %(now)s::double precision) AS e;
+
+-- name: release
+SELECT r.ord FROM @schema@.release(%(ids)s::text[], %(attempts)s::integer[]) AS r(ord);
+
+-- name: heartbeat
+UPDATE @schema@.jobs j SET lease_expires_at = %(deadline)s::double precision
+  FROM unnest(%(ids)s::text[], %(attempts)s::integer[]) AS l(id, attempt)
+ WHERE j.id = l.id AND j.attempt = l.attempt AND j.state = 'running'
+RETURNING j.id, j.cancel_requested;
+
+-- name: enqueue
+SELECT e.ord, e.holder FROM @schema@.enqueue(
+    %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(args)s::text[],
+    %(kwargs)s::text[], %(states)s::text[], %(priorities)s::integer[], %(pools)s::text[],
+    %(pool_slots)s::integer[], %(max_attempts)s::integer[],
+    %(timeouts)s::double precision[], %(keys)s::text[], %(run_ats)s::double precision[],
+    %(now)s::double precision) AS e;
+
+-- name: jobs_by_ids
+SELECT j.* FROM @schema@.jobs j WHERE j.id = ANY(%(ids)s::text[]);
+
+-- name: get
+SELECT j.* FROM @schema@.jobs j WHERE j.id = %(id)s;
+
+-- name: get_for_update
+SELECT j.* FROM @schema@.jobs j WHERE j.id = %(id)s FOR UPDATE;
+
+-- name: list_jobs
+SELECT j.* FROM @schema@.jobs j
+ WHERE (%(state)s::text IS NULL OR j.state = %(state)s::text)
+   AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+   AND (%(task)s::text IS NULL OR j.task = %(task)s::text)
+ ORDER BY j.seq DESC
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: key_holder
+SELECT j.id FROM @schema@.jobs j
+ WHERE j.idempotency_key = %(key)s AND j.id <> %(id)s
+   AND j.state IN ('scheduled', 'queued', 'running', 'succeeded', 'failed');
+
+-- name: manual_retry
+UPDATE @schema@.jobs j SET
+    state = 'queued', tries = 0, run_at = %(now)s::double precision, finished_at = NULL,
+    result_json = NULL, cancel_requested = false, lease_expires_at = NULL, worker = NULL
+ WHERE j.id = %(id)s
+RETURNING j.*;
+
+-- name: cancel_pending
+UPDATE @schema@.jobs j SET state = 'cancelled', finished_at = %(now)s::double precision
+ WHERE j.id = %(id)s
+RETURNING j.*;
+
+-- name: cancel_running
+UPDATE @schema@.jobs j SET cancel_requested = true WHERE j.id = %(id)s RETURNING j.*;
+
+-- name: notify
+SELECT pg_notify('@channel@', %(queue)s);
+
+-- name: pool_names
+SELECT name FROM @schema@.pools;
+
+-- name: set_pool
+INSERT INTO @schema@.pools (name, size) VALUES (%(name)s, %(size)s)
+ON CONFLICT (name) DO UPDATE SET size = excluded.size;
+
+-- name: set_parallelism
+UPDATE @schema@.settings SET parallelism = %(limit)s::integer;
+
+-- name: get_parallelism
+SELECT parallelism FROM @schema@.settings;
+
+-- name: next_run_at
+SELECT min(run_at) FROM @schema@.jobs
+ WHERE queue = ANY(%(queues)s::text[]) AND state IN ('scheduled', 'queued', 'failed');
+
+-- name: queue_stats
+SELECT queue,
+       count(*) FILTER (WHERE state IN ('scheduled', 'queued', 'failed') AND run_at <= %(now)s),
+       count(*) FILTER (WHERE state IN ('scheduled', 'queued', 'failed') AND run_at > %(now)s),
+       count(*) FILTER (WHERE state = 'running'),
+       greatest(0, coalesce(max(%(now)s - run_at) FILTER (
+           WHERE state IN ('scheduled', 'queued', 'failed') AND run_at <= %(now)s), 0))
+  FROM @schema@.jobs
+ GROUP BY queue
+ ORDER BY queue COLLATE "C";
+
+-- name: pool_stats
+SELECT p.name, p.size, coalesce(u.used, 0)
+  FROM @schema@.pools p
+  LEFT JOIN (SELECT pool, sum(pool_slots) AS used FROM @schema@.jobs
+              WHERE state = 'running' AND lease_expires_at > %(now)s::double precision
+              GROUP BY pool) u ON u.pool = p.name
+ ORDER BY p.name COLLATE "C";
+
+-- name: count_by_state
+SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY queue, state;
+
+-- name: prune
+DELETE FROM @schema@.jobs
+ WHERE state IN ('succeeded', 'dead', 'cancelled') AND finished_at < %(older_than)s;

@@ -1,0 +1,125 @@
+"""Mapping between rows of the jobs table and :class:`~faena.core.job.Job`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from faena.brokers.protocol import ClaimResult, Reaped
+from faena.core.job import ErrorInfo, Job, NewJob, Outcome
+from faena.core.states import JobState
+
+#: the jobs table's columns in table order: queries select ``j.*`` and decode by position
+JOB_COLUMNS = (
+    "id",
+    "seq",
+    "task",
+    "queue",
+    "args_json",
+    "kwargs_json",
+    "state",
+    "priority",
+    "pool",
+    "pool_slots",
+    "attempt",
+    "tries",
+    "max_attempts",
+    "timeout",
+    "idempotency_key",
+    "enqueued_at",
+    "run_at",
+    "started_at",
+    "finished_at",
+    "lease_expires_at",
+    "worker",
+    "result_json",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "cancel_requested",
+)
+
+Row = Sequence[Any]
+
+
+def to_job(row: Row, at: int = 0) -> Job:
+    """The job whose columns start at position ``at`` of ``row``."""
+    r = row[at : at + len(JOB_COLUMNS)]
+    error = None if r[22] is None else ErrorInfo(r[22], r[23] or "", r[24] or "")
+    return Job(
+        id=r[0],
+        task=r[2],
+        queue=r[3],
+        args_json=r[4],
+        kwargs_json=r[5],
+        state=JobState(r[6]),
+        priority=r[7],
+        pool=r[8],
+        pool_slots=r[9],
+        attempt=r[10],
+        tries=r[11],
+        max_attempts=r[12],
+        timeout=r[13],
+        idempotency_key=r[14],
+        enqueued_at=r[15],
+        run_at=r[16],
+        started_at=r[17],
+        finished_at=r[18],
+        lease_expires_at=r[19],
+        worker=r[20],
+        result_json=r[21],
+        error=error,
+        cancel_requested=r[25],
+    )
+
+
+def to_claim_result(rows: Sequence[Row]) -> tuple[list[int], ClaimResult]:
+    """Split ``job_event`` rows (kind, ord, job columns): finished positions, claim result."""
+    finished: list[int] = []
+    claimed: list[Job] = []
+    reaped: list[Reaped] = []
+    for row in rows:
+        kind = row[0]
+        if kind == "f":
+            finished.append(row[1])
+        elif kind == "c":
+            claimed.append(to_job(row, 2))
+        else:
+            job = to_job(row, 2)
+            reaped.append(Reaped(job, job.state))
+    return finished, ClaimResult(claimed, reaped)
+
+
+def outcome_params(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
+    """Column arrays of a group of outcomes, for ``finish``."""
+    errors = [o.error for o in outcomes]
+    return {
+        "ids": [o.job_id for o in outcomes],
+        "attempts": [o.attempt for o in outcomes],
+        "states": [o.state.value for o in outcomes],
+        "results": [o.result_json for o in outcomes],
+        "etypes": [None if e is None else e.type for e in errors],
+        "emsgs": [None if e is None else e.message for e in errors],
+        "etbs": [None if e is None else e.traceback for e in errors],
+        "retry_ats": [o.retry_at for o in outcomes],
+        "max_attempts": [o.max_attempts for o in outcomes],
+    }
+
+
+def new_job_params(jobs: Sequence[NewJob], created: Sequence[Job]) -> dict[str, list[Any]]:
+    """Column arrays of new jobs, for ``enqueue`` (state and run_at as lifecycle set them)."""
+    return {
+        "ids": [j.id for j in jobs],
+        "tasks": [j.task for j in jobs],
+        "queues": [j.queue for j in jobs],
+        "args": [j.args_json for j in jobs],
+        "kwargs": [j.kwargs_json for j in jobs],
+        "states": [c.state.value for c in created],
+        "priorities": [j.priority for j in jobs],
+        "pools": [j.pool for j in jobs],
+        "pool_slots": [j.pool_slots for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs],
+        "timeouts": [j.timeout for j in jobs],
+        "keys": [j.idempotency_key for j in jobs],
+        "run_ats": [c.run_at for c in created],
+    }
