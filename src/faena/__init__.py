@@ -1,6 +1,48 @@
 """faena: durable background jobs with pools, leases, HPA-exact autoscaling and Camunda tasks."""
 
-from faena.errors import FaenaError
+from faena.app import App
+from faena.context import current_job
+from faena.core.clock import Clock, ManualClock, SystemClock
+from faena.core.job import ErrorInfo, Job
+from faena.core.options import Isolation
+from faena.core.retry import RetryPolicy
+from faena.core.states import JobState
+from faena.errors import (
+    BrokerError,
+    ConfigError,
+    FaenaError,
+    JobFailedError,
+    JobNotFoundError,
+    PayloadError,
+    SchemaError,
+    UnknownPoolError,
+    UnknownTaskError,
+    WaitTimeoutError,
+)
+from faena.task import JobHandle, Task
 
-__all__ = ["FaenaError"]
+__all__ = [
+    "App",
+    "BrokerError",
+    "Clock",
+    "ConfigError",
+    "ErrorInfo",
+    "FaenaError",
+    "Isolation",
+    "Job",
+    "JobFailedError",
+    "JobHandle",
+    "JobNotFoundError",
+    "JobState",
+    "ManualClock",
+    "PayloadError",
+    "RetryPolicy",
+    "SchemaError",
+    "SystemClock",
+    "Task",
+    "UnknownPoolError",
+    "UnknownTaskError",
+    "WaitTimeoutError",
+    "current_job",
+]
 __version__ = "0.1.0"

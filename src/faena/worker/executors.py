@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any, Protocol
 
+from faena.context import set_current_job
 from faena.core.job import Job
 from faena.core.outcomes import error_info
 from faena.task import Task
@@ -137,6 +138,7 @@ class AsyncExecutor:
 
     async def _run(self, job: Job, task: Task[Any, Any]) -> None:
         started = time.perf_counter()
+        set_current_job(job)  # each asyncio task runs in its own copy of the context
         try:
             args, kwargs = decode_call(job)
             coro = task.fn(*args, **kwargs)

@@ -9,6 +9,7 @@ import json
 import time
 from typing import Any
 
+from faena.context import set_current_job
 from faena.core import payload
 from faena.core.job import ErrorInfo, Job
 from faena.core.outcomes import error_info
@@ -64,9 +65,12 @@ def timeout_error(job: Job) -> ErrorInfo:
 
 def run_sync(job: Job, task: Task[Any, Any]) -> RunResult:
     started = time.perf_counter()
+    set_current_job(job)
     try:
         args, kwargs = decode_call(job)
         value = task.fn(*args, **kwargs)
     except BaseException as exc:
         return result_from_error(job, task, exc, started)
+    finally:
+        set_current_job(None)
     return result_from_value(job, task, value, started)

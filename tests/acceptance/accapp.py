@@ -1,0 +1,63 @@
+"""The app the acceptance tests run in real ``faena worker`` processes.
+
+Configured by environment: ``ACC_BROKER`` (URL), ``ACC_RECORD`` (file the jobs append
+``start``/``end`` lines to), ``ACC_LEASE``, ``ACC_POOL_SIZE``, ``ACC_PARALLELISM``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import faena
+
+app = faena.App(
+    broker=os.environ.get("ACC_BROKER", "sqlite:///acc.db"),
+    pools={"limited": int(os.environ.get("ACC_POOL_SIZE", "3"))},
+    parallelism=int(os.environ["ACC_PARALLELISM"]) if os.environ.get("ACC_PARALLELISM") else None,
+    lease_seconds=float(os.environ.get("ACC_LEASE", "30")),
+)
+
+
+def record(kind: str) -> None:
+    job = faena.current_job()
+    assert job is not None
+    line = f"{kind} {job.id} {job.attempt} {os.getpid()} {time.time():.6f}\n"
+    fd = os.open(os.environ["ACC_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())  # one small O_APPEND write: atomic between processes
+    finally:
+        os.close(fd)
+
+
+@app.task(name="sleep", queue="acc")
+def sleep(seconds: float) -> str:
+    record("start")
+    time.sleep(seconds)
+    record("end")
+    return "slept"
+
+
+@app.task(name="pooled", queue="acc", pool="limited")
+def pooled(seconds: float) -> None:
+    record("start")
+    time.sleep(seconds)
+    record("end")
+
+
+@app.task(name="spin", queue="acc", timeout=1, retries=0, isolation="process")
+def spin() -> None:
+    while True:
+        pass
+
+
+@app.task(name="suicide", queue="acc", retries=2, backoff_base=0.05, isolation="process")
+def suicide() -> None:
+    record("start")
+    os._exit(3)
+
+
+@app.task(name="suicide_thread", queue="acc", retries=1, backoff_base=0.05)
+def suicide_thread() -> None:
+    record("start")
+    os._exit(3)
