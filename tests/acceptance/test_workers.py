@@ -133,7 +133,7 @@ def test_job_that_kills_its_worker_ends_dead(cluster: Cluster) -> None:
             break
         w = cluster.worker("--concurrency", "1")
         wait_until(
-            lambda: w.poll() is not None or h.refresh().state is JobState.DEAD,
+            lambda w=w: w.poll() is not None or h.refresh().state is JobState.DEAD,
             30,
             "the worker to die or the job to end dead",
         )

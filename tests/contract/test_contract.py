@@ -126,7 +126,7 @@ def test_heartbeat_keeps_a_long_job(broker: Broker, clock: ManualClock) -> None:
 
 def test_expired_lease_runs_again_keeping_its_place(broker: Broker, clock: ManualClock) -> None:
     [first] = broker.enqueue([new()])
-    [job] = claim(broker, "w1")
+    claim(broker, "w1")
     clock.advance(1)
     [later] = broker.enqueue([new()])
     clock.advance(LEASE)
@@ -422,6 +422,6 @@ def test_outcome_can_reset_the_attempt_budget(broker: Broker, clock: ManualClock
     assert broker.finish([out]) == [True]
     stored = broker.get(job.id)
     assert stored is not None and stored.max_attempts == 3 and stored.state is JobState.FAILED
-    [again] = claim(broker)
+    claim(broker)
     clock.advance(LEASE + 1)
     assert [r.new_state for r in broker.reap()] == [JobState.QUEUED]
