@@ -1,0 +1,122 @@
+"""``faena server [APP]``: the HTTP server (API, health, Camunda ``/engine-rest``)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from faena.cli.options import app_for
+from faena.observability import logs
+
+#: how long open requests (a pending long poll) may take after SIGTERM
+SHUTDOWN_GRACE_SECONDS = 5
+
+
+@click.command()
+@click.argument("app_path", metavar="[APP]", required=False, envvar="FAENA_APP")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    envvar="FAENA_HOST",
+    show_envvar=True,
+    show_default=True,
+    help="Address to bind (0.0.0.0 to accept other machines).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    envvar="FAENA_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="Port to listen on.",
+)
+@click.option(
+    "--broker",
+    envvar="FAENA_BROKER_URL",
+    show_envvar=True,
+    default=None,
+    help="Broker URL, overriding the app's (default: the app's, else sqlite:///faena.db).",
+)
+@click.option(
+    "--token",
+    envvar="FAENA_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on every route but /healthz "
+    "(the Camunda routes take HTTP basic with TOKEN as password).",
+)
+@click.option(
+    "--camunda-user",
+    envvar="FAENA_CAMUNDA_USER",
+    show_envvar=True,
+    default=None,
+    help="HTTP basic user for /engine-rest (with --camunda-password).",
+)
+@click.option(
+    "--camunda-password",
+    envvar="FAENA_CAMUNDA_PASSWORD",
+    show_envvar=True,
+    default=None,
+    help="HTTP basic password for /engine-rest.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "console"]),
+    default="auto",
+    envvar="FAENA_LOG_FORMAT",
+    show_envvar=True,
+    show_default=True,
+    help="JSON lines (default when stdout is not a terminal) or console lines.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    envvar="FAENA_LOG_LEVEL",
+    show_envvar=True,
+    show_default=True,
+    help="Lowest level logged.",
+)
+def server(
+    app_path: str | None,
+    host: str,
+    port: int,
+    broker: str | None,
+    token: str | None,
+    camunda_user: str | None,
+    camunda_password: str | None,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API, /healthz, /readyz and the Camunda 7 external-task API.
+
+    APP is module:attribute, like uvicorn (optional: without it the server works the broker
+    given by --broker). Camunda clients use http://HOST:PORT/engine-rest as their base URL.
+    """
+    import uvicorn
+
+    from faena.web import create_app
+
+    if (camunda_user is None) != (camunda_password is None):
+        raise click.UsageError("give both --camunda-user and --camunda-password, or neither")
+    logs.configure(log_format, log_level)
+    app = app_for(app_path, broker)
+    auth = (camunda_user, camunda_password) if camunda_user and camunda_password else None
+    asgi = create_app(app, token=token, camunda_auth=auth)
+    logging.getLogger("faena.server").info(
+        f"faena server on http://{host}:{port} (Camunda clients: base URL "
+        f"http://{host}:{port}/engine-rest)",
+        extra={"event": "server.started", "host": host, "port": port},
+    )
+    uvicorn.run(
+        asgi,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+commands = [server]
