@@ -1,0 +1,554 @@
+"""``ExternalTaskClient``: work the topics of a Camunda 7 engine (or of ``faena server``).
+
+::
+
+    client = ExternalTaskClient(base_url="http://camunda:8080")
+    client.subscribe("process-order", handle_task)
+
+Threads: a poller long-polls ``fetchAndLock`` for as many tasks as there are free slots; each
+task runs its handler in its own thread; a heartbeat extends the lock of running tasks every
+lock/3; a supervisor (the one non-daemon thread, which keeps a script like the one above
+alive) waits for a stop. On SIGTERM/SIGINT the client stops fetching, gives running handlers
+``grace`` seconds, then unlocks what is left so another worker gets it at once.
+
+A handler's return value (a dict, or None) becomes the output variables of ``complete``; an
+exception becomes ``failure`` with faena's retry policy (retries and exponential backoff with
+full jitter, sent as Camunda's ``retries``/``retryTimeout``); :class:`BpmnError` becomes
+``bpmnError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from faena.camunda.engine import EngineClient, EngineError, engine_root
+from faena.camunda.task import BpmnError, ExternalTask
+from faena.camunda.variables import to_typed_map
+from faena.core import events as ev
+from faena.core.retry import RetryPolicy
+from faena.errors import ConfigError
+from faena.observability import logs
+
+Handler = Callable[[ExternalTask], Mapping[str, Any] | None]
+
+DEFAULT_MAX_TASKS = 10
+DEFAULT_LOCK_SECONDS = 30.0
+DEFAULT_ASYNC_RESPONSE_TIMEOUT = 20.0
+DEFAULT_GRACE_SECONDS = 25.0
+ERROR_MESSAGE_LIMIT = 666
+#: a subscription added this recently makes polls short, so it is picked up quickly
+SETTLE_SECONDS = 2.0
+REPORT_ATTEMPTS = 3
+_log = logging.getLogger("faena.camunda")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topic: str
+    handler: Handler
+    lock_ms: int
+    variables: list[str] | None
+    retry: RetryPolicy
+    retry_on: tuple[type[BaseException], ...]
+    task_name: str
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def topic_json(self) -> dict[str, Any]:
+        topic: dict[str, Any] = {
+            "topicName": self.topic,
+            "lockDuration": self.lock_ms,
+            "localVariables": False,
+            "deserializeValues": False,
+        }
+        if self.variables is not None:
+            topic["variables"] = self.variables
+        topic.update(self.filters)
+        return topic
+
+
+@dataclass
+class _Running:
+    task: ExternalTask
+    sub: Subscription
+    started: float
+    lost: bool = False
+    released: bool = False
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _ms(seconds: float, what: str) -> int:
+    if seconds <= 0:
+        raise ConfigError(f"{what} must be > 0 seconds, got {seconds}")
+    return max(int(seconds * 1000), 1)
+
+
+class ExternalTaskClient:
+    """Subscribe handlers to topics; see the module docstring. Times are in seconds."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        worker_id: str | None = None,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        lock_duration: float = DEFAULT_LOCK_SECONDS,
+        async_response_timeout: float = DEFAULT_ASYNC_RESPONSE_TIMEOUT,
+        auth: Any = None,
+        engine: str = "default",
+        grace: float = DEFAULT_GRACE_SECONDS,
+        use_priority: bool = True,
+        auto_start: bool = True,
+        install_signals: bool = True,
+        http_timeout: float = 30.0,
+    ) -> None:
+        if max_tasks < 1:
+            raise ConfigError(f"max_tasks must be >= 1, got {max_tasks}")
+        if not 0 < async_response_timeout <= 1800:
+            raise ConfigError(
+                f"async_response_timeout must be in (0, 1800] seconds (Camunda's cap), got "
+                f"{async_response_timeout}"
+            )
+        self.base_url = engine_root(base_url, engine)
+        self.worker_id = worker_id or _default_worker_id()
+        self.max_tasks = max_tasks
+        self.lock_ms = _ms(lock_duration, "lock_duration")
+        self.async_ms = int(async_response_timeout * 1000)
+        self.grace = grace
+        self.use_priority = use_priority
+        self.auto_start = auto_start
+        self.install_signals = install_signals
+        self.engine = EngineClient(self.base_url, auth=auth, timeout=http_timeout)
+        self.events = ev.EventBus()
+        self.subscriptions: dict[str, Subscription] = {}
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._started = False
+        self._settle_until = 0.0
+        self._rng = random.Random()
+        logs.attach_event_logging(self.events)
+
+    # public API --------------------------------------------------------------------------
+    def subscribe(
+        self,
+        topic: str,
+        handler: Handler,
+        *,
+        lock_duration: float | None = None,
+        variables: Sequence[str] | None = None,
+        retries: int = 3,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 300.0,
+        retry_on: Iterable[type[BaseException]] | None = None,
+        business_key: str | None = None,
+        process_definition_key: str | None = None,
+        process_variables: Mapping[str, Any] | None = None,
+    ) -> ExternalTaskClient:
+        """Handle ``topic`` with ``handler(task) -> dict | None``; starts the client unless it
+        was built with ``auto_start=False``. ``retries``: failures retried after the first
+        (only when the engine has not set a count yet); ``retry_on``: exception types worth a
+        retry (default: all); others go straight to an incident (retries 0)."""
+        if topic in self.subscriptions:
+            raise ConfigError(f"topic {topic!r} already has a handler")
+        filters: dict[str, Any] = {}
+        if business_key is not None:
+            filters["businessKey"] = business_key
+        if process_definition_key is not None:
+            filters["processDefinitionKey"] = process_definition_key
+        if process_variables:
+            filters["processVariables"] = dict(process_variables)
+        try:
+            policy = RetryPolicy(
+                retries=retries, backoff_base=backoff_base, backoff_cap=backoff_cap
+            )
+        except ValueError as exc:
+            raise ConfigError(f"subscription {topic!r}: {exc}") from None
+        name = getattr(handler, "__qualname__", None) or type(handler).__name__
+        module = getattr(handler, "__module__", None)
+        sub = Subscription(
+            topic=topic,
+            handler=handler,
+            lock_ms=_ms(lock_duration, "lock_duration") if lock_duration else self.lock_ms,
+            variables=list(variables) if variables is not None else None,
+            retry=policy,
+            retry_on=tuple(retry_on) if retry_on is not None else (Exception,),
+            task_name=f"{module}.{name}" if module else name,
+            filters=filters,
+        )
+        with self._lock:
+            self.subscriptions[topic] = sub
+            self._settle_until = time.monotonic() + SETTLE_SECONDS
+        if self.auto_start:
+            self.start()
+        return self
+
+    def start(self) -> None:
+        """Start polling in background threads (idempotent)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        if not logging.getLogger("faena").handlers:
+            logs.configure()
+        if self.install_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+                    signal.signal(signum, self._on_signal)
+        self._emit(
+            ev.WORKER_STARTED,
+            status="started",
+            queues=sorted(self.subscriptions),
+            concurrency=self.max_tasks,
+            broker=self.base_url,
+        )
+        threading.Thread(target=self._poll_loop, name="camunda-poller", daemon=True).start()
+        threading.Thread(target=self._heartbeat_loop, name="camunda-heartbeat", daemon=True).start()
+        threading.Thread(target=self._supervise, name="camunda-supervisor", daemon=False).start()
+
+    def stop(self) -> None:
+        """Stop fetching; running handlers get ``grace`` seconds, then their tasks are
+        unlocked. Returns at once; :meth:`wait` blocks until done."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def run(self) -> int:
+        """Start (if needed) and block until stopped (SIGTERM/SIGINT or :meth:`stop`)."""
+        self.start()
+        while not self._stopped.wait(0.5):
+            pass
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop.is_set():
+            self.grace = 0.0  # a second signal: stop now
+        self.stop()
+
+    # events ------------------------------------------------------------------------------
+    def _emit(self, name: str, on: _Running | None = None, **fields: Any) -> None:
+        data: dict[str, Any] = {"worker": self.worker_id}
+        if on is not None:
+            task = on.task
+            data.update(
+                job_id=task.id,
+                task=on.sub.task_name,
+                queue=task.topic_name,
+                attempt=self._attempt(on),
+                process_instance_id=task.process_instance_id,
+                business_key=task.business_key,
+            )
+        data.update(fields)
+        self.events.publish(ev.Event(name, time.time(), data))
+
+    @staticmethod
+    def _attempt(running: _Running) -> int:
+        retries = running.task.retries
+        if retries is None:
+            return 1
+        return max(running.sub.retry.max_attempts - retries + 1, 1)
+
+    # polling -----------------------------------------------------------------------------
+    def _free(self) -> int:
+        with self._lock:
+            while len(self._running) >= self.max_tasks and not self._stop.is_set():
+                self._lock.wait(1.0)
+            return self.max_tasks - len(self._running)
+
+    def _fetch_body(self, free: int) -> tuple[dict[str, Any], float]:
+        with self._lock:
+            subs = list(self.subscriptions.values())
+            settling = time.monotonic() < self._settle_until
+        wait_ms = min(self.async_ms, 1000) if settling else self.async_ms
+        body = {
+            "workerId": self.worker_id,
+            "maxTasks": free,
+            "usePriority": self.use_priority,
+            "asyncResponseTimeout": wait_ms,
+            "topics": [s.topic_json() for s in subs],
+        }
+        return body, wait_ms / 1000 + 10.0
+
+    def _poll_loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            free = self._free()
+            if self._stop.is_set():
+                break
+            if not self.subscriptions:
+                self._stop.wait(0.2)
+                continue
+            body, read_timeout = self._fetch_body(free)
+            try:
+                fetched = self.engine.fetch_and_lock(body, read_timeout)
+            except (httpx.HTTPError, EngineError) as exc:
+                self._emit(
+                    ev.WORKER_ERROR,
+                    status="poll_failed",
+                    error_type=type(exc).__name__,
+                    error_message=str(exc),
+                    retry_in_seconds=backoff,
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            backoff = 0.5
+            for data in fetched:
+                self._dispatch(data)
+
+    def _dispatch(self, data: Mapping[str, Any]) -> None:
+        sub = self.subscriptions.get(str(data.get("topicName")))
+        task_id = str(data.get("id"))
+        if sub is None or self._stop.is_set():
+            self._unlock_quietly(task_id)
+            return
+        try:
+            task = ExternalTask.from_json(data)
+        except (ValueError, KeyError) as exc:
+            self._emit(
+                ev.WORKER_ERROR,
+                status="bad_task",
+                job_id=task_id,
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+            )
+            self._unlock_quietly(task_id)
+            return
+        running = _Running(task, sub, time.monotonic())
+        with self._lock:
+            self._running[task.id] = running
+        self._emit(ev.JOB_CLAIMED, running, status="running")
+        threading.Thread(
+            target=self._execute, args=(running,), name=f"camunda-task-{task.id[:8]}", daemon=True
+        ).start()
+
+    def _unlock_quietly(self, task_id: str) -> None:
+        try:
+            self.engine.unlock(task_id)
+        except (httpx.HTTPError, EngineError) as exc:
+            _log.warning(
+                "could not unlock task %s: %s",
+                task_id,
+                exc,
+                extra={"event": "camunda.unlock_failed", "job_id": task_id},
+            )
+
+    # running one task ------------------------------------------------------------------------
+    def _execute(self, running: _Running) -> None:
+        sub, task = running.sub, running.task
+        try:
+            output = sub.handler(task)
+            outcome: Callable[[], None] = self._completer(running, output)
+        except BpmnError as err:
+            outcome = self._bpmn_reporter(running, err)
+        except Exception as exc:
+            outcome = self._failure_reporter(running, exc)
+        try:
+            if not (running.lost or running.released):
+                self._report(running, outcome)
+            elif running.lost:
+                self._emit(
+                    ev.JOB_LEASE_LOST,
+                    running,
+                    status="lease_lost",
+                    duration_ms=self._ms_since(running),
+                )
+        finally:
+            with self._lock:
+                self._running.pop(task.id, None)
+                self._lock.notify_all()
+
+    @staticmethod
+    def _ms_since(running: _Running) -> float:
+        return round((time.monotonic() - running.started) * 1000, 3)
+
+    def _completer(self, running: _Running, output: Any) -> Callable[[], None]:
+        if output is not None and not isinstance(output, Mapping):
+            raise TypeError(
+                f"handler {running.sub.task_name} returned {type(output).__name__}; return a dict "
+                f"of output variables or None"
+            )
+        variables = to_typed_map(output or {})
+
+        def send() -> None:
+            self.engine.complete(running.task.id, self.worker_id, variables)
+            self._emit(
+                ev.JOB_SUCCEEDED, running, status="succeeded", duration_ms=self._ms_since(running)
+            )
+
+        return send
+
+    def _bpmn_reporter(self, running: _Running, err: BpmnError) -> Callable[[], None]:
+        variables = to_typed_map(err.variables)
+
+        def send() -> None:
+            self.engine.bpmn_error(
+                running.task.id, self.worker_id, err.error_code, err.error_message, variables
+            )
+            self._emit(
+                "job.bpmn_error",
+                running,
+                status="bpmn_error",
+                error_type="BpmnError",
+                error_code=err.error_code,
+                error_message=err.error_message,
+                duration_ms=self._ms_since(running),
+            )
+
+        return send
+
+    def _failure_reporter(self, running: _Running, exc: Exception) -> Callable[[], None]:
+        sub, task = running.sub, running.task
+        policy = sub.retry
+        if not isinstance(exc, sub.retry_on):
+            left = 0
+        elif task.retries is None:
+            left = policy.retries
+        else:
+            left = max(task.retries - 1, 0)
+        attempts_made = self._attempt(running)
+        delay = policy.delay(attempts_made, self._rng) if left > 0 else 0.0
+        message = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[
+            :ERROR_MESSAGE_LIMIT
+        ]
+        details = "".join(traceback.format_exception(exc))
+
+        def send() -> None:
+            self.engine.failure(task.id, self.worker_id, message, details, left, int(delay * 1000))
+            fields: dict[str, Any] = dict(
+                status="failed",
+                duration_ms=self._ms_since(running),
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+            )
+            self._emit(
+                ev.JOB_FAILED,
+                running,
+                will_retry=left > 0,
+                traceback=details,
+                retry_in_seconds=round(delay, 3),
+                retry_count=attempts_made - 1,
+                **fields,
+            )
+            if left == 0:
+                fields["status"] = "dead"
+                self._emit(ev.JOB_DEAD, running, retry_count=attempts_made - 1, **fields)
+
+        return send
+
+    def _report(self, running: _Running, send: Callable[[], None]) -> None:
+        """Send the outcome; 400/404 mean the lock is lost (dropped, logged); optimistic
+        locking and 5xx are retried a few times, then the lock is left to expire."""
+        for attempt in range(1, REPORT_ATTEMPTS + 1):
+            try:
+                send()
+                return
+            except EngineError as exc:
+                if exc.lock_lost:
+                    self._emit(
+                        ev.JOB_LEASE_LOST,
+                        running,
+                        status="lease_lost",
+                        error_message=exc.message,
+                        http_status=exc.status,
+                    )
+                    return
+                error: Exception = exc
+            except httpx.HTTPError as exc:
+                error = exc
+            if attempt < REPORT_ATTEMPTS:
+                time.sleep(0.5 * 2 ** (attempt - 1))
+        self._emit(
+            ev.WORKER_ERROR,
+            running,
+            status="report_failed",
+            error_type=type(error).__name__,
+            error_message=str(error),
+        )
+
+    # heartbeat and shutdown --------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        while not self._stopped.is_set():
+            with self._lock:
+                interval = min([s.lock_ms for s in self.subscriptions.values()] or [self.lock_ms])
+            if self._stopped.wait(interval / 3000):
+                return
+            with self._lock:
+                running = [r for r in self._running.values() if not (r.lost or r.released)]
+            for r in running:
+                if r.task.id not in self._running:
+                    continue
+                try:
+                    self.engine.extend_lock(r.task.id, self.worker_id, r.sub.lock_ms)
+                except EngineError as exc:
+                    if exc.lock_lost:
+                        r.lost = True
+                        self._emit(
+                            ev.JOB_LEASE_LOST,
+                            r,
+                            status="lease_lost",
+                            error_message=exc.message,
+                            http_status=exc.status,
+                        )
+                except httpx.HTTPError:
+                    pass  # the next beat tries again; the lock has two more thirds to go
+
+    def _supervise(self) -> None:
+        self._stop.wait()
+        with self._lock:
+            count = len(self._running)
+        self._emit(ev.WORKER_STOPPING, status="draining", running=count, grace_seconds=self.grace)
+        deadline = time.monotonic() + self.grace
+        with self._lock:
+            while self._running and time.monotonic() < deadline:
+                self._lock.wait(min(deadline - time.monotonic(), 0.5))
+            left = list(self._running.values())
+            for r in left:
+                r.released = True
+        for r in left:
+            try:
+                self.engine.unlock(r.task.id)
+                self._emit(ev.JOB_RELEASED, r, status="released")
+            except (httpx.HTTPError, EngineError) as exc:
+                self._emit(ev.WORKER_ERROR, r, status="unlock_failed", error_message=str(exc))
+        self._emit(ev.WORKER_STOPPED, status="stopped")
+        self._stopped.set()
+
+
+def run_subscriptions(
+    client: ExternalTaskClient | str,
+    subscriptions: Mapping[str, Handler] | None = None,
+    **options: Any,
+) -> int:
+    """Run Camunda subscriptions in the foreground until SIGTERM/SIGINT; returns the exit
+    code (0). ``client`` is a configured :class:`ExternalTaskClient`, or a base URL with
+    ``options`` for one; ``subscriptions`` maps more topics to handlers."""
+    if isinstance(client, str):
+        client = ExternalTaskClient(client, auto_start=False, **options)
+    elif options:
+        raise ConfigError("options apply only when run_subscriptions builds the client from a URL")
+    for topic, handler in (subscriptions or {}).items():
+        client.subscribe(topic, handler)
+    if not client.subscriptions:
+        raise ConfigError("no subscriptions: call client.subscribe(topic, handler) first")
+    return client.run()
