@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
+import threading
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, TextIO
 
 from faena.core import events as ev
@@ -65,7 +68,21 @@ class JsonFormatter(logging.Formatter):
             line.setdefault(key, value)
         if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        try:
+            return json.dumps(line, default=str, ensure_ascii=False, allow_nan=False)
+        except ValueError:  # NaN/Infinity are not JSON: Loki's json stage would reject the line
+            return json.dumps(_finite(line), default=str, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its name (``"NaN"``, ``"inf"``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_finite(v) for v in value]
+    return value
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -116,6 +133,42 @@ def log_event(event: ev.Event) -> None:
         fields.setdefault("task_id", fields["job_id"])  # the seed's name for the same id
     message = _MESSAGES.get(event.name, event.name)
     _event_log.log(level, message, extra={"event": event.name, **fields})
+
+
+def capture_uncaught() -> None:
+    """Log exceptions that escape the main thread or any thread as one JSON line each
+    (``event`` ``worker.error``, with ``error_type``, ``error_message`` and ``traceback``)
+    instead of a raw traceback spread over many lines. Call after :func:`configure`."""
+    log = logging.getLogger("faena.errors")
+
+    def report(
+        kind: type[BaseException],
+        exc: BaseException,
+        tb: TracebackType | None,
+        thread: str | None = None,
+    ) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)
+            return
+        log.error(
+            f"uncaught {kind.__name__} in faena" + (f" thread {thread}" if thread else ""),
+            exc_info=(kind, exc, tb),
+            extra={
+                "event": ev.WORKER_ERROR,
+                "error_type": kind.__name__,
+                "error_message": str(exc),
+                "thread_name": thread,
+            },
+        )
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None:
+            return
+        name = args.thread.name if args.thread is not None else None
+        report(args.exc_type, args.exc_value, args.exc_traceback, name)
+
+    sys.excepthook = report
+    threading.excepthook = thread_hook
 
 
 def attach_event_logging(bus: ev.EventBus) -> None:

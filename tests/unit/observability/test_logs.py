@@ -1,0 +1,111 @@
+"""JSON log lines: valid for Loki's json stage in every case, and the emulator itself."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import threading
+
+import pytest
+from tests.loki_json import JSON_ERROR, LogQLError, json_labels, run
+
+from faena.core import events as ev
+from faena.observability import logs
+
+STREAM = {"namespace": "data", "pod": "worker-abc", "container": "worker"}
+
+
+@pytest.fixture
+def out() -> io.StringIO:
+    buf = io.StringIO()
+    logs.configure("json", "DEBUG", stream=buf)
+    return buf
+
+
+def lines(buf: io.StringIO) -> list[str]:
+    return buf.getvalue().splitlines()
+
+
+def test_event_lines_carry_the_design_fields(out: io.StringIO) -> None:
+    logs.log_event(
+        ev.Event(ev.JOB_FAILED, 0.0, {"job_id": "j1", "task": "etl.load", "queue": "etl_pool",
+                                      "status": "failed", "attempt": 2, "will_retry": True,
+                                      "error_type": "ValueError", "error_message": "bad row",
+                                      "duration_ms": 12.5, "traceback": "Traceback..."})
+    )  # fmt: skip
+    [line] = lines(out)
+    obj = json.loads(line)
+    for key in ("timestamp", "level", "logger", "event", "message", "job_id", "task", "queue",
+                "status", "attempt", "error_type", "error_message", "duration_ms"):  # fmt: skip
+        assert key in obj, key
+    labels = json_labels(line, STREAM)
+    assert labels["status"] == "failed"
+    assert labels["attempt"] == "2"
+    assert labels["will_retry"] == "true"
+    assert labels["duration_ms"] == "12.5"
+    assert "traceback" not in obj  # a retried failure is a warning: no traceback noise
+
+
+def test_non_finite_numbers_keep_the_line_valid_json(out: io.StringIO) -> None:
+    log = logging.getLogger("faena.test")
+    log.info("odd", extra={"event": "test.odd", "ratio": float("nan"), "big": [float("inf")]})
+    [line] = lines(out)
+    assert "__error__" not in json_labels(line, STREAM)
+    assert json.loads(line)["ratio"] == "nan"
+
+
+def test_uncaught_errors_become_one_json_line(out: io.StringIO) -> None:
+    before = sys.excepthook, threading.excepthook
+    try:
+        logs.capture_uncaught()
+
+        def boom() -> None:
+            raise RuntimeError("broker vanished")
+
+        t = threading.Thread(target=boom, name="faena-heartbeat")
+        t.start()
+        t.join()
+        try:
+            raise KeyError("x")
+        except KeyError:
+            sys.excepthook(*sys.exc_info())  # type: ignore[arg-type]
+    finally:
+        sys.excepthook, threading.excepthook = before
+    got = [json.loads(line) for line in lines(out)]
+    assert [g["event"] for g in got] == ["worker.error", "worker.error"]
+    assert got[0]["error_type"] == "RuntimeError"
+    assert got[0]["thread_name"] == "faena-heartbeat"
+    assert "Traceback" in got[0]["traceback"]
+    assert got[1]["level"] == "error"
+
+
+def test_emulator_semantics() -> None:
+    line = json.dumps({"status": "failed", "namespace": "x", "a": {"b-c": 1}, "n": None,
+                       "l": [1], "ok": False, "1st": "y"})  # fmt: skip
+    labels = json_labels(line, STREAM)
+    assert labels["namespace"] == "data"
+    assert labels["namespace_extracted"] == "x"
+    assert labels["a_b_c"] == "1"
+    assert labels["ok"] == "false"
+    assert labels["_1st"] == "y"
+    assert "n" not in labels and "l" not in labels
+    assert json_labels("Traceback (most recent call last):", STREAM)["__error__"] == JSON_ERROR
+    assert json_labels('{"x": NaN}', STREAM)["__error__"] == JSON_ERROR
+    assert json_labels("[1, 2]", STREAM)["__error__"] == JSON_ERROR
+
+
+def test_emulator_queries() -> None:
+    a = json.dumps({"status": "failed", "queue": "etl_pool", "message": "job failed"})
+    b = json.dumps({"status": "succeeded", "queue": "etl_pool", "message": "ok"})
+    c = "plain text status=failed"
+    got = run([a, b, c], STREAM, '{namespace="data"} | json | status="failed"')
+    assert got == [a]
+    assert run([a, b, c], STREAM, '{namespace="other"} | json | status="failed"') == []
+    assert run([a, b, c], STREAM, '{namespace="data"} |= "failed"') == [a, c]
+    assert run([a, b], STREAM, '{namespace=~"d.*"} | json | status!="failed"') == [b]
+    q = 'count_over_time({namespace="data"} | json | queue="etl_pool" [1m])'
+    assert run([a, b, c], STREAM, q) == 2
+    with pytest.raises(LogQLError, match="count_over_time wraps"):
+        run([a], STREAM, '{namespace="data"} | json | queue="etl_pool" | count_over_time(1m)')
