@@ -7,15 +7,32 @@ never used for a decision.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
 
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
-from faena.brokers.redis.codec import FIELDS, new_job_args, num, outcome_args, to_job
-from faena.brokers.redis.connection import RedisURL, call, make_client, parse_url, wrapped
-from faena.brokers.redis.scripts import Scripts
+from faena.brokers.redis.codec import (
+    FIELDS,
+    new_job_args,
+    num,
+    outcome_args,
+    rows,
+    to_job,
+    to_jobs,
+)
+from faena.brokers.redis.connection import (
+    Link,
+    RedisURL,
+    ScriptCall,
+    call,
+    make_client,
+    parse_url,
+    wrapped,
+)
+from faena.brokers.redis.scripts import register
 from faena.brokers.redis.waker import RedisWaker
 from faena.brokers.refusals import (
     cancel_refused,
@@ -49,7 +66,12 @@ class RedisBroker:
         self._target: RedisURL = parse_url(url)
         self._clock = clock
         self._client: Any = make_client(self._target)
-        self._scripts = Scripts.register(self._client)
+        head = ["1", f"{self._target.tag}:meta", self._target.tag]
+        self._calls = {
+            name: ScriptCall(script.sha, script.script, head)
+            for name, script in register(self._client).items()
+        }
+        self._link = Link(self._client)
         self._tag = self._target.tag
 
     @classmethod
@@ -65,9 +87,8 @@ class RedisBroker:
         return f"{self._tag}:{name}"
 
     def _run(self, name: str, now: float, args: Sequence[str]) -> Any:
-        script = self._scripts.by_name[name]
         with wrapped(self._target):
-            return script(keys=[self._key("meta")], args=[self._tag, num(now), *args])
+            return self._link.run(self._calls[name], [num(now), *args])
 
     # setup -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -94,6 +115,7 @@ class RedisBroker:
             )
 
     def close(self) -> None:
+        self._link.close()
         call(self._target, self._client.close)
 
     def destroy(self) -> None:
@@ -133,10 +155,11 @@ class RedisBroker:
         if not jobs:
             return []
         now = self._clock.now()
-        args = [str(len(jobs))]
-        for new in jobs:
-            args += new_job_args(new, now if new.run_at is None else new.run_at)
-        status, found = self._run("enqueue", now, args)
+        batch = json.dumps(
+            [new_job_args(new, now if new.run_at is None else new.run_at) for new in jobs],
+            ensure_ascii=False,
+        )
+        status, found = rows(self._run("enqueue", now, [batch]))
         if status == "unknown_pool":
             known = call(self._target, lambda: self._client.hkeys(self._key("pools")))
             raise UnknownPoolError(unknown_pool(found, known))
@@ -151,16 +174,16 @@ class RedisBroker:
         return [worker, str(int(limit)), num(deadline), str(len(queues)), *queues]
 
     @staticmethod
-    def _claim_result(claimed: Sequence[Any], reaped: Sequence[Any]) -> ClaimResult:
-        gone = [to_job(r) for r in reaped]
-        return ClaimResult([to_job(r) for r in claimed], [Reaped(j, j.state) for j in gone])
+    def _claim_result(claimed: Any, reaped: Any) -> ClaimResult:
+        gone = to_jobs(reaped)
+        return ClaimResult(to_jobs(claimed), [Reaped(j, j.state) for j in gone])
 
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
         now = self._clock.now()
         args = self._claim_args(worker, queues, limit, now + lease_seconds)
-        claimed, reaped = self._run("claim", now, args)
+        claimed, reaped = rows(self._run("claim", now, args))
         return self._claim_result(claimed, reaped)
 
     def heartbeat(
@@ -199,7 +222,7 @@ class RedisBroker:
         now = self._clock.now()
         args = self._outcome_args(outcomes)
         args += self._claim_args(worker, queues, limit, now + lease_seconds)
-        done, claimed, reaped = self._run("finish_and_claim", now, args)
+        done, claimed, reaped = rows(self._run("finish_and_claim", now, args))
         return [flag == 1 for flag in done], self._claim_result(claimed, reaped)
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
@@ -211,7 +234,7 @@ class RedisBroker:
         return [flag == 1 for flag in self._run("release", self._clock.now(), args)]
 
     def reap(self) -> list[Reaped]:
-        jobs = [to_job(r) for r in self._run("reap", self._clock.now(), [])]
+        jobs = to_jobs(rows(self._run("reap", self._clock.now(), [])))
         return [Reaped(job, job.state) for job in jobs]
 
     def waker(self, queues: Sequence[str]) -> RedisWaker:
@@ -252,10 +275,10 @@ class RedisBroker:
             str(int(limit)),
             str(max(int(offset), 0)),
         ]
-        return [to_job(r) for r in self._run("list", self._clock.now(), args) if r]
+        return to_jobs(rows(self._run("list", self._clock.now(), args)))
 
     def retry(self, job_id: str) -> Job:
-        reply = self._run("retry", self._clock.now(), [job_id])
+        reply = rows(self._run("retry", self._clock.now(), [job_id]))
         if reply[0] == "missing":
             raise JobNotFoundError(no_such_job(job_id))
         job = to_job(reply[1])
@@ -266,7 +289,7 @@ class RedisBroker:
         return job
 
     def cancel(self, job_id: str) -> Job:
-        reply = self._run("cancel", self._clock.now(), [job_id])
+        reply = rows(self._run("cancel", self._clock.now(), [job_id]))
         if reply[0] == "missing":
             raise JobNotFoundError(no_such_job(job_id))
         job = to_job(reply[1])

@@ -7,6 +7,8 @@ absent field.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,18 +45,26 @@ FIELDS = (
     "rank",
 )
 
-#: arguments per job of ``enqueue.lua`` and per outcome of ``finish_one`` in ``lib.lua``
-NEW_JOB_WIDTH = 13
-OUTCOME_WIDTH = 11
 
 _PRIORITY_MIN = -(1 << 63)
 _PRIORITY_MAX = (1 << 63) - 1
 
 
-def lua_fields() -> str:
-    """The Lua prologue every script starts with: ``F`` (field names) and ``I`` (positions)."""
+def prepare_lua(text: str) -> str:
+    """Fill in the field layout: ``I.<field>`` becomes its position, ``FIELD_LIST`` the names."""
+
+    def position(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in FIELDS:
+            raise ValueError(f"Lua refers to I.{name}, which is not a field of {FIELDS}")
+        return str(FIELDS.index(name) + 1)
+
     names = ", ".join(f"'{name}'" for name in FIELDS)
-    return f"local F = {{ {names} }}\nlocal I = {{}}\nfor i, name in ipairs(F) do I[name] = i end\n"
+    text = _FIELD_REF.sub(position, text).replace("FIELD_LIST", names)
+    return f"local F = {{ {names} }}\n{text}"
+
+
+_FIELD_REF = re.compile(r"(?<![\w.])I\.([a-z_]+)")
 
 
 def priority_rank(priority: int) -> str:
@@ -107,12 +117,17 @@ def outcome_args(outcome: Outcome) -> list[str]:
     ]
 
 
+def _text(value: Any) -> str | None:
+    """A field that may hold no value: absent (None, or false in JSON) or ''."""
+    return value or None
+
+
 def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    return float(value) if value else None
 
 
 def to_job(record: Sequence[Any]) -> Job:
-    """A job from its fields in ``FIELDS`` order."""
+    """A job from its fields in ``FIELDS`` order (from HMGET, or decoded from JSON)."""
     (
         job_id,
         task,
@@ -155,14 +170,24 @@ def to_job(record: Sequence[Any]) -> Job:
         tries=int(tries),
         max_attempts=int(max_attempts),
         timeout=_float(timeout),
-        idempotency_key=ikey,
+        idempotency_key=None if ikey is None or ikey is False else ikey,
         enqueued_at=float(enq),
         run_at=float(run_at),
         started_at=_float(started),
         finished_at=_float(finished),
         lease_expires_at=_float(lease),
-        worker=worker,
-        result_json=result,
-        error=None if etype is None else ErrorInfo(etype, emsg or "", etb or ""),
+        worker=_text(worker),
+        result_json=_text(result),
+        error=None if etype is None or etype is False else ErrorInfo(etype, emsg or "", etb or ""),
         cancel_requested=cancel == "1",
     )
+
+
+def rows(reply: str) -> Any:
+    """A script's JSON reply (Lua's cjson writes an empty array as ``{}``)."""
+    value = json.loads(reply)
+    return value or []
+
+
+def to_jobs(records: Any) -> list[Job]:
+    return [to_job(r) for r in records or ()]

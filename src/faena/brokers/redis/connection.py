@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -130,3 +131,80 @@ def wrapped(target: RedisURL) -> Iterator[None]:
 def call(target: RedisURL, fn: Callable[[], T]) -> T:
     with wrapped(target):
         return fn()
+
+
+class ScriptCall:
+    """One script bound to its keys and leading arguments, packed once for every call."""
+
+    def __init__(self, sha: str, source: str, head: Sequence[str]) -> None:
+        self.sha = sha
+        self._count = 2 + len(head)
+        self._head = _bulk(["EVALSHA", sha, *head])
+        self._load = b"*3\r\n" + _bulk(["SCRIPT", "LOAD", source])
+
+    def command(self, args: Sequence[str]) -> bytes:
+        return b"*%d\r\n%s%s" % (self._count + len(args), self._head, _bulk(args))
+
+    @property
+    def load_command(self) -> bytes:
+        return self._load
+
+
+class Link:
+    """Runs scripts on dedicated connections, one per concurrent caller.
+
+    This is the hot path (every enqueue, claim and finish), so it skips the pool's per-call
+    checkout checks: connections wait in a free list, a caller takes one for one command and
+    puts it back. On a lost connection the command is retried with exponential backoff (the
+    connection reconnects on its next use); a server that lost its script cache (a restart)
+    gets the script again (``NOSCRIPT``).
+    """
+
+    def __init__(self, client: Any) -> None:
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        kwargs["retry"] = Retry(ExponentialBackoff(), 0)  # retried here, not inside
+        self._pool_class = pool.connection_class
+        self._kwargs = kwargs
+        self._free: list[Any] = []
+        self._lock = threading.Lock()
+        self._retry = retry_policy()
+
+    def run(self, call: ScriptCall, args: Sequence[str]) -> Any:
+        command = call.command(args)
+        try:
+            conn = self._free.pop()
+        except IndexError:
+            conn = self._pool_class(**self._kwargs)
+        try:
+            return self._retry.call_with_retry(
+                lambda: self._once(conn, call, command), lambda _error: conn.disconnect()
+            )
+        finally:
+            self._free.append(conn)
+
+    @staticmethod
+    def _once(conn: Any, call: ScriptCall, command: bytes) -> Any:
+        conn.send_packed_command([command])
+        try:
+            return conn.read_response()
+        except NoScriptError:
+            conn.send_packed_command([call.load_command])
+            conn.read_response()
+            conn.send_packed_command([command])
+            return conn.read_response()
+
+    def close(self) -> None:
+        with self._lock:
+            while self._free:
+                self._free.pop().disconnect()
+
+
+def _bulk(args: Sequence[str]) -> bytes:
+    """Arguments as RESP bulk strings (a leaner twin of redis-py's packer, for text)."""
+    parts: list[bytes] = []
+    append = parts.append
+    for arg in args:
+        data = arg.encode("utf-8")
+        append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)

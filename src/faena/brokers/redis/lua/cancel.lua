@@ -1,17 +1,18 @@
 -- cancel: ARGV[3] = job id. Pending jobs end cancelled now; running ones are flagged.
--- Reply: {'missing'} | {'refused', record} | {'ok', record}.
+-- Reply (JSON): ["missing"] | ["refused", record] | ["ok", record].
 local id = ARGV[3]
 local r = rec(id)
-if not r then return { 'missing' } end
+if not r then return cjson.encode({ 'missing' }) end
 local old = r[I.state]
 if PENDING[old] then
   drop_pending(id, r)
-  put(id, r, { 'state', 'cancelled', 'finished', NOW_S })
-  set_done(id)
+  put(id, r, { I.state, 'cancelled', I.finished, NOW_S })
+  redis.call('ZADD', K_DONE, NOW_S, id)
   move_state(id, r, old)
+  flush()
 elseif old == 'running' then
-  put(id, r, { 'cancel', '1' })
+  put(id, r, { I.cancel, '1' })
 else
-  return { 'refused', r }
+  return cjson.encode({ 'refused', r })
 end
-return { 'ok', r }
+return cjson.encode({ 'ok', r })

@@ -1,4 +1,5 @@
 -- claim: ARGV[3..] = worker, limit, lease deadline, n, n queue names.
--- Reaps expired leases, then admits runnable jobs. Reply: {claimed records, reaped records}.
+-- Reaps expired leases, then admits runnable jobs. Reply (JSON): [claimed, reaped] records.
 local reply = claim_from(3)
-return reply
+flush()
+return cjson.encode(reply)

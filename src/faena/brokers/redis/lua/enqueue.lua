@@ -1,16 +1,16 @@
--- enqueue: ARGV[3] = n, then 13 arguments per job: id, task, queue, args, kwargs, priority,
--- pool, slots, max_attempts, timeout ('' = none), idempotency key ('' = none, else '+' key),
--- run_at, priority rank (16 hex digits). All or nothing: an unknown pool writes nothing.
--- Reply: {'unknown_pool', pool} or {'ok', per job: 0 if created as asked, else the record
--- of the job returned in its place}.
-local W = 13
-local n = tonumber(ARGV[3])
+-- enqueue: ARGV[3] = a JSON array of jobs, each an array of strings: id, task, queue, args,
+-- kwargs, priority, pool, slots, max_attempts, timeout ('' = none), idempotency key ('' =
+-- none, else '+' key), run_at, priority rank (16 hex digits).
+-- All or nothing: an unknown pool writes nothing. Reply (JSON): ["unknown_pool", pool] or
+-- ["ok", per job: 0 if created as asked, else the record of the job returned in its place].
+local jobs = cjson.decode(ARGV[3])
 local checked = {}
-for i = 0, n - 1 do
-  local pool = ARGV[4 + i * W + 6]
-  if not checked[pool] then
-    if redis.call('HEXISTS', K_POOLS, pool) == 0 then return { 'unknown_pool', pool } end
-    checked[pool] = true
+for _, j in ipairs(jobs) do
+  if not checked[j[7]] then
+    if redis.call('HEXISTS', K_POOLS, j[7]) == 0 then
+      return cjson.encode({ 'unknown_pool', j[7] })
+    end
+    checked[j[7]] = true
   end
 end
 
@@ -22,48 +22,73 @@ local function holder(key)
   return nil
 end
 
-local out, woken = {}, {}
+-- Index writes are gathered per key and sent as few variadic commands.
+local batch, order = {}, {}
+local function add(cmd, key, a, b)
+  local e = batch[key]
+  if not e then
+    e = { cmd = cmd, args = {} }
+    batch[key] = e
+    order[#order + 1] = key
+  end
+  local t = e.args
+  t[#t + 1] = a
+  if b then t[#t + 1] = b end
+end
+
+local out, woken, subs = {}, {}, {}
+local n = #jobs
 local seq = redis.call('HINCRBY', K_META, 'seq', n) - n
-for i = 0, n - 1 do
-  local a = 4 + i * W
-  local id, q, ikey = ARGV[a], ARGV[a + 2], ARGV[a + 10]
+for i, j in ipairs(jobs) do
+  local id, q = j[1], j[3]
   local key = nil
-  if ikey ~= '' then key = string.sub(ikey, 2) end
+  if j[11] ~= '' then key = string.sub(j[11], 2) end
   local existing = nil
   if redis.call('EXISTS', jkey(id)) == 1 then existing = rec(id) end
   if not existing and key then existing = holder(key) end
   if existing then
-    out[i + 1] = existing
+    out[i] = existing
   else
     seq = seq + 1
-    local run_at = ARGV[a + 11]
+    local run_at = j[12]
     local state = 'queued'
     if tonumber(run_at) > NOW then state = 'scheduled' end
-    local rank = ARGV[a + 12] .. string.format('%015d', seq)
-    local fields = { 'id', id, 'task', ARGV[a + 1], 'queue', q, 'args', ARGV[a + 3],
-                     'kwargs', ARGV[a + 4], 'state', state, 'priority', ARGV[a + 5],
-                     'pool', ARGV[a + 6], 'slots', ARGV[a + 7], 'attempt', '0', 'tries', '0',
-                     'max', ARGV[a + 8], 'enq', NOW_S, 'run_at', run_at, 'rank', rank }
-    if ARGV[a + 9] ~= '' then
-      fields[#fields + 1] = 'timeout'
-      fields[#fields + 1] = ARGV[a + 9]
-    end
+    local rank = j[13] .. string.format('%015d', seq)
+    local fields = { 'id', id, 'task', j[2], 'queue', q, 'args', j[4], 'kwargs', j[5],
+                     'state', state, 'priority', j[6], 'pool', j[7], 'slots', j[8],
+                     'attempt', '0', 'tries', '0', 'max', j[9], 'timeout', j[10],
+                     'enq', NOW_S, 'run_at', run_at, 'rank', rank }
     if key then
       fields[#fields + 1] = 'ikey'
       fields[#fields + 1] = key
       redis.call('HSET', K_IDEM, key, id)
     end
     redis.call('HSET', jkey(id), unpack(fields))
-    redis.call('ZADD', K_ALL, seq, id)
-    redis.call('ZADD', st_key(state), seq, id)
-    redis.call('HINCRBY', K_COUNTS, q .. '|' .. state, 1)
-    local r = { }
-    r[I.queue], r[I.pool], r[I.slots], r[I.rank], r[I.run_at] =
-      q, ARGV[a + 6], ARGV[a + 7], rank, run_at
-    make_pending(id, r)
+    add('ZADD', K_ALL, seq, id)
+    add('ZADD', pend_key(q), run_at, id)
+    if state == 'queued' then
+      local sub = j[7] .. '|' .. j[8]
+      add('ZADD', ready_key(q, sub), 0, rank .. id)
+      subs[q .. '\n' .. sub] = true
+    else
+      add('ZADD', delayed_key(q), run_at, id)
+    end
+    bump(D_COUNTS, q .. '|' .. state, 1)
     woken[q] = true
-    out[i + 1] = 0
+    out[i] = 0
   end
 end
+for _, key in ipairs(order) do
+  local e = batch[key]
+  local args = e.args
+  for lo = 1, #args, 1000 do
+    redis.call(e.cmd, key, unpack(args, lo, math.min(lo + 999, #args)))
+  end
+end
+for qs in pairs(subs) do
+  local nl = string.find(qs, '\n', 1, true)
+  redis.call('SADD', subs_key(string.sub(qs, 1, nl - 1)), string.sub(qs, nl + 1))
+end
+flush()
 wake(woken)
-return { 'ok', out }
+return cjson.encode({ 'ok', out })

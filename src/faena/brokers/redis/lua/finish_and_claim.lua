@@ -1,6 +1,7 @@
 -- finish_and_claim: ARGV[3] = n outcomes (11 arguments each), then the claim arguments
--- (worker, limit, lease deadline, n, queues). Reply: {1/0 per outcome, claimed, reaped}.
+-- (worker, limit, lease deadline, n, queues). Reply (JSON): [1/0 per outcome, claimed, reaped].
 local n = tonumber(ARGV[3])
 local done = finish_from(3)
 local reply = claim_from(4 + n * 11)
-return { done, reply[1], reply[2] }
+flush()
+return cjson.encode({ done, reply[1], reply[2] })

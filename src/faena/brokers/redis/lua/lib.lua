@@ -1,8 +1,11 @@
--- Shared by every faena script. The loader prepends F (the stored fields, in the order the
--- Python side reads them) and I (field name -> position), then appends one entry script.
+-- Shared by every faena script. The loader prepends F (the stored field names, in the order
+-- the Python side reads them), replaces each I.<field> with that field's position in F and
+-- FIELD_LIST with the quoted names, then appends one entry script.
 --
 -- ARGV[1] is the key prefix with its hash tag ("{faena}"), ARGV[2] the caller's clock ("now"),
 -- so time only ever comes from the injected clock and never from the server.
+--
+-- A field that holds no value is '' or absent (cleared by HDEL): both read back as None.
 local P = ARGV[1]
 local NOW_S = ARGV[2]
 local NOW = tonumber(NOW_S)
@@ -20,6 +23,8 @@ local CHANNEL = P .. ':wake'       -- pub/sub: a queue name when work may be run
 local PENDING = { scheduled = true, queued = true, failed = true }
 local HOLDS_KEY = { scheduled = true, queued = true, running = true, succeeded = true,
                     failed = true }
+-- states with an index of their own (zset by enqueue sequence), for operators' listings
+local INDEXED = { failed = true, dead = true, cancelled = true }
 
 local function jkey(id) return P .. ':j:' .. id end
 local function st_key(state) return P .. ':st:' .. state end
@@ -32,38 +37,55 @@ local function ready_key(q, sub) return P .. ':ready:' .. q .. '|' .. sub end
 -- runs first. Ready sets hold rank..id with score 0, so they are ordered by rank.
 local function seq_of(rank) return tonumber(string.sub(rank, 17, 31)) end
 
+-- The whole record (an array in F order), or nil if there is no such job.
 local function rec(id)
-  local r = redis.call('HMGET', jkey(id), unpack(F))
+  local r = redis.call('HMGET', jkey(id), FIELD_LIST)
   if not r[I.id] then return nil end
   return r
 end
 
--- Write changes (a flat list: name, value; false deletes) to the hash and to the record r.
+-- Write changes (a flat list: field position, value; false deletes) to the hash and to r.
 local function put(id, r, changes)
   local set, del = {}, {}
   for i = 1, #changes, 2 do
-    local name, value = changes[i], changes[i + 1]
-    r[I[name]] = value
+    local at, value = changes[i], changes[i + 1]
+    r[at] = value
     if value then
-      set[#set + 1] = name
+      set[#set + 1] = F[at]
       set[#set + 1] = value
     else
-      del[#del + 1] = name
+      del[#del + 1] = F[at]
     end
   end
   if #set > 0 then redis.call('HSET', jkey(id), unpack(set)) end
   if #del > 0 then redis.call('HDEL', jkey(id), unpack(del)) end
 end
 
--- Keep the per-state index and the (queue, state) counters in step with a state change.
+-- Counter changes are summed while a script runs and written once by flush() at its end, so
+-- a finish and a claim in one script cost no write where they cancel out.
+local D_COUNTS, D_USED = {}, {}
+
+local function bump(t, k, d) t[k] = (t[k] or 0) + d end
+
+local function flush()
+  for k, d in pairs(D_COUNTS) do
+    if d ~= 0 then redis.call('HINCRBY', K_COUNTS, k, d) end
+  end
+  for k, d in pairs(D_USED) do
+    if d ~= 0 then redis.call('HINCRBY', K_USED, k, d) end
+  end
+  D_COUNTS, D_USED = {}, {}
+end
+
+-- Keep the (queue, state) counters and the state indexes in step with a state change.
 local function move_state(id, r, old)
   local new = r[I.state]
   if old == new then return end
   local q = r[I.queue]
-  redis.call('HINCRBY', K_COUNTS, q .. '|' .. old, -1)
-  redis.call('HINCRBY', K_COUNTS, q .. '|' .. new, 1)
-  redis.call('ZREM', st_key(old), id)
-  redis.call('ZADD', st_key(new), seq_of(r[I.rank]), id)
+  bump(D_COUNTS, q .. '|' .. old, -1)
+  bump(D_COUNTS, q .. '|' .. new, 1)
+  if INDEXED[old] then redis.call('ZREM', st_key(old), id) end
+  if INDEXED[new] then redis.call('ZADD', st_key(new), seq_of(r[I.rank]), id) end
 end
 
 -- A pending job is in its queue's pend set (by run_at) and either ready (due) or delayed.
@@ -88,11 +110,7 @@ end
 
 local function end_lease(id, r)
   redis.call('ZREM', K_RUNNING, id)
-  redis.call('HINCRBY', K_USED, r[I.pool], -tonumber(r[I.slots]))
-end
-
-local function set_done(id)
-  redis.call('ZADD', K_DONE, NOW_S, id)
+  bump(D_USED, r[I.pool], -tonumber(r[I.slots]))
 end
 
 local function wake(queues)
@@ -110,17 +128,18 @@ local function expire_all()
     else
       end_lease(id, r)
       if r[I.cancel] == '1' then
-        put(id, r, { 'state', 'cancelled', 'finished', NOW_S, 'lease', false })
-        set_done(id)
+        put(id, r, { I.state, 'cancelled', I.finished, NOW_S, I.lease, '' })
+        redis.call('ZADD', K_DONE, NOW_S, id)
       elseif tonumber(r[I.tries]) >= tonumber(r[I.max]) then
-        local msg = 'worker ' .. (r[I.worker] or 'None') ..
-          ' stopped renewing its lease during attempt ' .. r[I.attempt] .. ' of ' .. r[I.max] ..
-          ' (killed, out of memory, or lost its broker)'
-        put(id, r, { 'state', 'dead', 'finished', NOW_S, 'lease', false,
-                     'etype', 'WorkerLost', 'emsg', msg, 'etb', '' })
-        set_done(id)
+        local worker = r[I.worker]
+        if not worker or worker == '' then worker = 'None' end
+        local msg = 'worker ' .. worker .. ' stopped renewing its lease during attempt ' ..
+          r[I.attempt] .. ' of ' .. r[I.max] .. ' (killed, out of memory, or lost its broker)'
+        put(id, r, { I.state, 'dead', I.finished, NOW_S, I.lease, '',
+                     I.etype, 'WorkerLost', I.emsg, msg, I.etb, '' })
+        redis.call('ZADD', K_DONE, NOW_S, id)
       else
-        put(id, r, { 'state', 'queued', 'lease', false, 'worker', false })
+        put(id, r, { I.state, 'queued', I.lease, '', I.worker, '' })
         make_pending(id, r)
       end
       move_state(id, r, 'running')
@@ -146,7 +165,8 @@ end
 
 local function pool_free(pool)
   local size = tonumber(redis.call('HGET', K_POOLS, pool) or '0')
-  return size - tonumber(redis.call('HGET', K_USED, pool) or '0')
+  local used = tonumber(redis.call('HGET', K_USED, pool) or '0') + (D_USED[pool] or 0)
+  return size - used
 end
 
 -- Ready sets are split by (pool, slots), so the head of each is the best job of its kind:
@@ -175,11 +195,11 @@ local function take(id, worker, deadline)
   local r = rec(id)
   local old = r[I.state]
   redis.call('ZREM', pend_key(r[I.queue]), id)
-  put(id, r, { 'state', 'running', 'attempt', tostring(tonumber(r[I.attempt]) + 1),
-               'tries', tostring(tonumber(r[I.tries]) + 1), 'worker', worker,
-               'started', NOW_S, 'lease', deadline })
+  put(id, r, { I.state, 'running', I.attempt, tostring(tonumber(r[I.attempt]) + 1),
+               I.tries, tostring(tonumber(r[I.tries]) + 1), I.worker, worker,
+               I.started, NOW_S, I.lease, deadline })
   redis.call('ZADD', K_RUNNING, deadline, id)
-  redis.call('HINCRBY', K_USED, r[I.pool], tonumber(r[I.slots]))
+  bump(D_USED, r[I.pool], tonumber(r[I.slots]))
   move_state(id, r, old)
   return r
 end
@@ -205,55 +225,57 @@ local function claim(worker, limit, deadline, queues)
     chosen[#chosen + 1] = take(string.sub(best.m, 32), worker, deadline)
     free[best.pool] = free[best.pool] - best.slots
     if par_free then par_free = par_free - 1 end
-    best.m = redis.call('ZRANGE', best.key, 0, 0)[1]
+    if #chosen < limit then best.m = redis.call('ZRANGE', best.key, 0, 0)[1] end
   end
   return chosen
 end
 
 -- Claim arguments start at ARGV[a]: worker, limit, lease deadline, n, then n queue names.
--- Returns the claim's reply and the index of the first argument after them.
+-- Returns {claimed records, reaped records}.
 local function claim_from(a)
   local nq = tonumber(ARGV[a + 3])
   local queues = {}
   for i = 1, nq do queues[i] = ARGV[a + 3 + i] end
   local reaped = expire_all()
   local jobs = claim(ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], queues)
-  return { jobs, reaped }, a + 4 + nq
+  return { jobs, reaped }
 end
 
 -- One outcome is 11 arguments: id, attempt, state, has_result, result, has_error, type,
 -- message, traceback, retry_at ('' = now), max_attempts ('' = keep). 1 if written, else 0.
 local function finish_one(a, woken)
   local id, attempt, state = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
-  local r = rec(id)
-  if not r or r[I.state] ~= 'running' or tonumber(r[I.attempt]) ~= attempt then return 0 end
+  local v = redis.call('HMGET', jkey(id), 'state', 'attempt', 'queue', 'pool', 'slots',
+                       'rank', 'run_at')
+  if v[1] ~= 'running' or tonumber(v[2]) ~= attempt then return 0 end
+  local r = {}
+  r[I.state], r[I.queue], r[I.pool], r[I.slots], r[I.rank], r[I.run_at] =
+    v[1], v[3], v[4], v[5], v[6], v[7]
   end_lease(id, r)
   local ch = {}
-  if ARGV[a + 10] ~= '' then ch = { 'max', ARGV[a + 10] } end
+  if ARGV[a + 10] ~= '' then ch = { I.max, ARGV[a + 10] } end
   local has_error = ARGV[a + 5] == '1'
+  local n = #ch
   if state == 'failed' then
     local run_at = ARGV[a + 9]
     if run_at == '' then run_at = NOW_S end
-    for _, v in ipairs({ 'state', 'failed', 'run_at', run_at, 'lease', false, 'worker', false,
-                         'etype', has_error and ARGV[a + 6], 'emsg', has_error and ARGV[a + 7],
-                         'etb', has_error and ARGV[a + 8] }) do
-      ch[#ch + 1] = v
-    end
+    local more = { I.state, 'failed', I.run_at, run_at, I.lease, '', I.worker, '',
+                   I.etype, has_error and ARGV[a + 6], I.emsg, has_error and ARGV[a + 7],
+                   I.etb, has_error and ARGV[a + 8] }
+    for i = 1, #more do ch[n + i] = more[i] end
     put(id, r, ch)
     make_pending(id, r)
     woken[r[I.queue]] = true
   else
-    for _, v in ipairs({ 'state', state, 'result', ARGV[a + 3] == '1' and ARGV[a + 4],
-                         'finished', NOW_S, 'lease', false }) do
-      ch[#ch + 1] = v
-    end
+    local more = { I.state, state, I.result, ARGV[a + 3] == '1' and ARGV[a + 4] or '',
+                   I.finished, NOW_S, I.lease, '' }
     if has_error then
-      for _, v in ipairs({ 'etype', ARGV[a + 6], 'emsg', ARGV[a + 7], 'etb', ARGV[a + 8] }) do
-        ch[#ch + 1] = v
-      end
+      more[9], more[10], more[11], more[12], more[13], more[14] =
+        I.etype, ARGV[a + 6], I.emsg, ARGV[a + 7], I.etb, ARGV[a + 8]
     end
+    for i = 1, #more do ch[n + i] = more[i] end
     put(id, r, ch)
-    set_done(id)
+    redis.call('ZADD', K_DONE, NOW_S, id)
   end
   move_state(id, r, 'running')
   return 1

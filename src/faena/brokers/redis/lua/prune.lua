@@ -6,7 +6,7 @@ for _, id in ipairs(ids) do
   local v = redis.call('HMGET', jkey(id), 'state', 'queue', 'ikey')
   if v[1] then
     redis.call('HINCRBY', K_COUNTS, v[2] .. '|' .. v[1], -1)
-    redis.call('ZREM', st_key(v[1]), id)
+    if INDEXED[v[1]] then redis.call('ZREM', st_key(v[1]), id) end
     if v[3] and redis.call('HGET', K_IDEM, v[3]) == id then redis.call('HDEL', K_IDEM, v[3]) end
   end
   redis.call('DEL', jkey(id))

@@ -1,2 +1,4 @@
--- reap: expire every lease that ran out. Reply: the changed records.
-return expire_all()
+-- reap: expire every lease that ran out. Reply (JSON): the changed records.
+local reaped = expire_all()
+flush()
+return cjson.encode(reaped)

@@ -9,13 +9,13 @@ for a = 3, #ARGV, 2 do
   else
     end_lease(id, r)
     local tries = math.max(tonumber(r[I.tries]) - 1, 0)
-    put(id, r, { 'state', 'queued', 'tries', tostring(tries), 'lease', false, 'worker', false })
+    put(id, r, { I.state, 'queued', I.tries, tostring(tries), I.lease, '', I.worker, '' })
     make_pending(id, r)
     move_state(id, r, 'running')
+    woken[r[I.queue]] = true
     out[#out + 1] = 1
   end
-  woken[r and r[I.queue] or ''] = true
 end
-woken[''] = nil
+flush()
 wake(woken)
 return out
