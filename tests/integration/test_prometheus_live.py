@@ -6,6 +6,7 @@ expression is evaluated through Prometheus's HTTP API."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -236,3 +237,39 @@ def test_dashboards_and_alerts_against_live_series(stack: dict[str, Any]) -> Non
     assert float(pool[0]["value"][1]) == 4
     desired = prom.query("sum by (pool) (faena_desired_workers)")
     assert [(d["metric"]["pool"], d["value"][1]) for d in desired] == [("etl_pool", "3")]
+
+    # FAENA_DOCS_IMG=docs/img: render two panels from this run's real data for the docs
+    out = os.environ.get("FAENA_DOCS_IMG")
+    if out:
+        _plot_panels(prom, Path(out) / "obs-queue-depth.png")
+
+
+def _plot_panels(prom: Prom, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    end = time.time()
+    panels = [
+        ("Queue depth", 'max by (queue) (celery_queue_length{namespace="data"})', "{queue}"),
+        ("Throughput (jobs/s)",
+         'sum by (status) (rate(worker_tasks_processed_total{namespace="data"}[5s]))', "{status}"),
+    ]  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, (title, expr, legend) in zip(axes, panels, strict=True):
+        q = urllib.parse.urlencode({"query": expr, "start": end - 40, "end": end, "step": "1"})
+        status, body = http_get(f"{prom.url}/api/v1/query_range?{q}")
+        assert status == 200, body
+        for series in json.loads(body)["data"]["result"]:
+            ts = [float(t) - end for t, _ in series["values"]]
+            ax.plot(ts, [float(v) for _, v in series["values"]],
+                    label=legend.format(**series["metric"]))  # fmt: skip
+        ax.set_title(title)
+        ax.set_xlabel("seconds (test run)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
