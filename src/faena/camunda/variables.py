@@ -270,6 +270,8 @@ def to_plain(name: str, variable: Any) -> Any:
     """Decode for storage as a job's result: plain JSON (dates and bytes stay strings)."""
     type_name = type_of(name, variable)
     raw = variable.get("value")
+    if variable.get("type") is None and isinstance(raw, dict | list):
+        return raw  # an untyped object or array: kept as JSON (lenient, see _infer)
     if type_name == "Json" and not isinstance(raw, str | None):
         raise VariableError(
             f"Must provide 'null' or String value for value of SerializableValue type 'Json' "
