@@ -150,3 +150,38 @@ def test_lock_of_a_killed_client_expires(kind: str, server: Server, tmp_path: Pa
         "POST", f"{server.engine}/external-task/{job_id}/complete", {"workerId": "rescuer"}
     )
     assert status == 204
+
+
+def test_the_docs_seed_example_runs_as_written(tmp_path: Path) -> None:
+    """The first Python block of docs/camunda.md, with only the host changed."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.integration.test_camunda_support import ROOT
+
+    doc = (ROOT / "docs" / "camunda.md").read_text()
+    source = re.search(r"```python\n(.*?)```", doc, re.S)
+    assert source is not None
+    with running_server(broker_url("sqlite", tmp_path), tmp_path) as srv:
+        script = tmp_path / "seed_worker.py"
+        script.write_text(source.group(1).replace("http://camunda:8080", srv.url))
+        app = srv.app()
+        good = app.enqueue("order", kwargs={"orderId": "1234", "amount": 5}, queue="process-order")
+        bad = app.enqueue("order", kwargs={"orderId": "9", "amount": -1}, queue="process-order")
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            jobs = wait_settled(app, [good.id, bad.id], timeout=30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert jobs[good.id].result == {"orderId": "1234", "processed": True}
+    assert jobs[bad.id].result["errorCode"] == "NEGATIVE_AMOUNT"
+    events = [json.loads(line)["event"] for line in out.decode().splitlines()]
+    assert {"worker.started", "job.succeeded", "job.bpmn_error", "worker.stopped"} <= set(events)
