@@ -21,7 +21,7 @@ from faena.errors import BrokerError, BrokerURLError
 
 DEFAULT_PREFIX = "faena"
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-#: reconnect after a restart or a network blip: 0.05, 0.1, 0.2 ... capped at 2 s, about 20 s
+#: reconnect after a restart or a network blip: 0.1, 0.2, 0.4 ... capped at 2 s, about 20 s
 RETRIES = 14
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
