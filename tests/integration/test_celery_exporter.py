@@ -42,10 +42,15 @@ def send(broker: str, plan: dict[str, list[int | None]]) -> Any:
     """Publish one task per entry, with its priority, to each queue; nothing consumes them."""
     app = celery.Celery("producer", broker=broker)
     app.conf.broker_connection_retry_on_startup = False
+    if broker.startswith("amqp"):
+        # AMQP publishes are asynchronous: wait for the broker's confirm, or a passive
+        # declare on another connection may run before the messages are routed
+        app.conf.broker_transport_options = {"confirm_publish": True}
     for queue, priorities in plan.items():
         for i, priority in enumerate(priorities):
             options = {} if priority is None else {"priority": priority}
             app.send_task("etl.load", args=[i], queue=queue, **options)
+    app.close()
     return app
 
 
