@@ -136,3 +136,23 @@ def test_unreachable_server_names_the_url_without_its_password(monkeypatch) -> N
     assert "FAENA_BROKER_URL" in message
     assert info.value.__cause__ is not None
     broker.close()
+
+
+def _enqueue_in_child(broker, out) -> None:
+    out.put(broker.enqueue([NewJob(task="child", queue="q")])[0].id)
+
+
+def test_a_forked_child_gets_its_own_connections(broker) -> None:
+    import multiprocessing
+
+    broker.enqueue([NewJob(task="parent", queue="q")])  # the parent holds a connection
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_enqueue_in_child, args=(broker, out))
+    child.start()
+    child_id = out.get(timeout=30)
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert broker.get(child_id) is not None
+    assert len(broker.enqueue([NewJob(task="parent", queue="q")])) == 1
+    assert len(broker.list_jobs()) == 3

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,6 +171,9 @@ class Link:
         self._free: list[Any] = []
         self._lock = threading.Lock()
         self._retry = retry_policy()
+        # A forked child must not share its parent's sockets: it starts with none.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget_connections(ref))
 
     def run(self, call: ScriptCall, args: Sequence[str]) -> Any:
         command = call.command(args)
@@ -198,6 +203,12 @@ class Link:
         with self._lock:
             while self._free:
                 self._free.pop().disconnect()
+
+
+def _forget_connections(ref: weakref.ref[Link]) -> None:
+    link = ref()
+    if link is not None:
+        link._free = []
 
 
 def _bulk(args: Sequence[str]) -> bytes:

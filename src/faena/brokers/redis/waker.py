@@ -28,7 +28,12 @@ class RedisWaker:
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
         # Subscribe before returning: an enqueue right after waker() must not be missed.
-        self._pubsub: Any = self._subscribe()
+        try:
+            self._pubsub: Any = self._subscribe()
+        except BaseException:
+            os.close(self._r)
+            os.close(self._w)
+            raise
         self._thread = threading.Thread(
             target=self._run, name=f"faena-redis-waker:{channel}", daemon=True
         )
