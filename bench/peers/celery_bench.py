@@ -1,0 +1,68 @@
+"""Celery 5 on Redis: threads and prefork pools, concurrency 2.
+
+usage: python celery_bench.py [threads|prefork ...]   (default: both)
+This module is also the Celery app the worker imports (-A celery_bench).
+"""
+
+import sys
+
+import celery
+from celery import Celery, group
+
+import common
+
+app = Celery("celery_bench", broker=common.REDIS_URL)
+app.conf.update(
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="noop", ignore_result=True)
+def noop(lat=False):
+    common.job_body(lat)
+
+
+def enqueue_one(n):
+    for _ in range(n):
+        noop.apply_async()
+
+
+def enqueue_bulk(n):
+    group(noop.s() for _ in range(n)).apply_async()
+
+
+def bench(pool):
+    flags = ["--pool", pool, "-c", "2", "--prefetch-multiplier", "1",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    argv = [sys.executable, "-m", "celery", "-A", "celery_bench", "worker",
+            "-l", "WARNING", "-Q", "celery"] + flags
+    settings = ("task_acks_late=True, worker_prefetch_multiplier=1, "
+                "ignore_result, Redis broker; worker: " + " ".join(flags))
+    common.run_all(
+        "celery-redis-" + pool, celery.__version__, settings,
+        enqueue_one=enqueue_one, enqueue_bulk=enqueue_bulk,
+        fill=enqueue_bulk, worker_argv=argv,
+        enqueue_lat=lambda: noop.apply_async(kwargs={"lat": True}),
+        reset=common.flush_redis,
+        bulk_note="bulk = group(noop.s() x N).apply_async()")
+
+
+def main():
+    pools = sys.argv[1:] or ["threads", "prefork"]
+    failed = []
+    for pool in pools:
+        try:
+            bench(pool)
+        except Exception as e:  # noqa: BLE001 - one pool failing is reported
+            common.log("celery %s failed: %r" % (pool, e))
+            failed.append((pool, e))
+    if failed:
+        raise RuntimeError("failed: %r" % failed)
+
+
+if __name__ == "__main__":
+    common.main_guard(main)
