@@ -201,10 +201,11 @@ class PostgresBroker:
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
-        params: dict[str, Any] = rows.outcome_params(outcomes)
+        keep = rows.once_each([o.lease for o in outcomes])
+        params: dict[str, Any] = rows.outcome_params([outcomes[i] for i in keep])
         params["now"] = self._clock.now()
         done = self._db.run("finish", lambda c: c.execute(self._q.finish, params).fetchall())
-        return _positions(len(outcomes), (row[0] for row in done))
+        return rows.applied(len(outcomes), keep, (row[0] for row in done))
 
     def finish_and_claim(
         self,
@@ -214,7 +215,8 @@ class PostgresBroker:
         limit: int,
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
-        params: dict[str, Any] = rows.outcome_params(outcomes)
+        keep = rows.once_each([o.lease for o in outcomes])
+        params: dict[str, Any] = rows.outcome_params([outcomes[i] for i in keep])
         params.update(
             worker=worker,
             queues=list(queues),
@@ -226,17 +228,18 @@ class PostgresBroker:
             "finish_and_claim", lambda c: c.execute(self._q.finish_and_claim, params).fetchall()
         )
         finished, result = rows.to_claim_result(found)
-        return _positions(len(outcomes), finished), result
+        return rows.applied(len(outcomes), keep, finished), result
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
+        keep = rows.once_each(leases)
         params = {
-            "ids": [lease.job_id for lease in leases],
-            "attempts": [lease.attempt for lease in leases],
+            "ids": [leases[i].job_id for i in keep],
+            "attempts": [leases[i].attempt for i in keep],
         }
         done = self._db.run("release", lambda c: c.execute(self._q.release, params).fetchall())
-        return _positions(len(leases), (row[0] for row in done))
+        return rows.applied(len(leases), keep, (row[0] for row in done))
 
     def reap(self) -> list[Reaped]:
         params = {"now": self._clock.now()}
@@ -344,10 +347,3 @@ class PostgresBroker:
         params = {"older_than": older_than}
         return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)
 
-
-def _positions(n: int, done: Any) -> list[bool]:
-    """``[bool] * n`` with True at each 1-based position in ``done``."""
-    out = [False] * n
-    for position in done:
-        out[position - 1] = True
-    return out

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from faena.brokers.protocol import ClaimResult, Reaped
-from faena.core.job import ErrorInfo, Job, NewJob, Outcome
+from faena.core.job import ErrorInfo, Job, Lease, NewJob, Outcome
 from faena.core.states import JobState
 
 #: the jobs table's columns in table order: queries select ``j.*`` and decode by position
@@ -88,6 +88,30 @@ def to_claim_result(rows: Sequence[Row]) -> tuple[list[int], ClaimResult]:
             job = to_job(row, 2)
             reaped.append(Reaped(job, job.state))
     return finished, ClaimResult(claimed, reaped)
+
+
+def once_each(leases: Sequence[Lease]) -> list[int]:
+    """Positions of the first write for each ``(job id, attempt)``.
+
+    A later write for the same attempt in one group finds the job no longer running, so it is
+    ``False`` without asking the store; this keeps the SQL a plain join.
+    """
+    seen: set[tuple[str, int]] = set()
+    keep = []
+    for i, lease in enumerate(leases):
+        key = (lease.job_id, lease.attempt)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return keep
+
+
+def applied(n: int, keep: Sequence[int], positions: Iterable[int]) -> list[bool]:
+    """``n`` flags: True where the store applied the write (1-based ``positions`` in ``keep``)."""
+    out = [False] * n
+    for position in positions:
+        out[keep[position - 1]] = True
+    return out
 
 
 def outcome_params(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:

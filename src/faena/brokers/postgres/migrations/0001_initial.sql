@@ -33,13 +33,14 @@ CREATE TABLE @schema@.jobs (
     error_message    text,
     error_traceback  text,
     cancel_requested boolean          NOT NULL DEFAULT false
-);
+) WITH (fillfactor = 80);  -- room on each page for HOT updates (heartbeats)
 
 -- the claim path: runnable jobs of a queue by priority, then enqueue order
 CREATE INDEX jobs_pending ON @schema@.jobs (queue, priority DESC, seq)
     WHERE state IN ('scheduled', 'queued', 'failed');
--- leases: reaping, and counting the slots and the parallelism in use
-CREATE INDEX jobs_running ON @schema@.jobs (lease_expires_at)
+-- the running jobs (few: bounded by the workers' concurrency): reaping, and counting the
+-- slots and the parallelism in use. The lease is not indexed, so a heartbeat is a HOT update.
+CREATE INDEX jobs_running ON @schema@.jobs (pool)
     WHERE state = 'running';
 -- one job per idempotency key while it is pending, running or succeeded
 CREATE UNIQUE INDEX jobs_idempotency ON @schema@.jobs (idempotency_key)
@@ -71,7 +72,9 @@ CREATE TYPE @schema@.job_event AS (kind "char", ord integer, job @schema@.jobs);
 -- again keeping their place (lifecycle.expire).
 CREATE FUNCTION @schema@.reap(p_now double precision)
 RETURNS SETOF @schema@.job_event
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN QUERY
     WITH expired AS (
         SELECT id FROM @schema@.jobs
         WHERE state = 'running' AND lease_expires_at <= p_now
@@ -98,7 +101,8 @@ LANGUAGE sql VOLATILE AS $$
         FROM expired WHERE j.id = expired.id
         RETURNING j AS job
     )
-    SELECT 'r'::"char", NULL::integer, gone.job FROM gone
+    SELECT 'r'::"char", NULL::integer, gone.job FROM gone;
+END
 $$;
 
 -- One atomic claim: reap, then admit runnable jobs of the queues by priority, then enqueue
@@ -112,12 +116,18 @@ RETURNS SETOF @schema@.job_event
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_names text[];
-    v_free  integer[];
+    v_size  integer[];
+    v_used  integer[];
     v_open  text[];
     v_cap   integer;
+    v_busy  integer;
+    v_free  integer[];
     v_par   integer;
-    v_ids   text[] := '{}';
+    v_ids   text[];
+    v_take  integer;
+    v_seen  integer;
     v_i     integer;
+    c       refcursor;
     r       record;
 BEGIN
     RETURN QUERY SELECT * FROM @schema@.reap(p_now);
@@ -128,37 +138,51 @@ BEGIN
     PERFORM pg_advisory_xact_lock(@claim_lock@);
 
     SELECT parallelism INTO v_cap FROM @schema@.settings;
-    SELECT array_agg(p.name), array_agg(p.size - coalesce(u.used, 0)),
+    SELECT array_agg(p.name), array_agg(p.size), array_agg(coalesce(u.used, 0)),
            array_agg(p.name) FILTER (WHERE p.size - coalesce(u.used, 0) > 0),
-           sum(u.n)
-      INTO v_names, v_free, v_open, v_par
+           coalesce(sum(u.n), 0)
+      INTO v_names, v_size, v_used, v_open, v_busy
       FROM @schema@.pools p
       FULL JOIN (SELECT pool, sum(pool_slots)::integer AS used, count(*)::integer AS n
                    FROM @schema@.jobs
                   WHERE state = 'running' AND lease_expires_at > p_now
                   GROUP BY pool) u ON u.pool = p.name;
-    IF v_cap IS NULL THEN
-        v_par := NULL;
-    ELSE
-        v_par := v_cap - coalesce(v_par, 0);
-        IF v_par <= 0 THEN
-            RETURN;
-        END IF;
-    END IF;
-    IF v_open IS NULL THEN
+    IF v_open IS NULL OR v_cap - v_busy <= 0 THEN
         RETURN;
     END IF;
 
-    IF cardinality(p_queues) = 1 THEN
-        -- one queue: an ordered scan of jobs_pending, no sort
-        FOR r IN
-            SELECT id, pool, pool_slots FROM @schema@.jobs
-             WHERE queue = p_queues[1]
-               AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
-               AND pool = ANY(v_open)
-             ORDER BY priority DESC, seq
-               FOR UPDATE SKIP LOCKED
+    -- Admission over the first v_take candidates; if they ran out before the limit was
+    -- reached while more may follow (pools filled up on the way), look further.
+    v_take := p_limit * 4 + 16;
+    LOOP
+        v_free := ARRAY(SELECT s - u FROM unnest(v_size, v_used) AS t(s, u));
+        v_par := v_cap - v_busy;
+        v_ids := '{}';
+        v_seen := 0;
+        IF cardinality(p_queues) = 1 THEN
+            -- one queue: an ordered scan of jobs_pending, no sort
+            OPEN c FOR
+                SELECT id, pool, pool_slots FROM @schema@.jobs
+                 WHERE queue = p_queues[1]
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
+                   AND pool = ANY(v_open)
+                 ORDER BY priority DESC, seq
+                 LIMIT v_take
+                   FOR UPDATE SKIP LOCKED;
+        ELSE
+            OPEN c FOR
+                SELECT id, pool, pool_slots FROM @schema@.jobs
+                 WHERE queue = ANY(p_queues)
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
+                   AND pool = ANY(v_open)
+                 ORDER BY priority DESC, seq
+                 LIMIT v_take
+                   FOR UPDATE SKIP LOCKED;
+        END IF;
         LOOP
+            FETCH c INTO r;
+            EXIT WHEN NOT FOUND;
+            v_seen := v_seen + 1;
             v_i := array_position(v_names, r.pool);
             CONTINUE WHEN v_i IS NULL OR r.pool_slots > v_free[v_i];
             v_free[v_i] := v_free[v_i] - r.pool_slots;
@@ -166,23 +190,10 @@ BEGIN
             v_ids := v_ids || r.id;
             EXIT WHEN cardinality(v_ids) >= p_limit OR v_par <= 0;
         END LOOP;
-    ELSE
-        FOR r IN
-            SELECT id, pool, pool_slots FROM @schema@.jobs
-             WHERE queue = ANY(p_queues)
-               AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
-               AND pool = ANY(v_open)
-             ORDER BY priority DESC, seq
-               FOR UPDATE SKIP LOCKED
-        LOOP
-            v_i := array_position(v_names, r.pool);
-            CONTINUE WHEN v_i IS NULL OR r.pool_slots > v_free[v_i];
-            v_free[v_i] := v_free[v_i] - r.pool_slots;
-            v_par := v_par - 1;
-            v_ids := v_ids || r.id;
-            EXIT WHEN cardinality(v_ids) >= p_limit OR v_par <= 0;
-        END LOOP;
-    END IF;
+        CLOSE c;
+        EXIT WHEN cardinality(v_ids) >= p_limit OR v_par <= 0 OR v_seen < v_take;
+        v_take := v_take * 16;
+    END LOOP;
 
     IF cardinality(v_ids) = 0 THEN
         RETURN;
@@ -205,55 +216,43 @@ END
 $$;
 
 -- The end of attempts, fenced on (id, attempt, running); returns the positions applied
--- (lifecycle.finish). A failed attempt wakes the listeners: it may be runnable at once.
+-- (lifecycle.finish). The caller sends each (id, attempt) once. A failed attempt wakes the
+-- listeners: its retry may be due at once.
 CREATE FUNCTION @schema@.finish(
     p_id text[], p_attempt integer[], p_state text[], p_result text[], p_error_type text[],
     p_error_message text[], p_error_traceback text[], p_retry_at double precision[],
     p_max_attempts integer[], p_now double precision)
 RETURNS SETOF integer
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    v_done   integer[];
-    v_queues text[];
 BEGIN
-    WITH o AS (
-        SELECT * FROM unnest(p_id, p_attempt, p_state, p_result, p_error_type,
-                             p_error_message, p_error_traceback, p_retry_at, p_max_attempts)
-               WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
-                                    max_attempts, ord)
-    ), pick AS (
-        SELECT DISTINCT ON (o.id) o.*
-          FROM o JOIN @schema@.jobs j
-            ON j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
-         ORDER BY o.id, o.ord
-    ), done AS (
-        UPDATE @schema@.jobs j SET
-            state = pick.state,
-            max_attempts = coalesce(pick.max_attempts, j.max_attempts),
-            run_at = CASE WHEN pick.state = 'failed' THEN coalesce(pick.retry_at, p_now)
-                          ELSE j.run_at END,
-            worker = CASE WHEN pick.state = 'failed' THEN NULL ELSE j.worker END,
-            result_json = CASE WHEN pick.state = 'failed' THEN j.result_json
-                               ELSE pick.result END,
-            error_type = CASE WHEN pick.state = 'failed' OR pick.etype IS NOT NULL
-                              THEN pick.etype ELSE j.error_type END,
-            error_message = CASE WHEN pick.state = 'failed' OR pick.etype IS NOT NULL
-                                 THEN pick.emsg ELSE j.error_message END,
-            error_traceback = CASE WHEN pick.state = 'failed' OR pick.etype IS NOT NULL
-                                   THEN pick.etb ELSE j.error_traceback END,
-            finished_at = CASE WHEN pick.state = 'failed' THEN j.finished_at ELSE p_now END,
-            lease_expires_at = NULL
-        FROM pick
-        WHERE j.id = pick.id AND j.attempt = pick.attempt AND j.state = 'running'
-        RETURNING pick.ord, pick.state, j.queue
-    )
-    SELECT array_agg(done.ord::integer),
-           array_agg(DISTINCT done.queue) FILTER (WHERE done.state = 'failed')
-      INTO v_done, v_queues FROM done;
-    IF v_queues IS NOT NULL THEN
-        PERFORM pg_notify('@channel@', q) FROM unnest(v_queues) AS q;
+    IF 'failed' = ANY(p_state) THEN
+        PERFORM pg_notify('@channel@', '');
     END IF;
-    RETURN QUERY SELECT unnest(v_done);
+    RETURN QUERY
+    WITH done AS (
+        UPDATE @schema@.jobs j SET
+            state = o.state,
+            max_attempts = coalesce(o.max_attempts, j.max_attempts),
+            run_at = CASE WHEN o.state = 'failed' THEN coalesce(o.retry_at, p_now)
+                          ELSE j.run_at END,
+            worker = CASE WHEN o.state = 'failed' THEN NULL ELSE j.worker END,
+            result_json = CASE WHEN o.state = 'failed' THEN j.result_json ELSE o.result END,
+            error_type = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                              THEN o.etype ELSE j.error_type END,
+            error_message = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                 THEN o.emsg ELSE j.error_message END,
+            error_traceback = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                   THEN o.etb ELSE j.error_traceback END,
+            finished_at = CASE WHEN o.state = 'failed' THEN j.finished_at ELSE p_now END,
+            lease_expires_at = NULL
+        FROM unnest(p_id, p_attempt, p_state, p_result, p_error_type, p_error_message,
+                    p_error_traceback, p_retry_at, p_max_attempts)
+             WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
+                                  max_attempts, ord)
+        WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
+        RETURNING o.ord
+    )
+    SELECT done.ord::integer FROM done;
 END
 $$;
 
@@ -265,45 +264,36 @@ CREATE FUNCTION @schema@.finish_and_claim(
 RETURNS SETOF @schema@.job_event
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    RETURN QUERY
-    SELECT 'f'::"char", f.ord, NULL::@schema@.jobs
-      FROM @schema@.finish(p_id, p_attempt, p_state, p_result, p_error_type, p_error_message,
-                           p_error_traceback, p_retry_at, p_max_attempts, p_now) AS f(ord);
+    IF cardinality(p_id) > 0 THEN
+        RETURN QUERY
+        SELECT 'f'::"char", f.ord, NULL::@schema@.jobs
+          FROM @schema@.finish(p_id, p_attempt, p_state, p_result, p_error_type,
+                               p_error_message, p_error_traceback, p_retry_at,
+                               p_max_attempts, p_now) AS f(ord);
+    END IF;
     RETURN QUERY SELECT * FROM @schema@.claim(p_worker, p_queues, p_limit, p_lease, p_now);
 END
 $$;
 
 -- Give attempts back (lifecycle.release): runnable at once, keeping run_at and seq.
+-- The caller sends each (id, attempt) once.
 CREATE FUNCTION @schema@.release(p_id text[], p_attempt integer[])
 RETURNS SETOF integer
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    v_done   integer[];
-    v_queues text[];
 BEGIN
-    WITH l AS (
-        SELECT * FROM unnest(p_id, p_attempt) WITH ORDINALITY AS l(id, attempt, ord)
-    ), pick AS (
-        SELECT DISTINCT ON (l.id) l.*
-          FROM l JOIN @schema@.jobs j
-            ON j.id = l.id AND j.attempt = l.attempt AND j.state = 'running'
-         ORDER BY l.id, l.ord
-    ), done AS (
+    PERFORM pg_notify('@channel@', '');
+    RETURN QUERY
+    WITH done AS (
         UPDATE @schema@.jobs j SET
             state = 'queued',
             tries = greatest(j.tries - 1, 0),
             lease_expires_at = NULL,
             worker = NULL
-        FROM pick
-        WHERE j.id = pick.id AND j.attempt = pick.attempt AND j.state = 'running'
-        RETURNING pick.ord, j.queue
+        FROM unnest(p_id, p_attempt) WITH ORDINALITY AS l(id, attempt, ord)
+        WHERE j.id = l.id AND j.attempt = l.attempt AND j.state = 'running'
+        RETURNING l.ord
     )
-    SELECT array_agg(done.ord::integer), array_agg(DISTINCT done.queue)
-      INTO v_done, v_queues FROM done;
-    IF v_queues IS NOT NULL THEN
-        PERFORM pg_notify('@channel@', q) FROM unnest(v_queues) AS q;
-    END IF;
-    RETURN QUERY SELECT unnest(v_done);
+    SELECT done.ord::integer FROM done;
 END
 $$;
 
