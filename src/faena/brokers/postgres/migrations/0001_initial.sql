@@ -116,8 +116,7 @@ RETURNS SETOF @schema@.job_event
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_names text[];
-    v_size  integer[];
-    v_used  integer[];
+    v_free0 integer[];
     v_open  text[];
     v_cap   integer;
     v_busy  integer;
@@ -137,11 +136,10 @@ BEGIN
 
     PERFORM pg_advisory_xact_lock(@claim_lock@);
 
-    SELECT parallelism INTO v_cap FROM @schema@.settings;
-    SELECT array_agg(p.name), array_agg(p.size), array_agg(coalesce(u.used, 0)),
+    SELECT array_agg(p.name), array_agg(p.size - coalesce(u.used, 0)),
            array_agg(p.name) FILTER (WHERE p.size - coalesce(u.used, 0) > 0),
-           coalesce(sum(u.n), 0)
-      INTO v_names, v_size, v_used, v_open, v_busy
+           coalesce(sum(u.n), 0), (SELECT parallelism FROM @schema@.settings)
+      INTO v_names, v_free0, v_open, v_busy, v_cap
       FROM @schema@.pools p
       FULL JOIN (SELECT pool, sum(pool_slots)::integer AS used, count(*)::integer AS n
                    FROM @schema@.jobs
@@ -155,7 +153,7 @@ BEGIN
     -- reached while more may follow (pools filled up on the way), look further.
     v_take := p_limit * 4 + 16;
     LOOP
-        v_free := ARRAY(SELECT s - u FROM unnest(v_size, v_used) AS t(s, u));
+        v_free := v_free0;
         v_par := v_cap - v_busy;
         v_ids := '{}';
         v_seen := 0;

@@ -1,0 +1,171 @@
+"""PostgreSQL broker specifics beyond the contract: transactional enqueue, URLs, schema
+checks, and the admission paths the contract suite does not reach."""
+
+from __future__ import annotations
+
+import select
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from faena.brokers.postgres import PostgresBroker
+from faena.brokers.postgres.config import PgConfig
+from faena.brokers.postgres.rows import JOB_COLUMNS
+from faena.brokers.postgres.schema import SCHEMA_VERSION
+from faena.core.clock import ManualClock
+from faena.core.job import NewJob
+from faena.core.states import JobState
+from faena.errors import BrokerError, BrokerURLError, SchemaError, UnknownPoolError
+from tests.conftest import PG_URL, need, port_open
+
+pytestmark = pytest.mark.postgres
+
+
+def _url(schema: str) -> str:
+    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
+
+
+@pytest.fixture
+def schema() -> str:
+    need(port_open("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def broker(schema: str) -> Iterator[PostgresBroker]:
+    b = PostgresBroker.from_url(_url(schema), clock=ManualClock())
+    b.setup()
+    b.set_pools({"tiny": 1})
+    yield b
+    b.destroy()
+    b.close()
+
+
+def test_transactional_enqueue_follows_the_callers_transaction(broker: PostgresBroker) -> None:
+    waker = broker.waker(["etl"])
+    try:
+        with psycopg.connect(PG_URL) as conn:
+            [job] = broker.enqueue([NewJob("t", "etl")], connection=conn)
+            assert broker.get(job.id) is None  # not visible before the caller commits
+            conn.rollback()
+        assert broker.get(job.id) is None
+        assert broker.list_jobs() == []
+
+        waker.drain()
+        with psycopg.connect(PG_URL) as conn:
+            with conn.transaction():
+                conn.execute("SELECT 1")  # the caller's own work
+                [kept] = broker.enqueue([NewJob("t", "etl")], connection=conn)
+                assert select.select([waker], [], [], 0.3)[0] == []  # no wake-up yet
+            stored = broker.get(kept.id)
+            assert stored is not None and stored.state is JobState.QUEUED
+        assert select.select([waker], [], [], 5.0)[0] == [waker]  # NOTIFY came with COMMIT
+    finally:
+        waker.close()
+
+
+def test_transactional_enqueue_refuses_unknown_pools_without_breaking_the_transaction(
+    broker: PostgresBroker,
+) -> None:
+    with psycopg.connect(PG_URL) as conn:
+        with pytest.raises(UnknownPoolError, match="gpu"):
+            broker.enqueue([NewJob("t", "etl", pool="gpu")], connection=conn)
+        [job] = broker.enqueue([NewJob("t", "etl")], connection=conn)
+        conn.commit()
+    assert broker.get(job.id) is not None
+
+
+def test_a_full_pool_ahead_does_not_hide_later_jobs(broker: PostgresBroker) -> None:
+    # more candidates of a full pool than the first look reads: the claim looks further
+    broker.enqueue([NewJob("t", "etl", pool="tiny") for _ in range(100)])
+    [other] = broker.enqueue([NewJob("t", "etl")])
+    got = broker.claim("w", ["etl"], 5, 30).jobs
+    assert len(got) == 2 and got[1].id == other.id
+
+
+def test_claim_across_queues_keeps_priority_then_fifo(broker: PostgresBroker) -> None:
+    a = broker.enqueue([NewJob("t", "a")])[0]
+    b = broker.enqueue([NewJob("t", "b", priority=3)])[0]
+    c = broker.enqueue([NewJob("t", "a", priority=3)])[0]
+    d = broker.enqueue([NewJob("t", "b")])[0]
+    got = broker.claim("w", ["a", "b"], 10, 30).jobs
+    assert [j.id for j in got] == [b.id, c.id, a.id, d.id]
+
+
+def test_duplicate_writes_in_one_group_apply_once(broker: PostgresBroker) -> None:
+    from faena.core.job import Lease, Outcome
+
+    broker.enqueue([NewJob("t", "etl")])
+    [job] = broker.claim("w", ["etl"], 1, 30).jobs
+    ok = Outcome(job.id, job.attempt, JobState.SUCCEEDED)
+    stale = Outcome(job.id, job.attempt + 1, JobState.SUCCEEDED)
+    assert broker.finish([stale, ok, ok]) == [False, True, False]
+    assert broker.release([Lease(job.id, job.attempt)]) == [False]
+
+
+def test_job_columns_match_the_table(broker: PostgresBroker, schema: str) -> None:
+    with psycopg.connect(PG_URL) as conn:
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = 'jobs' ORDER BY ordinal_position",
+                (schema,),
+            )
+        ]
+    assert tuple(cols) == JOB_COLUMNS
+
+
+def test_setup_is_idempotent_and_records_the_version(broker: PostgresBroker, schema: str) -> None:
+    broker.setup()
+    with psycopg.connect(PG_URL) as conn:
+        row = conn.execute(f'SELECT max(version) FROM "{schema}".faena_schema_version').fetchone()
+    assert row == (SCHEMA_VERSION,)
+
+
+def test_setup_refuses_a_newer_schema(broker: PostgresBroker, schema: str) -> None:
+    with psycopg.connect(PG_URL) as conn:
+        conn.execute(
+            f"INSERT INTO \"{schema}\".faena_schema_version (version, faena_version)"
+            " VALUES (999, '9.9')"
+        )
+    with pytest.raises(SchemaError, match=r"version 999.*upgrade faena"):
+        broker.setup()
+
+
+def test_setup_refuses_a_schema_that_is_not_faenas(schema: str) -> None:
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".jobs (x int)')
+    b = PostgresBroker.from_url(_url(schema))
+    try:
+        with pytest.raises(SchemaError, match="not faena's"):
+            b.setup()
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        b.close()
+
+
+def test_unreachable_server_names_the_url_without_the_password() -> None:
+    b = PostgresBroker.from_url("postgresql://postgres:s3cret@127.0.0.1:1/test?schema=x")
+    with pytest.raises(BrokerError) as info:
+        b.setup()
+    message = str(info.value)
+    assert "postgresql://postgres:***@127.0.0.1:1/test" in message
+    assert "s3cret" not in message and "FAENA_BROKER_URL" in message
+    assert info.value.__cause__ is not None
+    b.close()
+
+
+def test_url_parameters() -> None:
+    cfg = PgConfig.parse("postgres://u:p@h:5433/db?sslmode=disable&schema=jobs&pool_size=3")
+    assert (cfg.schema, cfg.pool_size) == ("jobs", 3)
+    assert cfg.conninfo == "postgresql://u:p@h:5433/db?sslmode=disable"
+    assert PgConfig.parse("postgresql://h/db").schema == "faena"
+    with pytest.raises(BrokerURLError, match="schema"):
+        PgConfig.parse("postgresql://h/db?schema=bad-name")
+    with pytest.raises(BrokerURLError, match="pool_size"):
+        PgConfig.parse("postgresql://h/db?pool_size=0")
