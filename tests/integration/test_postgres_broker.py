@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from tests.conftest import PG_URL, need, port_open
 
 from faena.brokers.postgres import PostgresBroker
 from faena.brokers.postgres.config import PgConfig
@@ -18,7 +19,6 @@ from faena.core.clock import ManualClock
 from faena.core.job import NewJob
 from faena.core.states import JobState
 from faena.errors import BrokerError, BrokerURLError, SchemaError, UnknownPoolError
-from tests.conftest import PG_URL, need, port_open
 
 pytestmark = pytest.mark.postgres
 
@@ -128,7 +128,7 @@ def test_setup_is_idempotent_and_records_the_version(broker: PostgresBroker, sch
 def test_setup_refuses_a_newer_schema(broker: PostgresBroker, schema: str) -> None:
     with psycopg.connect(PG_URL) as conn:
         conn.execute(
-            f"INSERT INTO \"{schema}\".faena_schema_version (version, faena_version)"
+            f'INSERT INTO "{schema}".faena_schema_version (version, faena_version)'
             " VALUES (999, '9.9')"
         )
     with pytest.raises(SchemaError, match=r"version 999.*upgrade faena"):

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from tests.conftest import PG_URL, need, port_open
 
 from faena.brokers.postgres import PostgresBroker
 from faena.core.job import NewJob, Outcome
 from faena.core.states import JobState
-from tests.conftest import PG_URL, need, port_open
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
