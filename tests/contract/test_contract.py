@@ -425,3 +425,18 @@ def test_outcome_can_reset_the_attempt_budget(broker: Broker, clock: ManualClock
     claim(broker)
     clock.advance(LEASE + 1)
     assert [r.new_state for r in broker.reap()] == [JobState.QUEUED]
+
+
+def test_set_pools_resizes_only_the_pools_named(broker: Broker) -> None:
+    broker.set_pools({"default_pool": 5})
+    broker.set_pools({"tiny": 2})
+    sizes = {p.pool: p.size for p in broker.pool_stats()}
+    assert sizes["default_pool"] == 5 and sizes["tiny"] == 2
+
+
+def test_saturated_claim_says_so(broker: Broker) -> None:
+    broker.enqueue([new(pool="tiny"), new(pool="tiny")])
+    first = broker.claim("w1", Q, 5, LEASE)
+    assert len(first.jobs) == 1
+    if broker.kind in ("memory", "sqlite"):
+        assert first.saturated

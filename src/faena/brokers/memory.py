@@ -18,7 +18,7 @@ from faena.brokers.refusals import (
 from faena.core import lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
-from faena.core.pools import Admission, Candidate, check_pools
+from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candidate, check_pools
 from faena.core.states import HOLDS_IDEMPOTENCY_KEY, PENDING, TERMINAL, JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError, UnknownPoolError
 
@@ -63,7 +63,7 @@ class MemoryBroker:
         self._order: dict[str, int] = {}
         self._seq = 0
         self._keys: dict[str, str] = {}
-        self._pools: dict[str, int] = check_pools({})
+        self._pools: dict[str, int] = {DEFAULT_POOL: DEFAULT_POOL_SLOTS}
         self._parallelism: int | None = None
         self._wakers: list[PipeWaker] = []
 
@@ -78,8 +78,9 @@ class MemoryBroker:
         return None
 
     def set_pools(self, pools: Mapping[str, int]) -> None:
+        checked = check_pools(pools)
         with self._lock:
-            self._pools.update(check_pools(pools) if pools else {})
+            self._pools.update(checked)
 
     def set_parallelism(self, limit: int | None) -> None:
         with self._lock:

@@ -29,7 +29,6 @@ def check_pools(pools: Mapping[str, int]) -> dict[str, int]:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ConfigError(f"pool {name!r} size must be an integer >= 0, got {size!r}")
         out[name] = size
-    out.setdefault(DEFAULT_POOL, DEFAULT_POOL_SLOTS)
     return out
 
 

@@ -83,8 +83,6 @@ class SQLiteBroker:
     # configuration -------------------------------------------------------------------
     def set_pools(self, pools: Mapping[str, int]) -> None:
         checked = check_pools(pools)
-        if DEFAULT_POOL not in pools:
-            del checked[DEFAULT_POOL]
         with self._store.write(durable=True) as conn:
             conn.executemany(
                 "INSERT INTO faena_pools(name, size) VALUES (?, ?) "
