@@ -16,7 +16,7 @@ from faena.errors import ConfigError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load_app(path: str) -> App:
+def import_object(path: str) -> Any:
     """Import ``module:attr`` (attr defaults to ``app``) with the current folder importable."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -29,7 +29,14 @@ def load_app(path: str) -> App:
             f"cannot import app module {module_name!r} ({exc}); APP is module:attribute, e.g. "
             f"'myproject.jobs:app', importable from the current folder or PYTHONPATH"
         ) from exc
-    app = getattr(module, attr, None)
+    return getattr(module, attr, None)
+
+
+def load_app(path: str) -> App:
+    """The :class:`App` that ``module:attr`` names."""
+    module_name, _, attr = path.partition(":")
+    attr = attr or "app"
+    app = import_object(path)
     if not isinstance(app, App):
         raise ConfigError(
             f"{path!r}: {module_name}.{attr} is {type(app).__name__}, not a faena.App; "

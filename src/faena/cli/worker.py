@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from faena.cli.options import broker_option, load_app
+from faena.app import App
+from faena.cli.options import broker_option, import_object, load_app
 from faena.core.options import Isolation
 from faena.observability import logs
 from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Worker
@@ -103,10 +104,20 @@ def worker(
 ) -> None:
     """Run one worker process for APP (module:attr).
 
+    APP may also name a faena.camunda.ExternalTaskClient with subscriptions: the worker then
+    works Camunda topics (of a Camunda 7 engine or of 'faena server').
+
     SIGTERM or SIGINT: stop claiming at once, give running jobs --grace seconds, release the
     rest (no attempt consumed), exit 0. A second signal releases at once.
     """
     logs.configure(log_format, log_level)
+    logs.capture_uncaught()
+    if not isinstance(import_object(app_path), App):
+        from faena.camunda import ExternalTaskClient, run_subscriptions
+
+        target = import_object(app_path)
+        if isinstance(target, ExternalTaskClient):
+            sys.exit(run_subscriptions(target))
     app = load_app(app_path)
     if broker:
         app.use_broker(broker)
