@@ -1,0 +1,1 @@
+"""``faena demo``: a realistic ETL and data-quality load on the embedded SQLite broker."""
