@@ -72,7 +72,7 @@ CREATE TYPE @schema@.job_event AS (kind "char", ord integer, job @schema@.jobs);
 -- again keeping their place (lifecycle.expire).
 CREATE FUNCTION @schema@.reap(p_now double precision)
 RETURNS SETOF @schema@.job_event
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN QUERY
     WITH expired AS (
@@ -113,7 +113,7 @@ CREATE FUNCTION @schema@.claim(
     p_worker text, p_queues text[], p_limit integer, p_lease double precision,
     p_now double precision)
 RETURNS SETOF @schema@.job_event
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_names text[];
     v_free0 integer[];
@@ -221,7 +221,7 @@ CREATE FUNCTION @schema@.finish(
     p_error_message text[], p_error_traceback text[], p_retry_at double precision[],
     p_max_attempts integer[], p_now double precision)
 RETURNS SETOF integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     IF 'failed' = ANY(p_state) THEN
         PERFORM pg_notify('@channel@', '');
@@ -260,7 +260,7 @@ CREATE FUNCTION @schema@.finish_and_claim(
     p_max_attempts integer[], p_worker text, p_queues text[], p_limit integer,
     p_lease double precision, p_now double precision)
 RETURNS SETOF @schema@.job_event
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     IF cardinality(p_id) > 0 THEN
         RETURN QUERY
@@ -277,7 +277,7 @@ $$;
 -- The caller sends each (id, attempt) once.
 CREATE FUNCTION @schema@.release(p_id text[], p_attempt integer[])
 RETURNS SETOF integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     PERFORM pg_notify('@channel@', '');
     RETURN QUERY
@@ -304,7 +304,7 @@ CREATE FUNCTION @schema@.enqueue(
     p_max_attempts integer[], p_timeout double precision[], p_key text[],
     p_run_at double precision[], p_now double precision)
 RETURNS TABLE (ord integer, holder text)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
     v_inserted text[];
