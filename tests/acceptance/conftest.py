@@ -41,8 +41,18 @@ class Cluster:
     env: dict[str, str]
     tmp: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _app: object = None
 
     def app(self):  # type: ignore[no-untyped-def]
+        """The test's producer app (one per test, so one connection pool)."""
+        import faena
+
+        if self._app is None:
+            self._app = self.make_app()
+        assert isinstance(self._app, faena.App)
+        return self._app
+
+    def make_app(self):  # type: ignore[no-untyped-def]
         import faena
 
         return faena.App(
@@ -95,6 +105,8 @@ class Cluster:
                 p.send_signal(signal.SIGKILL)
         for p in self.procs:
             p.wait(10)
+        if self._app is not None:
+            self._app.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(params=["sqlite", "postgres", "redis"])
