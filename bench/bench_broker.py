@@ -12,6 +12,8 @@ Figures (``system`` is ``faena-<broker kind>``):
   claim of the free slots (the loop a worker runs when jobs end at once).
 * ``drain_one_by_one``: the same, one job per ``finish_and_claim`` (a worker whose two
   jobs end at different times), the pessimistic bound.
+* ``drain_slots``: the same, one thread per slot, each reporting its own job and claiming
+  the next with ``finish_and_claim`` on its own connection (a threaded worker runtime).
 * ``start_latency_p50`` / ``_p99``: ms from the start of ``enqueue`` of one job to the return
   of the ``claim`` that got it, with an idle worker thread blocked on the broker's waker.
 
@@ -107,6 +109,37 @@ class Bench:
             raise SystemExit(f"drain finished {done} jobs of {n}")
         self.emit(metric, n / elapsed, "jobs/s", n)
 
+    def drain_slots(self, n: int, concurrency: int) -> None:
+        """One thread per slot, each reporting its job and claiming the next on its own."""
+        queue = ["drain_slots"]
+        for lo in range(0, n, 1000):
+            self.broker.enqueue(
+                [NewJob(task="noop", queue=queue[0]) for _ in range(min(1000, n - lo))]
+            )
+        counts = [0] * concurrency
+
+        def slot(i: int) -> None:
+            running = list(self.broker.claim(f"bench/{i}", queue, 1, LEASE).jobs)
+            while running:
+                out = [
+                    Outcome(j.id, j.attempt, JobState.SUCCEEDED, result_json="null")
+                    for j in running
+                ]
+                results, got = self.broker.finish_and_claim(out, "bench", queue, 1, LEASE)
+                counts[i] += sum(results)
+                running = got.jobs
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=slot, args=(i,)) for i in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        if sum(counts) != n:
+            raise SystemExit(f"drain_slots finished {sum(counts)} jobs of {n}")
+        self.emit("drain_slots", n / elapsed, "jobs/s", n)
+
     def start_latency(self, n: int) -> None:
         queue = ["latency"]
         started: dict[str, float] = {}
@@ -158,7 +191,14 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        default=["enqueue_one", "enqueue_bulk", "drain", "drain_one_by_one", "latency"],
+        default=[
+            "enqueue_one",
+            "enqueue_bulk",
+            "drain",
+            "drain_one_by_one",
+            "drain_slots",
+            "latency",
+        ],
         help="figures to measure",
     )
     args = parser.parse_args()
@@ -172,6 +212,8 @@ def main() -> None:
             bench.drain(args.n, 2, 2, "drain")
         if "drain_one_by_one" in args.only:
             bench.drain(args.n, 2, 1, "drain_one_by_one")
+        if "drain_slots" in args.only:
+            bench.drain_slots(args.n, 2)
         if "latency" in args.only:
             bench.start_latency(args.n_latency)
     finally:

@@ -346,4 +346,3 @@ class PostgresBroker:
     def prune(self, older_than: float) -> int:
         params = {"older_than": older_than}
         return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)
-

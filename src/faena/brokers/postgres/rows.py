@@ -114,20 +114,26 @@ def applied(n: int, keep: Sequence[int], positions: Iterable[int]) -> list[bool]
     return out
 
 
-def outcome_params(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
+def outcome_params(outcomes: Sequence[Outcome]) -> dict[str, list[Any] | None]:
     """Column arrays of a group of outcomes, for ``finish``."""
     errors = [o.error for o in outcomes]
+    has_error = any(e is not None for e in errors)
     return {
         "ids": [o.job_id for o in outcomes],
         "attempts": [o.attempt for o in outcomes],
         "states": [o.state.value for o in outcomes],
-        "results": [o.result_json for o in outcomes],
-        "etypes": [None if e is None else e.type for e in errors],
-        "emsgs": [None if e is None else e.message for e in errors],
-        "etbs": [None if e is None else e.traceback for e in errors],
-        "retry_ats": [o.retry_at for o in outcomes],
-        "max_attempts": [o.max_attempts for o in outcomes],
+        "results": _column([o.result_json for o in outcomes]),
+        "etypes": [None if e is None else e.type for e in errors] if has_error else None,
+        "emsgs": [None if e is None else e.message for e in errors] if has_error else None,
+        "etbs": [None if e is None else e.traceback for e in errors] if has_error else None,
+        "retry_ats": _column([o.retry_at for o in outcomes]),
+        "max_attempts": _column([o.max_attempts for o in outcomes]),
     }
+
+
+def _column(values: list[Any]) -> list[Any] | None:
+    """``None`` for a column of NULLs: cheaper to send, and ``unnest`` pads it with NULLs."""
+    return values if any(v is not None for v in values) else None
 
 
 def new_job_params(jobs: Sequence[NewJob], created: Sequence[Job]) -> dict[str, list[Any]]:
