@@ -13,7 +13,8 @@ import logging
 import math
 import sys
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -49,16 +50,26 @@ _MESSAGES = {
 _event_log = logging.getLogger("faena.jobs")
 
 
+#: attribute of a LogRecord that carries an event's fields (set by :func:`log_event`)
+FIELDS_ATTR = "faena_fields"
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] | None = getattr(record, FIELDS_ATTR, None)
+    if fields is not None:  # an event line: no need to scan the record
+        return fields
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None}
+
+
+def _timestamp(created: float) -> str:
+    millis = int(created * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": getattr(record, "event", None) or "log",
@@ -126,13 +137,13 @@ def log_event(event: ev.Event) -> None:
     level = _LEVELS.get(event.name, logging.INFO)
     if not _event_log.isEnabledFor(level):
         return
-    fields = dict(event.fields)
+    fields = {k: v for k, v in event.fields.items() if v is not None}
     if level < logging.ERROR:
         fields.pop("traceback", None)
     if "job_id" in fields:
         fields.setdefault("task_id", fields["job_id"])  # the seed's name for the same id
     message = _MESSAGES.get(event.name, event.name)
-    _event_log.log(level, message, extra={"event": event.name, **fields})
+    _event_log.log(level, message, extra={"event": event.name, FIELDS_ATTR: fields})
 
 
 def capture_uncaught() -> None:

@@ -16,7 +16,7 @@ from faena.brokers.refusals import (
     unknown_pool,
 )
 from faena.brokers.sqlite import queries as q
-from faena.brokers.sqlite.rows import COLUMNS, error_columns, to_job
+from faena.brokers.sqlite.rows import COLUMNS, error_columns, to_claimed_job, to_job
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier, SocketWaker, wake_dir
 from faena.core import lifecycle
@@ -154,12 +154,10 @@ class SQLiteBroker:
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
         with self._store.write() as conn:
-            now = self._clock.now()
-            reaped = self._reap(conn, now)
-            jobs, blocked = self._claim(conn, worker, queues, limit, lease_seconds, now)
-        if any(r.new_state is JobState.QUEUED for r in reaped):
+            result = self._claim(conn, worker, queues, limit, lease_seconds, self._clock.now())
+        if any(r.new_state is JobState.QUEUED for r in result.reaped):
             self._notifier.notify()
-        return ClaimResult(jobs, reaped, blocked)
+        return result
 
     def _claim(
         self,
@@ -169,52 +167,54 @@ class SQLiteBroker:
         limit: int,
         lease_seconds: float,
         now: float,
-    ) -> tuple[list[Job], bool]:
+    ) -> ClaimResult:
+        """Inside one write transaction: re-queue expired leases, then admit and claim."""
+        admission, expired = self._admission(conn, now, max(limit, 0))
+        reaped = self._reap(conn, now) if expired else []
         if limit <= 0 or not queues:
-            return [], False
-        admission = self._admission(conn, now, limit)
-        fetch = limit + 16
+            return ClaimResult([], reaped, False)
         sql = q.candidates(len(queues))
         after: tuple[int, int] = (2**62, -1)
         chosen: list[Job] = []
+        fetch = limit + 2
+        until = now + lease_seconds
         for _ in range(_FETCH_ROUNDS):
             rows = conn.execute(sql, (*queues, now, after[0], after[0], after[1], fetch)).fetchall()
             if not rows:
                 break
             by_id = {r[0]: r for r in rows}
             picked = admission.admit(Candidate(r[0], r[7], r[8]) for r in rows)
-            chosen.extend(
-                lifecycle.claim(to_job(by_id[i]), worker, now, lease_seconds) for i in picked
-            )
+            chosen.extend(to_claimed_job(by_id[i], worker, now, until) for i in picked)
             admission.limit -= len(picked)
             last = rows[-1]
             after = (last[6], last[25])
             if admission.limit <= 0 or len(rows) < fetch or admission.parallelism_free == 0:
                 break
+            fetch *= 4
         if chosen:
-            conn.executemany(
-                q.CLAIM,
-                [(worker, now, j.lease_expires_at, j.id) for j in chosen],
-            )
-        return chosen, admission.blocked
+            conn.execute(q.claim(len(chosen)), (worker, now, until, *(j.id for j in chosen)))
+        return ClaimResult(chosen, reaped, admission.blocked)
 
     @staticmethod
-    def _admission(conn: sqlite3.Connection, now: float, limit: int) -> Admission:
+    def _admission(conn: sqlite3.Connection, now: float, limit: int) -> tuple[Admission, int]:
         sizes: dict[str, int] = {}
         used: dict[str, int] = {}
         running = 0
+        expired = 0
         parallelism: int | None = None
-        for kind, name, a, b in conn.execute(q.CAPACITY, (now,)):
+        for kind, name, a, b in conn.execute(q.CAPACITY, (now, now)):
             if kind == "p":
                 sizes[name] = a
             elif kind == "s":
                 parallelism = a
+            elif kind == "x":
+                expired = a
             else:
                 used[name] = a
                 running += b
         free = {name: size - used.get(name, 0) for name, size in sizes.items()}
         par = None if parallelism is None else parallelism - running
-        return Admission(free, par, limit)
+        return Admission(free, par, limit), expired
 
     def heartbeat(
         self, worker: str, leases: Sequence[Lease], lease_seconds: float
@@ -240,8 +240,24 @@ class SQLiteBroker:
 
     @staticmethod
     def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        plain = [
+            o
+            for o in outcomes
+            if o.state is JobState.SUCCEEDED and o.error is None and o.max_attempts is None
+        ]
+        written: set[tuple[str, int]] = set()
+        if plain:  # the common case, one statement for the group
+            params: list[object] = []
+            for o in plain:
+                params += (o.job_id, o.attempt, o.result_json)
+            params.append(now)
+            rows = conn.execute(q.finish_succeeded(len(plain)), params).fetchall()
+            written = {(r[0], r[1]) for r in rows}
         done = []
         for o in outcomes:
+            if o.state is JobState.SUCCEEDED and o.error is None and o.max_attempts is None:
+                done.append((o.job_id, o.attempt) in written)
+                continue
             etype, emsg, etb = error_columns(o.error)
             if o.state is JobState.FAILED:
                 run_at = now if o.retry_at is None else o.retry_at
@@ -279,11 +295,10 @@ class SQLiteBroker:
         with self._store.write() as conn:
             now = self._clock.now()
             done = self._finish(conn, outcomes, now)
-            reaped = self._reap(conn, now)
-            jobs, blocked = self._claim(conn, worker, queues, limit, lease_seconds, now)
-        if any(o.state is JobState.FAILED for o in outcomes) or reaped:
+            result = self._claim(conn, worker, queues, limit, lease_seconds, now)
+        if any(o.state is JobState.FAILED for o in outcomes) or result.reaped:
             self._notifier.notify()
-        return done, ClaimResult(jobs, reaped, blocked)
+        return done, result
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         with self._store.write() as conn:

@@ -39,11 +39,15 @@ def insert_row(job: Job) -> tuple[object, ...]:
 KEY_HOLDER = f"SELECT {COLUMNS} FROM faena_jobs WHERE idempotency_key = ? AND state IN {_HOLDS_KEY}"
 
 # capacity at the start of a claim: pool sizes, the parallelism cap, slots held by live leases
+# capacity at the start of a claim: pool sizes, the parallelism cap, slots held by live
+# leases, and how many leases expired (only then does the claim reap)
 CAPACITY = (
     "SELECT 'p', name, size, 0 FROM faena_pools "
     "UNION ALL SELECT 's', key, value, 0 FROM faena_settings WHERE key = 'parallelism' "
     "UNION ALL SELECT 'u', pool, SUM(pool_slots), COUNT(*) FROM faena_jobs "
-    "WHERE state = 'running' AND lease_expires_at > ? GROUP BY pool"
+    "WHERE state = 'running' AND lease_expires_at > ? GROUP BY pool "
+    "UNION ALL SELECT 'x', '', COUNT(*), 0 FROM faena_jobs "
+    "WHERE state = 'running' AND lease_expires_at <= ?"
 )
 
 
@@ -64,10 +68,14 @@ def next_run_at(n_queues: int) -> str:
     return f"SELECT MIN(run_at) FROM faena_jobs WHERE state IN {_PENDING} AND queue IN ({marks})"
 
 
-CLAIM = (
-    "UPDATE faena_jobs SET state = 'running', attempt = attempt + 1, tries = tries + 1, "
-    "worker = ?, started_at = ?, lease_expires_at = ? WHERE id = ?"
-)
+@cache
+def claim(n_jobs: int) -> str:
+    marks = ", ".join("?" * n_jobs)
+    return (
+        "UPDATE faena_jobs SET state = 'running', attempt = attempt + 1, tries = tries + 1, "
+        f"worker = ?, started_at = ?, lease_expires_at = ? WHERE id IN ({marks})"
+    )
+
 
 _FENCE = "WHERE id = ? AND attempt = ? AND state = 'running'"
 
@@ -88,6 +96,20 @@ FINISH_FINAL = (
     "finished_at = ?, lease_expires_at = NULL, "
     f"max_attempts = COALESCE(?, max_attempts) {_FENCE}"
 )
+
+
+@cache
+def finish_succeeded(n_jobs: int) -> str:
+    """Record the success of ``n_jobs`` attempts: params (id, attempt, result)..., then now."""
+    rows = ", ".join(["(?, ?, ?)"] * n_jobs)
+    return (
+        "WITH v(id, attempt, result) AS (VALUES " + rows + ") "
+        "UPDATE faena_jobs SET state = 'succeeded', result = v.result, finished_at = ?, "
+        "lease_expires_at = NULL FROM v "
+        "WHERE faena_jobs.id = v.id AND faena_jobs.attempt = v.attempt "
+        "AND faena_jobs.state = 'running' RETURNING faena_jobs.id, faena_jobs.attempt"
+    )
+
 
 RELEASE = (
     "UPDATE faena_jobs SET state = 'queued', tries = MAX(tries - 1, 0), "
