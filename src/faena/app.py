@@ -12,7 +12,7 @@ from faena.brokers.url import open_broker, resolve_url
 from faena.core import payload
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.events import JOB_ENQUEUED, Event, EventBus
-from faena.core.job import NewJob
+from faena.core.job import NewJob, new_job_id
 from faena.core.lease import DEFAULT_LEASE_SECONDS, check_lease
 from faena.core.options import DEFAULT_QUEUE, Isolation, TaskOptions, normalize_retry_on
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
@@ -22,6 +22,20 @@ from faena.errors import ConfigError, UnknownTaskError
 from faena.task import JobHandle, Task
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_ENQUEUE_OPTIONS = frozenset(
+    {
+        "queue",
+        "priority",
+        "pool",
+        "pool_slots",
+        "retries",
+        "timeout",
+        "run_at",
+        "delay",
+        "idempotency_key",
+    }
+)
 
 
 class App:
@@ -177,17 +191,16 @@ class App:
         return task
 
     # producers ---------------------------------------------------------------------
-    def _new_job(
-        self,
-        task_name: str,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any] | None,
-        options: Mapping[str, Any],
-    ) -> NewJob:
+    def _job_fields(self, task_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """What the jobs of one enqueue call share: the task's options, overridden."""
+        unknown = set(options) - _ENQUEUE_OPTIONS
+        if unknown:
+            raise ConfigError(
+                f"unknown enqueue option(s) {sorted(unknown)}; known: "
+                f"{', '.join(sorted(_ENQUEUE_OPTIONS))}"
+            )
         task = self.tasks.get(task_name)
         opts = task.options if task is not None else None
-        args_list, kwargs_dict = payload.check_args(args, kwargs if kwargs is not None else {})
-        limit = self.max_payload_bytes
         queue = options.get("queue") or (opts.queue if opts else DEFAULT_QUEUE)
         check_name("queue", queue)
         run_at = options.get("run_at")
@@ -197,18 +210,28 @@ class App:
                 raise ConfigError(f"delay must be >= 0 seconds, got {delay}")
             run_at = self.clock.now() + delay
         retries = options.get("retries", opts.retry.retries if opts else 3)
+        return {
+            "task": task_name,
+            "queue": queue,
+            "priority": int(options.get("priority", opts.priority if opts else 0)),
+            "pool": options.get("pool", opts.pool if opts else DEFAULT_POOL),
+            "pool_slots": int(options.get("pool_slots", opts.pool_slots if opts else 1)),
+            "max_attempts": int(retries) + 1,
+            "timeout": options.get("timeout", opts.timeout if opts else None),
+            "run_at": run_at,
+            "idempotency_key": options.get("idempotency_key"),
+        }
+
+    def _new_job(
+        self, fields: dict[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any] | None
+    ) -> NewJob:
+        args_list, kwargs_dict = payload.check_args(args, kwargs if kwargs is not None else {})
+        limit = self.max_payload_bytes
         return NewJob(
-            task=task_name,
-            queue=queue,
             args_json=payload.encode("args", args_list, limit),
             kwargs_json=payload.encode("kwargs", kwargs_dict, limit),
-            priority=int(options.get("priority", opts.priority if opts else 0)),
-            pool=options.get("pool", opts.pool if opts else DEFAULT_POOL),
-            pool_slots=int(options.get("pool_slots", opts.pool_slots if opts else 1)),
-            max_attempts=int(retries) + 1,
-            timeout=options.get("timeout", opts.timeout if opts else None),
-            run_at=run_at,
-            idempotency_key=options.get("idempotency_key"),
+            id=new_job_id(),
+            **fields,
         )
 
     def enqueue(
@@ -220,7 +243,8 @@ class App:
     ) -> JobHandle:
         """Enqueue a job of a task by name. The task need not be registered here (a producer
         may not import the worker's code); options then default to queue ``default``."""
-        [handle] = self._enqueue([self._new_job(task_name, args, kwargs, options)])
+        fields = self._job_fields(task_name, options)
+        [handle] = self._enqueue([self._new_job(fields, args, kwargs)])
         return handle
 
     async def enqueue_async(
@@ -239,10 +263,13 @@ class App:
         **options: Any,
     ) -> list[JobHandle]:
         """Enqueue many jobs of one task in one atomic broker call."""
-        return self._enqueue([self._new_job(task_name, a, k, options) for a, k in calls])
+        fields = self._job_fields(task_name, options)
+        return self._enqueue([self._new_job(fields, a, k) for a, k in calls])
 
     def _enqueue(self, new_jobs: list[NewJob]) -> list[JobHandle]:
         jobs = self.broker.enqueue(new_jobs)
+        if not self.events.wants(JOB_ENQUEUED):
+            return [JobHandle(self, job) for job in jobs]
         now = self.clock.now()
         for job in jobs:
             self.events.publish(

@@ -70,6 +70,10 @@ class EventBus:
         else:
             self._subs[name].append(handler)
 
+    def wants(self, name: str) -> bool:
+        """Whether anyone listens to ``name`` (so a publisher may skip building the event)."""
+        return bool(self._any or self._subs.get(name))
+
     def publish(self, event: Event) -> None:
         for handler in (*self._subs.get(event.name, ()), *self._any):
             try:

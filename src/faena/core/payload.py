@@ -20,6 +20,8 @@ def _reject(kind: str, value: object, exc: Exception) -> PayloadError:
 
 def encode(kind: str, value: object, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
     """Serialize ``value`` to compact JSON, refusing non-JSON data and oversize payloads."""
+    if not value and type(value) in (list, tuple, dict):
+        return "{}" if type(value) is dict else "[]"
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
