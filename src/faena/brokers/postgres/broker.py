@@ -135,9 +135,8 @@ class PostgresBroker:
         out = [lifecycle.create(new, now) for new in jobs]
         todo = list(range(len(jobs)))
         for _ in range(_KEY_RACE_TRIES):
-            batch = [jobs[i] for i in todo]
-            params: dict[str, Any] = rows.new_job_params(batch, [out[i] for i in todo])
-            params["now"] = now
+            batch = rows.new_jobs_json([jobs[i] for i in todo], [out[i] for i in todo])
+            params = {"jobs": batch, "now": now}
             skipped = conn.execute(self._q.enqueue, params).fetchall()
             if not skipped:
                 return out

@@ -35,12 +35,7 @@ UPDATE @schema@.jobs j SET lease_expires_at = %(deadline)s::double precision
 RETURNING j.id, j.cancel_requested;
 
 -- name: enqueue
-SELECT e.ord, e.holder FROM @schema@.enqueue(
-    %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(args)s::text[],
-    %(kwargs)s::text[], %(states)s::text[], %(priorities)s::integer[], %(pools)s::text[],
-    %(pool_slots)s::integer[], %(max_attempts)s::integer[],
-    %(timeouts)s::double precision[], %(keys)s::text[], %(run_ats)s::double precision[],
-    %(now)s::double precision) AS e;
+SELECT e.ord, e.holder FROM @schema@.enqueue(%(jobs)s::json, %(now)s::double precision) AS e;
 
 -- name: jobs_by_ids
 SELECT j.* FROM @schema@.jobs j WHERE j.id = ANY(%(ids)s::text[]);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -136,20 +137,26 @@ def _column(values: list[Any]) -> list[Any] | None:
     return values if any(v is not None for v in values) else None
 
 
-def new_job_params(jobs: Sequence[NewJob], created: Sequence[Job]) -> dict[str, list[Any]]:
-    """Column arrays of new jobs, for ``enqueue`` (state and run_at as lifecycle set them)."""
-    return {
-        "ids": [j.id for j in jobs],
-        "tasks": [j.task for j in jobs],
-        "queues": [j.queue for j in jobs],
-        "args": [j.args_json for j in jobs],
-        "kwargs": [j.kwargs_json for j in jobs],
-        "states": [c.state.value for c in created],
-        "priorities": [j.priority for j in jobs],
-        "pools": [j.pool for j in jobs],
-        "pool_slots": [j.pool_slots for j in jobs],
-        "max_attempts": [j.max_attempts for j in jobs],
-        "timeouts": [j.timeout for j in jobs],
-        "keys": [j.idempotency_key for j in jobs],
-        "run_ats": [c.run_at for c in created],
-    }
+def new_jobs_json(jobs: Sequence[NewJob], created: Sequence[Job]) -> str:
+    """New jobs as the JSON array ``enqueue`` reads (state and run_at as lifecycle set them)."""
+    return json.dumps(
+        [
+            {
+                "id": j.id,
+                "task": j.task,
+                "queue": j.queue,
+                "args": j.args_json,
+                "kwargs": j.kwargs_json,
+                "state": c.state.value,
+                "priority": j.priority,
+                "pool": j.pool,
+                "pool_slots": j.pool_slots,
+                "max_attempts": j.max_attempts,
+                "timeout": j.timeout,
+                "key": j.idempotency_key,
+                "run_at": c.run_at,
+            }
+            for j, c in zip(jobs, created, strict=True)
+        ],
+        separators=(",", ":"),
+    )

@@ -295,14 +295,13 @@ BEGIN
 END
 $$;
 
--- Insert new jobs in one statement. A row whose id or idempotency key is taken is skipped;
--- for each skipped row the function returns its position and the id of the job holding it
--- (NULL if that job changed state meanwhile: the caller tries again).
-CREATE FUNCTION @schema@.enqueue(
-    p_id text[], p_task text[], p_queue text[], p_args text[], p_kwargs text[],
-    p_state text[], p_priority integer[], p_pool text[], p_pool_slots integer[],
-    p_max_attempts integer[], p_timeout double precision[], p_key text[],
-    p_run_at double precision[], p_now double precision)
+-- Insert new jobs in one statement. p_jobs is a JSON array of objects with the keys id, task,
+-- queue, args, kwargs, state, priority, pool, pool_slots, max_attempts, timeout, key and
+-- run_at (one parameter instead of thirteen arrays: far cheaper for a client to send).
+-- A row whose id or idempotency key is taken is skipped; for each skipped row the function
+-- returns its position and the id of the job holding it (NULL if that job changed state
+-- meanwhile: the caller tries again).
+CREATE FUNCTION @schema@.enqueue(p_jobs json, p_now double precision)
 RETURNS TABLE (ord integer, holder text)
 LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
@@ -315,19 +314,20 @@ BEGIN
                                    enqueued_at, run_at)
         SELECT s.id, s.task, s.queue, s.args, s.kwargs, s.state, s.priority, s.pool,
                s.pool_slots, s.max_attempts, s.timeout, s.key, p_now, s.run_at
-          FROM unnest(p_id, p_task, p_queue, p_args, p_kwargs, p_state, p_priority, p_pool,
-                      p_pool_slots, p_max_attempts, p_timeout, p_key, p_run_at)
+          FROM ROWS FROM (json_to_recordset(p_jobs) AS (
+                   id text, task text, queue text, args text, kwargs text, state text,
+                   priority integer, pool text, pool_slots integer, max_attempts integer,
+                   timeout double precision, key text, run_at double precision))
                WITH ORDINALITY AS s(id, task, queue, args, kwargs, state, priority, pool,
                                     pool_slots, max_attempts, timeout, key, run_at, n)
          ORDER BY s.n
         ON CONFLICT DO NOTHING
         RETURNING id, queue
+    ), woken AS (
+        SELECT pg_notify('@channel@', q.queue) FROM (SELECT DISTINCT queue FROM ins) AS q
     )
-    SELECT array_agg(ins.id) INTO v_inserted FROM ins;
-    IF v_inserted IS NOT NULL THEN
-        PERFORM pg_notify('@channel@', q) FROM (SELECT DISTINCT unnest(p_queue)) AS t(q);
-    END IF;
-    IF coalesce(cardinality(v_inserted), 0) = cardinality(p_id) THEN
+    SELECT array_agg(ins.id) INTO v_inserted FROM ins, (SELECT count(*) FROM woken) AS w;
+    IF coalesce(cardinality(v_inserted), 0) = json_array_length(p_jobs) THEN
         RETURN;
     END IF;
     RETURN QUERY
@@ -337,7 +337,8 @@ BEGIN
                       WHERE j.idempotency_key = s.key
                         AND j.state IN ('scheduled', 'queued', 'running', 'succeeded',
                                         'failed')))
-      FROM unnest(p_id, p_key) WITH ORDINALITY AS s(id, key, n)
+      FROM ROWS FROM (json_to_recordset(p_jobs) AS (id text, key text))
+           WITH ORDINALITY AS s(id, key, n)
      WHERE v_inserted IS NULL OR NOT (s.id = ANY(v_inserted));
 END
 $$;
