@@ -359,6 +359,8 @@ class SQLiteBroker:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(str(value))
+        if state is not None:
+            where.append(q.STATE_INDEX_HINT.get(state.value, "1"))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = (
             self._store.read()
@@ -409,8 +411,19 @@ class SQLiteBroker:
 
     def queue_stats(self) -> list[QueueStat]:
         now = self._clock.now()
-        rows = self._store.read().execute(q.QUEUE_STATS, {"now": now}).fetchall()
-        return [QueueStat(r[0], r[1], r[2], r[3], float(r[4] or 0.0)) for r in rows]
+        merged: dict[str, list[float]] = {}
+        for queue, waiting, scheduled, running, oldest in self._store.read().execute(
+            q.QUEUE_STATS, {"now": now}
+        ):
+            row = merged.setdefault(queue, [0, 0, 0, 0.0])
+            row[0] += waiting
+            row[1] += scheduled
+            row[2] += running
+            row[3] = max(row[3], oldest or 0.0)
+        return [
+            QueueStat(name, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
+            for name, r in sorted(merged.items())
+        ]
 
     def pool_stats(self) -> list[PoolStat]:
         rows = self._store.read().execute(q.POOL_STATS, (self._clock.now(),)).fetchall()

@@ -129,19 +129,39 @@ MANUAL_RETRY = (
     "result = NULL, cancel_requested = 0, lease_expires_at = NULL, worker = NULL WHERE id = ?"
 )
 
+# one part per partial index (pending, running), so no scan of finished jobs
 QUEUE_STATS = (
     f"SELECT queue, "
-    f"SUM(state IN {_PENDING} AND run_at <= :now), "
-    f"SUM(state IN {_PENDING} AND run_at > :now), "
-    f"SUM(state = 'running'), "
-    f"MAX(CASE WHEN state IN {_PENDING} AND run_at <= :now THEN :now - run_at END) "
-    f"FROM faena_jobs WHERE state IN ('scheduled', 'queued', 'failed', 'running') "
-    f"GROUP BY queue ORDER BY queue"
+    f"SUM(run_at <= :now), SUM(run_at > :now), 0, "
+    f"MAX(CASE WHEN run_at <= :now THEN :now - run_at END) "
+    f"FROM faena_jobs WHERE state IN {_PENDING} GROUP BY queue "
+    f"UNION ALL SELECT queue, 0, 0, COUNT(*), NULL FROM faena_jobs "
+    f"WHERE state = 'running' GROUP BY queue"
 )
+
+#: extra terms that let a state filter use the partial index holding that state
+STATE_INDEX_HINT = {
+    "scheduled": f"state IN {_PENDING}",
+    "queued": f"state IN {_PENDING}",
+    "failed": f"state IN {_PENDING}",
+    "succeeded": "finished_at IS NOT NULL",
+    "dead": "finished_at IS NOT NULL",
+    "cancelled": "finished_at IS NOT NULL",
+}
 
 POOL_STATS = (
     "SELECT p.name, p.size, COALESCE(u.used, 0) FROM faena_pools p LEFT JOIN ("
     "  SELECT pool, SUM(pool_slots) AS used FROM faena_jobs "
     "  WHERE state = 'running' AND lease_expires_at > ? GROUP BY pool"
     ") u ON u.pool = p.name ORDER BY p.name"
+)
+
+# each part reads one partial index: pending, running, finished
+COUNT_BY_STATE = (
+    f"SELECT queue, state, COUNT(*) FROM faena_jobs WHERE state IN {_PENDING} "
+    "GROUP BY queue, state "
+    "UNION ALL SELECT queue, state, COUNT(*) FROM faena_jobs WHERE state = 'running' "
+    "GROUP BY queue, state "
+    "UNION ALL SELECT queue, state, COUNT(*) FROM faena_jobs WHERE finished_at IS NOT NULL "
+    "AND state IN ('succeeded', 'dead', 'cancelled') GROUP BY queue, state"
 )
