@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from tests.conftest import PG_URL, need, port_open
 
 from faena.brokers.postgres import PostgresBroker
@@ -69,7 +70,7 @@ def test_transactional_enqueue_follows_the_callers_transaction(broker: PostgresB
 def test_transactional_enqueue_refuses_unknown_pools_without_breaking_the_transaction(
     broker: PostgresBroker,
 ) -> None:
-    with psycopg.connect(PG_URL) as conn:
+    with psycopg.connect(PG_URL, row_factory=dict_row) as conn:  # any row factory will do
         with pytest.raises(UnknownPoolError, match="gpu"):
             broker.enqueue([NewJob("t", "etl", pool="gpu")], connection=conn)
         [job] = broker.enqueue([NewJob("t", "etl")], connection=conn)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
+from psycopg.rows import TupleRow, tuple_row
+
 from faena.brokers.postgres import rows
 from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.database import Conn, Database
@@ -111,7 +114,9 @@ class PostgresBroker:
         return None if row is None or row[0] is None else int(row[0])
 
     # producers -----------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob], *, connection: Conn | None = None) -> list[Job]:
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, connection: psycopg.Connection[Any] | None = None
+    ) -> list[Job]:
         """Store new jobs atomically.
 
         With ``connection`` (a psycopg 3 connection of the caller), the jobs are written in
@@ -129,21 +134,25 @@ class PostgresBroker:
                 raise BrokerError(f"PostgreSQL enqueue failed: {exc}") from exc
         return self._db.run("enqueue", lambda c: self._enqueue(c, jobs))
 
-    def _enqueue(self, conn: Conn, jobs: Sequence[NewJob]) -> list[Job]:
-        self._check_pools(conn, {j.pool for j in jobs})
+    def _enqueue(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[Job]:
+        with conn.cursor(row_factory=tuple_row) as cur:  # whatever the caller's row factory
+            return self._enqueue_with(cur, jobs)
+
+    def _enqueue_with(self, cur: psycopg.Cursor[TupleRow], jobs: Sequence[NewJob]) -> list[Job]:
+        self._check_pools(cur, {j.pool for j in jobs})
         now = self._clock.now()
         out = [lifecycle.create(new, now) for new in jobs]
         todo = list(range(len(jobs)))
         for _ in range(_KEY_RACE_TRIES):
             batch = rows.new_jobs_json([jobs[i] for i in todo], [out[i] for i in todo])
             params = {"jobs": batch, "now": now}
-            skipped = conn.execute(self._q.enqueue, params).fetchall()
+            skipped = cur.execute(self._q.enqueue, params).fetchall()
             if not skipped:
                 return out
             holders = {h for _, h in skipped if h is not None}
             found = {}
             if holders:
-                cur = conn.execute(self._q.jobs_by_ids, {"ids": list(holders)})
+                cur.execute(self._q.jobs_by_ids, {"ids": list(holders)})
                 found = {job.id: job for job in map(rows.to_job, cur.fetchall())}
             retry = []
             for ord_, holder in skipped:
@@ -159,10 +168,10 @@ class PostgresBroker:
             f"enqueue kept racing for idempotency keys at {self.config.display_url}; try again"
         )
 
-    def _check_pools(self, conn: Conn, pools: set[str]) -> None:
+    def _check_pools(self, cur: psycopg.Cursor[TupleRow], pools: set[str]) -> None:
         if pools <= self._known_pools:
             return
-        known = {row[0] for row in conn.execute(self._q.pool_names)}
+        known = {row[0] for row in cur.execute(self._q.pool_names).fetchall()}
         self._known_pools.update(known)
         for pool in sorted(pools - known):
             raise UnknownPoolError(unknown_pool(pool, known))
