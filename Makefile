@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) bench/bench_sqlite.py
+	$(PY) bench/bench_faena.py --broker sqlite --broker postgres --broker redis
 
 bench-peers:
 	bash bench/run_peers.sh

@@ -1,7 +1,8 @@
-"""faena on SQLite: enqueue (one by one and bulk), drain, enqueue-to-start latency, idle CPU
-and worker memory. Prints one JSON line per figure (the same format as bench/peers).
+"""faena on each broker: enqueue (one by one and bulk), drain with one worker process of
+concurrency 2, enqueue-to-start latency, idle CPU and worker memory. Prints one JSON line per
+figure (the same format as bench/peers).
 
-    .venv/bin/python bench/bench_sqlite.py [--drain 20000] [--latency 300]
+    .venv/bin/python bench/bench_faena.py --broker sqlite --broker postgres --broker redis
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -35,9 +37,29 @@ def fresh_app(url: str):  # type: ignore[no-untyped-def]
     return app
 
 
-def bench_enqueue(tmp: Path, sync: str, n_one: int, n_bulk: int) -> None:
-    system = f"faena-sqlite(sync={sync})"
-    app = fresh_app(f"sqlite:///{tmp / f'enq-{sync}.db'}?sync={sync}")
+PG = os.environ.get("FAENA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("FAENA_BENCH_REDIS", "redis://127.0.0.1:6379/13")
+
+
+def url_for(kind: str, tmp: Path, name: str, variant: str = "") -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / (name + '.db')}" + (f"?sync={variant}" if variant else "")
+    tag = f"b{uuid.uuid4().hex[:8]}"
+    if kind == "postgres":
+        return f"{PG}?schema=bench_{tag}"
+    return f"{REDIS}?prefix={tag}"
+
+
+def cleanup(app) -> None:  # type: ignore[no-untyped-def]
+    destroy = getattr(app.broker, "destroy", None)
+    if callable(destroy):
+        destroy()
+    app.close()
+
+
+def bench_enqueue(kind: str, tmp: Path, variant: str, n_one: int, n_bulk: int) -> None:
+    system = f"faena-{kind}" + (f"(sync={variant})" if variant else "")
+    app = fresh_app(url_for(kind, tmp, f"enq-{variant}", variant))
     t0 = time.perf_counter()
     for _ in range(n_one):
         app.enqueue("noop", queue="bench")
@@ -91,8 +113,8 @@ def start_worker(url: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[
     raise RuntimeError("worker did not start")
 
 
-def bench_drain(tmp: Path, n: int) -> None:
-    url = f"sqlite:///{tmp / 'drain.db'}"
+def bench_drain(kind: str, tmp: Path, n: int) -> None:
+    url = url_for(kind, tmp, "drain")
     app = fresh_app(url)
     for _ in range(n // 1000):
         app.enqueue_many("noop", [((), {})] * 1000, queue="bench")
@@ -110,19 +132,15 @@ def bench_drain(tmp: Path, n: int) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-    emit(
-        "faena-sqlite",
-        "drain",
-        n / elapsed,
-        "jobs/s",
-        n=n,
-        settings="1 worker process, --concurrency 2, thread executor",
-    )
-    emit("faena-sqlite", "worker_rss_after_drain", rss, "MiB", settings="thread mode")
+        cleanup(app)
+    system = f"faena-{kind}"
+    settings = "1 worker process, --concurrency 2, thread executor, a JSON log line per job"
+    emit(system, "drain", n / elapsed, "jobs/s", n=n, settings=settings)
+    emit(system, "worker_rss_after_drain", rss, "MiB", settings="thread mode")
 
 
-def bench_latency(tmp: Path, n: int) -> None:
-    url = f"sqlite:///{tmp / 'lat.db'}"
+def bench_latency(kind: str, tmp: Path, n: int) -> None:
+    url = url_for(kind, tmp, "lat")
     record = tmp / "lat.txt"
     app = fresh_app(url)
     proc, _ = start_worker(url, {"BENCH_RECORD": str(record)})
@@ -148,17 +166,13 @@ def bench_latency(tmp: Path, n: int) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+        cleanup(app)
     lat.sort()
+    system = f"faena-{kind}"
     for p in (50, 95, 99):
-        emit(
-            "faena-sqlite",
-            f"latency_p{p}",
-            lat[min(len(lat) - 1, int(len(lat) * p / 100))],
-            "ms",
-            n=n,
-        )
-    emit("faena-sqlite", "idle_worker_cpu", idle_cpu, "% of a core", settings="5 s idle")
-    emit("faena-sqlite", "worker_rss_idle", rss, "MiB", settings="thread mode")
+        emit(system, f"latency_p{p}", lat[min(len(lat) - 1, int(len(lat) * p / 100))], "ms", n=n)
+    emit(system, "idle_worker_cpu", idle_cpu, "% of a core", settings="5 s idle")
+    emit(system, "worker_rss_idle", rss, "MiB", settings="thread mode")
 
 
 def main() -> None:
@@ -167,13 +181,15 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=300)
     parser.add_argument("--enqueue", type=int, default=5_000)
     parser.add_argument("--bulk", type=int, default=50_000)
+    parser.add_argument("--broker", action="append", choices=["sqlite", "postgres", "redis"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="faena-bench-") as d:
         tmp = Path(d)
-        for sync in ("enqueue", "normal"):
-            bench_enqueue(tmp, sync, args.enqueue, args.bulk)
-        bench_drain(tmp, args.drain)
-        bench_latency(tmp, args.latency)
+        for kind in args.broker or ["sqlite"]:
+            for variant in ("enqueue", "normal") if kind == "sqlite" else ("",):
+                bench_enqueue(kind, tmp, variant, args.enqueue, args.bulk)
+            bench_drain(kind, tmp, args.drain)
+            bench_latency(kind, tmp, args.latency)
 
 
 if __name__ == "__main__":
