@@ -66,23 +66,37 @@ def _timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
 
 
+def json_line(
+    created: float, level: str, logger: str, event: str, message: str, fields: dict[str, Any]
+) -> str:
+    line: dict[str, Any] = {
+        "timestamp": _timestamp(created),
+        "level": level.lower(),
+        "logger": logger,
+        "event": event,
+        "message": message,
+    }
+    for key, value in fields.items():
+        line.setdefault(key, value)
+    try:
+        return json.dumps(line, default=str, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN/Infinity are not JSON: Loki's json stage would reject the line
+        return json.dumps(_finite(line), default=str, ensure_ascii=False, allow_nan=False)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "timestamp": _timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": getattr(record, "event", None) or "log",
-            "message": record.getMessage(),
-        }
-        for key, value in _fields(record).items():
-            line.setdefault(key, value)
+        fields = dict(_fields(record))
         if record.exc_info:
-            line["traceback"] = self.formatException(record.exc_info)
-        try:
-            return json.dumps(line, default=str, ensure_ascii=False, allow_nan=False)
-        except ValueError:  # NaN/Infinity are not JSON: Loki's json stage would reject the line
-            return json.dumps(_finite(line), default=str, ensure_ascii=False, allow_nan=False)
+            fields["traceback"] = self.formatException(record.exc_info)
+        return json_line(
+            record.created,
+            record.levelname,
+            record.name,
+            getattr(record, "event", None) or "log",
+            record.getMessage(),
+            fields,
+        )
 
 
 def _finite(value: Any) -> Any:
@@ -109,11 +123,56 @@ class ConsoleFormatter(logging.Formatter):
     )
 
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
-        fields = _fields(record)
-        extra = " ".join(f"{k}={fields[k]}" for k in self._KEYS if k in fields)
-        event = getattr(record, "event", "")
-        return f"{when} {record.levelname:<7} {event:<16} {record.getMessage()}  {extra}".rstrip()
+        return console_line(
+            record.created,
+            record.levelname,
+            getattr(record, "event", ""),
+            record.getMessage(),
+            _fields(record),
+        )
+
+
+def console_line(
+    created: float, level: str, event: str, message: str, fields: dict[str, Any]
+) -> str:
+    when = datetime.fromtimestamp(created).strftime("%H:%M:%S.%f")[:-3]
+    extra = " ".join(f"{k}={fields[k]}" for k in ConsoleFormatter._KEYS if k in fields)
+    return f"{when} {level:<7} {event:<16} {message}  {extra}".rstrip()
+
+
+class _EventWriter:
+    """Writes event lines straight to the handler that :func:`configure` installed, skipping
+    ``LogRecord`` and caller lookup (the worker's hot path); the line is the same."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO], fmt: str) -> None:
+        self.handler = handler
+        self.json = fmt == "json"
+
+    def active(self) -> bool:
+        """Only while faena's loggers still route to our handler alone."""
+        return (
+            logging.getLogger("faena").handlers == [self.handler]
+            and not _event_log.handlers
+            and _event_log.propagate
+        )
+
+    def write(self, level: int, event: str, message: str, fields: dict[str, Any]) -> None:
+        name = logging.getLevelName(level)
+        created = time.time()
+        if self.json:
+            text = json_line(created, name, _event_log.name, event, message, fields)
+        else:
+            text = console_line(created, name, event, message, fields)
+        handler = self.handler
+        handler.acquire()
+        try:
+            handler.stream.write(text + "\n")
+            handler.flush()
+        finally:
+            handler.release()
+
+
+_writer: _EventWriter | None = None
 
 
 def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
@@ -131,6 +190,8 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    global _writer
+    _writer = _EventWriter(handler, fmt)
 
 
 def log_event(event: ev.Event) -> None:
@@ -143,6 +204,10 @@ def log_event(event: ev.Event) -> None:
     if "job_id" in fields:
         fields.setdefault("task_id", fields["job_id"])  # the seed's name for the same id
     message = _MESSAGES.get(event.name, event.name)
+    writer = _writer
+    if writer is not None and writer.active():
+        writer.write(level, event.name, message, fields)
+        return
     _event_log.log(level, message, extra={"event": event.name, FIELDS_ATTR: fields})
 
 

@@ -30,13 +30,15 @@ class JobInterrupted(BaseException):
 
 
 def decode_call(job: Job) -> tuple[list[Any], dict[str, Any]]:
-    args: list[Any] = json.loads(job.args_json)
-    kwargs: dict[str, Any] = json.loads(job.kwargs_json)
+    args: list[Any] = [] if job.args_json == "[]" else json.loads(job.args_json)
+    kwargs: dict[str, Any] = {} if job.kwargs_json == "{}" else json.loads(job.kwargs_json)
     return args, kwargs
 
 
 def result_from_value(job: Job, task: Task[Any, Any], value: Any, started: float) -> RunResult:
     duration = time.perf_counter() - started
+    if value is None:
+        return RunResult(job, duration, result_json="null")
     try:
         text = payload.encode("result", value)
     except PayloadError as exc:
