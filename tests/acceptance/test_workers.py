@@ -49,16 +49,21 @@ def test_sigkill_loses_nothing_and_duplicates_nothing(cluster: Cluster) -> None:
         assert first[1] == victim.pid, "only the killed worker's jobs ran twice"
         assert (job_id, first[0]) not in ends, "a re-run job had not finished its first run"
         assert all(s[1] != victim.pid for s in later)
-        # runnable again within one lease (plus the survivor's 2 s jobs freeing a slot)
-        assert later[0][2] - killed_at < lease + 2 + 1.5
-    # they keep their place: after the lease ran out, the first jobs started are the re-runs
-    after = sorted(
-        (ts, j)
-        for j, s in starts.items()
-        for (_a, pid, ts) in s
-        if ts > killed_at + lease + 0.3 and pid != victim.pid
-    )
-    assert {j for _ts, j in after[: len(rerun)]} == rerun
+        # runnable again within one lease (plus the survivor's 2 s jobs freeing a slot, plus
+        # scheduling slack on a loaded 2-core machine)
+        assert later[0][2] - killed_at < lease + 2 + 3
+    # they keep their place: once the lease has surely run out, no job enqueued after a
+    # re-run job starts before it
+    first_start = {j: min(ts for (_a, _p, ts) in s) for j, s in starts.items()}
+    settled = killed_at + lease + 0.5
+    for job_id in rerun:
+        restarted = sorted(starts[job_id])[1][2]
+        overtaken = [
+            j
+            for j, ts in first_start.items()
+            if order[j] > order[job_id] and settled < ts < restarted
+        ]
+        assert not overtaken, f"{len(overtaken)} later jobs started before re-run {job_id}"
     for job_id in rerun:
         job = app.broker.get(job_id)
         assert job is not None and job.state is JobState.SUCCEEDED and job.attempt == 2
