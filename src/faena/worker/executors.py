@@ -79,8 +79,11 @@ class ThreadExecutor:
             with self._lock:
                 self._running.pop(job.id, None)
                 reason = self._interrupted.pop(job.id, None)
-            if reason == "timeout" and not result.timed_out:
+            # the interrupt is raised as a bare class (no reason): the executor's record decides
+            if reason == "timeout":
                 result = RunResult(job, result.duration, error=timeout_error(job), timed_out=True)
+            elif reason == "cancelled":
+                result = RunResult(job, result.duration, cancelled=True)
             self._completions.put(result)
 
     def interrupt(self, job_id: str, reason: str) -> None:

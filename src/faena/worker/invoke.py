@@ -24,9 +24,9 @@ class JobInterrupted(BaseException):
     A ``BaseException`` so that a job's ``except Exception`` does not swallow it.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str = "interrupted") -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason = reason  # the executor that raised it knows the real reason
 
 
 def decode_call(job: Job) -> tuple[list[Any], dict[str, Any]]:

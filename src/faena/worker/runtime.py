@@ -26,7 +26,7 @@ from faena.core import outcomes
 from faena.core.job import Job, Lease, Outcome
 from faena.core.options import Isolation
 from faena.core.states import JobState
-from faena.errors import ConfigError, FaenaError
+from faena.errors import BrokerError, ConfigError, FaenaError
 from faena.observability.logs import attach_event_logging
 from faena.task import Task
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
@@ -76,6 +76,8 @@ class Worker:
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self._completions = Completions()
+        self._unreported: list[tuple[RunResult, Outcome]] = []
+        self._trouble = 0
         self._executors: dict[Isolation, Executor] = {}
         self._rng = random.Random()
         attach_event_logging(app.events)
@@ -140,19 +142,29 @@ class Worker:
         want = True
         saturated = False
         while True:
-            outcomes_ = self._collect()
+            outcomes_ = self._unreported + self._collect()
+            self._unreported = []
             if self._stop_requested.is_set():
                 if self._drain_step(outcomes_):
                     return
                 continue
             free = self.concurrency - len(self._running)
             limit = free if want else 0
-            if outcomes_ or limit > 0:
-                claim = self._exchange(outcomes_, limit)
-                if limit > 0:
-                    want = len(claim.jobs) == limit
-                    saturated = claim.saturated
-            timeout = self._idle_timeout(want and self.concurrency > len(self._running), saturated)
+            try:
+                if outcomes_ or limit > 0:
+                    claim = self._exchange(outcomes_, limit)
+                    if limit > 0:
+                        want = len(claim.jobs) == limit
+                        saturated = claim.saturated
+                timeout = self._idle_timeout(
+                    want and self.concurrency > len(self._running), saturated
+                )
+            except BrokerError as exc:
+                self._unreported = outcomes_  # reported again once the broker answers
+                self._broker_trouble(exc)
+                want = True
+                continue
+            self._trouble = 0
             readable = self._wait([waker, self._completions], timeout)
             if waker in readable:
                 waker.drain()
@@ -185,6 +197,20 @@ class Worker:
                 timeout = min(timeout, max(nxt - self.app.clock.now(), 0.001))
         return timeout
 
+    def _broker_trouble(self, exc: BrokerError) -> None:
+        """The broker failed (restarting, unreachable): log, back off, keep jobs running."""
+        self._trouble += 1
+        pause = min(0.1 * 2 ** (self._trouble - 1), 5.0)
+        self._emit(
+            ev.WORKER_ERROR,
+            status="broker_unavailable",
+            error_type=type(exc).__name__,
+            error_message=str(exc),
+            retry_in_seconds=pause,
+        )
+        self._wait([self._completions], pause)
+        self._completions.poke()  # results that arrived meanwhile are collected next
+
     def _exchange(self, done: list[tuple[RunResult, Outcome]], limit: int) -> ClaimResult:
         accepted, claim = self.app.broker.finish_and_claim(
             [o for _, o in done], self.name, self.queues, limit, self.app.lease_seconds
@@ -206,14 +232,28 @@ class Worker:
                 running=len(self._running),
                 grace_seconds=self.grace,
             )
-        if done:
-            self._report(done, self.app.broker.finish([o for _, o in done]))
-        if not self._running:
-            return True
         remaining = self._stop_at - time.monotonic()
-        if remaining <= 0 or self.grace <= 0:
-            self._release_all()
-            return True
+        try:
+            if done:
+                self._report(done, self.app.broker.finish([o for _, o in done]))
+            if not self._running:
+                return True
+            if remaining <= 0 or self.grace <= 0:
+                self._release_all()
+                return True
+        except BrokerError as exc:
+            if remaining <= 0:
+                # leases run out by themselves: the jobs come back after one lease
+                self._emit(
+                    ev.WORKER_ERROR,
+                    status="broker_unavailable",
+                    error_type=type(exc).__name__,
+                    error_message=str(exc),
+                )
+                return True
+            self._unreported = done
+            self._broker_trouble(exc)
+            return False
         self._wait([self._completions], min(remaining, 0.5))
         return False
 

@@ -1,0 +1,180 @@
+"""The worker runtime in one process, on the memory broker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import faena
+from faena.brokers.memory import MemoryBroker
+from faena.core.states import JobState
+from faena.errors import BrokerError
+from faena.worker import Worker
+
+
+class FlakyBroker(MemoryBroker):
+    """Fails the first ``failures`` exchanges, as a restarting server would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def finish_and_claim(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BrokerError("connection refused (test)")
+        return super().finish_and_claim(*args, **kwargs)
+
+
+@pytest.fixture
+def app() -> faena.App:
+    return faena.App(broker=MemoryBroker(), pools={"tiny": 1})
+
+
+def run(app: faena.App, **kw: Any) -> tuple[Worker, threading.Thread]:
+    w = Worker(app, install_signals=False, **kw)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    return w, t
+
+
+@pytest.fixture
+def stop() -> Iterator[list[tuple[Worker, threading.Thread]]]:
+    started: list[tuple[Worker, threading.Thread]] = []
+    yield started
+    for w, t in started:
+        w.stop(graceful=False)
+        t.join(10)
+
+
+def test_success_retry_dead_and_unknown_task(app: faena.App, stop: list) -> None:
+    calls = {"flaky": 0}
+
+    @app.task(retries=2, backoff_base=0.01)
+    def flaky() -> str:
+        calls["flaky"] += 1
+        if calls["flaky"] < 2:
+            raise ConnectionError("reset")
+        return "ok"
+
+    @app.task(retries=1, backoff_base=0.01)
+    def broken() -> None:
+        raise ValueError("bad row")
+
+    @app.task(retries=3, retry_on=KeyError)
+    def picky() -> None:
+        raise ValueError("not retried")
+
+    stop.append(run(app, concurrency=2))
+    assert flaky.enqueue().wait(timeout=10) == "ok"
+    with pytest.raises(faena.JobFailedError, match="ValueError: bad row"):
+        broken.enqueue().wait(timeout=10)
+    h = picky.enqueue()
+    with pytest.raises(faena.JobFailedError):
+        h.wait(timeout=10)
+    assert h.refresh().tries == 1, "an exception outside retry_on is not retried"
+    ghost = app.enqueue("no.such.task")
+    with pytest.raises(faena.JobFailedError, match="UnknownTaskError"):
+        ghost.wait(timeout=10)
+    assert "@app.task(name='no.such.task')" in (ghost.refresh().error.message or "")
+
+
+def test_thread_timeout_is_cooperative_but_real(app: faena.App, stop: list) -> None:
+    @app.task(timeout=0.3, retries=0)
+    def spin() -> None:
+        while True:
+            pass
+
+    stop.append(run(app, concurrency=1))
+    h = spin.enqueue()
+    with pytest.raises(faena.JobFailedError, match="TimeoutError"):
+        h.wait(timeout=10)
+
+
+def test_async_tasks_and_current_job(app: faena.App, stop: list) -> None:
+    import asyncio
+
+    @app.task
+    async def double(x: int) -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        job = faena.current_job()
+        return {"value": 2 * x, "attempt": job.attempt if job else None}
+
+    stop.append(run(app, concurrency=4))
+    assert double.enqueue(21).wait(timeout=10) == {"value": 42, "attempt": 1}
+
+
+def test_cancel_a_running_job(app: faena.App, stop: list) -> None:
+    app.lease_seconds = 0.6  # heartbeats every 0.2 s carry the cancel request
+
+    @app.task
+    def long() -> None:
+        for _ in range(1000):
+            time.sleep(0.01)
+
+    stop.append(run(app, concurrency=1))
+    h = long.enqueue()
+    while h.refresh().state is not JobState.RUNNING:
+        time.sleep(0.01)
+    app.cancel(h.id)
+    with pytest.raises(faena.JobFailedError, match="cancelled"):
+        h.wait(timeout=10)
+
+
+def test_worker_rides_out_a_broker_outage() -> None:
+    app = faena.App(broker=FlakyBroker(failures=3))
+
+    @app.task
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    handles = [add.enqueue(i, i) for i in range(5)]
+    w, t = run(app, concurrency=2)
+    try:
+        assert [h.wait(timeout=20) for h in handles] == [0, 2, 4, 6, 8]
+    finally:
+        w.stop()
+        t.join(10)
+
+
+def test_stop_releases_running_jobs_after_the_grace(app: faena.App) -> None:
+    started = threading.Event()
+
+    @app.task
+    def slow() -> None:
+        started.set()
+        time.sleep(5)
+
+    h = slow.enqueue()
+    w, t = run(app, concurrency=1, grace=0.2)
+    assert started.wait(10)
+    w.stop()
+    t.join(10)
+    job = h.refresh()
+    assert job.state is JobState.QUEUED and job.tries == 0
+
+
+def test_pool_limits_in_one_process(app: faena.App, stop: list) -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    @app.task(pool="tiny")
+    def pooled() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    handles = [pooled.enqueue() for _ in range(8)]
+    stop.append(run(app, concurrency=4))
+    for h in handles:
+        h.wait(timeout=20)
+    assert peak == 1
