@@ -8,7 +8,8 @@ Method (identical for every peer):
     Redis round trip per job (two for latency jobs), the same for all peers.
   * enqueue_one / enqueue_bulk: no worker running; wall time of the enqueue
     loop / bulk call only.
-  * drain: N jobs enqueued with no worker; clock starts right before the
+  * drain: the N jobs of enqueue_bulk (or N jobs enqueued one by one where
+    there is no bulk API) left queued, no worker yet; clock starts right before the
     worker process is spawned (``subprocess.Popen``) and stops when
     ``bench:done`` reaches N (polled every 2 ms).  Nothing is subtracted:
     worker start-up (imports, connecting) is inside the figure.
@@ -141,8 +142,9 @@ def measure_enqueue(n, enqueue_fn):
 def measure_drain(n, fill_fn, worker_argv, env=None, reset=None):
     """Fill the queue with ``fill_fn(n)``, then time a worker to finish it."""
     r = rconn()
-    r.delete("bench:done")
-    fill_fn(n)
+    if fill_fn is not None:
+        r.delete("bench:done")
+        fill_fn(n)
     with Worker(worker_argv, env) as w:
         t0 = time.perf_counter()
         deadline = t0 + DRAIN_TIMEOUT
@@ -183,7 +185,7 @@ def measure_latency(enqueue_lat_fn, worker_argv, env=None, n=None):
 
 def run_all(system, version, settings, *, enqueue_one, enqueue_bulk,
             fill, worker_argv, enqueue_lat, reset, env=None,
-            bulk_note=None, n_lat=None):
+            bulk_note=None, n_lat=None, n_drain=None):
     """Run the four measurements for one system and emit JSON lines.
 
     ``reset()`` cleans the backend (FLUSHDB / drop tables) between steps.
@@ -194,18 +196,24 @@ def run_all(system, version, settings, *, enqueue_one, enqueue_bulk,
     v = measure_enqueue(N_ONE, enqueue_one)
     emit(system, "enqueue_one", v, "jobs/s", N_ONE, version, settings)
     reset()
+    rconn().delete("bench:done")
+    # The N_BULK jobs of enqueue_bulk (or, without a bulk API, N_DRAIN jobs
+    # from ``fill``) stay queued and are the ones the drain step processes.
     if enqueue_bulk is None:
         emit(system, "enqueue_bulk", None, "n/a", N_BULK, version,
              settings + "; " + (bulk_note or "no bulk enqueue API"))
+        n_drain = n_drain or N_DRAIN
+        log("[%s] drain: filling n=%d" % (system, n_drain))
+        fill(n_drain)
     else:
         log("[%s] enqueue_bulk n=%d" % (system, N_BULK))
         v = measure_enqueue(N_BULK, enqueue_bulk)
         emit(system, "enqueue_bulk", v, "jobs/s", N_BULK, version,
              settings + ("; " + bulk_note if bulk_note else ""))
-    reset()
-    log("[%s] drain n=%d" % (system, N_DRAIN))
-    v = measure_drain(N_DRAIN, fill, worker_argv, env)
-    emit(system, "drain", v, "jobs/s", N_DRAIN, version, settings)
+        n_drain = N_BULK
+    log("[%s] drain n=%d" % (system, n_drain))
+    v = measure_drain(n_drain, None, worker_argv, env)
+    emit(system, "drain", v, "jobs/s", n_drain, version, settings)
     reset()
     n_lat = n_lat or N_LAT
     log("[%s] latency n=%d" % (system, n_lat))
@@ -215,8 +223,19 @@ def run_all(system, version, settings, *, enqueue_one, enqueue_bulk,
     reset()
 
 
+def _sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main_guard(fn):
-    """Run fn(); report a failure as a JSON line and exit 1."""
+    """Run fn(); report a failure as a JSON line and exit 1.
+
+    SIGTERM (e.g. from ``timeout`` in run_peers.sh) becomes SystemExit so
+    the ``finally`` blocks still kill the worker process groups, which live
+    in their own sessions and would otherwise outlive the driver.
+    """
+    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGHUP, _sigterm)
     try:
         fn()
     except Exception as e:  # noqa: BLE001 - reported, then non-zero exit
