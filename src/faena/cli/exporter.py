@@ -8,6 +8,7 @@ from types import FrameType
 
 import click
 
+from faena.cli.options import log_options
 from faena.observability import logs
 
 
@@ -56,18 +57,7 @@ def exporter() -> None:
     show_envvar=True,
     help="Redis only: kombu's global_keyprefix, if your Celery app sets one.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["auto", "json", "console"]),
-    default="auto",
-    envvar="FAENA_LOG_FORMAT",
-    show_envvar=True,
-    show_default=True,
-    help="JSON lines, or console lines (auto: console on a terminal).",
-)
-@click.option(
-    "--log-level", default="INFO", envvar="FAENA_LOG_LEVEL", show_envvar=True, show_default=True
-)
+@log_options
 def celery(
     broker: str,
     queues: str,

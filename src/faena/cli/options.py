@@ -84,3 +84,24 @@ def json_option(f: F) -> F:
         show_envvar=True,
         help="Print JSON instead of a table.",
     )(f)
+
+
+def log_options(f: F) -> F:
+    """``--log-format`` and ``--log-level``, shared by every long-running command."""
+    f = click.option(
+        "--log-level",
+        default="INFO",
+        envvar="FAENA_LOG_LEVEL",
+        show_envvar=True,
+        show_default=True,
+        help="DEBUG, INFO, WARNING or ERROR.",
+    )(f)
+    return click.option(
+        "--log-format",
+        type=click.Choice(["auto", "json", "console"]),
+        default="auto",
+        envvar="FAENA_LOG_FORMAT",
+        show_envvar=True,
+        show_default=True,
+        help="JSON lines, or console lines (auto: console when stdout is a terminal).",
+    )(f)

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from faena.cli.options import app_for
+from faena.cli.options import app_for, log_options
 from faena.observability import logs
 
 #: how long open requests (a pending long poll) may take after SIGTERM
@@ -61,23 +61,7 @@ SHUTDOWN_GRACE_SECONDS = 5
     default=None,
     help="HTTP basic password for /engine-rest.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["auto", "json", "console"]),
-    default="auto",
-    envvar="FAENA_LOG_FORMAT",
-    show_envvar=True,
-    show_default=True,
-    help="JSON lines (default when stdout is not a terminal) or console lines.",
-)
-@click.option(
-    "--log-level",
-    default="INFO",
-    envvar="FAENA_LOG_LEVEL",
-    show_envvar=True,
-    show_default=True,
-    help="Lowest level logged.",
-)
+@log_options
 def server(
     app_path: str | None,
     host: str,

@@ -7,7 +7,7 @@ import sys
 import click
 
 from faena.app import App
-from faena.cli.options import broker_option, import_object, load_app
+from faena.cli.options import broker_option, import_object, load_app, log_options
 from faena.core.options import Isolation
 from faena.observability import logs
 from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Worker
@@ -76,18 +76,7 @@ from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Wor
     show_default=True,
     help="Address for /metrics.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["auto", "json", "console"]),
-    default="auto",
-    envvar="FAENA_LOG_FORMAT",
-    show_envvar=True,
-    show_default=True,
-    help="JSON lines, or console lines (auto: console on a terminal).",
-)
-@click.option(
-    "--log-level", default="INFO", envvar="FAENA_LOG_LEVEL", show_envvar=True, show_default=True
-)
+@log_options
 @broker_option
 def worker(
     app_path: str,
