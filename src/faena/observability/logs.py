@@ -147,6 +147,8 @@ class _EventWriter:
     def __init__(self, handler: logging.StreamHandler[TextIO], fmt: str) -> None:
         self.handler = handler
         self.json = fmt == "json"
+        #: a worker that calls :func:`flush_events` before it sleeps may leave lines buffered
+        self.batching = False
 
     def active(self) -> bool:
         """Only while faena's loggers still route to our handler alone."""
@@ -167,12 +169,28 @@ class _EventWriter:
         handler.acquire()
         try:
             handler.stream.write(text + "\n")
-            handler.flush()
+            if not self.batching:
+                handler.flush()
         finally:
             handler.release()
 
+    def flush(self) -> None:
+        self.handler.flush()
+
 
 _writer: _EventWriter | None = None
+
+
+def batch_event_lines() -> None:
+    """Let event lines collect in the stream's buffer until :func:`flush_events` (the worker
+    flushes before every wait, so a line is never held while the worker idles)."""
+    if _writer is not None:
+        _writer.batching = True
+
+
+def flush_events() -> None:
+    if _writer is not None:
+        _writer.flush()
 
 
 def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:

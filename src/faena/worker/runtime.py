@@ -27,7 +27,7 @@ from faena.core.job import Job, Lease, Outcome
 from faena.core.options import Isolation
 from faena.core.states import JobState
 from faena.errors import BrokerError, ConfigError, FaenaError
-from faena.observability.logs import attach_event_logging
+from faena.observability.logs import attach_event_logging, batch_event_lines, flush_events
 from faena.task import Task
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
 from faena.worker.heartbeat import Heartbeat
@@ -118,6 +118,7 @@ class Worker:
             self._on_reaped,
         )
         heartbeat.start()
+        batch_event_lines()
         self.ready = True
         self._emit(
             ev.WORKER_STARTED,
@@ -135,6 +136,7 @@ class Worker:
             for executor in self._executors.values():
                 executor.shutdown()
             self._emit(ev.WORKER_STOPPED, status="stopped")
+            flush_events()
             self.stopped.set()
         return 0
 
@@ -175,6 +177,7 @@ class Worker:
     def _wait(self, fds: list[Any], timeout: float) -> list[Any]:
         if timeout <= 0:
             return []
+        flush_events()
         try:
             readable, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:

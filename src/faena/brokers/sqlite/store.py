@@ -45,6 +45,9 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        # threads of one process take turns here instead of in SQLite's busy handler, which
+        # sleeps in steps of milliseconds; processes still meet at SQLite's write lock
+        self._write_lock = threading.Lock()
 
     def _open(self, synchronous: str) -> sqlite3.Connection:
         try:
@@ -87,20 +90,21 @@ class Store:
     def write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``: takes the write lock up front)."""
         conn = self.conn(durable)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise BrokerError(f"SQLite {self.path}: cannot start a transaction: {exc}") from exc
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise BrokerError(f"SQLite {self.path}: commit failed: {exc}") from exc
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise BrokerError(f"SQLite {self.path}: cannot start a transaction: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise BrokerError(f"SQLite {self.path}: commit failed: {exc}") from exc
 
     def read(self) -> sqlite3.Connection:
         return self.conn(False)
