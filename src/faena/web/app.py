@@ -13,6 +13,7 @@ import contextlib
 import hmac
 from collections.abc import AsyncIterator, Callable
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from starlette.routing import Mount, Route, Router
 from faena.app import App
 from faena.camunda.server import BasicAuth, CamundaAPI, basic_checker
 from faena.camunda.service import ExternalTaskService
+from faena.observability.metrics import broker_collector, new_registry, render
 from faena.web import jobs
 from faena.web.auth import TokenAuth
 
@@ -62,6 +64,16 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    registry = new_registry()
+    broker_collector(
+        lambda: app.broker, queues={t.options.queue for t in app.tasks.values()}, registry=registry
+    )
+
+    async def metrics(request: Request) -> Response:
+        """The broker's queues and pools, read at scrape time (``celery_queue_length``...)."""
+        body = await asyncio.to_thread(render, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     async def readyz(request: Request) -> Response:
         try:
             await asyncio.wait_for(
@@ -90,6 +102,7 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Mount("/api/v1", routes=jobs.routes(app)),
             Mount("/engine-rest", app=engine),
         ],

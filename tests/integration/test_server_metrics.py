@@ -1,0 +1,27 @@
+"""``faena server`` serves the broker's queue metrics at /metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+import faena
+from faena.web.app import create_app
+
+
+def test_server_metrics_read_the_broker_at_scrape_time(tmp_path: Path) -> None:
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'm.db'}", pools={"etl_pool": 24})
+
+    @app.task(queue="etl", pool="etl_pool")
+    def load() -> None: ...
+
+    for _ in range(3):
+        load.enqueue()
+    with TestClient(create_app(app)) as client:
+        text = client.get("/metrics").text
+        assert 'celery_queue_length{queue="etl"} 3.0' in text
+        assert 'faena_pool_slots{pool="etl_pool"} 24.0' in text
+        load.enqueue()
+        assert 'celery_queue_length{queue="etl"} 4.0' in client.get("/metrics").text
+    app.close()
