@@ -1,0 +1,497 @@
+"""The local supervisor: worker processes scaled by an HPA manifest, as a cluster would.
+
+Two halves:
+
+* :class:`Autoscaler` is pure: given a :class:`~faena.autoscale.signals.Signals` snapshot and
+  ``now`` it runs :func:`faena.autoscale.hpa.reconcile` (the same code as ``faena simulate``),
+  keeps the controller's memory (recommendations, its own scale events) and returns a
+  :class:`Decision` with its reason.
+* :class:`Supervisor` does the I/O: it starts ``faena worker`` subprocesses (their stdout is
+  passed through, so their JSON lines reach ours), samples them and the broker every sync
+  period, applies decisions (new workers, or SIGTERM to the newest: a graceful drain, so a
+  scale-down never loses a job), replaces workers that die, logs every decision
+  (``autoscale.decision``) and exports ``faena_desired_workers`` / ``faena_workers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from faena.autoscale.hpa import ControllerConfig, HPAState, MetricStatus, reconcile
+from faena.autoscale.hpa_behavior import (
+    SCALE_DOWN_LIMIT,
+    SCALE_UP_LIMIT,
+    scale_down_limit,
+    scale_up_limit,
+)
+from faena.autoscale.quantity import format_milli
+from faena.autoscale.signals import (
+    DEFAULT_REQUESTS,
+    ProcessSampler,
+    Requests,
+    Signals,
+    WorkerView,
+    observe,
+    queue_depths,
+)
+from faena.autoscale.spec import HPASpec, ScalingRules, SelectPolicy, TargetType
+from faena.brokers.protocol import QueueStat
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.observability.metrics import DesiredWorkers
+
+log = logging.getLogger("faena.autoscale")
+
+#: seconds a draining worker gets beyond its grace before SIGKILL
+STOP_MARGIN_SECONDS = 5.0
+#: a worker that dies sooner than this after its start is crash-looping: back off
+CRASH_WINDOW_SECONDS = 10.0
+MAX_CRASH_BACKOFF_SECONDS = 60.0
+
+
+# ------------------------------------------------------------------------- pure decisions
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric's line in a decision: its current value as the HPA reports it, and its
+    proposal (or the error that kept it from proposing)."""
+
+    metric: str
+    current: str | None
+    proposal: int | None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, status: MetricStatus) -> MetricValue:
+        m = status.metric
+        label = f"{m.kind}/{getattr(m, 'name', '')}"
+        if status.proposal is None:
+            return cls(label, None, None, status.error)
+        target = getattr(m, "target", None)
+        usage = status.proposal.usage
+        shown = (
+            f"{usage}%"
+            if target is not None and target.type == TargetType.UTILIZATION
+            else format_milli(usage)
+        )
+        return cls(label, shown, status.proposal.replicas)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One sync: ``current`` -> ``desired`` (equal when nothing changes), the combined metric
+    proposal before normalization, the reason and, when a policy or a stabilization window
+    held the count back, which one."""
+
+    at: float
+    current: int
+    desired: int
+    reason: str
+    metric_desired: int | None
+    metrics: tuple[MetricValue, ...] = ()
+    limited_by: str | None = None
+
+    @property
+    def rescale(self) -> bool:
+        return self.desired != self.current
+
+
+def _policy_text(rules: ScalingRules, index: int) -> str:
+    p = rules.policies[index]
+    unit = "%" if p.type.value == "Percent" else " pods"
+    return f"{p.type.value} {p.value}{unit} per {p.period_seconds}s"
+
+
+def _limiting_policy(
+    spec: HPASpec, before: HPAState, decision: Decision, config: ControllerConfig
+) -> str | None:
+    """Name the policy behind a ScaleUpLimit/ScaleDownLimit, or the stabilization window."""
+    behavior = spec.behavior
+    if behavior is None:
+        if decision.reason == SCALE_UP_LIMIT:
+            return (
+                f"legacy rule: at most max({config.scale_up_limit_factor:g} x current, "
+                f"{config.scale_up_limit_minimum:g}) per sync"
+            )
+        return None
+    if decision.reason in (SCALE_UP_LIMIT, SCALE_DOWN_LIMIT):
+        up = decision.reason == SCALE_UP_LIMIT
+        rules = behavior.scale_up if up else behavior.scale_down
+        if rules.select_policy == SelectPolicy.DISABLED:
+            return f"scale{'Up' if up else 'Down'}.selectPolicy Disabled"
+        limit_of = scale_up_limit if up else scale_down_limit
+        for i, policy in enumerate(rules.policies):
+            single = replace(rules, select_policy=SelectPolicy.MAX, policies=(policy,))
+            limit = limit_of(
+                decision.current,
+                before.scale_up_events,
+                before.scale_down_events,
+                single,
+                decision.at,
+            )
+            if limit == decision.desired:
+                return f"scale{'Up' if up else 'Down'} policy {_policy_text(rules, i)}"
+        return f"scale{'Up' if up else 'Down'} policies (no change allowed in their periods)"
+    wanted = decision.metric_desired
+    if wanted is None or decision.desired == max(spec.min_replicas, min(wanted, spec.max_replicas)):
+        return None
+    if wanted < decision.desired:
+        window = behavior.scale_down.stabilization_window_seconds
+        if window is None:
+            window = int(config.downscale_stabilization_s)
+        return f"scaleDown stabilization window {window}s"
+    return f"scaleUp stabilization window {behavior.scale_up.stabilization_window_seconds}s"
+
+
+class Autoscaler:
+    """The HPA controller for one set of local workers (pure: ``now`` is passed in).
+
+    ``replicas`` plays ``scale.spec.replicas``: the count the supervisor maintains.
+    """
+
+    def __init__(
+        self,
+        spec: HPASpec,
+        *,
+        replicas: int,
+        requests: Requests = DEFAULT_REQUESTS,
+        config: ControllerConfig | None = None,
+    ) -> None:
+        self.spec = spec
+        self.replicas = replicas
+        self.requests = requests
+        self.config = config or ControllerConfig()
+        self.state = HPAState()
+
+    def decide(self, signals: Signals, now: float) -> Decision:
+        obs = observe(self.spec, self.replicas, signals, self.requests)
+        before = self.state
+        result = reconcile(self.spec, obs, before, now, self.config)
+        self.state = result.state
+        decision = Decision(
+            at=now,
+            current=self.replicas,
+            desired=result.desired_replicas if result.rescale else self.replicas,
+            reason=result.reason,
+            metric_desired=result.metric_desired,
+            metrics=tuple(MetricValue.of(s) for s in result.metrics),
+        )
+        decision = replace(
+            decision, limited_by=_limiting_policy(self.spec, before, decision, self.config)
+        )
+        self.replicas = decision.desired
+        return decision
+
+
+# -------------------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True)
+class WorkerCommand:
+    """How to start one worker: ``python -m faena.cli.main worker APP ...``."""
+
+    app_path: str
+    queues: str | None = None
+    concurrency: int | None = None
+    grace: float = 25.0
+    broker: str | None = None
+    log_format: str = "json"
+    log_level: str = "INFO"
+    extra_args: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        args = [sys.executable, "-m", "faena.cli.main", "worker", self.app_path]
+        if self.queues:
+            args += ["--queues", self.queues]
+        if self.concurrency is not None:
+            args += ["--concurrency", str(self.concurrency)]
+        if self.broker:
+            args += ["--broker", self.broker]
+        # one metrics port per worker would collide: the supervisor exports for all of them
+        args += ["--grace", f"{self.grace:g}", "--metrics-port", "0"]
+        args += ["--log-format", self.log_format, "--log-level", self.log_level]
+        return [*args, *self.extra_args]
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    proc: subprocess.Popen[bytes]
+    started_at: float
+    ready_at: float | None = None
+    stop_sent_at: float | None = None
+    forwarder: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> str:
+        if self.stop_sent_at is not None:
+            return "draining"
+        return "starting" if self.ready_at is None else "ready"
+
+
+class SupervisorMetrics:
+    """``faena_desired_workers{pool}`` and ``faena_workers{state}`` in the given registry."""
+
+    STATES = ("starting", "ready", "draining")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.desired = DesiredWorkers(registry)
+        self.workers = Gauge(
+            "faena_workers",
+            "Worker processes of this supervisor by state",
+            ["state"],
+            registry=registry,
+        )
+
+    def publish(self, pool: str, desired: int, workers: Iterable[WorkerProcess]) -> None:
+        self.desired.set(pool, desired)
+        states = [w.state for w in workers]
+        for state in self.STATES:
+            self.workers.labels(state).set(states.count(state))
+
+
+def worker_env() -> dict[str, str]:
+    """The supervisor's environment for its workers, with the current folder importable."""
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH", "")
+    if os.getcwd() not in path.split(os.pathsep):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), path) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+Spawn = Callable[[list[str]], "subprocess.Popen[bytes]"]
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    # own process group: a terminal's Ctrl-C reaches the supervisor only, which then sends
+    # each worker exactly one SIGTERM (a second signal would cut the worker's grace short)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, env=worker_env(), process_group=0)
+
+
+class Supervisor:
+    """Keeps ``autoscaler.replicas`` worker processes running; syncs every ``sync_period``."""
+
+    def __init__(
+        self,
+        autoscaler: Autoscaler,
+        command: WorkerCommand,
+        *,
+        queue_stats: Callable[[], Sequence[QueueStat]],
+        known_queues: Iterable[str] = (),
+        pool: str = "workers",
+        sync_period: float = 15.0,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: SupervisorMetrics | None = None,
+        spawn: Spawn = _spawn,
+        out: IO[bytes] | None = None,
+    ) -> None:
+        self.autoscaler = autoscaler
+        self.command = command
+        self.queue_stats = queue_stats
+        self.known_queues = set(known_queues)
+        self.pool = pool
+        self.sync_period = sync_period
+        self.clock = clock
+        self.metrics = metrics
+        self.spawn = spawn
+        self.out = out if out is not None else sys.stdout.buffer
+        self.workers: list[WorkerProcess] = []
+        self.decisions: list[Decision] = []
+        self._sampler = ProcessSampler()
+        self._out_lock = threading.Lock()
+        self._counter = 0
+        self._crashes = 0
+        self._next_spawn_at = 0.0
+
+    # ---------------------------------------------------------------------------- workers
+    def _forward(self, w: WorkerProcess) -> None:
+        assert w.proc.stdout is not None
+        for line in iter(w.proc.stdout.readline, b""):
+            if w.ready_at is None and b"worker.started" in line:
+                w.ready_at = self.clock.now()
+                self._crashes = 0
+            with self._out_lock:
+                self.out.write(line)
+                self.out.flush()
+
+    def _start_worker(self, now: float) -> None:
+        self._counter += 1
+        name = f"{self.pool}-{self._counter}"
+        proc = self.spawn(self.command.argv())
+        w = WorkerProcess(name, proc, started_at=now)
+        if proc.stdout is not None:
+            w.forwarder = threading.Thread(target=self._forward, args=(w,), daemon=True)
+            w.forwarder.start()
+        self.workers.append(w)
+        log.info(
+            f"started worker {name} (pid {proc.pid})",
+            extra={"event": "autoscale.worker_started", "worker": name, "pid": proc.pid},
+        )
+
+    def _stop_worker(self, w: WorkerProcess, now: float, why: str) -> None:
+        w.stop_sent_at = now
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+        log.info(
+            f"stopping worker {w.name} (pid {w.proc.pid}): {why}",
+            extra={"event": "autoscale.worker_stopping", "worker": w.name, "pid": w.proc.pid},
+        )
+
+    def _reap(self, now: float) -> None:
+        kill_after = self.command.grace + STOP_MARGIN_SECONDS
+        for w in list(self.workers):
+            code = w.proc.poll()
+            if code is None:
+                if w.stop_sent_at is not None and now - w.stop_sent_at > kill_after:
+                    log.warning(
+                        f"worker {w.name} still running {kill_after:g}s after SIGTERM; SIGKILL "
+                        f"(its unfinished jobs run again after their lease)",
+                        extra={"event": "autoscale.worker_killed", "worker": w.name},
+                    )
+                    w.proc.kill()
+                continue
+            self.workers.remove(w)
+            self._sampler.forget(w.proc.pid)
+            if w.forwarder is not None:
+                w.forwarder.join(1)  # its last lines (worker.stopped) reach our stdout first
+            fields = {"worker": w.name, "pid": w.proc.pid, "exit_code": code}
+            if w.stop_sent_at is not None:
+                log.info(
+                    f"worker {w.name} stopped (exit {code})",
+                    extra={"event": "autoscale.worker_stopped", **fields},
+                )
+                continue
+            if now - w.started_at < CRASH_WINDOW_SECONDS:
+                self._crashes += 1
+                delay = min(2 ** (self._crashes - 1), MAX_CRASH_BACKOFF_SECONDS)
+                self._next_spawn_at = now + delay
+            log.warning(
+                f"worker {w.name} died unexpectedly (exit {code}); replacing it",
+                extra={"event": "autoscale.worker_died", **fields},
+            )
+
+    def _converge(self, now: float) -> None:
+        """Start or stop workers until ``autoscaler.replicas`` are running (not draining)."""
+        active = [w for w in self.workers if w.stop_sent_at is None]
+        missing = self.autoscaler.replicas - len(active)
+        if missing > 0 and now >= self._next_spawn_at:
+            for _ in range(missing):
+                self._start_worker(now)
+        elif missing < 0:
+            # as a ReplicaSet: workers not ready yet first, then the most recently started
+            victims = sorted(active, key=lambda w: (w.ready_at is not None, -w.started_at))
+            for w in victims[:-missing]:
+                self._stop_worker(w, now, f"scale down to {self.autoscaler.replicas}")
+
+    # ---------------------------------------------------------------------------- syncing
+    def signals(self, now: float) -> Signals:
+        views = []
+        for w in self.workers:
+            cpu, memory = self._sampler.sample(w.proc.pid, now)
+            views.append(
+                WorkerView(
+                    w.name, w.started_at, w.ready_at, w.stop_sent_at is not None, cpu, memory
+                )
+            )
+        try:
+            depths = queue_depths(self.queue_stats, self.known_queues)
+        except Exception as exc:  # any broker failure: the queue metric fails this cycle
+            return Signals(now, tuple(views), None, f"{type(exc).__name__}: {exc}")
+        return Signals(now, tuple(views), depths)
+
+    def sync(self, now: float) -> Decision:
+        snapshot = self.signals(now)
+        decision = self.autoscaler.decide(snapshot, now)
+        self.decisions.append(decision)
+        self._log(decision, snapshot)
+        self._converge(now)
+        return decision
+
+    def _log(self, d: Decision, s: Signals) -> None:
+        change = f"{d.current} -> {d.desired}" if d.rescale else f"stay at {d.current}"
+        why = f" ({d.limited_by})" if d.limited_by else ""
+        log.info(
+            f"{change} workers: {d.reason}{why}; metrics want {d.metric_desired}",
+            extra={
+                "event": "autoscale.decision",
+                "pool": self.pool,
+                "at": round(d.at, 3),
+                "current": d.current,
+                "desired": d.desired,
+                "rescale": d.rescale,
+                "metric_desired": d.metric_desired,
+                "reason": d.reason,
+                "limited_by": d.limited_by,
+                "metrics": [m.as_dict() for m in d.metrics],
+                "queues": dict(s.queues) if s.queues is not None else None,
+                "workers": {
+                    st: sum(w.state == st for w in self.workers) for st in SupervisorMetrics.STATES
+                },
+            },
+        )
+
+    def _publish(self) -> None:
+        if self.metrics is not None:
+            self.metrics.publish(self.pool, self.autoscaler.replicas, self.workers)
+
+    # ------------------------------------------------------------------------------- run
+    def run(self, stop: threading.Event, tick: float = 0.2) -> int:
+        """Until ``stop`` is set; then drain every worker and return 0."""
+        now = self.clock.now()
+        self._converge(now)
+        next_sync = now + self.sync_period
+        try:
+            while not stop.is_set():
+                now = self.clock.now()
+                self._reap(now)
+                if now >= next_sync:
+                    self.sync(now)
+                    next_sync += self.sync_period
+                    if next_sync <= now:  # fell behind (a slow broker): no burst of syncs
+                        next_sync = now + self.sync_period
+                else:
+                    self._converge(now)
+                self._publish()
+                stop.wait(min(tick, max(next_sync - self.clock.now(), 0.0)))
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        """SIGTERM every worker once, wait up to grace + margin, SIGKILL what is left."""
+        now = self.clock.now()
+        for w in self.workers:
+            if w.stop_sent_at is None:
+                self._stop_worker(w, now, "supervisor stopping")
+        deadline = time.monotonic() + self.command.grace + STOP_MARGIN_SECONDS
+        while self.workers and time.monotonic() < deadline:
+            self._reap(self.clock.now())
+            self._publish()
+            time.sleep(0.05)
+        for w in self.workers:
+            log.warning(
+                f"worker {w.name} did not stop in time; SIGKILL",
+                extra={"event": "autoscale.worker_killed", "worker": w.name},
+            )
+            w.proc.kill()
+            w.proc.wait()
+            if w.forwarder is not None:
+                w.forwarder.join(1)
+        self.workers.clear()
+        self._publish()

@@ -1,0 +1,352 @@
+"""``faena autoscale APP --hpa FILE``: worker processes scaled by an HPA manifest; and
+``faena up APP``: the HTTP server plus that supervisor in one process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from faena.app import App
+from faena.autoscale.hpa import ControllerConfig
+from faena.autoscale.manifest import load_deployment_file, load_hpa_file
+from faena.autoscale.signals import Requests, pitfalls, watched_queues
+from faena.autoscale.spec import (
+    Behavior,
+    ExternalMetric,
+    HPASpec,
+    LabelRequirement,
+    LabelSelector,
+    MetricTarget,
+)
+from faena.autoscale.supervisor import Autoscaler, Supervisor, SupervisorMetrics, WorkerCommand
+from faena.cli.options import broker_option, load_app
+from faena.observability import logs
+from faena.observability.metrics import broker_collector, new_registry
+from faena.observability.metrics_http import serve
+from faena.worker.runtime import DEFAULT_GRACE_SECONDS
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("faena.autoscale")
+
+#: ``faena up`` without ``--hpa``: waiting jobs per worker, and the most workers
+DEFAULT_TARGET_PER_WORKER = 10
+DEFAULT_MAX_WORKERS = max(os.cpu_count() or 1, 2)
+
+
+def _supervisor_options(f: F) -> F:
+    options = [
+        click.option(
+            "--deployment",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            envvar="FAENA_AUTOSCALE_DEPLOYMENT",
+            show_envvar=True,
+            default=None,
+            help="Deployment manifest: per-worker cpu/memory requests (the denominators of "
+            "Utilization targets) and the initial replica count. Default: 1 cpu, 512Mi.",
+        ),
+        click.option(
+            "--sync-period",
+            type=click.FloatRange(min=0.1),
+            default=15.0,
+            envvar="FAENA_AUTOSCALE_SYNC_PERIOD",
+            show_envvar=True,
+            show_default=True,
+            help="Seconds between two reconciles (the HPA controller's sync period).",
+        ),
+        click.option(
+            "--queues",
+            "-q",
+            envvar="FAENA_QUEUES",
+            show_envvar=True,
+            default=None,
+            help="Comma-separated queues the workers consume (default: every queue of the "
+            "app's tasks).",
+        ),
+        click.option(
+            "--concurrency",
+            "-c",
+            type=click.IntRange(min=1),
+            default=None,
+            envvar="FAENA_CONCURRENCY",
+            show_envvar=True,
+            help="Jobs each worker runs at once (default: the worker's, 16).",
+        ),
+        click.option(
+            "--grace",
+            type=click.FloatRange(min=0),
+            default=DEFAULT_GRACE_SECONDS,
+            envvar="FAENA_GRACE",
+            show_envvar=True,
+            show_default=True,
+            help="Seconds a stopped worker's running jobs get to finish before they are "
+            "released (SIGKILL after grace + 5 s).",
+        ),
+        click.option(
+            "--pool",
+            envvar="FAENA_AUTOSCALE_POOL",
+            show_envvar=True,
+            default=None,
+            help="Label of faena_desired_workers{pool} and prefix of worker names "
+            "(default: the HPA's scaleTargetRef name).",
+        ),
+        click.option(
+            "--metrics-port",
+            type=click.IntRange(min=0, max=65535),
+            default=0,
+            envvar="FAENA_AUTOSCALE_METRICS_PORT",
+            show_envvar=True,
+            show_default=True,
+            help="Serve /metrics (faena_desired_workers, faena_workers, queue depth) on this "
+            "port (0: off).",
+        ),
+        click.option(
+            "--metrics-addr",
+            default="127.0.0.1",
+            envvar="FAENA_AUTOSCALE_METRICS_ADDR",
+            show_envvar=True,
+            show_default=True,
+            help="Address for /metrics.",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["auto", "json", "console"]),
+            default="auto",
+            envvar="FAENA_LOG_FORMAT",
+            show_envvar=True,
+            show_default=True,
+            help="JSON lines or console lines (auto: console on a terminal); workers too.",
+        ),
+        click.option(
+            "--log-level",
+            default="INFO",
+            envvar="FAENA_LOG_LEVEL",
+            show_envvar=True,
+            show_default=True,
+        ),
+        broker_option,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def default_spec(queues: list[str]) -> HPASpec:
+    """``faena up`` without a manifest: ceil(waiting / 10) workers over the given queues,
+    1..cpu count, default ``behavior`` (scale-down after 5 minutes of lower proposals)."""
+    selector = LabelSelector(match_expressions=(LabelRequirement("queue", "In", tuple(queues)),))
+    metric = ExternalMetric(
+        "celery_queue_length",
+        MetricTarget.average_value(DEFAULT_TARGET_PER_WORKER * 1000),
+        selector,
+    )
+    return HPASpec(max_replicas=DEFAULT_MAX_WORKERS, metrics=(metric,), behavior=Behavior())
+
+
+def _queue_list(app: App, queues: str | None) -> list[str]:
+    if queues:
+        return [q.strip() for q in queues.split(",") if q.strip()]
+    return sorted({t.options.queue for t in app.tasks.values()} or {"default"})
+
+
+def _worker_log_format(fmt: str) -> str:
+    if fmt == "auto":
+        return "console" if sys.stdout.isatty() else "json"
+    return fmt
+
+
+def run_supervisor(
+    app: App,
+    app_path: str,
+    *,
+    spec: HPASpec,
+    deployment: Path | None,
+    opts: dict[str, Any],
+    stop: threading.Event,
+) -> int:
+    """Build the autoscaler and the supervisor from the command's options; run until ``stop``."""
+    dep = load_deployment_file(deployment) if deployment else None
+    queues = _queue_list(app, opts["queues"])
+    start = dep.replicas if dep is not None else spec.min_replicas
+    start = min(max(start, spec.min_replicas), spec.max_replicas)
+    autoscaler = Autoscaler(
+        spec,
+        replicas=start,
+        requests=Requests.from_deployment(dep),
+        config=ControllerConfig(sync_period_s=opts["sync_period"]),
+    )
+    pool = opts["pool"] or spec.scale_target.name or "workers"
+    known = watched_queues(spec) | set(queues)
+    registry = new_registry()
+    metrics = SupervisorMetrics(registry)
+    broker_collector(lambda: app.broker, known, registry)
+    command = WorkerCommand(
+        app_path,
+        queues=",".join(queues),
+        concurrency=opts["concurrency"],
+        grace=opts["grace"],
+        broker=opts["broker"],
+        log_format=_worker_log_format(opts["log_format"]),
+        log_level=opts["log_level"],
+    )
+    for warning in pitfalls(spec):
+        log.warning(warning, extra={"event": "autoscale.pitfall", "pool": pool})
+    server = (
+        serve(registry, opts["metrics_port"], opts["metrics_addr"])
+        if opts["metrics_port"]
+        else None
+    )
+    log.info(
+        f"supervising {pool}: {spec.min_replicas}..{spec.max_replicas} workers on "
+        f"{','.join(queues)}, starting {start}, sync every {opts['sync_period']:g}s",
+        extra={
+            "event": "autoscale.started",
+            "pool": pool,
+            "min_replicas": spec.min_replicas,
+            "max_replicas": spec.max_replicas,
+            "replicas": start,
+            "queues": queues,
+            "metrics_url": server.url if server else None,
+        },
+    )
+    supervisor = Supervisor(
+        autoscaler,
+        command,
+        queue_stats=lambda: app.broker.queue_stats(),
+        known_queues=known,
+        pool=pool,
+        sync_period=opts["sync_period"],
+        metrics=metrics,
+    )
+    try:
+        return supervisor.run(stop)
+    finally:
+        if server is not None:
+            server.close()
+        log.info("supervisor stopped", extra={"event": "autoscale.stopped", "pool": pool})
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+@click.command()
+@click.argument("app_path", metavar="APP", envvar="FAENA_APP")
+@click.option(
+    "--hpa",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    envvar="FAENA_AUTOSCALE_HPA",
+    show_envvar=True,
+    help="autoscaling/v2 HorizontalPodAutoscaler manifest (the same file the cluster uses).",
+)
+@_supervisor_options
+def autoscale(app_path: str, hpa: Path, deployment: Path | None, **opts: Any) -> None:
+    """Run between minReplicas and maxReplicas 'faena worker APP' processes, scaled by the
+    HPA manifest with the Kubernetes HPA's exact algorithm.
+
+    Every --sync-period: queue depth from the broker (External metric celery_queue_length,
+    selector label 'queue'), CPU and memory of each worker (psutil, against the Deployment's
+    requests); new workers, or SIGTERM to the newest (graceful drain, no job lost). Every
+    decision is logged (event autoscale.decision). SIGTERM/SIGINT: stop every worker
+    gracefully, exit 0.
+    """
+    logs.configure(opts["log_format"], opts["log_level"])
+    spec = load_hpa_file(hpa).spec
+    app = load_app(app_path)
+    if opts["broker"]:
+        app.use_broker(opts["broker"])
+    try:
+        code = run_supervisor(
+            app, app_path, spec=spec, deployment=deployment, opts=opts, stop=_stop_on_signals()
+        )
+    finally:
+        app.close()
+    sys.exit(code)
+
+
+@click.command()
+@click.argument("app_path", metavar="APP", envvar="FAENA_APP")
+@click.option(
+    "--hpa",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    envvar="FAENA_UP_HPA",
+    show_envvar=True,
+    help="HPA manifest for the workers (default: ceil(waiting jobs / 10) workers, "
+    f"1..{DEFAULT_MAX_WORKERS}, scale-down after 5 minutes).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    envvar="FAENA_HOST",
+    show_envvar=True,
+    show_default=True,
+    help="Address of the HTTP server.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    envvar="FAENA_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="Port of the HTTP server.",
+)
+@_supervisor_options
+def up(
+    app_path: str, hpa: Path | None, host: str, port: int, deployment: Path | None, **opts: Any
+) -> None:
+    """Run everything for APP on one machine: the HTTP server (API, /metrics, Camunda
+    routes) and the supervisor of autoscaled workers. SIGTERM/SIGINT stops both."""
+    import uvicorn
+
+    from faena.cli.server import SHUTDOWN_GRACE_SECONDS
+    from faena.web import create_app
+
+    logs.configure(opts["log_format"], opts["log_level"])
+    app = load_app(app_path)
+    if opts["broker"]:
+        app.use_broker(opts["broker"])
+    spec = load_hpa_file(hpa).spec if hpa else default_spec(_queue_list(app, opts["queues"]))
+    config = uvicorn.Config(
+        create_app(app),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    server = uvicorn.Server(config)  # off the main thread: installs no signal handlers
+    thread = threading.Thread(target=server.run, name="faena-http", daemon=True)
+    thread.start()
+    log.info(
+        f"faena server on http://{host}:{port}",
+        extra={"event": "server.started", "host": host, "port": port},
+    )
+    try:
+        code = run_supervisor(
+            app, app_path, spec=spec, deployment=deployment, opts=opts, stop=_stop_on_signals()
+        )
+    finally:
+        server.should_exit = True
+        thread.join(SHUTDOWN_GRACE_SECONDS + 1)
+        app.close()
+    sys.exit(code)
+
+
+commands = [autoscale, up]
