@@ -45,7 +45,7 @@ from faena.autoscale.signals import (
     observe,
     queue_depths,
 )
-from faena.autoscale.spec import HPASpec, ScalingRules, SelectPolicy, TargetType
+from faena.autoscale.spec import HPASpec, PolicyType, ScalingRules, SelectPolicy, TargetType
 from faena.brokers.protocol import QueueStat
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.observability.metrics import DesiredWorkers
@@ -112,7 +112,7 @@ class Decision:
 
 def _policy_text(rules: ScalingRules, index: int) -> str:
     p = rules.policies[index]
-    unit = "%" if p.type.value == "Percent" else " pods"
+    unit = "%" if p.type == PolicyType.PERCENT else ""
     return f"{p.type.value} {p.value}{unit} per {p.period_seconds}s"
 
 
@@ -350,7 +350,12 @@ class Supervisor:
             w.proc.send_signal(signal.SIGTERM)
         log.info(
             f"stopping worker {w.name} (pid {w.proc.pid}): {why}",
-            extra={"event": "autoscale.worker_stopping", "worker": w.name, "pid": w.proc.pid},
+            extra={
+                "event": "autoscale.worker_stopping",
+                "worker": w.name,
+                "pid": w.proc.pid,
+                "at": round(now, 3),
+            },
         )
 
     def _reap(self, now: float) -> None:
