@@ -299,6 +299,7 @@ class Supervisor:
         clock: Clock = SYSTEM_CLOCK,
         metrics: SupervisorMetrics | None = None,
         spawn: Spawn = _spawn,
+        sampler: ProcessSampler | None = None,
         out: IO[bytes] | None = None,
     ) -> None:
         self.autoscaler = autoscaler
@@ -313,7 +314,7 @@ class Supervisor:
         self.out = out if out is not None else sys.stdout.buffer
         self.workers: list[WorkerProcess] = []
         self.decisions: list[Decision] = []
-        self._sampler = ProcessSampler()
+        self._sampler = sampler or ProcessSampler()
         self._out_lock = threading.Lock()
         self._counter = 0
         self._crashes = 0
@@ -451,6 +452,12 @@ class Supervisor:
             },
         )
 
+    def tick(self, now: float) -> None:
+        """Between syncs: notice exits (replace the dead), keep the count, export it."""
+        self._reap(now)
+        self._converge(now)
+        self._publish()
+
     def _publish(self) -> None:
         if self.metrics is not None:
             self.metrics.publish(self.pool, self.autoscaler.replicas, self.workers)
@@ -464,15 +471,13 @@ class Supervisor:
         try:
             while not stop.is_set():
                 now = self.clock.now()
-                self._reap(now)
                 if now >= next_sync:
+                    self._reap(now)
                     self.sync(now)
                     next_sync += self.sync_period
                     if next_sync <= now:  # fell behind (a slow broker): no burst of syncs
                         next_sync = now + self.sync_period
-                else:
-                    self._converge(now)
-                self._publish()
+                self.tick(now)
                 stop.wait(min(tick, max(next_sync - self.clock.now(), 0.0)))
         finally:
             self.shutdown()
