@@ -169,9 +169,9 @@ def run_supervisor(
     spec: HPASpec,
     deployment: Path | None,
     opts: dict[str, Any],
-    stop: threading.Event,
 ) -> int:
-    """Build the autoscaler and the supervisor from the command's options; run until ``stop``."""
+    """Build the autoscaler and the supervisor from the command's options; run until SIGTERM
+    or SIGINT (a second one makes the draining workers release their jobs at once)."""
     dep = load_deployment_file(deployment) if deployment else None
     queues = _queue_list(app, opts["queues"])
     start = dep.replicas if dep is not None else spec.min_replicas
@@ -226,17 +226,19 @@ def run_supervisor(
         metrics=metrics,
     )
     try:
-        return supervisor.run(stop)
+        return supervisor.run(_stop_on_signals(supervisor.hurry))
     finally:
         if server is not None:
             server.close()
         log.info("supervisor stopped", extra={"event": "autoscale.stopped", "pool": pool})
 
 
-def _stop_on_signals() -> threading.Event:
+def _stop_on_signals(again: Callable[[], None]) -> threading.Event:
     stop = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            again()
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -271,9 +273,7 @@ def autoscale(app_path: str, hpa: Path, deployment: Path | None, **opts: Any) ->
     if opts["broker"]:
         app.use_broker(opts["broker"])
     try:
-        code = run_supervisor(
-            app, app_path, spec=spec, deployment=deployment, opts=opts, stop=_stop_on_signals()
-        )
+        code = run_supervisor(app, app_path, spec=spec, deployment=deployment, opts=opts)
     finally:
         app.close()
     sys.exit(code)
@@ -334,14 +334,12 @@ def up(
     server = uvicorn.Server(config)  # off the main thread: installs no signal handlers
     thread = threading.Thread(target=server.run, name="faena-http", daemon=True)
     thread.start()
-    log.info(
+    logging.getLogger("faena.server").info(
         f"faena server on http://{host}:{port}",
         extra={"event": "server.started", "host": host, "port": port},
     )
     try:
-        code = run_supervisor(
-            app, app_path, spec=spec, deployment=deployment, opts=opts, stop=_stop_on_signals()
-        )
+        code = run_supervisor(app, app_path, spec=spec, deployment=deployment, opts=opts)
     finally:
         server.should_exit = True
         thread.join(SHUTDOWN_GRACE_SECONDS + 1)
