@@ -15,6 +15,7 @@ Two halves:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -327,7 +328,8 @@ class Supervisor:
             if w.ready_at is None and b"worker.started" in line:
                 w.ready_at = self.clock.now()
                 self._crashes = 0
-            with self._out_lock:
+            with self._out_lock, contextlib.suppress(OSError, ValueError):
+                # a closed stdout must not stop the reading: a full pipe would block the worker
                 self.out.write(line)
                 self.out.flush()
 
