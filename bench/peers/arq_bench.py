@@ -13,14 +13,14 @@ import os
 import sys
 
 import arq
-from arq.connections import RedisSettings, create_pool
-
 import common
+from arq.connections import RedisSettings, create_pool
 
 try:
     from importlib.metadata import version as _v
+
     VERSION = _v("arq")
-except Exception:  # noqa: BLE001
+except Exception:
     VERSION = getattr(arq, "VERSION", "?")
 
 REDIS = RedisSettings.from_dsn(common.REDIS_URL)
@@ -34,6 +34,7 @@ async def _quiet(ctx):
     # arq logs two INFO lines per job by default; the other peers log no
     # per-job lines, so keep arq at WARNING as well.
     import logging
+
     logging.getLogger("arq").setLevel(logging.WARNING)
 
 
@@ -58,27 +59,33 @@ def bench(variant):
 
     poll = "0.5" if variant == "default" else "0.005"
     env = {"BENCH_ARQ_POLL_DELAY": poll}
-    argv = [os.path.join(os.path.dirname(sys.executable), "arq"),
-            "arq_bench.WorkerSettings"]
-    settings = ("async job, max_jobs=2, poll_delay=%ss, queue_read_limit=100 "
-                "(default), keep_result=3600s (default), arq logger at WARNING; "
-                "worker: arq "
-                "arq_bench.WorkerSettings (one process)" % poll)
+    argv = [os.path.join(os.path.dirname(sys.executable), "arq"), "arq_bench.WorkerSettings"]
+    settings = (
+        f"async job, max_jobs=2, poll_delay={poll}s, queue_read_limit=100 "
+        "(default), keep_result=3600s (default), arq logger at WARNING; "
+        "worker: arq "
+        "arq_bench.WorkerSettings (one process)"
+    )
     system = "arq-redis" if variant == "default" else "arq-redis-poll5ms"
     try:
         common.run_all(
-            system, VERSION, settings,
-            enqueue_one=enqueue_one, enqueue_bulk=None, fill=enqueue_one,
-            worker_argv=argv, env=env,
-            enqueue_lat=lambda: loop.run_until_complete(
-                pool.enqueue_job("noop", True)),
+            system,
+            VERSION,
+            settings,
+            enqueue_one=enqueue_one,
+            enqueue_bulk=None,
+            fill=enqueue_one,
+            worker_argv=argv,
+            env=env,
+            enqueue_lat=lambda: loop.run_until_complete(pool.enqueue_job("noop", True)),
             reset=common.flush_redis,
             bulk_note="arq has no bulk enqueue API",
             # With the default 0.5 s poll, drain is bound at ~100 jobs per poll
             # and every lockstep latency sample is ~poll_delay: smaller N
             # (5,000 / 60, recorded in "n") keep the run ~200 s shorter.
             n_drain=min(5000, common.N_DRAIN) if variant == "default" else None,
-            n_lat=min(60, common.N_LAT) if variant == "default" else None)
+            n_lat=min(60, common.N_LAT) if variant == "default" else None,
+        )
     finally:
         loop.run_until_complete(pool.aclose())
         loop.close()
@@ -89,11 +96,11 @@ def main():
     for variant in sys.argv[1:] or ["default", "poll5ms"]:
         try:
             bench(variant)
-        except Exception as e:  # noqa: BLE001 - reported below
-            common.log("arq %s failed: %r" % (variant, e))
+        except Exception as e:
+            common.log(f"arq {variant} failed: {e!r}")
             failed.append((variant, e))
     if failed:
-        raise RuntimeError("failed: %r" % failed)
+        raise RuntimeError(f"failed: {failed!r}")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ This module is also the Celery app the worker imports (-A celery_bench).
 import sys
 
 import celery
-from celery import Celery, group
-
 import common
+from celery import Celery, group
 
 app = Celery("celery_bench", broker=common.REDIS_URL)
 app.conf.update(
@@ -36,19 +35,46 @@ def enqueue_bulk(n):
 
 
 def bench(pool):
-    flags = ["--pool", pool, "-c", "2", "--prefetch-multiplier", "1",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    argv = [sys.executable, "-m", "celery", "-A", "celery_bench", "worker",
-            "-l", "WARNING", "-Q", "celery"] + flags
-    settings = ("task_acks_late=True, worker_prefetch_multiplier=1, "
-                "ignore_result, Redis broker; worker: " + " ".join(flags))
+    flags = [
+        "--pool",
+        pool,
+        "-c",
+        "2",
+        "--prefetch-multiplier",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_bench",
+        "worker",
+        "-l",
+        "WARNING",
+        "-Q",
+        "celery",
+        *flags,
+    ]
+    settings = (
+        "task_acks_late=True, worker_prefetch_multiplier=1, "
+        "ignore_result, Redis broker; worker: " + " ".join(flags)
+    )
     common.run_all(
-        "celery-redis-" + pool, celery.__version__, settings,
-        enqueue_one=enqueue_one, enqueue_bulk=enqueue_bulk,
-        fill=enqueue_bulk, worker_argv=argv,
+        "celery-redis-" + pool,
+        celery.__version__,
+        settings,
+        enqueue_one=enqueue_one,
+        enqueue_bulk=enqueue_bulk,
+        fill=enqueue_bulk,
+        worker_argv=argv,
         enqueue_lat=lambda: noop.apply_async(kwargs={"lat": True}),
         reset=common.flush_redis,
-        bulk_note="bulk = group(noop.s() x N).apply_async()")
+        bulk_note="bulk = group(noop.s() x N).apply_async()",
+    )
 
 
 def main():
@@ -57,11 +83,11 @@ def main():
     for pool in pools:
         try:
             bench(pool)
-        except Exception as e:  # noqa: BLE001 - one pool failing is reported
-            common.log("celery %s failed: %r" % (pool, e))
+        except Exception as e:
+            common.log(f"celery {pool} failed: {e!r}")
             failed.append((pool, e))
     if failed:
-        raise RuntimeError("failed: %r" % failed)
+        raise RuntimeError(f"failed: {failed!r}")
 
 
 if __name__ == "__main__":

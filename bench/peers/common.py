@@ -19,6 +19,7 @@ Method (identical for every peer):
     latency = start - t0 (enqueue call included).
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -30,9 +31,7 @@ import time
 import redis
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
-PG_DSN = os.environ.get(
-    "BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=faena_bench"
-)
+PG_DSN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=faena_bench")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 N_ONE = int(os.environ.get("BENCH_N_ONE", 5000))
@@ -67,9 +66,15 @@ def flush_redis():
 
 
 def emit(system, metric, value, unit, n, version, settings):
-    line = {"system": system, "metric": metric,
-            "value": None if value is None else round(value, 2),
-            "unit": unit, "n": n, "version": version, "settings": settings}
+    line = {
+        "system": system,
+        "metric": metric,
+        "value": None if value is None else round(value, 2),
+        "unit": unit,
+        "n": n,
+        "version": version,
+        "settings": settings,
+    }
     print(json.dumps(line), flush=True)
 
 
@@ -89,18 +94,28 @@ class Worker:
         self.logf = None
 
     def __enter__(self):
-        self.logf = open(os.path.join(
-            os.environ.get("BENCH_LOG_DIR", "/tmp"),
-            "peer-worker-%s.log" % os.path.basename(sys.argv[0])), "ab")
+        self.logf = open(
+            os.path.join(
+                os.environ.get("BENCH_LOG_DIR", "/tmp"),
+                f"peer-worker-{os.path.basename(sys.argv[0])}.log",
+            ),
+            "ab",
+        )
         self.proc = subprocess.Popen(
-            self.argv, cwd=HERE, env=self.env, stdout=self.logf,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            self.argv,
+            cwd=HERE,
+            env=self.env,
+            stdout=self.logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     def check(self):
         if self.proc.poll() is not None:
-            raise RuntimeError("worker exited early (rc=%s): %s"
-                               % (self.proc.returncode, " ".join(self.argv)))
+            raise RuntimeError(
+                "worker exited early (rc={}): {}".format(self.proc.returncode, " ".join(self.argv))
+            )
 
     def __exit__(self, *exc):
         if self.proc is None:
@@ -108,10 +123,8 @@ class Worker:
         # start_new_session=True: the process group id is the worker's pid,
         # so forked children (prefork pools, worker-pool) are signalled too.
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(4)
                 break
@@ -183,9 +196,22 @@ def measure_latency(enqueue_lat_fn, worker_argv, env=None, n=None):
     return {"latency_p50": q[49], "latency_p95": q[94], "latency_p99": q[98]}
 
 
-def run_all(system, version, settings, *, enqueue_one, enqueue_bulk,
-            fill, worker_argv, enqueue_lat, reset, env=None,
-            bulk_note=None, n_lat=None, n_drain=None):
+def run_all(
+    system,
+    version,
+    settings,
+    *,
+    enqueue_one,
+    enqueue_bulk,
+    fill,
+    worker_argv,
+    enqueue_lat,
+    reset,
+    env=None,
+    bulk_note=None,
+    n_lat=None,
+    n_drain=None,
+):
     """Run the four measurements for one system and emit JSON lines.
 
     ``reset()`` cleans the backend (FLUSHDB / drop tables) between steps.
@@ -200,16 +226,30 @@ def run_all(system, version, settings, *, enqueue_one, enqueue_bulk,
     # The N_BULK jobs of enqueue_bulk (or, without a bulk API, N_DRAIN jobs
     # from ``fill``) stay queued and are the ones the drain step processes.
     if enqueue_bulk is None:
-        emit(system, "enqueue_bulk", None, "n/a", N_BULK, version,
-             settings + "; " + (bulk_note or "no bulk enqueue API"))
+        emit(
+            system,
+            "enqueue_bulk",
+            None,
+            "n/a",
+            N_BULK,
+            version,
+            settings + "; " + (bulk_note or "no bulk enqueue API"),
+        )
         n_drain = n_drain or N_DRAIN
         log("[%s] drain: filling n=%d" % (system, n_drain))
         fill(n_drain)
     else:
         log("[%s] enqueue_bulk n=%d" % (system, N_BULK))
         v = measure_enqueue(N_BULK, enqueue_bulk)
-        emit(system, "enqueue_bulk", v, "jobs/s", N_BULK, version,
-             settings + ("; " + bulk_note if bulk_note else ""))
+        emit(
+            system,
+            "enqueue_bulk",
+            v,
+            "jobs/s",
+            N_BULK,
+            version,
+            settings + ("; " + bulk_note if bulk_note else ""),
+        )
         n_drain = N_BULK
     log("[%s] drain n=%d" % (system, n_drain))
     v = measure_drain(n_drain, None, worker_argv, env)
@@ -238,28 +278,40 @@ def main_guard(fn):
     signal.signal(signal.SIGHUP, _sigterm)
     try:
         fn()
-    except Exception as e:  # noqa: BLE001 - reported, then non-zero exit
+    except Exception as e:
         import traceback
+
         traceback.print_exc()
-        print(json.dumps({"system": os.path.basename(sys.argv[0]),
-                          "metric": "error", "value": None, "unit": "n/a",
-                          "n": 0, "version": "", "settings": repr(e)[:300]}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "system": os.path.basename(sys.argv[0]),
+                    "metric": "error",
+                    "value": None,
+                    "unit": "n/a",
+                    "n": 0,
+                    "version": "",
+                    "settings": repr(e)[:300],
+                }
+            ),
+            flush=True,
+        )
         sys.exit(1)
 
 
 def ensure_pg_db():
     """Create the dedicated database (faena_bench) if it is missing."""
     import psycopg
+
     dbname = psycopg.conninfo.conninfo_to_dict(PG_DSN)["dbname"]
     admin = psycopg.conninfo.make_conninfo(PG_DSN, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as c:
-        if not c.execute("select 1 from pg_database where datname = %s",
-                         (dbname,)).fetchone():
-            c.execute('create database "%s"' % dbname)
+        if not c.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone():
+            c.execute(f'create database "{dbname}"')
 
 
 def pg_exec(sql):
     import psycopg
+
     with psycopg.connect(PG_DSN, autocommit=True) as c:
         c.execute(sql)

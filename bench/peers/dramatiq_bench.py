@@ -5,10 +5,9 @@ This module is also the module the dramatiq worker imports.
 
 import sys
 
+import common
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-
-import common
 
 broker = RedisBroker(url=common.REDIS_URL)
 dramatiq.set_broker(broker)
@@ -32,18 +31,25 @@ def enqueue_bulk(n):
 
 def main():
     flags = ["--processes", "1", "--threads", "2"]
-    argv = [sys.executable, "-m", "dramatiq", "dramatiq_bench"] + flags
-    settings = ("RedisBroker, default middleware, max_retries=0, "
-                "queue_prefetch=2*threads (default), worker_timeout=1000ms "
-                "(default); worker: dramatiq " + " ".join(flags))
+    argv = [sys.executable, "-m", "dramatiq", "dramatiq_bench", *flags]
+    settings = (
+        "RedisBroker, default middleware, max_retries=0, "
+        "queue_prefetch=2*threads (default), worker_timeout=1000ms "
+        "(default); worker: dramatiq " + " ".join(flags)
+    )
     common.run_all(
-        "dramatiq-redis", dramatiq.__version__, settings,
-        enqueue_one=enqueue_one, enqueue_bulk=enqueue_bulk,
-        fill=enqueue_bulk, worker_argv=argv,
+        "dramatiq-redis",
+        dramatiq.__version__,
+        settings,
+        enqueue_one=enqueue_one,
+        enqueue_bulk=enqueue_bulk,
+        fill=enqueue_bulk,
+        worker_argv=argv,
         enqueue_lat=lambda: noop.send(True),
         reset=common.flush_redis,
         bulk_note="bulk = dramatiq.group(noop.message() x N).run() "
-                  "(no batched enqueue in dramatiq; one EVALSHA per message)")
+        "(no batched enqueue in dramatiq; one EVALSHA per message)",
+    )
 
 
 if __name__ == "__main__":
