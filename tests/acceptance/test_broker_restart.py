@@ -21,14 +21,12 @@ What may happen, and what may not:
 Two kinds of outage:
 
 * a plain restart (``pg_ctlcluster ... restart``; Redis SIGTERM then start at once), with a
-  lease comfortably longer than the restart takes, so that a slow restart on a loaded machine
-  does not trip over the bug below;
+  lease comfortably longer than the restart takes;
 * an outage longer than a short (3 s) lease, and for Redis one longer than its client's retry
   budget (about 20 s) so the worker itself sees ``BrokerError`` and keeps its results. These
-  fail today with :class:`DuplicateWhileAlive`: a call retried after the outage grants a lease
-  computed from the time of its first try, already expired, so the job is reaped and run again
-  at once while its worker runs it. They are ``xfail(strict=True, raises=DuplicateWhileAlive)``:
-  any other failure (a worker died, a job lost) still fails them.
+  caught a real bug (fixed): a call retried after the outage granted a lease computed from the
+  time of its first try, already expired, so the job was reaped and run again at once while
+  its worker still ran it. The brokers now read the clock at every try.
 """
 
 from __future__ import annotations
@@ -70,13 +68,6 @@ LEASE_SLACK = 0.75
 FINISH_TIMEOUT = 75.0  # generous: a loaded machine, plus re-runs after a lease
 
 Record = tuple[str, str, int, int, float]  # kind, job id, attempt, pid, time
-
-LEASE_BUG = (
-    "a broker call retried after an outage reuses the 'now' of its first try "
-    "(redis/broker.py finish_and_claim and heartbeat; postgres/broker.py finish_and_claim and "
-    "heartbeat), so the lease it grants or renews has already expired: the job is reaped and "
-    "run again at once while its worker is alive"
-)
 
 
 class DuplicateWhileAlive(AssertionError):
@@ -345,7 +336,6 @@ def test_postgres_restart(pg_cluster: Cluster) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, raises=DuplicateWhileAlive, reason=LEASE_BUG)
 def test_postgres_outage_longer_than_lease(pg_cluster: Cluster) -> None:
     run_through_outage(pg_cluster, lambda: postgres_outage(LONG_OUTAGE), SHORT_LEASE)
 
@@ -356,13 +346,11 @@ def test_redis_restart(redis_cluster: Cluster, redis_server: RedisServer) -> Non
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, raises=DuplicateWhileAlive, reason=LEASE_BUG)
 def test_redis_outage_longer_than_lease(redis_cluster: Cluster, redis_server: RedisServer) -> None:
     run_through_outage(redis_cluster, lambda: redis_server.outage(LONG_OUTAGE), SHORT_LEASE)
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, raises=DuplicateWhileAlive, reason=LEASE_BUG)
 def test_redis_outage_past_client_retries(
     redis_cluster: Cluster, redis_server: RedisServer
 ) -> None:

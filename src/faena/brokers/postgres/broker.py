@@ -177,17 +177,18 @@ class PostgresBroker:
             raise UnknownPoolError(unknown_pool(pool, known))
 
     # workers -------------------------------------------------------------------------
+    def _fresh(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with ``now`` read at this try: a call retried after an outage longer
+        than a lease must not write a deadline that has already passed."""
+        return {**params, "now": self._clock.now()}
+
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
-        params = {
-            "worker": worker,
-            "queues": list(queues),
-            "limit": limit,
-            "lease": lease_seconds,
-            "now": self._clock.now(),
-        }
-        found = self._db.run("claim", lambda c: c.execute(self._q.claim, params).fetchall())
+        params = {"worker": worker, "queues": list(queues), "limit": limit, "lease": lease_seconds}
+        found = self._db.run(
+            "claim", lambda c: c.execute(self._q.claim, self._fresh(params)).fetchall()
+        )
         return rows.to_claim_result(found)[1]
 
     def heartbeat(
@@ -198,9 +199,16 @@ class PostgresBroker:
         params = {
             "ids": [lease.job_id for lease in leases],
             "attempts": [lease.attempt for lease in leases],
-            "deadline": self._clock.now() + lease_seconds,
         }
-        held = self._db.run("heartbeat", lambda c: c.execute(self._q.heartbeat, params).fetchall())
+
+        def beat(c: Any) -> list[Any]:
+            deadline = self._clock.now() + lease_seconds  # taken at each try, after any outage
+            found: list[Any] = c.execute(
+                self._q.heartbeat, {**params, "deadline": deadline}
+            ).fetchall()
+            return found
+
+        held = self._db.run("heartbeat", beat)
         alive = {row[0] for row in held}
         lost = frozenset(lease.job_id for lease in leases if lease.job_id not in alive)
         cancel = frozenset(row[0] for row in held if row[1])
@@ -211,8 +219,9 @@ class PostgresBroker:
             return []
         keep = rows.once_each([o.lease for o in outcomes])
         params: dict[str, Any] = rows.outcome_params([outcomes[i] for i in keep])
-        params["now"] = self._clock.now()
-        done = self._db.run("finish", lambda c: c.execute(self._q.finish, params).fetchall())
+        done = self._db.run(
+            "finish", lambda c: c.execute(self._q.finish, self._fresh(params)).fetchall()
+        )
         return rows.applied(len(outcomes), keep, (row[0] for row in done))
 
     def finish_and_claim(
@@ -225,15 +234,10 @@ class PostgresBroker:
     ) -> tuple[list[bool], ClaimResult]:
         keep = rows.once_each([o.lease for o in outcomes])
         params: dict[str, Any] = rows.outcome_params([outcomes[i] for i in keep])
-        params.update(
-            worker=worker,
-            queues=list(queues),
-            limit=limit,
-            lease=lease_seconds,
-            now=self._clock.now(),
-        )
+        params.update(worker=worker, queues=list(queues), limit=limit, lease=lease_seconds)
         found = self._db.run(
-            "finish_and_claim", lambda c: c.execute(self._q.finish_and_claim, params).fetchall()
+            "finish_and_claim",
+            lambda c: c.execute(self._q.finish_and_claim, self._fresh(params)).fetchall(),
         )
         finished, result = rows.to_claim_result(found)
         return rows.applied(len(outcomes), keep, finished), result

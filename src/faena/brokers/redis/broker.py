@@ -8,7 +8,7 @@ never used for a decision.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -89,6 +89,18 @@ class RedisBroker:
     def _run(self, name: str, now: float, args: Sequence[str]) -> Any:
         with wrapped(self._target):
             return self._link.run(self._calls[name], [num(now), *args])
+
+    def _run_now(self, name: str, build: Callable[[float], Sequence[str]]) -> Any:
+        """Like ``_run`` for calls that write lease deadlines: ``now`` and the arguments are
+        taken afresh for every retry, so a call retried after an outage longer than a lease
+        never writes a deadline that has already passed."""
+
+        def args() -> list[str]:
+            now = self._clock.now()
+            return [num(now), *build(now)]
+
+        with wrapped(self._target):
+            return self._link.run(self._calls[name], args)
 
     # setup -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -181,9 +193,11 @@ class RedisBroker:
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
-        now = self._clock.now()
-        args = self._claim_args(worker, queues, limit, now + lease_seconds)
-        claimed, reaped = rows(self._run("claim", now, args))
+        claimed, reaped = rows(
+            self._run_now(
+                "claim", lambda now: self._claim_args(worker, queues, limit, now + lease_seconds)
+            )
+        )
         return self._claim_result(claimed, reaped)
 
     def heartbeat(
@@ -191,11 +205,10 @@ class RedisBroker:
     ) -> HeartbeatResult:
         if not leases:
             return HeartbeatResult()
-        now = self._clock.now()
-        args = [num(now + lease_seconds)]
+        held: list[str] = []
         for lease in leases:
-            args += [lease.job_id, str(int(lease.attempt))]
-        lost, cancel = self._run("heartbeat", now, args)
+            held += [lease.job_id, str(int(lease.attempt))]
+        lost, cancel = self._run_now("heartbeat", lambda now: [num(now + lease_seconds), *held])
         return HeartbeatResult(frozenset(lost), frozenset(cancel))
 
     @staticmethod
@@ -219,10 +232,16 @@ class RedisBroker:
         limit: int,
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
-        now = self._clock.now()
-        args = self._outcome_args(outcomes)
-        args += self._claim_args(worker, queues, limit, now + lease_seconds)
-        done, claimed, reaped = rows(self._run("finish_and_claim", now, args))
+        reports = self._outcome_args(outcomes)
+        done, claimed, reaped = rows(
+            self._run_now(
+                "finish_and_claim",
+                lambda now: [
+                    *reports,
+                    *self._claim_args(worker, queues, limit, now + lease_seconds),
+                ],
+            )
+        )
         return [flag == 1 for flag in done], self._claim_result(claimed, reaped)
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:

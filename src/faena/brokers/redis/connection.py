@@ -175,16 +175,21 @@ class Link:
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connections(ref))
 
-    def run(self, call: ScriptCall, args: Sequence[str]) -> Any:
-        command = call.command(args)
+    def run(self, call: ScriptCall, args: Sequence[str] | Callable[[], Sequence[str]]) -> Any:
+        """Run a script; ``args`` may be a function, called again for every retry, so that
+        times in them (a lease deadline) are taken when the call is sent, not before an
+        outage."""
         try:
             conn = self._free.pop()
         except IndexError:
             conn = self._pool_class(**self._kwargs)
+
+        def attempt() -> Any:
+            command = call.command(args() if callable(args) else args)
+            return self._once(conn, call, command)
+
         try:
-            return self._retry.call_with_retry(
-                lambda: self._once(conn, call, command), lambda _error: conn.disconnect()
-            )
+            return self._retry.call_with_retry(attempt, lambda _error: conn.disconnect())
         finally:
             self._free.append(conn)
 
