@@ -208,6 +208,11 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    # other libraries' records (psycopg's pool, the task's own logging) become the same lines,
+    # unless the program configured logging itself
+    top = logging.getLogger()
+    if not top.handlers:
+        top.addHandler(handler)  # at the root's own level (WARNING unless set)
     global _writer
     _writer = _EventWriter(handler, fmt)
 
