@@ -179,6 +179,7 @@ class _EventWriter:
 
 
 _writer: _EventWriter | None = None
+_root_handler: logging.Handler | None = None
 
 
 def batch_event_lines() -> None:
@@ -210,9 +211,13 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
     root.propagate = False
     # other libraries' records (psycopg's pool, the task's own logging) become the same lines,
     # unless the program configured logging itself
+    global _root_handler
     top = logging.getLogger()
+    if _root_handler is not None and _root_handler in top.handlers:
+        top.removeHandler(_root_handler)
     if not top.handlers:
         top.addHandler(handler)  # at the root's own level (WARNING unless set)
+        _root_handler = handler
     global _writer
     _writer = _EventWriter(handler, fmt)
 
