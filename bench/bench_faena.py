@@ -141,7 +141,7 @@ def bench_drain(kind: str, tmp: Path, n: int) -> None:
 
 def bench_latency(kind: str, tmp: Path, n: int) -> None:
     url = url_for(kind, tmp, "lat")
-    record = tmp / "lat.txt"
+    record = tmp / f"lat-{kind}.txt"
     app = fresh_app(url)
     proc, _ = start_worker(url, {"BENCH_RECORD": str(record)})
     try:
