@@ -70,6 +70,10 @@ class EventBus:
         else:
             self._subs[name].append(handler)
 
+    def handlers(self, name: str) -> list[Handler]:
+        """Every handler an event called ``name`` reaches."""
+        return [*self._subs.get(name, ()), *self._any]
+
     def wants(self, name: str) -> bool:
         """Whether anyone listens to ``name`` (so a publisher may skip building the event)."""
         return bool(self._any or self._subs.get(name))

@@ -147,13 +147,14 @@ class _EventWriter:
     def __init__(self, handler: logging.StreamHandler[TextIO], fmt: str) -> None:
         self.handler = handler
         self.json = fmt == "json"
+        self._faena = logging.getLogger("faena")
         #: a worker that calls :func:`flush_events` before it sleeps may leave lines buffered
         self.batching = False
 
     def active(self) -> bool:
         """Only while faena's loggers still route to our handler alone."""
         return (
-            logging.getLogger("faena").handlers == [self.handler]
+            self._faena.handlers == [self.handler]
             and not _event_log.handlers
             and _event_log.propagate
         )
@@ -273,6 +274,11 @@ def capture_uncaught() -> None:
 
     sys.excepthook = report
     threading.excepthook = thread_hook
+
+
+def logs_event(name: str) -> bool:
+    """Whether :func:`log_event` would write a line for events called ``name`` now."""
+    return _event_log.isEnabledFor(_LEVELS.get(name, logging.INFO))
 
 
 def attach_event_logging(bus: ev.EventBus) -> None:

@@ -27,7 +27,13 @@ from faena.core.job import Job, Lease, Outcome
 from faena.core.options import Isolation
 from faena.core.states import JobState
 from faena.errors import BrokerError, ConfigError, FaenaError
-from faena.observability.logs import attach_event_logging, batch_event_lines, flush_events
+from faena.observability.logs import (
+    attach_event_logging,
+    batch_event_lines,
+    flush_events,
+    log_event,
+    logs_event,
+)
 from faena.task import Task
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
 from faena.worker.heartbeat import Heartbeat
@@ -77,6 +83,7 @@ class Worker:
         self._lock = threading.Lock()
         self._completions = Completions()
         self._unreported: list[tuple[RunResult, Outcome]] = []
+        self._publish_claimed = True
         self._trouble = 0
         self._executors: dict[Isolation, Executor] = {}
         self._rng = random.Random()
@@ -119,6 +126,10 @@ class Worker:
         )
         heartbeat.start()
         batch_event_lines()
+        # a claim is an event per job: skip building it when only a silent logger would get it
+        self._publish_claimed = logs_event(ev.JOB_CLAIMED) or any(
+            h is not log_event for h in self.app.events.handlers(ev.JOB_CLAIMED)
+        )
         self.ready = True
         self._emit(
             ev.WORKER_STARTED,
@@ -272,7 +283,8 @@ class Worker:
 
     # jobs ----------------------------------------------------------------------------
     def _start(self, job: Job) -> None:
-        self._emit(ev.JOB_CLAIMED, job, status="running")
+        if self._publish_claimed:
+            self._emit(ev.JOB_CLAIMED, job, status="running")
         try:
             task = self.app.get_task(job.task)
         except FaenaError as exc:
