@@ -7,34 +7,29 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
 from faena.brokers.refusals import (
-    cancel_refused,
-    key_taken,
-    no_such_job,
-    retry_refused,
     unknown_pool,
 )
 from faena.brokers.sqlite import queries as q
-from faena.brokers.sqlite.rows import COLUMNS, error_columns, to_claimed_job, to_job
+from faena.brokers.sqlite.operators import SQLiteOperators
+from faena.brokers.sqlite.rows import error_columns, to_claimed_job, to_job
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier, SocketWaker, wake_dir
 from faena.core import lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candidate, check_pools
-from faena.core.states import PENDING, JobState
+from faena.core.states import JobState
 from faena.errors import (
     BrokerURLError,
-    InvalidTransitionError,
-    JobNotFoundError,
     UnknownPoolError,
 )
 
 _FETCH_ROUNDS = 8
 
 
-class SQLiteBroker:
+class SQLiteBroker(SQLiteOperators):
     kind = "sqlite"
     shared_across_processes = True
 
@@ -144,12 +139,6 @@ class SQLiteBroker:
         self._notifier.notify()
         return out
 
-    @staticmethod
-    def _key_holder(conn: sqlite3.Connection, key: str) -> Job | None:
-        row = conn.execute(q.KEY_HOLDER, (key,)).fetchone()
-        return None if row is None else to_job(row)
-
-    # workers -------------------------------------------------------------------------
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
@@ -335,113 +324,3 @@ class SQLiteBroker:
             return None
         row = self._store.read().execute(q.next_run_at(len(queues)), tuple(queues)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-    # operators -----------------------------------------------------------------------
-    def get(self, job_id: str) -> Job | None:
-        row = (
-            self._store.read()
-            .execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE id = ?", (job_id,))
-            .fetchone()
-        )
-        return None if row is None else to_job(row)
-
-    def list_jobs(
-        self,
-        *,
-        state: JobState | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Job]:
-        where, args = [], []
-        for column, value in (("state", state), ("queue", queue), ("task", task)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(str(value))
-        if state is not None:
-            where.append(q.STATE_INDEX_HINT.get(state.value, "1"))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = (
-            self._store.read()
-            .execute(
-                f"SELECT {COLUMNS} FROM faena_jobs {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                (*args, limit, offset),
-            )
-            .fetchall()
-        )
-        return [to_job(r) for r in rows]
-
-    def retry(self, job_id: str) -> Job:
-        with self._store.write(durable=True) as conn:
-            job = self._require(conn, job_id)
-            if job.state not in (JobState.DEAD, JobState.CANCELLED):
-                raise InvalidTransitionError(retry_refused(job))
-            if job.idempotency_key is not None:
-                holder = self._key_holder(conn, job.idempotency_key)
-                if holder is not None and holder.id != job.id:
-                    raise InvalidTransitionError(key_taken(job, holder.id))
-            new = lifecycle.manual_retry(job, self._clock.now())
-            conn.execute(q.MANUAL_RETRY, (new.run_at, job_id))
-        self._notifier.notify()
-        return new
-
-    def cancel(self, job_id: str) -> Job:
-        with self._store.write(durable=True) as conn:
-            job = self._require(conn, job_id)
-            if job.state in PENDING:
-                new = job.evolve(state=JobState.CANCELLED, finished_at=self._clock.now())
-                conn.execute(
-                    "UPDATE faena_jobs SET state = 'cancelled', finished_at = ? WHERE id = ?",
-                    (new.finished_at, job_id),
-                )
-            elif job.state is JobState.RUNNING:
-                new = job.evolve(cancel_requested=True)
-                conn.execute("UPDATE faena_jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
-            else:
-                raise InvalidTransitionError(cancel_refused(job))
-        return new
-
-    @staticmethod
-    def _require(conn: sqlite3.Connection, job_id: str) -> Job:
-        row = conn.execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFoundError(no_such_job(job_id))
-        return to_job(row)
-
-    def queue_stats(self) -> list[QueueStat]:
-        now = self._clock.now()
-        merged: dict[str, list[float]] = {}
-        for queue, waiting, scheduled, running, oldest in self._store.read().execute(
-            q.QUEUE_STATS, {"now": now}
-        ):
-            row = merged.setdefault(queue, [0, 0, 0, 0.0])
-            row[0] += waiting
-            row[1] += scheduled
-            row[2] += running
-            row[3] = max(row[3], oldest or 0.0)
-        return [
-            QueueStat(name, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
-            for name, r in sorted(merged.items())
-        ]
-
-    def pool_stats(self) -> list[PoolStat]:
-        rows = self._store.read().execute(q.POOL_STATS, (self._clock.now(),)).fetchall()
-        return [PoolStat(r[0], r[1], r[2]) for r in rows]
-
-    def count_by_state(self) -> dict[tuple[str, JobState], int]:
-        rows = (
-            self._store.read()
-            .execute("SELECT queue, state, COUNT(*) FROM faena_jobs GROUP BY queue, state")
-            .fetchall()
-        )
-        return {(r[0], JobState(r[1])): r[2] for r in rows}
-
-    def prune(self, older_than: float) -> int:
-        with self._store.write() as conn:
-            cur = conn.execute(
-                "DELETE FROM faena_jobs WHERE finished_at < ? "
-                "AND state IN ('succeeded', 'dead', 'cancelled')",
-                (older_than,),
-            )
-            return cur.rowcount
