@@ -5,7 +5,7 @@ CREATE TABLE faena_meta (
 );
 
 CREATE TABLE faena_jobs (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq              INTEGER PRIMARY KEY,  -- rowid: enqueue order (no AUTOINCREMENT: one write less)
     id               TEXT    NOT NULL UNIQUE,
     task             TEXT    NOT NULL,
     queue            TEXT    NOT NULL,
