@@ -27,7 +27,7 @@ from faena.autoscale.spec import (
     MetricTarget,
 )
 from faena.autoscale.supervisor import Autoscaler, Supervisor, SupervisorMetrics, WorkerCommand
-from faena.cli.options import broker_option, load_app
+from faena.cli.options import broker_option, http_options, load_app
 from faena.observability import logs
 from faena.observability.metrics import broker_collector, new_registry
 from faena.observability.metrics_http import serve
@@ -290,23 +290,7 @@ def autoscale(app_path: str, hpa: Path, deployment: Path | None, **opts: Any) ->
     help="HPA manifest for the workers (default: ceil(waiting jobs / 10) workers, "
     f"1..{DEFAULT_MAX_WORKERS}, scale-down after 5 minutes).",
 )
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    envvar="FAENA_HOST",
-    show_envvar=True,
-    show_default=True,
-    help="Address of the HTTP server.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(min=0, max=65535),
-    default=8080,
-    envvar="FAENA_PORT",
-    show_envvar=True,
-    show_default=True,
-    help="Port of the HTTP server.",
-)
+@http_options
 @_supervisor_options
 def up(
     app_path: str, hpa: Path | None, host: str, port: int, deployment: Path | None, **opts: Any

@@ -105,3 +105,24 @@ def log_options(f: F) -> F:
         show_default=True,
         help="JSON lines, or console lines (auto: console when stdout is a terminal).",
     )(f)
+
+
+def http_options(f: F) -> F:
+    """``--host`` and ``--port`` of faena's HTTP server (``server``, ``up``)."""
+    f = click.option(
+        "--port",
+        type=click.IntRange(min=0, max=65535),
+        default=8080,
+        envvar="FAENA_PORT",
+        show_envvar=True,
+        show_default=True,
+        help="Port of the HTTP server.",
+    )(f)
+    return click.option(
+        "--host",
+        default="127.0.0.1",
+        envvar="FAENA_HOST",
+        show_envvar=True,
+        show_default=True,
+        help="Address to bind (0.0.0.0 to accept other machines).",
+    )(f)

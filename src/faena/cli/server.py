@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from faena.cli.options import app_for, log_options
+from faena.cli.options import app_for, http_options, log_options
 from faena.observability import logs
 
 #: how long open requests (a pending long poll) may take after SIGTERM
@@ -15,23 +15,7 @@ SHUTDOWN_GRACE_SECONDS = 5
 
 @click.command()
 @click.argument("app_path", metavar="[APP]", required=False, envvar="FAENA_APP")
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    envvar="FAENA_HOST",
-    show_envvar=True,
-    show_default=True,
-    help="Address to bind (0.0.0.0 to accept other machines).",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(min=0, max=65535),
-    default=8080,
-    envvar="FAENA_PORT",
-    show_envvar=True,
-    show_default=True,
-    help="Port to listen on.",
-)
+@http_options
 @click.option(
     "--broker",
     envvar="FAENA_BROKER_URL",
