@@ -11,7 +11,14 @@ import pytest
 
 from faena.core.clock import SystemClock
 from faena.core.job import NewJob
-from tests.contract.conftest import Backend
+from tests.contract.conftest import BACKENDS, Backend
+
+
+@pytest.fixture(params=[name for name in BACKENDS if name != "memory"])
+def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The backends that several processes can share (the memory one lives in one)."""
+    return BACKENDS[request.param](tmp_path)
+
 
 CLAIMER = textwrap.dedent(
     """
@@ -44,9 +51,9 @@ CLAIMER = textwrap.dedent(
 
 
 @pytest.mark.parametrize("limit", ["pool", "parallelism"])
-def test_limits_hold_across_processes(backend: Backend, tmp_path: Path, limit: str) -> None:
-    if backend.url is None:
-        pytest.skip(f"the {backend.name} broker lives in one process")
+def test_limits_hold_across_processes(shared_backend: Backend, tmp_path: Path, limit: str) -> None:
+    backend = shared_backend
+    assert backend.url is not None
     broker = backend.open(SystemClock())
     broker.setup()
     try:
