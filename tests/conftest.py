@@ -7,6 +7,9 @@ import socket
 
 import pytest
 
+#: fixtures shared by several test folders
+pytest_plugins = ["tests.redis_server"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("FAENA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FAENA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -9,18 +9,12 @@ backoff and reloads its scripts, the waker subscribes again, and every job ends 
 from __future__ import annotations
 
 import select
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from tests.conftest import need
+from tests.redis_server import RedisServer
 
 from faena.brokers.redis import RedisBroker
 from faena.core.job import NewJob, Outcome
@@ -32,63 +26,8 @@ JOBS = 1000
 LEASE = 2.0  # a claim whose reply was lost in the restart runs again after this
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    def __init__(self, binary: str, port: int, data: Path) -> None:
-        self.binary, self.port, self.data = binary, port, data
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--appendonly", "yes",
-                "--appendfsync", "always",
-                "--save", "",
-                "--dir", str(self.data),
-                "--logfile", str(self.data / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    need(binary is not None, "redis-server is not installed")
-    assert binary is not None
-    srv = RedisServer(binary, _free_port(), tmp_path)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-def test_restart_mid_loop_loses_nothing(server: RedisServer) -> None:
+def test_restart_mid_loop_loses_nothing(redis_server: RedisServer) -> None:
+    server = redis_server
     url = f"redis://127.0.0.1:{server.port}/0?prefix=restart{uuid.uuid4().hex[:6]}"
     broker = RedisBroker.from_url(url)
     broker.setup()
