@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import need
 
 from faena.autoscale.conformance import replay
 
@@ -32,8 +33,7 @@ def test_sample_has_every_kind() -> None:
 
 
 def test_repo_copy_matches_shared_copy_when_present() -> None:
-    if not _SHARED_COPY.exists():
-        pytest.skip(f"{_SHARED_COPY} is not beside the repository")
+    need(_SHARED_COPY.exists(), f"{_SHARED_COPY} is not beside the repository (CI puts it there)")
     assert json.loads(_REPO_COPY.read_text(encoding="utf-8")) == json.loads(
         _SHARED_COPY.read_text(encoding="utf-8")
     )
