@@ -10,6 +10,7 @@ import os
 import time
 
 import faena
+from tests.acceptance import recording
 
 app = faena.App(
     broker=os.environ.get("ACC_BROKER", "sqlite:///acc.db"),
@@ -20,14 +21,7 @@ app = faena.App(
 
 
 def record(kind: str) -> None:
-    job = faena.current_job()
-    assert job is not None
-    line = f"{kind} {job.id} {job.attempt} {os.getpid()} {time.time():.6f}\n"
-    fd = os.open(os.environ["ACC_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())  # one small O_APPEND write: atomic between processes
-    finally:
-        os.close(fd)
+    recording.record(kind, os.environ["ACC_RECORD"])
 
 
 @app.task(name="sleep", queue="acc")
