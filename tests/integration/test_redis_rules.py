@@ -156,3 +156,25 @@ def test_a_forked_child_gets_its_own_connections(broker) -> None:
     assert broker.get(child_id) is not None
     assert len(broker.enqueue([NewJob(task="parent", queue="q")])) == 1
     assert len(broker.list_jobs()) == 3
+
+
+def test_the_library_is_loaded_again_when_the_server_lost_it(broker) -> None:
+    import redis
+
+    from faena.brokers.redis.scripts import library
+
+    first = broker.enqueue([NewJob(task="t", queue="q")])[0]
+    redis.Redis.from_url(REDIS_URL).function_delete(library().name)
+    second = broker.enqueue([NewJob(task="t", queue="q")])[0]
+    assert [j.id for j in broker.claim("w", ["q"], 5, LEASE).jobs] == [first.id, second.id]
+
+
+def test_a_server_older_than_redis_7_is_explained() -> None:
+    from redis.exceptions import ResponseError
+
+    from faena.brokers.redis.connection import describe, parse_url
+
+    target = parse_url("redis://:secret@127.0.0.1:6379/0")
+    exc = ResponseError("unknown command 'FCALL', with args beginning with: 'faena_x'")
+    message = describe(target, exc)
+    assert "Redis 7.0 or newer" in message and "secret" not in message

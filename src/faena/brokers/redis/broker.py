@@ -1,7 +1,7 @@
-"""The Redis broker: every state change is one Lua script (see ``lua/``), run atomically.
+"""The Redis broker: every state change is one Lua function (see ``lua/``), run atomically.
 
 Keys live under ``{prefix}:`` (a hash tag, so a Redis Cluster keeps them in one slot). Time
-always comes from the injected clock and is passed to the scripts; the server's own clock is
+always comes from the injected clock and is passed to the functions; the server's own clock is
 never used for a decision.
 """
 
@@ -24,15 +24,15 @@ from faena.brokers.redis.codec import (
     to_jobs,
 )
 from faena.brokers.redis.connection import (
+    FunctionCall,
     Link,
     RedisURL,
-    ScriptCall,
     call,
     make_client,
     parse_url,
     wrapped,
 )
-from faena.brokers.redis.scripts import register
+from faena.brokers.redis.scripts import NAMES, library
 from faena.brokers.redis.waker import RedisWaker
 from faena.brokers.refusals import (
     cancel_refused,
@@ -67,10 +67,8 @@ class RedisBroker:
         self._clock = clock
         self._client: Any = make_client(self._target)
         head = ["1", f"{self._target.tag}:meta", self._target.tag]
-        self._calls = {
-            name: ScriptCall(script.sha, script.script, head)
-            for name, script in register(self._client).items()
-        }
+        lib = library()
+        self._calls = {name: FunctionCall(lib.function(name), lib.code, head) for name in NAMES}
         self._link = Link(self._client)
         self._tag = self._target.tag
 

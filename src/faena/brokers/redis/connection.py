@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -118,6 +118,11 @@ def describe(target: RedisURL, exc: BaseException) -> str:
             f"cannot reach Redis at {target.masked} ({exc}); start redis-server there, or "
             f"point FAENA_BROKER_URL (or the broker URL given to faena) at a running Redis"
         )
+    if isinstance(exc, ResponseError) and "unknown command" in str(exc) and "FCALL" in str(exc):
+        return (
+            f"Redis at {target.masked} has no Redis Functions ({exc}); faena's Redis broker "
+            f"needs Redis 7.0 or newer: upgrade the server"
+        )
     return f"Redis at {target.masked} failed: {exc}"
 
 
@@ -135,14 +140,14 @@ def call(target: RedisURL, fn: Callable[[], T]) -> T:
         return fn()
 
 
-class ScriptCall:
-    """One script bound to its keys and leading arguments, packed once for every call."""
+class FunctionCall:
+    """One library function bound to its keys and leading arguments, packed once."""
 
-    def __init__(self, sha: str, source: str, head: Sequence[str]) -> None:
-        self.sha = sha
+    def __init__(self, function: str, library_code: str, head: Sequence[str]) -> None:
+        self.function = function
         self._count = 2 + len(head)
-        self._head = _bulk(["EVALSHA", sha, *head])
-        self._load = b"*3\r\n" + _bulk(["SCRIPT", "LOAD", source])
+        self._head = _bulk(["FCALL", function, *head])
+        self._load = b"*4\r\n" + _bulk(["FUNCTION", "LOAD", "REPLACE", library_code])
 
     def command(self, args: Sequence[str]) -> bytes:
         return b"*%d\r\n%s%s" % (self._count + len(args), self._head, _bulk(args))
@@ -152,14 +157,18 @@ class ScriptCall:
         return self._load
 
 
+def _function_missing(exc: ResponseError) -> bool:
+    return str(exc).startswith("Function not found")
+
+
 class Link:
-    """Runs scripts on dedicated connections, one per concurrent caller.
+    """Runs library functions on dedicated connections, one per concurrent caller.
 
     This is the hot path (every enqueue, claim and finish), so it skips the pool's per-call
     checkout checks: connections wait in a free list, a caller takes one for one command and
     puts it back. On a lost connection the command is retried with exponential backoff (the
-    connection reconnects on its next use); a server that lost its script cache (a restart)
-    gets the script again (``NOSCRIPT``).
+    connection reconnects on its next use); a server that lost its functions (a restart
+    without persistence, ``FUNCTION FLUSH``) gets the library again.
     """
 
     def __init__(self, client: Any) -> None:
@@ -175,9 +184,9 @@ class Link:
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connections(ref))
 
-    def run(self, call: ScriptCall, args: Sequence[str] | Callable[[], Sequence[str]]) -> Any:
-        """Run a script; ``args`` may be a function, called again for every retry, so that
-        times in them (a lease deadline) are taken when the call is sent, not before an
+    def run(self, call: FunctionCall, args: Sequence[str] | Callable[[], Sequence[str]]) -> Any:
+        """Call a function; ``args`` may be a function, called again for every retry, so
+        that times in them (a lease deadline) are taken when the call is sent, not before an
         outage."""
         try:
             conn = self._free.pop()
@@ -194,15 +203,17 @@ class Link:
             self._free.append(conn)
 
     @staticmethod
-    def _once(conn: Any, call: ScriptCall, command: bytes) -> Any:
+    def _once(conn: Any, call: FunctionCall, command: bytes) -> Any:
         conn.send_packed_command([command])
         try:
             return conn.read_response()
-        except NoScriptError:
-            conn.send_packed_command([call.load_command])
-            conn.read_response()
-            conn.send_packed_command([command])
-            return conn.read_response()
+        except ResponseError as exc:
+            if not _function_missing(exc):
+                raise
+        conn.send_packed_command([call.load_command])
+        conn.read_response()
+        conn.send_packed_command([command])
+        return conn.read_response()
 
     def close(self) -> None:
         with self._lock:

@@ -1,17 +1,24 @@
-"""The Lua scripts: each state transition is one script, run atomically by Redis.
+"""The Lua library: each state transition is one Redis Function, run atomically by Redis.
 
-Every script is ``lua/lib.lua`` (shared rules) followed by its own entry file, prefixed with
-the field layout from :mod:`codec`. The files are read with ``importlib.resources`` and
-registered with redis-py (``register_script``), which gives each its SHA; they run by SHA
-(``EVALSHA``) and are loaded again when the server has lost its script cache (``NOSCRIPT``,
-e.g. after a restart): see :class:`faena.brokers.redis.connection.Link`.
+``lua/lib.lua`` holds the shared rules; every other file of ``lua/`` is the body of one
+function. They are put together, with the field layout from :mod:`codec`, into one Redis
+Functions library (Redis 7.0 or newer), loaded with ``FUNCTION LOAD`` and called with
+``FCALL``. Loading once means a call runs only its own body: the shared rules are not
+compiled and run again on every call as they would be with ``EVAL``.
+
+The library's name carries a digest of its text (``faena_<digest>``), and so do its
+functions' names, so two faena versions can share one server during a rolling upgrade. A
+server that has lost its functions (a restart without persistence, ``FUNCTION FLUSH``) gets
+the library again on the first call that misses it: see
+:class:`faena.brokers.redis.connection.Link`.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
-from typing import Any
 
 from faena.brokers.redis.codec import prepare_lua
 
@@ -31,16 +38,38 @@ NAMES = (
     "stats",
 )
 
+_LIB = "@LIB@"
+
+
+@dataclass(frozen=True)
+class Library:
+    """The library's name, its complete text (for ``FUNCTION LOAD``) and function names."""
+
+    name: str
+    code: str
+
+    def function(self, entry: str) -> str:
+        """The registered name of one entry (``NAMES``)."""
+        if entry not in NAMES:
+            raise KeyError(f"no Lua entry {entry!r}; the entries are {', '.join(NAMES)}")
+        return f"{self.name}_{entry}"
+
+
+def _entry(name: str, body: str) -> str:
+    return (
+        f"-- {name}.lua\n"
+        f"redis.register_function('{_LIB}_{name}', function(_, args)\n"
+        f"begin(args)\n{body}\nend)\n"
+    )
+
 
 @cache
-def source(name: str) -> str:
-    """The complete text of one script."""
+def library() -> Library:
     lua = files("faena.brokers.redis").joinpath("lua")
-    lib = lua.joinpath("lib.lua").read_text(encoding="utf-8")
-    entry = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return prepare_lua(f"{lib}\n-- {name}.lua\n{entry}")
-
-
-def register(client: Any) -> dict[str, Any]:
-    """Every script as a redis-py ``Script`` (``.sha``, ``.script``), by name."""
-    return {name: client.register_script(source(name)) for name in NAMES}
+    parts = [lua.joinpath("lib.lua").read_text(encoding="utf-8")]
+    for name in NAMES:
+        parts.append(_entry(name, lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")))
+    text = prepare_lua("\n".join(parts))
+    name = "faena_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+    code = f"#!lua name={name}\n" + text.replace(_LIB, name)
+    return Library(name, code)

@@ -1,24 +1,42 @@
--- Shared by every faena script. The loader prepends F (the stored field names, in the order
+-- Shared by every faena function. The loader prepends F (the stored field names, in the order
 -- the Python side reads them), replaces each I.<field> with that field's position in F and
--- FIELD_LIST with the quoted names, then appends one entry script.
+-- FIELD_LIST with the quoted names, then appends one registered function per entry file
+-- (see scripts.py); each starts with begin(args).
 --
--- ARGV[1] is the key prefix with its hash tag ("{faena}"), ARGV[2] the caller's clock ("now"),
+-- args[1] is the key prefix with its hash tag ("{faena}"), args[2] the caller's clock ("now"),
 -- so time only ever comes from the injected clock and never from the server.
 --
 -- A field that holds no value is '' or absent (cleared by HDEL): both read back as None.
-local P = ARGV[1]
-local NOW_S = ARGV[2]
-local NOW = tonumber(NOW_S)
+--
+-- The library is loaded once and its functions are called many times: the values below are
+-- set afresh by begin() at the start of every call (Redis runs one call at a time).
+local ARGV, P, NOW_S, NOW
+local K_META       -- hash: schema, seq, par
+local K_POOLS      -- hash: pool -> size
+local K_USED       -- hash: pool -> slots held by live leases
+local K_COUNTS     -- hash: "queue|state" -> jobs
+local K_RUNNING    -- zset: job id by lease deadline
+local K_ALL        -- zset: job id by enqueue sequence
+local K_DONE       -- zset: terminal job id by finished_at
+local K_IDEM       -- hash: idempotency key -> job id
+local CHANNEL      -- pub/sub: a queue name when work may be runnable
 
-local K_META = P .. ':meta'        -- hash: schema, seq, par
-local K_POOLS = P .. ':pools'      -- hash: pool -> size
-local K_USED = P .. ':used'        -- hash: pool -> slots held by live leases
-local K_COUNTS = P .. ':counts'    -- hash: "queue|state" -> jobs
-local K_RUNNING = P .. ':running'  -- zset: job id by lease deadline
-local K_ALL = P .. ':all'          -- zset: job id by enqueue sequence
-local K_DONE = P .. ':done'        -- zset: terminal job id by finished_at
-local K_IDEM = P .. ':idem'        -- hash: idempotency key -> job id
-local CHANNEL = P .. ':wake'       -- pub/sub: a queue name when work may be runnable
+-- Counter changes are summed while a call runs and written once by flush() at its end, so
+-- a finish and a claim in one call cost no write where they cancel out.
+local D_COUNTS, D_USED = {}, {}
+
+local function begin(args)
+  ARGV = args
+  if args[1] ~= P then
+    P = args[1]
+    K_META, K_POOLS, K_USED = P .. ':meta', P .. ':pools', P .. ':used'
+    K_COUNTS, K_RUNNING, K_ALL = P .. ':counts', P .. ':running', P .. ':all'
+    K_DONE, K_IDEM, CHANNEL = P .. ':done', P .. ':idem', P .. ':wake'
+  end
+  NOW_S = args[2]
+  NOW = tonumber(NOW_S)
+  D_COUNTS, D_USED = {}, {}
+end
 
 local PENDING = { scheduled = true, queued = true, failed = true }
 local HOLDS_KEY = { scheduled = true, queued = true, running = true, succeeded = true,
@@ -60,10 +78,6 @@ local function put(id, r, changes)
   if #set > 0 then redis.call('HSET', jkey(id), unpack(set)) end
   if #del > 0 then redis.call('HDEL', jkey(id), unpack(del)) end
 end
-
--- Counter changes are summed while a script runs and written once by flush() at its end, so
--- a finish and a claim in one script cost no write where they cancel out.
-local D_COUNTS, D_USED = {}, {}
 
 local function bump(t, k, d) t[k] = (t[k] or 0) + d end
 
