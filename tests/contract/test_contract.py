@@ -326,6 +326,19 @@ def test_idempotency_within_one_bulk_call(broker: Broker) -> None:
     assert len(broker.list_jobs()) == 1
 
 
+def test_an_enqueue_sent_again_returns_the_jobs_it_created(broker: Broker) -> None:
+    # A producer whose reply was lost sends the same jobs (same ids) again.
+    first, second = new(), new()
+    [a] = broker.enqueue([first])
+    [job] = claim(broker)
+    again = broker.enqueue([first, second, first])
+    assert [j.id for j in again] == [a.id, second.id, a.id]
+    assert again[0].state is JobState.RUNNING and again[0].attempt == job.attempt
+    assert again[1].state is JobState.QUEUED
+    assert sorted(j.id for j in broker.list_jobs()) == sorted([a.id, second.id])
+    assert [j.id for j in claim(broker)] == [second.id]
+
+
 # --- cancel ---------------------------------------------------------------------------
 
 

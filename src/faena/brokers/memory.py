@@ -98,7 +98,7 @@ class MemoryBroker:
                 if new.pool not in self._pools:
                     raise UnknownPoolError(unknown_pool(new.pool, self._pools))
             for new in jobs:
-                existing = self._key_holder(new.idempotency_key)
+                existing = self._jobs.get(new.id) or self._key_holder(new.idempotency_key)
                 if existing is not None:
                     out.append(existing)
                     continue

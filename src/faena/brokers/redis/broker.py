@@ -169,7 +169,10 @@ class RedisBroker:
             [new_job_args(new, now if new.run_at is None else new.run_at) for new in jobs],
             ensure_ascii=False,
         )
-        status, found = rows(self._run("enqueue", now, [batch]))
+        reply = self._run("enqueue", now, [batch])
+        if reply == 0:  # every job created as asked
+            return [lifecycle.create(new, now) for new in jobs]
+        status, found = rows(reply)
         if status == "unknown_pool":
             known = call(self._target, lambda: self._client.hkeys(self._key("pools")))
             raise UnknownPoolError(unknown_pool(found, known))

@@ -117,7 +117,11 @@ class SQLiteBroker(SQLiteOperators):
                     raise UnknownPoolError(unknown_pool(new.pool, pools))
             plain: list[tuple[object, ...]] = []
             by_key: dict[str, Job] = {}
+            stored = self._stored(conn, [new.id for new in jobs])
             for new in jobs:
+                if new.id in stored:  # sent again: the job it created before
+                    out.append(stored[new.id])
+                    continue
                 key = new.idempotency_key
                 if key is not None:
                     held = by_key.get(key) or self._key_holder(conn, key)
@@ -125,6 +129,7 @@ class SQLiteBroker(SQLiteOperators):
                         out.append(held)
                         continue
                 job = lifecycle.create(new, now)
+                stored[job.id] = job
                 if key is not None:
                     by_key[key] = job
                     if plain:  # keep enqueue order: flush before the keyed insert

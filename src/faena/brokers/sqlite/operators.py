@@ -28,6 +28,19 @@ class SQLiteOperators:
         row = conn.execute(q.KEY_HOLDER, (key,)).fetchone()
         return None if row is None else to_job(row)
 
+    @staticmethod
+    def _stored(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Job]:
+        """The jobs among ``ids`` that exist already, by id."""
+        found: dict[str, Job] = {}
+        for lo in range(0, len(ids), 500):
+            chunk = ids[lo : lo + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {COLUMNS} FROM faena_jobs WHERE id IN ({marks})"
+            for row in conn.execute(sql, chunk):
+                job = to_job(row)
+                found[job.id] = job
+        return found
+
     def get(self, job_id: str) -> Job | None:
         row = (
             self._store.read()
