@@ -186,14 +186,24 @@ def main() -> None:
     parser.add_argument("--enqueue", type=int, default=5_000)
     parser.add_argument("--bulk", type=int, default=50_000)
     parser.add_argument("--broker", action="append", choices=["sqlite", "postgres", "redis"])
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["enqueue", "drain", "latency"],
+        help="run only these parts (repeatable; default: all)",
+    )
     args = parser.parse_args()
+    parts = set(args.only or ["enqueue", "drain", "latency"])
     with tempfile.TemporaryDirectory(prefix="faena-bench-") as d:
         tmp = Path(d)
         for kind in args.broker or ["sqlite"]:
-            for variant in ("enqueue", "normal") if kind == "sqlite" else ("",):
-                bench_enqueue(kind, tmp, variant, args.enqueue, args.bulk)
-            bench_drain(kind, tmp, args.drain)
-            bench_latency(kind, tmp, args.latency)
+            if "enqueue" in parts:
+                for variant in ("enqueue", "normal") if kind == "sqlite" else ("",):
+                    bench_enqueue(kind, tmp, variant, args.enqueue, args.bulk)
+            if "drain" in parts:
+                bench_drain(kind, tmp, args.drain)
+            if "latency" in parts:
+                bench_latency(kind, tmp, args.latency)
 
 
 if __name__ == "__main__":
