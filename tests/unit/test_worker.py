@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -178,3 +179,30 @@ def test_pool_limits_in_one_process(app: faena.App, stop: list) -> None:
     for h in handles:
         h.wait(timeout=20)
     assert peak == 1
+
+
+def _readable(inbox: Any) -> bool:
+    return bool(select.select([inbox], [], [], 0)[0])
+
+
+def test_completions_wake_the_dispatcher_only_while_it_sleeps() -> None:
+    from faena.core import lifecycle
+    from faena.core.job import NewJob
+    from faena.worker.results import Completions, RunResult
+
+    job = lifecycle.create(NewJob(task="t", queue="q", id="j"), 0.0)
+    inbox = Completions()
+    inbox.put(RunResult(job, 0.0))  # the dispatcher is busy: no wake-up is written
+    assert not _readable(inbox)
+    assert not inbox.arm()  # a result is waiting: do not sleep
+    assert [r.job.id for r in inbox.take_all()] == ["j"]
+
+    assert inbox.arm()  # nothing waiting: the dispatcher sleeps
+    threading.Thread(target=inbox.put, args=(RunResult(job, 0.0),)).start()
+    assert select.select([inbox], [], [], 5.0)[0] == [inbox]
+    inbox.disarm(True)
+    assert not _readable(inbox)  # the wake-up was consumed
+    assert len(inbox.take_all()) == 1
+    inbox.poke()  # a stop request wakes it whatever the state
+    assert _readable(inbox)
+    inbox.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -27,30 +26,52 @@ class RunResult:
 
 
 class Completions:
-    """A thread-safe inbox with a descriptor that turns readable when results arrive."""
+    """A thread-safe inbox with a descriptor that turns readable when results arrive.
+
+    The descriptor is only written while the dispatcher sleeps (between :meth:`arm` and
+    :meth:`disarm`): a result that arrives while it is busy is simply taken at its next
+    :meth:`take_all`, without a system call on either side.
+    """
 
     def __init__(self) -> None:
         self._items: deque[RunResult] = deque()
         self._r, self._w = socket.socketpair()
         self._r.setblocking(False)
         self._w.setblocking(False)
-        self._lock = threading.Lock()
+        self._sleeping = False
 
     def fileno(self) -> int:
         return self._r.fileno()
 
     def put(self, item: RunResult) -> None:
         self._items.append(item)
-        self.poke()
+        if self._sleeping:
+            self.poke()
 
     def poke(self) -> None:
+        """Wake the dispatcher (also used to make it look at a stop request)."""
         with contextlib.suppress(OSError):
             self._w.send(b"\x01")
 
+    def arm(self) -> bool:
+        """The dispatcher is about to sleep on the descriptor: True if it should not (results
+        are waiting already). The flag is set before the inbox is looked at, so a result
+        put in between is seen here or pokes the descriptor."""
+        self._sleeping = True
+        if self._items:
+            self._sleeping = False
+            return False
+        return True
+
+    def disarm(self, readable: bool) -> None:
+        """The dispatcher woke up; ``readable`` if the descriptor was among the reasons."""
+        self._sleeping = False
+        if readable:
+            with contextlib.suppress(OSError):
+                while self._r.recv(4096):
+                    pass
+
     def take_all(self) -> list[RunResult]:
-        with contextlib.suppress(OSError):
-            while self._r.recv(4096):
-                pass
         out = []
         while self._items:
             out.append(self._items.popleft())

@@ -186,13 +186,21 @@ class Worker:
                 want = True  # timed out: a delayed job may be due, or capacity came back
 
     def _wait(self, fds: list[Any], timeout: float) -> list[Any]:
+        """Sleep until one of ``fds`` is readable or ``timeout`` passes (the executors'
+        inbox is always among them); the readable ones."""
         if timeout <= 0:
             return []
+        inbox = self._completions
+        if not inbox.arm():
+            return [inbox]
         flush_events()
+        readable: list[Any] = []
         try:
             readable, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:
-            return []
+            pass
+        finally:
+            inbox.disarm(inbox in readable)
         return readable
 
     def _idle_timeout(self, more_wanted: bool, saturated: bool) -> float:
@@ -229,10 +237,11 @@ class Worker:
         accepted, claim = self.app.broker.finish_and_claim(
             [o for _, o in done], self.name, self.queues, limit, self.app.lease_seconds
         )
-        self._report(done, accepted)
-        self._on_reaped(claim.reaped)
+        # Start the new jobs first: they run while the finished ones are logged.
         for job in claim.jobs:
             self._start(job)
+        self._report(done, accepted)
+        self._on_reaped(claim.reaped)
         return claim
 
     def _drain_step(self, done: list[tuple[RunResult, Outcome]]) -> bool:
