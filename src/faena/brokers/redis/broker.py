@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
 from faena.brokers.redis.codec import (
     FIELDS,
-    new_job_args,
+    enqueue_groups,
     num,
     outcome_args,
     rows,
@@ -84,9 +84,15 @@ class RedisBroker:
     def _key(self, name: str) -> str:
         return f"{self._tag}:{name}"
 
-    def _run(self, name: str, now: float, args: Sequence[str]) -> Any:
+    def _run(
+        self,
+        name: str,
+        now: float,
+        args: Sequence[str],
+        meanwhile: Callable[[], object] | None = None,
+    ) -> Any:
         with wrapped(self._target):
-            return self._link.run(self._calls[name], [num(now), *args])
+            return self._link.run(self._calls[name], [num(now), *args], meanwhile)
 
     def _run_now(self, name: str, build: Callable[[float], Sequence[str]]) -> Any:
         """Like ``_run`` for calls that write lease deadlines: ``now`` and the arguments are
@@ -165,20 +171,22 @@ class RedisBroker:
         if not jobs:
             return []
         now = self._clock.now()
-        batch = json.dumps(
-            [new_job_args(new, now if new.run_at is None else new.run_at) for new in jobs],
-            ensure_ascii=False,
-        )
-        reply = self._run("enqueue", now, [batch])
+        batch = json.dumps(enqueue_groups(jobs, now), ensure_ascii=False)
+        created: list[Job] = []
+
+        def build() -> None:  # the records as created, built while Redis stores them
+            created.extend(lifecycle.create(new, now) for new in jobs)
+
+        reply = self._run("enqueue", now, [batch], build)
         if reply == 0:  # every job created as asked
-            return [lifecycle.create(new, now) for new in jobs]
+            return created
         status, found = rows(reply)
         if status == "unknown_pool":
             known = call(self._target, lambda: self._client.hkeys(self._key("pools")))
             raise UnknownPoolError(unknown_pool(found, known))
         return [
-            lifecycle.create(new, now) if record == 0 else to_job(record)
-            for new, record in zip(jobs, found, strict=True)
+            job if record == 0 else to_job(record)
+            for job, record in zip(created, found, strict=True)
         ]
 
     # workers ---------------------------------------------------------------------------------

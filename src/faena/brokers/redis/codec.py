@@ -82,22 +82,54 @@ def num(value: float) -> str:
     return repr(float(value))
 
 
-def new_job_args(new: NewJob, run_at: float) -> list[str]:
-    return [
-        new.id,
+def _shared(new: NewJob) -> tuple[str, str, int, str, int, int, float | None]:
+    return (
         new.task,
         new.queue,
-        new.args_json,
-        new.kwargs_json,
-        str(int(new.priority)),
+        new.priority,
         new.pool,
-        str(int(new.pool_slots)),
-        str(int(new.max_attempts)),
-        "" if new.timeout is None else num(new.timeout),
-        "" if new.idempotency_key is None else "+" + new.idempotency_key,
-        num(run_at),
-        priority_rank(new.priority),
-    ]
+        new.pool_slots,
+        new.max_attempts,
+        new.timeout,
+    )
+
+
+def enqueue_groups(jobs: Sequence[NewJob], now: float) -> list[list[Any]]:
+    """The enqueue function's argument: runs of jobs that share their options, each a list
+    of those options then one short list per job (see ``lua/enqueue.lua``)."""
+    groups: list[list[Any]] = []
+    last: tuple[str, str, int, str, int, int, float | None] | None = None
+    group: list[Any] = []
+    now_text = num(now)
+    for new in jobs:
+        shared = _shared(new)
+        if shared != last:
+            task, queue, priority, pool, slots, max_attempts, timeout = shared
+            group = [
+                [
+                    task,
+                    queue,
+                    str(int(priority)),
+                    pool,
+                    str(int(slots)),
+                    str(int(max_attempts)),
+                    "" if timeout is None else num(timeout),
+                    priority_rank(priority),
+                ]
+            ]
+            groups.append(group)
+            last = shared
+        key = new.idempotency_key
+        group.append(
+            [
+                new.id,
+                new.args_json,
+                new.kwargs_json,
+                now_text if new.run_at is None else num(new.run_at),
+                "" if key is None else "+" + key,
+            ]
+        )
+    return groups
 
 
 def outcome_args(outcome: Outcome) -> list[str]:

@@ -184,18 +184,25 @@ class Link:
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connections(ref))
 
-    def run(self, call: FunctionCall, args: Sequence[str] | Callable[[], Sequence[str]]) -> Any:
+    def run(
+        self,
+        call: FunctionCall,
+        args: Sequence[str] | Callable[[], Sequence[str]],
+        meanwhile: Callable[[], object] | None = None,
+    ) -> Any:
         """Call a function; ``args`` may be a function, called again for every retry, so
         that times in them (a lease deadline) are taken when the call is sent, not before an
-        outage."""
+        outage. ``meanwhile`` runs once, after the command is first sent and while Redis
+        works on it."""
         try:
             conn = self._free.pop()
         except IndexError:
             conn = self._pool_class(**self._kwargs)
+        pending = [meanwhile] if meanwhile is not None else []
 
         def attempt() -> Any:
             command = call.command(args() if callable(args) else args)
-            return self._once(conn, call, command)
+            return self._once(conn, call, command, pending)
 
         try:
             return self._retry.call_with_retry(attempt, lambda _error: conn.disconnect())
@@ -203,8 +210,12 @@ class Link:
             self._free.append(conn)
 
     @staticmethod
-    def _once(conn: Any, call: FunctionCall, command: bytes) -> Any:
+    def _once(
+        conn: Any, call: FunctionCall, command: bytes, pending: list[Callable[[], object]]
+    ) -> Any:
         conn.send_packed_command([command])
+        while pending:
+            pending.pop()()
         try:
             return conn.read_response()
         except ResponseError as exc:

@@ -1,18 +1,19 @@
--- enqueue: ARGV[3] = a JSON array of jobs, each an array of strings: id, task, queue, args,
--- kwargs, priority, pool, slots, max_attempts, timeout ('' = none), idempotency key ('' =
--- none, else '+' key), run_at, priority rank (16 hex digits).
+-- enqueue: ARGV[3] = a JSON array of groups of jobs that share their options (an
+-- enqueue_many call is one group). A group is an array: its shared options as strings (task,
+-- queue, priority, pool, slots, max_attempts, timeout ('' = none), priority rank (16 hex
+-- digits)), then one array per job: id, args, kwargs, run_at, idempotency key ('' = none,
+-- else '+' key).
 -- All or nothing: an unknown pool writes nothing. Reply: 0 if every job was created as asked,
 -- else (JSON) ["unknown_pool", pool] or ["ok", per job: 0 if created as asked, else the
 -- record of the job returned in its place].
-local jobs = cjson.decode(ARGV[3])
-local checked = {}
-for _, j in ipairs(jobs) do
-  if not checked[j[7]] then
-    if redis.call('HEXISTS', K_POOLS, j[7]) == 0 then
-      return cjson.encode({ 'unknown_pool', j[7] })
-    end
-    checked[j[7]] = true
+local groups = cjson.decode(ARGV[3])
+local n = 0
+for _, g in ipairs(groups) do
+  local pool = g[1][4]
+  if redis.call('HEXISTS', K_POOLS, pool) == 0 then
+    return cjson.encode({ 'unknown_pool', pool })
   end
+  n = n + #g - 1
 end
 
 local function holder(key)
@@ -23,97 +24,109 @@ local function holder(key)
   return nil
 end
 
--- Index writes are gathered per key and sent as few variadic commands.
-local batch, order = {}, {}
-local function add(cmd, key, a, b)
-  local e = batch[key]
-  if not e then
-    e = { cmd = cmd, args = {} }
-    batch[key] = e
-    order[#order + 1] = key
+-- Variadic commands in slices of at most 1000 arguments after the key; returns the sum of
+-- the replies.
+local function variadic(cmd, key, args, flag)
+  local total = 0
+  for lo = 1, #args, 1000 do
+    local hi = math.min(lo + 999, #args)
+    if flag then
+      total = total + redis.call(cmd, key, flag, unpack(args, lo, hi))
+    else
+      total = total + redis.call(cmd, key, unpack(args, lo, hi))
+    end
   end
-  local t = e.args
-  t[#t + 1] = a
-  if b then t[#t + 1] = b end
+  return total
 end
 
-local out, woken, subs = {}, {}, {}
-local n = #jobs
-local seq = redis.call('HINCRBY', K_META, 'seq', n) - n
 -- Each job takes the next sequence number. Adding them all to K_ALL with NX both indexes
 -- the new jobs and finds the ids that exist already (a repeated call after a lost reply):
 -- only when fewer were added than sent are the scores read back to tell which.
-local members = {}
-for i, j in ipairs(jobs) do
-  members[2 * i - 1] = seq + i
-  members[2 * i] = j[1]
-end
-local added = 0
-for lo = 1, #members, 1000 do
-  added = added + redis.call('ZADD', K_ALL, 'NX', unpack(members, lo, math.min(lo + 999, #members)))
+local seq = redis.call('HINCRBY', K_META, 'seq', n) - n
+local members, ids = {}, {}
+local i = 0
+for _, g in ipairs(groups) do
+  for k = 2, #g do
+    i = i + 1
+    members[2 * i - 1] = seq + i
+    members[2 * i] = g[k][1]
+    ids[i] = g[k][1]
+  end
 end
 local known = {}
-if added < n then
-  local ids = {}
-  for i, j in ipairs(jobs) do ids[i] = j[1] end
+if variadic('ZADD', K_ALL, members, 'NX') < n then
   local scores = redis.call('ZMSCORE', K_ALL, unpack(ids))
-  for i = 1, n do
-    if tonumber(scores[i]) ~= seq + i then known[i] = true end
+  for x = 1, n do
+    if tonumber(scores[x]) ~= seq + x then known[x] = true end
   end
 end
-local created = 0
-for i, j in ipairs(jobs) do
-  local id, q = j[1], j[3]
-  local key = nil
-  if j[11] ~= '' then key = string.sub(j[11], 2) end
-  local existing = nil
-  if known[i] then
-    existing = rec(id)
-  elseif key then
-    existing = holder(key)
-    if existing then redis.call('ZREM', K_ALL, id) end
+
+local out, woken, created = {}, {}, 0
+local pend, ready, delayed = {}, {}, {} -- per key: arguments of one variadic ZADD
+local function push(t, key, score, member)
+  local a = t[key]
+  if not a then
+    a = {}
+    t[key] = a
   end
-  if existing then
-    out[i] = existing
-  else
-    created = created + 1
-    local run_at = j[12]
-    local state = 'queued'
-    if tonumber(run_at) > NOW then state = 'scheduled' end
-    local rank = j[13] .. string.format('%015d', seq + i)
-    local fields = { 'id', id, 'task', j[2], 'queue', q, 'args', j[4], 'kwargs', j[5],
-                     'state', state, 'priority', j[6], 'pool', j[7], 'slots', j[8],
-                     'attempt', '0', 'tries', '0', 'max', j[9], 'timeout', j[10],
-                     'enq', NOW_S, 'run_at', run_at, 'rank', rank }
-    if key then
-      fields[#fields + 1] = 'ikey'
-      fields[#fields + 1] = key
-      redis.call('HSET', K_IDEM, key, id)
+  a[#a + 1] = score
+  a[#a + 1] = member
+end
+i = 0
+for _, g in ipairs(groups) do
+  local c = g[1]
+  local task, q, priority, pool, slots, max, timeout, prefix =
+    c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+  local sub = pool .. '|' .. slots
+  local pkey, rkey, dkey = pend_key(q), ready_key(q, sub), delayed_key(q)
+  local queued, scheduled = 0, 0
+  for k = 2, #g do
+    i = i + 1
+    local j = g[k]
+    local id, run_at, key = j[1], j[4], nil
+    if j[5] ~= '' then key = string.sub(j[5], 2) end
+    local existing = nil
+    if known[i] then
+      existing = rec(id)
+    elseif key then
+      existing = holder(key)
+      if existing then redis.call('ZREM', K_ALL, id) end
     end
-    redis.call('HSET', jkey(id), unpack(fields))
-    add('ZADD', pend_key(q), run_at, id)
-    if state == 'queued' then
-      local sub = j[7] .. '|' .. j[8]
-      add('ZADD', ready_key(q, sub), 0, rank .. id)
-      subs[q .. '\n' .. sub] = true
+    if existing then
+      out[i] = existing
     else
-      add('ZADD', delayed_key(q), run_at, id)
+      created = created + 1
+      out[i] = 0
+      local rank = prefix .. string.format('%015d', seq + i)
+      local state = 'queued'
+      if tonumber(run_at) > NOW then state = 'scheduled' end
+      redis.call('HSET', jkey(id), 'id', id, 'task', task, 'queue', q, 'args', j[2],
+                 'kwargs', j[3], 'state', state, 'priority', priority, 'pool', pool,
+                 'slots', slots, 'attempt', '0', 'tries', '0', 'max', max,
+                 'timeout', timeout, 'enq', NOW_S, 'run_at', run_at, 'rank', rank)
+      if key then
+        redis.call('HSET', jkey(id), 'ikey', key)
+        redis.call('HSET', K_IDEM, key, id)
+      end
+      push(pend, pkey, run_at, id)
+      if state == 'queued' then
+        push(ready, rkey, 0, rank .. id)
+        queued = queued + 1
+      else
+        push(delayed, dkey, run_at, id)
+        scheduled = scheduled + 1
+      end
     end
-    bump(D_COUNTS, q .. '|' .. state, 1)
-    woken[q] = true
-    out[i] = 0
   end
-end
-for _, key in ipairs(order) do
-  local e = batch[key]
-  local args = e.args
-  for lo = 1, #args, 1000 do
-    redis.call(e.cmd, key, unpack(args, lo, math.min(lo + 999, #args)))
+  if queued > 0 then
+    bump(D_COUNTS, q .. '|queued', queued)
+    redis.call('SADD', subs_key(q), sub)
   end
+  if scheduled > 0 then bump(D_COUNTS, q .. '|scheduled', scheduled) end
+  if queued + scheduled > 0 then woken[q] = true end
 end
-for qs in pairs(subs) do
-  local nl = string.find(qs, '\n', 1, true)
-  redis.call('SADD', subs_key(string.sub(qs, 1, nl - 1)), string.sub(qs, nl + 1))
+for _, t in ipairs({ pend, ready, delayed }) do
+  for key, args in pairs(t) do variadic('ZADD', key, args) end
 end
 flush()
 wake(woken)
