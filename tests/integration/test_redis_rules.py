@@ -178,3 +178,13 @@ def test_a_server_older_than_redis_7_is_explained() -> None:
     exc = ResponseError("unknown command 'FCALL', with args beginning with: 'faena_x'")
     message = describe(target, exc)
     assert "Redis 7.0 or newer" in message and "secret" not in message
+
+
+def test_a_big_bulk_sent_again_returns_its_jobs(broker) -> None:
+    # more jobs than one variadic slice (1,000 arguments): the existence check is sliced too
+    first = [NewJob(task="t", queue="q") for _ in range(2500)]
+    created = broker.enqueue(first)
+    extra = NewJob(task="t", queue="q")
+    again = broker.enqueue([*first, extra])
+    assert [j.id for j in again] == [*(j.id for j in created), extra.id]
+    assert broker.queue_stats()[0].waiting == 2501

@@ -24,21 +24,6 @@ local function holder(key)
   return nil
 end
 
--- Variadic commands in slices of at most 1000 arguments after the key; returns the sum of
--- the replies.
-local function variadic(cmd, key, args, flag)
-  local total = 0
-  for lo = 1, #args, 1000 do
-    local hi = math.min(lo + 999, #args)
-    if flag then
-      total = total + redis.call(cmd, key, flag, unpack(args, lo, hi))
-    else
-      total = total + redis.call(cmd, key, unpack(args, lo, hi))
-    end
-  end
-  return total
-end
-
 -- Each job takes the next sequence number. Adding them all to K_ALL with NX both indexes
 -- the new jobs and finds the ids that exist already (a repeated call after a lost reply):
 -- only when fewer were added than sent are the scores read back to tell which.
@@ -55,23 +40,16 @@ for _, g in ipairs(groups) do
 end
 local known = {}
 if variadic('ZADD', K_ALL, members, 'NX') < n then
-  local scores = redis.call('ZMSCORE', K_ALL, unpack(ids))
-  for x = 1, n do
-    if tonumber(scores[x]) ~= seq + x then known[x] = true end
+  for lo = 1, n, 1000 do
+    local scores = redis.call('ZMSCORE', K_ALL, unpack(ids, lo, math.min(lo + 999, n)))
+    for x = lo, math.min(lo + 999, n) do
+      if tonumber(scores[x - lo + 1]) ~= seq + x then known[x] = true end
+    end
   end
 end
 
 local out, woken, created = {}, {}, 0
-local pend, ready, delayed = {}, {}, {} -- per key: arguments of one variadic ZADD
-local function push(t, key, score, member)
-  local a = t[key]
-  if not a then
-    a = {}
-    t[key] = a
-  end
-  a[#a + 1] = score
-  a[#a + 1] = member
-end
+local pend, ready, delayed = {}, {}, {} -- index writes, gathered per key
 i = 0
 for _, g in ipairs(groups) do
   local c = g[1]
@@ -108,12 +86,12 @@ for _, g in ipairs(groups) do
         redis.call('HSET', jkey(id), 'ikey', key)
         redis.call('HSET', K_IDEM, key, id)
       end
-      push(pend, pkey, run_at, id)
+      gather(pend, pkey, run_at, id)
       if state == 'queued' then
-        push(ready, rkey, 0, rank .. id)
+        gather(ready, rkey, 0, rank .. id)
         queued = queued + 1
       else
-        push(delayed, dkey, run_at, id)
+        gather(delayed, dkey, run_at, id)
         scheduled = scheduled + 1
       end
     end
@@ -125,9 +103,9 @@ for _, g in ipairs(groups) do
   if scheduled > 0 then bump(D_COUNTS, q .. '|scheduled', scheduled) end
   if queued + scheduled > 0 then woken[q] = true end
 end
-for _, t in ipairs({ pend, ready, delayed }) do
-  for key, args in pairs(t) do variadic('ZADD', key, args) end
-end
+write_gathered('ZADD', pend)
+write_gathered('ZADD', ready)
+write_gathered('ZADD', delayed)
 flush()
 wake(woken)
 if created == n then return 0 end

@@ -183,19 +183,52 @@ local function pool_free(pool)
   return size - used
 end
 
+-- Variadic commands in slices of at most 1000 arguments after the key (and an optional flag
+-- such as NX); returns the sum of the replies.
+local function variadic(cmd, key, args, flag)
+  local total = 0
+  for lo = 1, #args, 1000 do
+    local hi = math.min(lo + 999, #args)
+    if flag then
+      total = total + redis.call(cmd, key, flag, unpack(args, lo, hi))
+    else
+      total = total + redis.call(cmd, key, unpack(args, lo, hi))
+    end
+  end
+  return total
+end
+
+-- Index writes of one call, gathered per key and sent as one variadic command each by
+-- write_gathered() (a claim of n jobs costs one ZREM per ready set, not n).
+local function gather(t, key, a, b)
+  local args = t[key]
+  if not args then
+    args = {}
+    t[key] = args
+  end
+  args[#args + 1] = a
+  if b ~= nil then args[#args + 1] = b end
+end
+
+local function write_gathered(cmd, t)
+  for key, args in pairs(t) do variadic(cmd, key, args) end
+end
+
 -- Ready sets are split by (pool, slots), so the head of each is the best job of its kind:
 -- if the head does not fit its pool, nothing behind it does. Merging the heads in rank order
--- and skipping those that do not fit is exactly faena.core.pools.Admission.
-local function heads(queues)
+-- and skipping those that do not fit is exactly faena.core.pools.Admission. A claim of up
+-- to `limit` jobs never takes more than `limit` from one set, so that many are read at once.
+local function heads(queues, limit)
   local out = {}
   for _, q in ipairs(queues) do
     promote(q)
     for _, sub in ipairs(redis.call('SMEMBERS', subs_key(q))) do
       local key = ready_key(q, sub)
-      local m = redis.call('ZRANGE', key, 0, 0)[1]
-      if m then
+      local list = redis.call('ZRANGE', key, 0, limit - 1)
+      if #list > 0 then
         local bar = string.find(sub, '|', 1, true)
-        out[#out + 1] = { key = key, m = m, pool = string.sub(sub, 1, bar - 1),
+        out[#out + 1] = { key = key, list = list, at = 1, m = list[1],
+                          pool = string.sub(sub, 1, bar - 1),
                           slots = tonumber(string.sub(sub, bar + 1)) }
       else
         redis.call('SREM', subs_key(q), sub)
@@ -205,14 +238,15 @@ local function heads(queues)
   return out
 end
 
-local function take(id, worker, deadline)
+-- `w` gathers the index writes (pend: ZREM per queue, running: ZADD) of the whole claim.
+local function take(id, worker, deadline, w)
   local r = rec(id)
   local old = r[I.state]
-  redis.call('ZREM', pend_key(r[I.queue]), id)
+  gather(w.pend, pend_key(r[I.queue]), id)
   put(id, r, { I.state, 'running', I.attempt, tostring(tonumber(r[I.attempt]) + 1),
                I.tries, tostring(tonumber(r[I.tries]) + 1), I.worker, worker,
                I.started, NOW_S, I.lease, deadline })
-  redis.call('ZADD', K_RUNNING, deadline, id)
+  gather(w.running, K_RUNNING, deadline, id)
   bump(D_USED, r[I.pool], tonumber(r[I.slots]))
   move_state(id, r, old)
   return r
@@ -224,8 +258,9 @@ local function claim(worker, limit, deadline, queues)
   local par_free = nil
   if par then par_free = tonumber(par) - redis.call('ZCARD', K_RUNNING) end
   if limit <= 0 or (par_free and par_free <= 0) then return chosen end
-  local hs = heads(queues)
+  local hs = heads(queues, limit)
   local free = {}
+  local w = { ready = {}, pend = {}, running = {} }
   while #chosen < limit and (not par_free or par_free > 0) do
     local best = nil
     for _, h in ipairs(hs) do
@@ -235,12 +270,16 @@ local function claim(worker, limit, deadline, queues)
       end
     end
     if not best then break end
-    redis.call('ZREM', best.key, best.m)
-    chosen[#chosen + 1] = take(string.sub(best.m, 32), worker, deadline)
+    gather(w.ready, best.key, best.m)
+    chosen[#chosen + 1] = take(string.sub(best.m, 32), worker, deadline, w)
     free[best.pool] = free[best.pool] - best.slots
     if par_free then par_free = par_free - 1 end
-    if #chosen < limit then best.m = redis.call('ZRANGE', best.key, 0, 0)[1] end
+    best.at = best.at + 1
+    best.m = best.list[best.at]
   end
+  write_gathered('ZREM', w.ready)
+  write_gathered('ZREM', w.pend)
+  write_gathered('ZADD', w.running)
   return chosen
 end
 
@@ -257,7 +296,8 @@ end
 
 -- One outcome is 11 arguments: id, attempt, state, has_result, result, has_error, type,
 -- message, traceback, retry_at ('' = now), max_attempts ('' = keep). 1 if written, else 0.
-local function finish_one(a, woken)
+-- `w` gathers the index writes of all the outcomes (running: ZREM, done: ZADD).
+local function finish_one(a, woken, w)
   local id, attempt, state = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local v = redis.call('HMGET', jkey(id), 'state', 'attempt', 'queue', 'pool', 'slots',
                        'rank', 'run_at')
@@ -265,7 +305,8 @@ local function finish_one(a, woken)
   local r = {}
   r[I.state], r[I.queue], r[I.pool], r[I.slots], r[I.rank], r[I.run_at] =
     v[1], v[3], v[4], v[5], v[6], v[7]
-  end_lease(id, r)
+  gather(w.running, K_RUNNING, id)
+  bump(D_USED, r[I.pool], -tonumber(r[I.slots]))
   local ch = {}
   if ARGV[a + 10] ~= '' then ch = { I.max, ARGV[a + 10] } end
   local has_error = ARGV[a + 5] == '1'
@@ -289,7 +330,7 @@ local function finish_one(a, woken)
     end
     for i = 1, #more do ch[n + i] = more[i] end
     put(id, r, ch)
-    redis.call('ZADD', K_DONE, NOW_S, id)
+    gather(w.done, K_DONE, NOW_S, id)
   end
   move_state(id, r, 'running')
   return 1
@@ -298,8 +339,10 @@ end
 -- Outcomes start at ARGV[a] with their count.
 local function finish_from(a)
   local n = tonumber(ARGV[a])
-  local done, woken = {}, {}
-  for i = 0, n - 1 do done[i + 1] = finish_one(a + 1 + i * 11, woken) end
+  local done, woken, w = {}, {}, { running = {}, done = {} }
+  for i = 0, n - 1 do done[i + 1] = finish_one(a + 1 + i * 11, woken, w) end
+  write_gathered('ZREM', w.running)
+  write_gathered('ZADD', w.done)
   wake(woken)
   return done
 end
