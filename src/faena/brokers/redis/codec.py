@@ -96,39 +96,38 @@ def _shared(new: NewJob) -> tuple[str, str, int, str, int, int, float | None]:
 
 def enqueue_groups(jobs: Sequence[NewJob], now: float) -> list[list[Any]]:
     """The enqueue function's argument: runs of jobs that share their options, each a list
-    of those options then one short list per job (see ``lua/enqueue.lua``)."""
+    of those options then the jobs' own fields as columns (see ``lua/enqueue.lua``)."""
     groups: list[list[Any]] = []
     last: tuple[str, str, int, str, int, int, float | None] | None = None
-    group: list[Any] = []
+    ids: list[str] = []
+    args: list[str] = []
+    kwargs: list[str] = []
+    run_ats: list[str] = []
+    keys: list[str] = []
     now_text = num(now)
     for new in jobs:
         shared = _shared(new)
         if shared != last:
             task, queue, priority, pool, slots, max_attempts, timeout = shared
-            group = [
-                [
-                    task,
-                    queue,
-                    str(int(priority)),
-                    pool,
-                    str(int(slots)),
-                    str(int(max_attempts)),
-                    "" if timeout is None else num(timeout),
-                    priority_rank(priority),
-                ]
+            ids, args, kwargs, run_ats, keys = [], [], [], [], []
+            options = [
+                task,
+                queue,
+                str(int(priority)),
+                pool,
+                str(int(slots)),
+                str(int(max_attempts)),
+                "" if timeout is None else num(timeout),
+                priority_rank(priority),
             ]
-            groups.append(group)
+            groups.append([options, ids, args, kwargs, run_ats, keys])
             last = shared
+        ids.append(new.id)
+        args.append(new.args_json)
+        kwargs.append(new.kwargs_json)
+        run_ats.append(now_text if new.run_at is None else num(new.run_at))
         key = new.idempotency_key
-        group.append(
-            [
-                new.id,
-                new.args_json,
-                new.kwargs_json,
-                now_text if new.run_at is None else num(new.run_at),
-                "" if key is None else "+" + key,
-            ]
-        )
+        keys.append("" if key is None else "+" + key)
     return groups
 
 

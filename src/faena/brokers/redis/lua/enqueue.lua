@@ -1,8 +1,8 @@
 -- enqueue: ARGV[3] = a JSON array of groups of jobs that share their options (an
 -- enqueue_many call is one group). A group is an array: its shared options as strings (task,
 -- queue, priority, pool, slots, max_attempts, timeout ('' = none), priority rank (16 hex
--- digits)), then one array per job: id, args, kwargs, run_at, idempotency key ('' = none,
--- else '+' key).
+-- digits)), then its jobs as columns (arrays of one string per job): ids, args, kwargs,
+-- run_at, idempotency keys ('' = none, else '+' key).
 -- All or nothing: an unknown pool writes nothing. Reply: 0 if every job was created as asked,
 -- else (JSON) ["unknown_pool", pool] or ["ok", per job: 0 if created as asked, else the
 -- record of the job returned in its place].
@@ -13,7 +13,7 @@ for _, g in ipairs(groups) do
   if redis.call('HEXISTS', K_POOLS, pool) == 0 then
     return cjson.encode({ 'unknown_pool', pool })
   end
-  n = n + #g - 1
+  n = n + #g[2]
 end
 
 local function holder(key)
@@ -31,11 +31,11 @@ local seq = redis.call('HINCRBY', K_META, 'seq', n) - n
 local members, ids = {}, {}
 local i = 0
 for _, g in ipairs(groups) do
-  for k = 2, #g do
+  for _, id in ipairs(g[2]) do
     i = i + 1
     members[2 * i - 1] = seq + i
-    members[2 * i] = g[k][1]
-    ids[i] = g[k][1]
+    members[2 * i] = id
+    ids[i] = id
   end
 end
 local known = {}
@@ -58,11 +58,11 @@ for _, g in ipairs(groups) do
   local sub = pool .. '|' .. slots
   local pkey, rkey, dkey = pend_key(q), ready_key(q, sub), delayed_key(q)
   local queued, scheduled = 0, 0
-  for k = 2, #g do
+  local g_ids, g_args, g_kwargs, g_run_at, g_keys = g[2], g[3], g[4], g[5], g[6]
+  for k = 1, #g_ids do
     i = i + 1
-    local j = g[k]
-    local id, run_at, key = j[1], j[4], nil
-    if j[5] ~= '' then key = string.sub(j[5], 2) end
+    local id, run_at, key = g_ids[k], g_run_at[k], nil
+    if g_keys[k] ~= '' then key = string.sub(g_keys[k], 2) end
     local existing = nil
     if known[i] then
       existing = rec(id)
@@ -78,8 +78,8 @@ for _, g in ipairs(groups) do
       local rank = prefix .. string.format('%015d', seq + i)
       local state = 'queued'
       if tonumber(run_at) > NOW then state = 'scheduled' end
-      redis.call('HSET', jkey(id), 'id', id, 'task', task, 'queue', q, 'args', j[2],
-                 'kwargs', j[3], 'state', state, 'priority', priority, 'pool', pool,
+      redis.call('HSET', jkey(id), 'id', id, 'task', task, 'queue', q, 'args', g_args[k],
+                 'kwargs', g_kwargs[k], 'state', state, 'priority', priority, 'pool', pool,
                  'slots', slots, 'attempt', '0', 'tries', '0', 'max', max,
                  'timeout', timeout, 'enq', NOW_S, 'run_at', run_at, 'rank', rank)
       if key then
