@@ -242,10 +242,13 @@ end
 local function take(id, worker, deadline, w)
   local r = rec(id)
   local old = r[I.state]
+  local attempt = tostring(tonumber(r[I.attempt]) + 1)
+  local tries = tostring(tonumber(r[I.tries]) + 1)
+  r[I.state], r[I.attempt], r[I.tries], r[I.worker], r[I.started], r[I.lease] =
+    'running', attempt, tries, worker, NOW_S, deadline
+  redis.call('HSET', jkey(id), 'state', 'running', 'attempt', attempt, 'tries', tries,
+             'worker', worker, 'started', NOW_S, 'lease', deadline)
   gather(w.pend, pend_key(r[I.queue]), id)
-  put(id, r, { I.state, 'running', I.attempt, tostring(tonumber(r[I.attempt]) + 1),
-               I.tries, tostring(tonumber(r[I.tries]) + 1), I.worker, worker,
-               I.started, NOW_S, I.lease, deadline })
   gather(w.running, K_RUNNING, deadline, id)
   bump(D_USED, r[I.pool], tonumber(r[I.slots]))
   move_state(id, r, old)
@@ -307,6 +310,17 @@ local function finish_one(a, woken, w)
     v[1], v[3], v[4], v[5], v[6], v[7]
   gather(w.running, K_RUNNING, id)
   bump(D_USED, r[I.pool], -tonumber(r[I.slots]))
+  if state ~= 'failed' and ARGV[a + 5] ~= '1' and ARGV[a + 10] == '' then
+    -- the common end (success, no error to keep): one HSET, no change list
+    local result = ''
+    if ARGV[a + 3] == '1' then result = ARGV[a + 4] end
+    redis.call('HSET', jkey(id), 'state', state, 'result', result, 'finished', NOW_S,
+               'lease', '')
+    r[I.state] = state
+    gather(w.done, K_DONE, NOW_S, id)
+    move_state(id, r, 'running')
+    return 1
+  end
   local ch = {}
   if ARGV[a + 10] ~= '' then ch = { I.max, ARGV[a + 10] } end
   local has_error = ARGV[a + 5] == '1'
