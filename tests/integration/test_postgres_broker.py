@@ -17,7 +17,7 @@ from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.rows import JOB_COLUMNS
 from faena.brokers.postgres.schema import SCHEMA_VERSION
 from faena.core.clock import ManualClock
-from faena.core.job import NewJob
+from faena.core.job import NewJob, Outcome
 from faena.core.states import JobState
 from faena.errors import BrokerError, BrokerURLError, SchemaError, UnknownPoolError
 
@@ -104,6 +104,21 @@ def test_duplicate_writes_in_one_group_apply_once(broker: PostgresBroker) -> Non
     stale = Outcome(job.id, job.attempt + 1, JobState.SUCCEEDED)
     assert broker.finish([stale, ok, ok]) == [False, True, False]
     assert broker.release([Lease(job.id, job.attempt)]) == [False]
+
+
+def test_finish_alone_leaves_expired_leases_to_reap(broker: PostgresBroker) -> None:
+    # the worker's drain reports with finish: the leases it finds expired are reaped (and
+    # reported) by reap and claim, never dropped silently by finish
+    clock = broker._clock
+    assert isinstance(clock, ManualClock)
+    broker.enqueue([NewJob("t", "etl"), NewJob("t", "etl")])
+    lost, kept = broker.claim("w", ["etl"], 2, 30).jobs
+    clock.advance(31)
+    ok = Outcome(kept.id, kept.attempt, JobState.SUCCEEDED, result_json="1")
+    assert broker.finish([ok]) == [True]  # not reaped yet: still its attempt
+    stored = broker.get(lost.id)
+    assert stored is not None and stored.state is JobState.RUNNING
+    assert [r.job.id for r in broker.reap()] == [lost.id]
 
 
 def test_job_columns_match_the_table(broker: PostgresBroker, schema: str) -> None:

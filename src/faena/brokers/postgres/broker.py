@@ -1,8 +1,9 @@
 """The PostgreSQL broker: the contract of :mod:`faena.brokers.protocol` in SQL.
 
-Each call is one transaction on one pooled autocommit connection; the multi-step ones
-(claim, finish, finish_and_claim, release, enqueue) are PL/pgSQL functions of the schema, so
-they cost one round trip. Times come from the injected clock, never from the server.
+Each call is one transaction on one pooled autocommit connection; the multi-step ones are
+PL/pgSQL functions of the schema (``exchange`` finishes, reaps and claims; ``release``,
+``enqueue``), so they cost one round trip. Times come from the injected clock, never from the
+server.
 """
 
 from __future__ import annotations
@@ -182,14 +183,35 @@ class PostgresBroker:
         than a lease must not write a deadline that has already passed."""
         return {**params, "now": self._clock.now()}
 
+    def _exchange(
+        self,
+        what: str,
+        outcomes: Sequence[Outcome],
+        worker: str | None,
+        queues: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[bool], ClaimResult]:
+        """One call of the schema's ``exchange``: finish ``outcomes``, then (with ``queues``)
+        reap and claim up to ``limit`` jobs."""
+        keep = rows.once_each([o.lease for o in outcomes])
+        params: dict[str, Any] = {
+            "done": rows.outcomes_json([outcomes[i] for i in keep]) if keep else None,
+            "worker": worker,
+            "queues": None if queues is None else list(queues),
+            "limit": limit,
+            "lease": lease_seconds,
+        }
+        found = self._db.run(
+            what, lambda c: c.execute(self._q.exchange, self._fresh(params)).fetchall()
+        )
+        finished, result = rows.to_claim_result(found)
+        return rows.applied(len(outcomes), keep, finished), result
+
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
-        params = {"worker": worker, "queues": list(queues), "limit": limit, "lease": lease_seconds}
-        found = self._db.run(
-            "claim", lambda c: c.execute(self._q.claim, self._fresh(params)).fetchall()
-        )
-        return rows.to_claim_result(found)[1]
+        return self._exchange("claim", (), worker, queues, limit, lease_seconds)[1]
 
     def heartbeat(
         self, worker: str, leases: Sequence[Lease], lease_seconds: float
@@ -217,12 +239,7 @@ class PostgresBroker:
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
-        keep = rows.once_each([o.lease for o in outcomes])
-        params: dict[str, Any] = rows.outcome_params([outcomes[i] for i in keep])
-        done = self._db.run(
-            "finish", lambda c: c.execute(self._q.finish, self._fresh(params)).fetchall()
-        )
-        return rows.applied(len(outcomes), keep, (row[0] for row in done))
+        return self._exchange("finish", outcomes, None, None, 0, 0.0)[0]
 
     def finish_and_claim(
         self,
@@ -232,15 +249,7 @@ class PostgresBroker:
         limit: int,
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
-        keep = rows.once_each([o.lease for o in outcomes])
-        params: dict[str, Any] = rows.outcome_params([outcomes[i] for i in keep])
-        params.update(worker=worker, queues=list(queues), limit=limit, lease=lease_seconds)
-        found = self._db.run(
-            "finish_and_claim",
-            lambda c: c.execute(self._q.finish_and_claim, self._fresh(params)).fetchall(),
-        )
-        finished, result = rows.to_claim_result(found)
-        return rows.applied(len(outcomes), keep, finished), result
+        return self._exchange("finish_and_claim", outcomes, worker, queues, limit, lease_seconds)
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:

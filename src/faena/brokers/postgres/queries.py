@@ -38,10 +38,8 @@ def render(text: str, config: PgConfig) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Queries:
-    claim: str
+    exchange: str
     reap: str
-    finish: str
-    finish_and_claim: str
     release: str
     heartbeat: str
     enqueue: str

@@ -2,28 +2,13 @@
 -- quoted schema; parameters use psycopg's %(name)s style. Job rows are selected as j.*, in
 -- the table's column order (rows.JOB_COLUMNS).
 
--- name: claim
+-- name: exchange
 SELECT e.kind, e.ord, (e.job).*
-  FROM @schema@.claim(%(worker)s, %(queues)s::text[], %(limit)s::integer,
-                      %(lease)s::double precision, %(now)s::double precision) AS e;
+  FROM @schema@.exchange(%(done)s::json, %(worker)s, %(queues)s::text[], %(limit)s::integer,
+                         %(lease)s::double precision, %(now)s::double precision) AS e;
 
 -- name: reap
 SELECT e.kind, e.ord, (e.job).* FROM @schema@.reap(%(now)s::double precision) AS e;
-
--- name: finish
-SELECT f.ord FROM @schema@.finish(
-    %(ids)s::text[], %(attempts)s::integer[], %(states)s::text[], %(results)s::text[],
-    %(etypes)s::text[], %(emsgs)s::text[], %(etbs)s::text[],
-    %(retry_ats)s::double precision[], %(max_attempts)s::integer[],
-    %(now)s::double precision) AS f(ord);
-
--- name: finish_and_claim
-SELECT e.kind, e.ord, (e.job).* FROM @schema@.finish_and_claim(
-    %(ids)s::text[], %(attempts)s::integer[], %(states)s::text[], %(results)s::text[],
-    %(etypes)s::text[], %(emsgs)s::text[], %(etbs)s::text[],
-    %(retry_ats)s::double precision[], %(max_attempts)s::integer[],
-    %(worker)s, %(queues)s::text[], %(limit)s::integer, %(lease)s::double precision,
-    %(now)s::double precision) AS e;
 
 -- name: release
 SELECT r.ord FROM @schema@.release(%(ids)s::text[], %(attempts)s::integer[]) AS r(ord);

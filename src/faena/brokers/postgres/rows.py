@@ -115,26 +115,23 @@ def applied(n: int, keep: Sequence[int], positions: Iterable[int]) -> list[bool]
     return out
 
 
-def outcome_params(outcomes: Sequence[Outcome]) -> dict[str, list[Any] | None]:
-    """Column arrays of a group of outcomes, for ``finish``."""
-    errors = [o.error for o in outcomes]
-    has_error = any(e is not None for e in errors)
-    return {
-        "ids": [o.job_id for o in outcomes],
-        "attempts": [o.attempt for o in outcomes],
-        "states": [o.state.value for o in outcomes],
-        "results": _column([o.result_json for o in outcomes]),
-        "etypes": [None if e is None else e.type for e in errors] if has_error else None,
-        "emsgs": [None if e is None else e.message for e in errors] if has_error else None,
-        "etbs": [None if e is None else e.traceback for e in errors] if has_error else None,
-        "retry_ats": _column([o.retry_at for o in outcomes]),
-        "max_attempts": _column([o.max_attempts for o in outcomes]),
-    }
-
-
-def _column(values: list[Any]) -> list[Any] | None:
-    """``None`` for a column of NULLs: cheaper to send, and ``unnest`` pads it with NULLs."""
-    return values if any(v is not None for v in values) else None
+def outcomes_json(outcomes: Sequence[Outcome]) -> str:
+    """A group of outcomes as the JSON array ``exchange`` reads (keys of NULLs left out)."""
+    done = []
+    for o in outcomes:
+        item: dict[str, Any] = {"id": o.job_id, "attempt": o.attempt, "state": o.state.value}
+        if o.result_json is not None:
+            item["result"] = o.result_json
+        if o.error is not None:
+            item["etype"] = o.error.type
+            item["emsg"] = o.error.message
+            item["etb"] = o.error.traceback
+        if o.retry_at is not None:
+            item["retry_at"] = o.retry_at
+        if o.max_attempts is not None:
+            item["max_attempts"] = o.max_attempts
+        done.append(item)
+    return json.dumps(done, separators=(",", ":"))
 
 
 def new_jobs_json(jobs: Sequence[NewJob], created: Sequence[Job]) -> str:

@@ -54,8 +54,9 @@ def stored_version(conn: Conn, config: PgConfig) -> int | None:
     return 0 if found is None or found[0] is None else int(found[0])
 
 
-def migrate(conn: Conn, config: PgConfig) -> int:
-    """Bring the schema to :data:`SCHEMA_VERSION`; return the version it had (0: new)."""
+def migrate(conn: Conn, config: PgConfig, *, upto: int = SCHEMA_VERSION) -> int:
+    """Bring the schema to version ``upto`` (default :data:`SCHEMA_VERSION`; tests build older
+    schemas with it); return the version it had (0: new)."""
     s = config.quoted_schema
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS_MIGRATE, config.lock_key))
@@ -74,7 +75,7 @@ def migrate(conn: Conn, config: PgConfig) -> int:
             )
             version = 0
         for number, text in migrations():
-            if number <= version:
+            if number <= version or number > upto:
                 continue
             conn.execute(render(text, config))
             conn.execute(
