@@ -106,6 +106,62 @@ def test_duplicate_writes_in_one_group_apply_once(broker: PostgresBroker) -> Non
     assert broker.release([Lease(job.id, job.attempt)]) == [False]
 
 
+def test_a_group_is_written_whole_with_every_field(broker: PostgresBroker) -> None:
+    # groups of 8 and more go in with COPY: the same jobs as one by one would store
+    clock = broker._clock
+    assert isinstance(clock, ManualClock)
+    group = [
+        NewJob(
+            "t",
+            "etl",
+            args_json=f'["a\\tb\\n", {i}]',
+            kwargs_json='{"k": "\\u00e9"}',
+            priority=i % 3,
+            timeout=600 if i % 2 else 1.5,
+            max_attempts=2,
+            run_at=clock.now() + 60 if i == 7 else None,
+        )
+        for i in range(12)
+    ] + [NewJob("t", "dq", pool="tiny", pool_slots=0)]
+    made = broker.enqueue(group)
+    for new, job in zip(group, made, strict=True):
+        stored = broker.get(new.id)
+        assert stored == job
+        assert (stored.args_json, stored.kwargs_json) == (new.args_json, new.kwargs_json)
+        assert stored.timeout == new.timeout and stored.priority == new.priority
+    assert made[7].state is JobState.SCHEDULED and made[0].state is JobState.QUEUED
+    assert [j.id for j in broker.list_jobs(limit=3)] == [g.id for g in group[:-4:-1]]
+
+
+def test_a_group_sent_again_returns_the_stored_jobs(broker: PostgresBroker) -> None:
+    first = [NewJob("t", "etl") for _ in range(10)]
+    stored = broker.enqueue(first)
+    [running] = broker.claim("w", ["etl"], 1, 30).jobs
+    more = [NewJob("t", "etl") for _ in range(10)]
+    again = broker.enqueue(first[:5] + more)  # a producer whose reply was lost, and more
+    assert [j.id for j in again] == [j.id for j in stored[:5]] + [j.id for j in more]
+    assert again[0] == running and again[1] == stored[1]
+    assert len(broker.list_jobs(limit=100)) == 20
+
+
+def test_a_group_with_an_unknown_pool_writes_nothing(broker: PostgresBroker) -> None:
+    group = [NewJob("t", "etl") for _ in range(10)] + [NewJob("t", "etl", pool="gpu")]
+    with pytest.raises(UnknownPoolError, match="gpu"):
+        broker.enqueue(group)
+    assert broker.list_jobs() == []
+
+
+def test_a_group_wakes_the_workers(broker: PostgresBroker) -> None:
+    waker = broker.waker(["etl"])
+    try:
+        assert waker.wait_listening(5.0)
+        waker.drain()
+        broker.enqueue([NewJob("t", "etl") for _ in range(10)])
+        assert select.select([waker], [], [], 5.0)[0] == [waker]
+    finally:
+        waker.close()
+
+
 def test_finish_alone_leaves_expired_leases_to_reap(broker: PostgresBroker) -> None:
     # the worker's drain reports with finish: the leases it finds expired are reaped (and
     # reported) by reap and claim, never dropped silently by finish

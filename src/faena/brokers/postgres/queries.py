@@ -43,6 +43,7 @@ class Queries:
     release: str
     heartbeat: str
     enqueue: str
+    copy_jobs: str
     jobs_by_ids: str
     get: str
     get_for_update: str

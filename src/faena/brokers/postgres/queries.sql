@@ -22,6 +22,10 @@ RETURNING j.id, j.cancel_requested;
 -- name: enqueue
 SELECT e.ord, e.holder FROM @schema@.enqueue(%(jobs)s::json, %(now)s::double precision) AS e;
 
+-- name: copy_jobs
+COPY @schema@.jobs (id, task, queue, args_json, kwargs_json, state, priority, pool, pool_slots,
+                    max_attempts, timeout, enqueued_at, run_at) FROM STDIN (FORMAT BINARY);
+
 -- name: jobs_by_ids
 SELECT j.* FROM @schema@.jobs j WHERE j.id = ANY(%(ids)s::text[]);
 

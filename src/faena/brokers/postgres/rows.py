@@ -134,6 +134,43 @@ def outcomes_json(outcomes: Sequence[Outcome]) -> str:
     return json.dumps(done, separators=(",", ":"))
 
 
+#: the types of :func:`copy_row`'s values, in the column order of the ``copy_jobs`` query
+COPY_TYPES = (
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "int4",
+    "int4",
+    "float8",
+    "float8",
+    "float8",
+)
+
+
+def copy_row(new: NewJob, created: Job) -> tuple[Any, ...]:
+    """A new job as a row of the ``copy_jobs`` query (state and times as lifecycle set them)."""
+    return (
+        new.id,
+        new.task,
+        new.queue,
+        new.args_json,
+        new.kwargs_json,
+        created.state.value,
+        new.priority,
+        new.pool,
+        new.pool_slots,
+        new.max_attempts,
+        new.timeout,
+        created.enqueued_at,
+        created.run_at,
+    )
+
+
 def new_jobs_json(jobs: Sequence[NewJob], created: Sequence[Job]) -> str:
     """New jobs as the JSON array ``enqueue`` reads (state and run_at as lifecycle set them)."""
     return json.dumps(

@@ -275,3 +275,58 @@ BEGIN
 END
 $$;
 
+-- New jobs wake the workers: every statement that inserts into jobs (enqueue(), the COPY of a
+-- group) notifies the schema's channel once, in the inserting transaction, so a group written
+-- with COPY costs one statement and one round trip. Listeners only need to know that
+-- something changed: the payload is empty.
+CREATE FUNCTION @schema@.wake() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('@channel@', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_wake AFTER INSERT ON @schema@.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION @schema@.wake();
+
+-- enqueue: as in version 1, less the NOTIFY (the trigger sends it).
+CREATE OR REPLACE FUNCTION @schema@.enqueue(p_jobs json, p_now double precision)
+RETURNS TABLE (ord integer, holder text)
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+    v_inserted text[];
+BEGIN
+    WITH ins AS (
+        INSERT INTO @schema@.jobs (id, task, queue, args_json, kwargs_json, state, priority,
+                                   pool, pool_slots, max_attempts, timeout, idempotency_key,
+                                   enqueued_at, run_at)
+        SELECT s.id, s.task, s.queue, s.args, s.kwargs, s.state, s.priority, s.pool,
+               s.pool_slots, s.max_attempts, s.timeout, s.key, p_now, s.run_at
+          FROM ROWS FROM (json_to_recordset(p_jobs) AS (
+                   id text, task text, queue text, args text, kwargs text, state text,
+                   priority integer, pool text, pool_slots integer, max_attempts integer,
+                   timeout double precision, key text, run_at double precision))
+               WITH ORDINALITY AS s(id, task, queue, args, kwargs, state, priority, pool,
+                                    pool_slots, max_attempts, timeout, key, run_at, n)
+         ORDER BY s.n
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    SELECT array_agg(ins.id) INTO v_inserted FROM ins;
+    IF coalesce(cardinality(v_inserted), 0) = json_array_length(p_jobs) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT s.n::integer,
+           coalesce((SELECT j.id FROM @schema@.jobs j WHERE j.id = s.id),
+                    (SELECT j.id FROM @schema@.jobs j
+                      WHERE j.idempotency_key = s.key
+                        AND j.state IN ('scheduled', 'queued', 'running', 'succeeded',
+                                        'failed')))
+      FROM ROWS FROM (json_to_recordset(p_jobs) AS (id text, key text))
+           WITH ORDINALITY AS s(id, key, n)
+     WHERE v_inserted IS NULL OR NOT (s.id = ANY(v_inserted));
+END
+$$;
