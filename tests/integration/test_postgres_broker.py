@@ -17,7 +17,7 @@ from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.rows import JOB_COLUMNS
 from faena.brokers.postgres.schema import SCHEMA_VERSION
 from faena.core.clock import ManualClock
-from faena.core.job import NewJob, Outcome
+from faena.core.job import ErrorInfo, NewJob, Outcome
 from faena.core.states import JobState
 from faena.errors import BrokerError, BrokerURLError, SchemaError, UnknownPoolError
 
@@ -157,6 +157,23 @@ def test_a_group_wakes_the_workers(broker: PostgresBroker) -> None:
         assert waker.wait_listening(5.0)
         waker.drain()
         broker.enqueue([NewJob("t", "etl") for _ in range(10)])
+        assert select.select([waker], [], [], 5.0)[0] == [waker]
+    finally:
+        waker.close()
+
+
+def test_a_failed_attempt_wakes_the_workers(broker: PostgresBroker) -> None:
+    # its retry may be due at once; a success wakes nobody
+    broker.enqueue([NewJob("t", "etl"), NewJob("t", "etl")])
+    a, b = broker.claim("w", ["etl"], 2, 30).jobs
+    waker = broker.waker(["etl"])
+    try:
+        assert waker.wait_listening(5.0)
+        waker.drain()
+        assert broker.finish([Outcome(a.id, a.attempt, JobState.SUCCEEDED)]) == [True]
+        assert select.select([waker], [], [], 0.3)[0] == []
+        failed = Outcome(b.id, b.attempt, JobState.FAILED, error=ErrorInfo("E", "m"), retry_at=0)
+        assert broker.finish([failed]) == [True]
         assert select.select([waker], [], [], 5.0)[0] == [waker]
     finally:
         waker.close()

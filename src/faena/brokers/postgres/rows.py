@@ -75,20 +75,22 @@ def to_job(row: Row, at: int = 0) -> Job:
 
 
 def to_claim_result(rows: Sequence[Row]) -> tuple[list[int], ClaimResult]:
-    """Split ``job_event`` rows (kind, ord, job columns): finished positions, claim result."""
+    """Split ``job_event`` rows (kind, ord, job columns): finished positions, claim result
+    (claimed jobs in admission order: ``ord``)."""
     finished: list[int] = []
-    claimed: list[Job] = []
+    claimed: list[tuple[int, Job]] = []
     reaped: list[Reaped] = []
     for row in rows:
         kind = row[0]
         if kind == "f":
             finished.append(row[1])
         elif kind == "c":
-            claimed.append(to_job(row, 2))
+            claimed.append((row[1], to_job(row, 2)))
         else:
             job = to_job(row, 2)
             reaped.append(Reaped(job, job.state))
-    return finished, ClaimResult(claimed, reaped)
+    claimed.sort(key=lambda pair: pair[0])
+    return finished, ClaimResult([job for _, job in claimed], reaped)
 
 
 def once_each(leases: Sequence[Lease]) -> list[int]:

@@ -52,22 +52,26 @@ $$;
 -- p_done is a JSON array of outcomes, or NULL: objects with the keys id, attempt, state, and
 -- where they apply result, etype, emsg, etb, retry_at, max_attempts (one parameter instead of
 -- nine arrays: far cheaper for a client to send). Each is fenced on (id, attempt, running);
--- the caller sends each (id, attempt) once. An applied failed attempt wakes the listeners:
--- its retry may be due at once. Returns 'f' rows with the positions applied
--- (lifecycle.finish).
+-- the caller sends each (id, attempt) once. A failed attempt wakes the listeners: its retry
+-- may be due at once. Returns 'f' rows with the positions applied (lifecycle.finish).
 --
 -- With p_queues NULL that is all. Otherwise leases that ran out are reaped ('r' rows; only
 -- when there are any), then, if p_limit > 0, runnable jobs of the queues are admitted by
 -- priority, then enqueue order, each only if its pool has its slots free and the parallelism
--- cap has room (core.pools.Admission), and returned as 'c' rows in that order. Admission runs
--- under one transaction-level advisory lock taken before the slots in use are counted, so
--- claimers on any number of connections see each other's committed claims.
+-- cap has room (core.pools.Admission), and returned as 'c' rows with their place in that
+-- order (ord; the rows come in any order). Admission runs under one transaction-level
+-- advisory lock taken before the slots in use are counted, so claimers on any number of
+-- connections see each other's committed claims.
+--
+-- Planned without bitmap scans (see above) and without hash and merge joins: the one join,
+-- a few outcomes to their jobs, is a nested loop, which costs nothing to set up.
 CREATE FUNCTION @schema@.exchange(
     p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision,
     p_now double precision)
 RETURNS SETOF @schema@.job_event
 LANGUAGE plpgsql VOLATILE
-SET plan_cache_mode = force_generic_plan SET enable_bitmapscan = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_bitmapscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_names text[];
     v_free0 integer[];
@@ -84,35 +88,32 @@ DECLARE
     r       record;
 BEGIN
     IF p_done IS NOT NULL THEN
+        IF p_done::jsonb @> '[{"state": "failed"}]' THEN
+            PERFORM pg_notify('@channel@', '');
+        END IF;
         RETURN QUERY
-        WITH done AS (
-            UPDATE @schema@.jobs j SET
-                state = o.state,
-                max_attempts = coalesce(o.max_attempts, j.max_attempts),
-                run_at = CASE WHEN o.state = 'failed' THEN coalesce(o.retry_at, p_now)
-                              ELSE j.run_at END,
-                worker = CASE WHEN o.state = 'failed' THEN NULL ELSE j.worker END,
-                result_json = CASE WHEN o.state = 'failed' THEN j.result_json ELSE o.result END,
-                error_type = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
-                                  THEN o.etype ELSE j.error_type END,
-                error_message = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
-                                     THEN o.emsg ELSE j.error_message END,
-                error_traceback = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
-                                       THEN o.etb ELSE j.error_traceback END,
-                finished_at = CASE WHEN o.state = 'failed' THEN j.finished_at ELSE p_now END,
-                lease_expires_at = NULL
-            FROM ROWS FROM (json_to_recordset(p_done) AS (
-                     id text, attempt integer, state text, result text, etype text, emsg text,
-                     etb text, retry_at double precision, max_attempts integer))
-                 WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
-                                      max_attempts, ord)
-            WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
-            RETURNING o.ord, o.state
-        ), woken AS (
-            SELECT pg_notify('@channel@', '') FROM done WHERE done.state = 'failed' LIMIT 1
-        )
-        SELECT 'f'::"char", done.ord::integer, NULL::@schema@.jobs
-          FROM done, (SELECT count(*) FROM woken) AS w;
+        UPDATE @schema@.jobs j SET
+            state = o.state,
+            max_attempts = coalesce(o.max_attempts, j.max_attempts),
+            run_at = CASE WHEN o.state = 'failed' THEN coalesce(o.retry_at, p_now)
+                          ELSE j.run_at END,
+            worker = CASE WHEN o.state = 'failed' THEN NULL ELSE j.worker END,
+            result_json = CASE WHEN o.state = 'failed' THEN j.result_json ELSE o.result END,
+            error_type = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                              THEN o.etype ELSE j.error_type END,
+            error_message = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                 THEN o.emsg ELSE j.error_message END,
+            error_traceback = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                   THEN o.etb ELSE j.error_traceback END,
+            finished_at = CASE WHEN o.state = 'failed' THEN j.finished_at ELSE p_now END,
+            lease_expires_at = NULL
+        FROM ROWS FROM (json_to_recordset(p_done) AS (
+                 id text, attempt integer, state text, result text, etype text, emsg text,
+                 etb text, retry_at double precision, max_attempts integer))
+             WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
+                                  max_attempts, ord)
+        WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
+        RETURNING 'f'::"char", o.ord::integer, NULL::@schema@.jobs;
     END IF;
     IF p_queues IS NULL THEN
         RETURN;
@@ -130,15 +131,18 @@ BEGIN
     -- by the previous holder of the lock
     PERFORM pg_advisory_xact_lock(@claim_lock@);
 
-    SELECT array_agg(p.name), array_agg(p.size - coalesce(u.used, 0)),
-           array_agg(p.name) FILTER (WHERE p.size - coalesce(u.used, 0) > 0),
-           coalesce(sum(u.n), 0), (SELECT parallelism FROM @schema@.settings)
+    -- free slots per pool, and the running jobs of every pool (known or not)
+    SELECT array_agg(p.name), array_agg(p.size - u.used),
+           array_agg(p.name) FILTER (WHERE p.size - u.used > 0),
+           (SELECT count(*) FROM @schema@.jobs
+             WHERE state = 'running' AND lease_expires_at > p_now),
+           (SELECT parallelism FROM @schema@.settings)
       INTO v_names, v_free0, v_open, v_busy, v_cap
-      FROM @schema@.pools p
-      FULL JOIN (SELECT pool, sum(pool_slots)::integer AS used, count(*)::integer AS n
-                   FROM @schema@.jobs
-                  WHERE state = 'running' AND lease_expires_at > p_now
-                  GROUP BY pool) u ON u.pool = p.name;
+      FROM @schema@.pools p,
+           LATERAL (SELECT coalesce(sum(j.pool_slots), 0)::integer AS used
+                      FROM @schema@.jobs j
+                     WHERE j.state = 'running' AND j.pool = p.name
+                       AND j.lease_expires_at > p_now) u;
     IF v_open IS NULL OR v_cap - v_busy <= 0 THEN
         RETURN;
     END IF;
@@ -192,23 +196,20 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY
-    WITH taken AS (
-        UPDATE @schema@.jobs j SET
-            state = 'running',
-            attempt = j.attempt + 1,
-            tries = j.tries + 1,
-            worker = p_worker,
-            started_at = p_now,
-            lease_expires_at = p_now + p_lease
-        WHERE j.id = ANY(v_ids)
-        RETURNING j.id, j AS job
-    )
-    SELECT 'c'::"char", array_position(v_ids, taken.id), taken.job FROM taken
-    ORDER BY 2;
+    UPDATE @schema@.jobs j SET
+        state = 'running',
+        attempt = j.attempt + 1,
+        tries = j.tries + 1,
+        worker = p_worker,
+        started_at = p_now,
+        lease_expires_at = p_now + p_lease
+    WHERE j.id = ANY(v_ids)
+    RETURNING 'c'::"char", array_position(v_ids, j.id), j;
 END
 $$;
 
--- The version 1 entry points, now over exchange().
+-- The version 1 entry points, now over exchange(); claimed jobs in admission order, last,
+-- as version 1 returned them.
 
 -- version 1's array arguments of finish as exchange's JSON outcomes
 CREATE FUNCTION @schema@.outcomes_json(
@@ -238,7 +239,8 @@ RETURNS SETOF @schema@.job_event
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     RETURN QUERY SELECT * FROM @schema@.exchange(NULL, p_worker, p_queues, p_limit, p_lease,
-                                                 p_now);
+                                                 p_now) AS e
+                  ORDER BY e.kind = 'c', e.ord;
 END
 $$;
 
@@ -271,7 +273,8 @@ BEGIN
              THEN @schema@.outcomes_json(p_id, p_attempt, p_state, p_result, p_error_type,
                                          p_error_message, p_error_traceback, p_retry_at,
                                          p_max_attempts) END,
-        p_worker, p_queues, p_limit, p_lease, p_now);
+        p_worker, p_queues, p_limit, p_lease, p_now) AS e
+    ORDER BY e.kind = 'c', e.ord;
 END
 $$;
 
