@@ -39,6 +39,8 @@ def fresh_app(url: str):  # type: ignore[no-untyped-def]
 
 PG = os.environ.get("FAENA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("FAENA_BENCH_REDIS", "redis://127.0.0.1:6379/13")
+REDIS_BASE = REDIS.rsplit("/", 1)[0]
+COUNTER_DB = 12  # the drain's completion counter (the peers use database 15)
 
 
 def url_for(kind: str, tmp: Path, name: str, variant: str = "") -> str:
@@ -113,21 +115,32 @@ def start_worker(url: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[
     raise RuntimeError("worker did not start")
 
 
-def bench_drain(kind: str, tmp: Path, n: int) -> None:
+def bench_drain(kind: str, tmp: Path, n: int, counted: bool) -> None:
+    """``counted``: each job INCRs a Redis counter that is polled every 2 ms, exactly as the
+    peers' harness does (bench/peers/common.py), so the figures compare. Otherwise the jobs
+    are no-ops and the broker's own counts are polled every 200 ms (faena alone)."""
+    import redis
+
     url = url_for(kind, tmp, "drain")
     app = fresh_app(url)
+    counter_url = f"{REDIS_BASE}/{COUNTER_DB}"
+    counter = redis.Redis.from_url(counter_url)
+    counter.delete("bench:done")
+    task = "counted" if counted else "noop"
     for _ in range(n // 1000):
-        app.enqueue_many("noop", [((), {})] * 1000, queue="bench")
+        app.enqueue_many(task, [((), {})] * 1000, queue="bench")
+
+    def finished() -> int:
+        if counted:
+            return int(counter.get("bench:done") or 0)
+        counts = app.broker.count_by_state().items()
+        return sum(c for (_q, s), c in counts if s.value == "succeeded")
+
     t0 = time.perf_counter()  # like the peers' harness: worker start-up counts
-    proc, _ = start_worker(url, {})
+    proc, _ = start_worker(url, {"BENCH_COUNTER": counter_url})
     try:
-        while True:
-            done = sum(
-                c for (_q, s), c in app.broker.count_by_state().items() if s.value == "succeeded"
-            )
-            if done >= n:
-                break
-            time.sleep(0.02)
+        while finished() < n:
+            time.sleep(0.002 if counted else 0.2)
         elapsed = time.perf_counter() - t0
         rss = psutil.Process(proc.pid).memory_info().rss / 2**20
     finally:
@@ -135,12 +148,17 @@ def bench_drain(kind: str, tmp: Path, n: int) -> None:
         proc.wait(30)
         cleanup(app)
     system = f"faena-{kind}"
-    settings = (
-        "1 worker process, --concurrency 2, thread executor, a JSON log line per job; "
-        "clock from worker launch"
+    settings = "1 worker process, --concurrency 2, thread executor, a JSON log line per job; "
+    if counted:
+        settings += "each job INCRs a Redis counter polled every 2 ms (as the peers' harness); "
+    else:
+        settings += "no-op jobs, the broker's counts polled every 200 ms; "
+    settings += "clock from worker launch"
+    emit(
+        system, "drain" if counted else "drain_noop", n / elapsed, "jobs/s", n=n, settings=settings
     )
-    emit(system, "drain", n / elapsed, "jobs/s", n=n, settings=settings)
-    emit(system, "worker_rss_after_drain", rss, "MiB", settings="thread mode")
+    if counted:
+        emit(system, "worker_rss_after_drain", rss, "MiB", settings="thread mode")
 
 
 def bench_latency(kind: str, tmp: Path, n: int) -> None:
@@ -201,7 +219,8 @@ def main() -> None:
                 for variant in ("enqueue", "normal") if kind == "sqlite" else ("",):
                     bench_enqueue(kind, tmp, variant, args.enqueue, args.bulk)
             if "drain" in parts:
-                bench_drain(kind, tmp, args.drain)
+                bench_drain(kind, tmp, args.drain, counted=True)
+                bench_drain(kind, tmp, args.drain, counted=False)
             if "latency" in parts:
                 bench_latency(kind, tmp, args.latency)
 

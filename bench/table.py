@@ -14,6 +14,7 @@ COLUMNS = (
     ("enqueue_one", "enqueue 1-by-1 (jobs/s)"),
     ("enqueue_bulk", "bulk enqueue (jobs/s)"),
     ("drain", "drain 20k, 1 worker x2 (jobs/s)"),
+    ("drain_noop", "drain, no-op jobs (faena only)"),
     ("latency_p50", "p50 (ms)"),
     ("latency_p95", "p95 (ms)"),
     ("latency_p99", "p99 (ms)"),
