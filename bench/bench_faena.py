@@ -121,7 +121,7 @@ def bench_drain(kind: str, tmp: Path, n: int, counted: bool) -> None:
     are no-ops and the broker's own counts are polled every 200 ms (faena alone)."""
     import redis
 
-    url = url_for(kind, tmp, "drain")
+    url = url_for(kind, tmp, "drain" if counted else "drain-noop")
     app = fresh_app(url)
     counter_url = f"{REDIS_BASE}/{COUNTER_DB}"
     counter = redis.Redis.from_url(counter_url)
