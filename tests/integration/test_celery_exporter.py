@@ -3,6 +3,7 @@ with no consumer read as N, priority sub-queues included."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import uuid
@@ -16,8 +17,6 @@ from tests.integration.test_metrics_support import FAENA, http_get, stop_worker,
 
 from faena.observability.celery_exporter import CeleryQueueCollector
 from faena.observability.metrics import new_registry, render
-
-celery = pytest.importorskip("celery")
 
 REDIS = "redis://127.0.0.1:6379/14"
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
@@ -40,6 +39,12 @@ def scrape(collector: CeleryQueueCollector) -> str:
 
 def send(broker: str, plan: dict[str, list[int | None]]) -> Any:
     """Publish one task per entry, with its priority, to each queue; nothing consumes them."""
+    need(
+        importlib.util.find_spec("celery") is not None,
+        "celery is not installed (pip install -e '.[dev]')",
+    )
+    import celery
+
     app = celery.Celery("producer", broker=broker)
     app.conf.broker_connection_retry_on_startup = False
     if broker.startswith("amqp"):

@@ -5,6 +5,7 @@ expression is evaluated through Prometheus's HTTP API."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -88,7 +89,11 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     client.delete("celery_backlog")
     try:
         # a Celery queue with 150 waiting messages (kombu's format: a Redis list)
-        celery = pytest.importorskip("celery")
+        need(
+            importlib.util.find_spec("celery") is not None,
+            "celery is not installed (pip install -e '.[dev]')",
+        )
+        import celery
         capp = celery.Celery("producer", broker=CELERY_REDIS)
         for i in range(150):
             capp.send_task("legacy.task", args=[i], queue="celery_backlog")
