@@ -9,6 +9,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -147,7 +148,7 @@ class FunctionCall:
         self.function = function
         self._count = 2 + len(head)
         self._head = _bulk(["FCALL", function, *head])
-        self._load = b"*4\r\n" + _bulk(["FUNCTION", "LOAD", "REPLACE", library_code])
+        self._load = _load_command(library_code)  # one copy for every function of a library
 
     def command(self, args: Sequence[str]) -> bytes:
         return b"*%d\r\n%s%s" % (self._count + len(args), self._head, _bulk(args))
@@ -155,6 +156,11 @@ class FunctionCall:
     @property
     def load_command(self) -> bytes:
         return self._load
+
+
+@cache
+def _load_command(library_code: str) -> bytes:
+    return b"*4\r\n" + _bulk(["FUNCTION", "LOAD", "REPLACE", library_code])
 
 
 def _function_missing(exc: ResponseError) -> bool:
