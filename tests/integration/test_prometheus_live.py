@@ -94,6 +94,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "celery is not installed (pip install -e '.[dev]')",
         )
         import celery
+
         capp = celery.Celery("producer", broker=CELERY_REDIS)
         for i in range(150):
             capp.send_task("legacy.task", args=[i], queue="celery_backlog")

@@ -206,3 +206,64 @@ def test_completions_wake_the_dispatcher_only_while_it_sleeps() -> None:
     inbox.poke()  # a stop request wakes it whatever the state
     assert _readable(inbox)
     inbox.close()
+
+
+class ThreadRecordingBroker(MemoryBroker):
+    """Records which thread made each exchange, and the most jobs it ever saw running."""
+
+    def __init__(self, fail_on_slot_thread: int = 0) -> None:
+        super().__init__()
+        self.callers: list[str] = []
+        self.peak_running = 0
+        self.fail_on_slot_thread = fail_on_slot_thread
+
+    def finish_and_claim(self, *args: Any, **kwargs: Any) -> Any:
+        name = threading.current_thread().name
+        self.callers.append(name)
+        if self.fail_on_slot_thread > 0 and name.startswith("faena-job-"):
+            self.fail_on_slot_thread -= 1
+            raise BrokerError("connection reset (test)")
+        time.sleep(0.002)  # a network round trip: turns on several threads overlap
+        result = super().finish_and_claim(*args, **kwargs)
+        running = sum(
+            n for (_q, state), n in self.count_by_state().items() if state is JobState.RUNNING
+        )
+        self.peak_running = max(self.peak_running, running)
+        return result
+
+
+def test_a_slot_whose_job_ends_claims_its_next_job_itself(stop: list) -> None:
+    broker = ThreadRecordingBroker()
+    app = faena.App(broker=broker)
+
+    @app.task
+    def quick(i: int) -> int:
+        return i
+
+    handles = [quick.enqueue(i) for i in range(60)]
+    stop.append(run(app, concurrency=2))
+    assert [h.wait(timeout=20) for h in handles] == list(range(60))
+    # the executor threads called the broker themselves, and the turns they took at the same
+    # time never claimed more jobs than the worker has slots
+    assert any(name.startswith("faena-job-") for name in broker.callers)
+    assert broker.peak_running <= 2
+
+
+def test_a_slot_turn_that_meets_a_broker_error_keeps_its_results(stop: list) -> None:
+    broker = ThreadRecordingBroker(fail_on_slot_thread=2)
+    app = faena.App(broker=broker)
+    errors: list[dict[str, Any]] = []
+    app.events.subscribe("worker.error", lambda e: errors.append(dict(e.fields)))
+
+    @app.task
+    def quick(i: int) -> int:
+        return i
+
+    handles = [quick.enqueue(i) for i in range(20)]
+    stop.append(run(app, concurrency=2))
+    assert [h.wait(timeout=20) for h in handles] == list(range(20))
+    assert all(h.refresh().tries == 1 for h in handles)  # nothing ran twice
+    assert broker.fail_on_slot_thread == 0
+    assert [e["status"] for e in errors] == ["broker_unavailable"] * 2
+    assert errors[0]["retry_in_seconds"] == 0.0
+    assert "connection reset (test)" in errors[0]["error_message"]

@@ -14,6 +14,7 @@ import ctypes
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from faena.context import set_current_job
@@ -46,9 +47,16 @@ class Executor(Protocol):
 
 
 class ThreadExecutor:
-    def __init__(self, slots: int, completions: Completions) -> None:
+    def __init__(
+        self,
+        slots: int,
+        completions: Completions,
+        ended: Callable[[RunResult], None] | None = None,
+    ) -> None:
+        """``ended`` is called on the slot's thread when a job ends (by default the result is
+        put in ``completions``)."""
+        self._ended = ended or completions.put
         self._inbox: queue.SimpleQueue[tuple[Job, Task[Any, Any]] | None] = queue.SimpleQueue()
-        self._completions = completions
         self._lock = threading.Lock()
         self._running: dict[str, tuple[int, float | None]] = {}  # job id -> (thread, deadline)
         self._interrupted: dict[str, str] = {}
@@ -84,7 +92,7 @@ class ThreadExecutor:
                 result = RunResult(job, result.duration, error=timeout_error(job), timed_out=True)
             elif reason == "cancelled":
                 result = RunResult(job, result.duration, cancelled=True)
-            self._completions.put(result)
+            self._ended(result)
 
     def interrupt(self, job_id: str, reason: str) -> None:
         with self._lock:

@@ -48,6 +48,15 @@ class Completions:
         if self._sleeping:
             self.poke()
 
+    def put_quiet(self, item: RunResult) -> None:
+        """Add a result that the caller itself is about to take: nobody is woken."""
+        self._items.append(item)
+
+    def wake(self) -> None:
+        """Wake the dispatcher if it sleeps, so it looks again at how long to sleep."""
+        if self._sleeping:
+            self.poke()
+
     def poke(self) -> None:
         """Wake the dispatcher (also used to make it look at a stop request)."""
         with contextlib.suppress(OSError):
@@ -72,10 +81,14 @@ class Completions:
                     pass
 
     def take_all(self) -> list[RunResult]:
+        """Every result waiting; safe while other threads put and take."""
         out = []
-        while self._items:
-            out.append(self._items.popleft())
-        return out
+        pop = self._items.popleft
+        try:
+            while True:
+                out.append(pop())
+        except IndexError:
+            return out
 
     def close(self) -> None:
         self._r.close()

@@ -1,8 +1,11 @@
-"""The worker process: one dispatcher thread claims, starts and reports jobs.
+"""The worker process: a dispatcher turn claims, starts and reports jobs.
 
-Loop: report finished attempts and claim as many jobs as there are free slots in one broker
-round trip; hand them to executors; sleep on the broker's waker and the executors' inbox (no
-polling) until a job ends, work arrives, a timeout is due or a delayed job comes due.
+A turn reports finished attempts and claims as many jobs as there are free slots, in one
+broker round trip, and hands the new jobs to the executors. The main thread takes a turn, then
+sleeps on the broker's waker and the executors' inbox (no polling) until a job ends, work
+arrives, a timeout is due or a delayed job comes due. A thread-executor slot whose job ends
+takes the turn itself when nobody holds it: the next job then starts without waking the main
+thread, and the slots' broker round trips overlap the other slots' jobs.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ class Worker:
         self._lock = threading.Lock()
         self._completions = Completions()
         self._unreported: list[tuple[RunResult, Outcome]] = []
+        self._claiming = 0  # slots that a turn in progress is claiming jobs for
+        self._turns = 0  # turns in progress on executor threads
+        self._turns_over = threading.Condition(self._lock)
+        self._want = True  # the last claim filled every free slot: more work may be waiting
+        self._saturated = False  # the last claim was held back by a full pool or cap
         self._publish_claimed = True
         self._trouble = 0
         self._executors: dict[Isolation, Executor] = {}
@@ -152,38 +160,88 @@ class Worker:
         return 0
 
     def _loop(self, waker: Any) -> None:
-        want = True
-        saturated = False
         while True:
-            outcomes_ = self._unreported + self._collect()
-            self._unreported = []
             if self._stop_requested.is_set():
-                if self._drain_step(outcomes_):
+                with self._turns_over:  # no slot starts a turn from here on
+                    self._turns_over.wait_for(lambda: self._turns == 0)
+                if self._drain_step(self._take_unreported() + self._collect()):
                     return
                 continue
-            free = self.concurrency - len(self._running)
-            limit = free if want else 0
             try:
-                if outcomes_ or limit > 0:
-                    claim = self._exchange(outcomes_, limit)
-                    if limit > 0:
-                        want = len(claim.jobs) == limit
-                        saturated = claim.saturated
+                self._take_turn()
                 timeout = self._idle_timeout(
-                    want and self.concurrency > len(self._running), saturated
+                    self._want and self.concurrency > len(self._running), self._saturated
                 )
             except BrokerError as exc:
-                self._unreported = outcomes_  # reported again once the broker answers
                 self._broker_trouble(exc)
-                want = True
+                self._want = True
                 continue
             self._trouble = 0
             readable = self._wait([waker, self._completions], timeout)
             if waker in readable:
                 waker.drain()
-                want = True
+                self._want = True
             elif not readable:
-                want = True  # timed out: a delayed job may be due, or capacity came back
+                self._want = True  # timed out: a delayed job may be due, or capacity came back
+
+    def _take_unreported(self) -> list[tuple[RunResult, Outcome]]:
+        with self._lock:
+            out, self._unreported = self._unreported, []
+        return out
+
+    def _take_turn(self) -> bool:
+        """Report what finished and claim for the free slots, in one broker call; several
+        threads may do this at once. On a broker error the results are kept for the next
+        turn. True if the main thread should work out again how long it sleeps: a slot stays
+        free with no work in sight (a delayed job may come due), a pool is full, or a new
+        job has a timeout."""
+        done = self._collect()
+        with self._lock:
+            outcomes_, self._unreported = self._unreported + done, []
+            free = self.concurrency - len(self._running) - self._claiming
+            limit = free if self._want else 0
+            self._claiming += limit
+        try:
+            if outcomes_ or limit > 0:
+                claim = self._exchange(outcomes_, limit)
+                if limit > 0:
+                    self._want = len(claim.jobs) == limit
+                    self._saturated = claim.saturated
+                    if claim.saturated or any(job.timeout is not None for job in claim.jobs):
+                        return True
+        except BrokerError:
+            with self._lock:  # reported again once the broker answers
+                self._unreported = outcomes_ + self._unreported
+            raise
+        finally:
+            with self._lock:
+                self._claiming -= limit
+        return not self._want and len(self._running) < self.concurrency
+
+    def _job_ended(self, result: RunResult) -> None:
+        """A thread-executor slot's job ended, on that slot's thread: the slot takes a turn
+        itself, so its next job is claimed without waking the main thread, and the slots'
+        broker calls overlap each other's jobs."""
+        with self._lock:
+            if self._stop_requested.is_set():
+                self._completions.put(result)  # the main thread drains
+                return
+            self._completions.put_quiet(result)
+            self._turns += 1
+        try:
+            look_again = self._take_turn()
+        except BrokerError as exc:
+            # the results wait in _unreported; the main thread tries again at once (and backs
+            # off if the broker still fails)
+            self._trouble_event(exc, 0.0)
+            look_again = True
+        finally:
+            with self._turns_over:
+                self._turns -= 1
+                self._turns_over.notify_all()
+        if look_again:
+            self._completions.wake()
+        flush_events()
 
     def _wait(self, fds: list[Any], timeout: float) -> list[Any]:
         """Sleep until one of ``fds`` is readable or ``timeout`` passes (the executors'
@@ -223,15 +281,18 @@ class Worker:
         """The broker failed (restarting, unreachable): log, back off, keep jobs running."""
         self._trouble += 1
         pause = min(0.1 * 2 ** (self._trouble - 1), 5.0)
+        self._trouble_event(exc, pause)
+        self._wait([self._completions], pause)
+        self._completions.poke()  # results that arrived meanwhile are collected next
+
+    def _trouble_event(self, exc: BrokerError, retry_in: float) -> None:
         self._emit(
             ev.WORKER_ERROR,
             status="broker_unavailable",
             error_type=type(exc).__name__,
             error_message=str(exc),
-            retry_in_seconds=pause,
+            retry_in_seconds=retry_in,
         )
-        self._wait([self._completions], pause)
-        self._completions.poke()  # results that arrived meanwhile are collected next
 
     def _exchange(self, done: list[tuple[RunResult, Outcome]], limit: int) -> ClaimResult:
         accepted, claim = self.app.broker.finish_and_claim(
@@ -316,7 +377,7 @@ class Worker:
         executor = self._executors.get(kind)
         if executor is None:
             if kind is Isolation.THREAD:
-                executor = ThreadExecutor(self.concurrency, self._completions)
+                executor = ThreadExecutor(self.concurrency, self._completions, self._job_ended)
             elif kind is Isolation.ASYNC:
                 executor = AsyncExecutor(self._completions)
             else:
@@ -327,14 +388,16 @@ class Worker:
         return executor
 
     def _collect(self) -> list[tuple[RunResult, Outcome]]:
-        out = []
+        results = self._completions.take_all()
+        if not results:
+            return []
+        with self._lock:
+            entries = [self._running.pop(r.job.id, None) for r in results]
         now = self.app.clock.now()
-        for result in self._completions.take_all():
-            with self._lock:
-                entry = self._running.pop(result.job.id, None)
-            task = entry.task if entry else None
-            out.append((result, self._decide(result, task, now)))
-        return out
+        return [
+            (r, self._decide(r, e.task if e else None, now))
+            for r, e in zip(results, entries, strict=True)
+        ]
 
     def _decide(self, r: RunResult, task: Task[Any, Any] | None, now: float) -> Outcome:
         if r.cancelled:
