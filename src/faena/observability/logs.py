@@ -61,9 +61,18 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None}
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second seen, formatted (swapped whole)
+
+
 def _timestamp(created: float) -> str:
+    global _second
+    whole, prefix = _second
+    if whole != int(created):  # a new second: format it once (lines come many per second)
+        whole = int(created)
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, prefix)
     millis = int(created * 1000) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
+    return f"{prefix}.{millis:03d}Z"
 
 
 def json_line(
@@ -79,9 +88,13 @@ def json_line(
     for key, value in fields.items():
         line.setdefault(key, value)
     try:
-        return json.dumps(line, default=str, ensure_ascii=False, allow_nan=False)
+        return _encode(line)
     except ValueError:  # NaN/Infinity are not JSON: Loki's json stage would reject the line
-        return json.dumps(_finite(line), default=str, ensure_ascii=False, allow_nan=False)
+        return _encode(_finite(line))
+
+
+# one encoder for every line (json.dumps with options would build a new one each time)
+_encode = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False).encode
 
 
 class JsonFormatter(logging.Formatter):
