@@ -55,6 +55,7 @@ class PipeWaker:
 class MemoryBroker:
     kind = "memory"
     shared_across_processes = False
+    parallel_calls = False
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock

@@ -87,6 +87,10 @@ class Broker(Protocol):
     kind: str
     #: whether several processes may share this broker (the memory one cannot)
     shared_across_processes: bool
+    #: whether calls from several threads run at the same time (each on its own connection):
+    #: then a worker's slots call the broker themselves; where calls take turns at one
+    #: writer, the worker's main thread makes them, a few jobs at a time
+    parallel_calls: bool
 
     def setup(self) -> None:
         """Create or migrate the store; refuse a store that is not faena's or is newer."""

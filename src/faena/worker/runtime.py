@@ -170,7 +170,8 @@ class Worker:
             try:
                 self._take_turn()
                 timeout = self._idle_timeout(
-                    self._want and self.concurrency > len(self._running), self._saturated
+                    self._want and self.concurrency > len(self._running) + self._claiming,
+                    self._saturated,
                 )
             except BrokerError as exc:
                 self._broker_trouble(exc)
@@ -377,7 +378,9 @@ class Worker:
         executor = self._executors.get(kind)
         if executor is None:
             if kind is Isolation.THREAD:
-                executor = ThreadExecutor(self.concurrency, self._completions, self._job_ended)
+                # a slot that can call the broker alongside the others takes its own turns
+                ended = self._job_ended if self.app.broker.parallel_calls else None
+                executor = ThreadExecutor(self.concurrency, self._completions, ended)
             elif kind is Isolation.ASYNC:
                 executor = AsyncExecutor(self._completions)
             else:

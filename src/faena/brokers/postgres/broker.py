@@ -51,6 +51,7 @@ _COPY_AT_LEAST = 8
 class PostgresBroker:
     kind = "postgres"
     shared_across_processes = True
+    parallel_calls = True
 
     def __init__(self, config: PgConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config

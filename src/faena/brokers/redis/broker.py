@@ -61,6 +61,7 @@ _PRUNE_BATCH = 1000
 class RedisBroker:
     kind = "redis"
     shared_across_processes = True
+    parallel_calls = True
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, clock: Clock = SYSTEM_CLOCK):
         self._target: RedisURL = parse_url(url)

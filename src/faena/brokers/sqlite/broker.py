@@ -32,6 +32,7 @@ _FETCH_ROUNDS = 8
 class SQLiteBroker(SQLiteOperators):
     kind = "sqlite"
     shared_across_processes = True
+    parallel_calls = False
 
     def __init__(self, path: str, *, clock: Clock = SYSTEM_CLOCK, sync: str = "enqueue") -> None:
         self.path = path
