@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
 from faena.brokers.redis.codec import (
@@ -28,6 +28,7 @@ from faena.brokers.redis.connection import (
     Link,
     RedisURL,
     call,
+    describe,
     make_client,
     parse_url,
     wrapped,
@@ -92,8 +93,10 @@ class RedisBroker:
         args: Sequence[str],
         meanwhile: Callable[[], object] | None = None,
     ) -> Any:
-        with wrapped(self._target):
+        try:
             return self._link.run(self._calls[name], [num(now), *args], meanwhile)
+        except RedisError as exc:
+            raise BrokerError(describe(self._target, exc)) from exc
 
     def _run_now(self, name: str, build: Callable[[float], Sequence[str]]) -> Any:
         """Like ``_run`` for calls that write lease deadlines: ``now`` and the arguments are
@@ -104,8 +107,10 @@ class RedisBroker:
             now = self._clock.now()
             return [num(now), *build(now)]
 
-        with wrapped(self._target):
+        try:
             return self._link.run(self._calls[name], args)
+        except RedisError as exc:
+            raise BrokerError(describe(self._target, exc)) from exc
 
     # setup -------------------------------------------------------------------------------
     def setup(self) -> None:

@@ -157,6 +157,9 @@ def _float(value: Any) -> float | None:
     return float(value) if value else None
 
 
+_STATES = {state.value: state for state in JobState}
+
+
 def to_job(record: Sequence[Any]) -> Job:
     """A job from its fields in ``FIELDS`` order (from HMGET, or decoded from JSON)."""
     (
@@ -193,7 +196,7 @@ def to_job(record: Sequence[Any]) -> Job:
         queue=queue,
         args_json=args,
         kwargs_json=kwargs,
-        state=JobState(state),
+        state=_STATES.get(state) or JobState(state),  # JobState() names a bad value
         priority=int(priority),
         pool=pool,
         pool_slots=int(slots),
