@@ -187,3 +187,12 @@ def test_idempotent_enqueue_through_the_api(tmp_path: Path) -> None:
     assert a.id == b.id
     assert load_table("x", "y") is None  # calling the task runs it here
     app.close()
+
+
+def test_the_cli_lists_every_command_its_modules_define() -> None:
+    """Commands load lazily from a name -> module table: it must name every command each
+    module exports, and nothing else."""
+    from faena.cli.main import COMMAND_MODULES, COMMANDS, module_commands
+
+    defined = {name: module for module in COMMAND_MODULES for name in module_commands(module)}
+    assert defined == COMMANDS

@@ -10,24 +10,58 @@ import click
 
 from faena.errors import FaenaError
 
-#: modules that contribute commands; a module not present in this build is skipped
-COMMAND_MODULES = (
-    "faena.cli.worker",
-    "faena.cli.jobs",
-    "faena.cli.admin",
-    "faena.cli.demo",
-    "faena.cli.simulate",
-    "faena.cli.autoscale",
-    "faena.cli.server",
-    "faena.cli.exporter",
-)
+#: each command and the module that defines it (imported only when the command runs, so
+#: ``faena worker`` does not load the autoscaler or the web server); a module not present in
+#: this build is skipped
+COMMANDS = {
+    "worker": "faena.cli.worker",
+    "enqueue": "faena.cli.jobs",
+    "jobs": "faena.cli.jobs",
+    "pools": "faena.cli.admin",
+    "queues": "faena.cli.admin",
+    "migrate": "faena.cli.admin",
+    "demo": "faena.cli.demo",
+    "simulate": "faena.cli.simulate",
+    "autoscale": "faena.cli.autoscale",
+    "up": "faena.cli.autoscale",
+    "server": "faena.cli.server",
+    "exporter": "faena.cli.exporter",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a faena error: the message says what and how to fix it
 EXIT_USAGE = 2  # bad command-line usage (click's own code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def module_commands(module_name: str) -> dict[str, click.Command]:
+    """The commands a module exports (``commands``, or one named like the module); none if
+    the module is not in this build."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return {}
+        raise
+    found = getattr(module, "commands", None) or [getattr(module, module_name.rsplit(".")[-1])]
+    return {command.name or "": command for command in found}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        return module_commands(module_name).get(cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="faena")
 def cli() -> None:
     """faena: durable background jobs with pools, leases, autoscaling and Camunda tasks.
@@ -35,21 +69,6 @@ def cli() -> None:
     Exit codes: 0 success, 1 a faena error (the message names the problem and the fix),
     2 bad usage.
     """
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        for command in getattr(module, "commands", None) or [getattr(module, name.rsplit(".")[-1])]:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:
