@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,19 @@ def test_the_cli_lists_every_command_its_modules_define() -> None:
 
     defined = {name: module for module in COMMAND_MODULES for name in module_commands(module)}
     assert defined == COMMANDS
+
+
+def test_job_ids_are_uuid7_in_time_order() -> None:
+    import uuid
+
+    from faena.core.job import new_job_id
+
+    before = time.time_ns() // 1_000_000
+    ids = [new_job_id() for _ in range(500)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        u = uuid.UUID(text)
+        assert len(text) == 32 and u.version == 7 and u.variant == uuid.RFC_4122
+        assert before <= int(text[:12], 16) <= after
+    assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)

@@ -18,12 +18,16 @@ def _reject(kind: str, value: object, exc: Exception) -> PayloadError:
     )
 
 
+# one encoder for every payload: json.dumps with options builds a new one on each call
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def encode(kind: str, value: object, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
     """Serialize ``value`` to compact JSON, refusing non-JSON data and oversize payloads."""
     if not value and type(value) in (list, tuple, dict):
         return "{}" if type(value) is dict else "[]"
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _compact(value)
     except (TypeError, ValueError) as exc:
         raise _reject(kind, value, exc) from None
     size = len(text.encode("utf-8"))

@@ -56,6 +56,8 @@ from faena.errors import (
 )
 
 SCHEMA_VERSION = 1
+# one encoder for every call (json.dumps with options builds a new one each time)
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 _PRUNE_BATCH = 1000
 
 
@@ -177,7 +179,7 @@ class RedisBroker:
         if not jobs:
             return []
         now = self._clock.now()
-        batch = json.dumps(enqueue_groups(jobs, now), ensure_ascii=False)
+        batch = _dumps(enqueue_groups(jobs, now))
         created: list[Job] = []
 
         def build() -> None:  # the records as created, built while Redis stores them
