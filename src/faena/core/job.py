@@ -18,9 +18,7 @@ def new_job_id() -> str:
     r = os.urandom(10)
     ms = (time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF
     return (
-        ms.to_bytes(6, "big")
-        + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F)))
-        + r[3:]
+        ms.to_bytes(6, "big") + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F))) + r[3:]
     ).hex()
 
 
