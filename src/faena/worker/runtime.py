@@ -3,9 +3,14 @@
 A turn reports finished attempts and claims as many jobs as there are free slots, in one
 broker round trip, and hands the new jobs to the executors. The main thread takes a turn, then
 sleeps on the broker's waker and the executors' inbox (no polling) until a job ends, work
-arrives, a timeout is due or a delayed job comes due. A thread-executor slot whose job ends
-takes the turn itself when nobody holds it: the next job then starts without waking the main
-thread, and the slots' broker round trips overlap the other slots' jobs.
+arrives, a timeout is due or a delayed job comes due.
+
+On brokers whose calls run in parallel (PostgreSQL, Redis), a thread-executor slot whose job
+ends takes a turn itself, on its own thread: its next job is claimed without waking the main
+thread, and the slots' broker round trips overlap each other's jobs. Turns on several threads
+reserve the free slots they claim for, so the worker never holds more jobs than its
+concurrency. Elsewhere (SQLite's one writer, memory) the main thread takes every turn and
+reports the jobs that ended meanwhile together.
 """
 
 from __future__ import annotations
