@@ -335,6 +335,8 @@ def test_an_enqueue_sent_again_returns_the_jobs_it_created(broker: Broker) -> No
     assert [j.id for j in again] == [a.id, second.id, a.id]
     assert again[0].state is JobState.RUNNING and again[0].attempt == job.attempt
     assert again[1].state is JobState.QUEUED
+    [single] = broker.enqueue([first])  # one job alone, as enqueue() sends it
+    assert single.id == a.id and single.state is JobState.RUNNING
     assert sorted(j.id for j in broker.list_jobs()) == sorted([a.id, second.id])
     assert [j.id for j in claim(broker)] == [second.id]
 

@@ -7,7 +7,6 @@ never used for a decision.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from redis.exceptions import RedisError, ResponseError
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
 from faena.brokers.redis.codec import (
     FIELDS,
-    enqueue_groups,
+    enqueue_args,
     num,
     outcome_args,
     rows,
@@ -56,8 +55,6 @@ from faena.errors import (
 )
 
 SCHEMA_VERSION = 1
-# one encoder for every call (json.dumps with options builds a new one each time)
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
 _PRUNE_BATCH = 1000
 
 
@@ -179,13 +176,12 @@ class RedisBroker:
         if not jobs:
             return []
         now = self._clock.now()
-        batch = _dumps(enqueue_groups(jobs, now))
         created: list[Job] = []
 
         def build() -> None:  # the records as created, built while Redis stores them
             created.extend(lifecycle.create(new, now) for new in jobs)
 
-        reply = self._run("enqueue", now, [batch], build)
+        reply = self._run("enqueue", now, enqueue_args(jobs, now), build)
         if reply == 0:  # every job created as asked
             return created
         status, found = rows(reply)

@@ -94,41 +94,56 @@ def _shared(new: NewJob) -> tuple[str, str, int, str, int, int, float | None]:
     )
 
 
-def enqueue_groups(jobs: Sequence[NewJob], now: float) -> list[list[Any]]:
-    """The enqueue function's argument: runs of jobs that share their options, each a list
-    of those options then the jobs' own fields as columns (see ``lua/enqueue.lua``)."""
+def _options(new: NewJob) -> list[str]:
+    """A job's options as the enqueue function reads them (shared by a group's jobs)."""
+    return [
+        new.task,
+        new.queue,
+        str(int(new.priority)),
+        new.pool,
+        str(int(new.pool_slots)),
+        str(int(new.max_attempts)),
+        "" if new.timeout is None else num(new.timeout),
+        priority_rank(new.priority),
+    ]
+
+
+def _own(new: NewJob, now_text: str) -> tuple[str, str, str, str, str]:
+    """A job's own fields: id, args, kwargs, run_at, idempotency key ('' or '+' key)."""
+    key = new.idempotency_key
+    return (
+        new.id,
+        new.args_json,
+        new.kwargs_json,
+        now_text if new.run_at is None else num(new.run_at),
+        "" if key is None else "+" + key,
+    )
+
+
+def enqueue_args(jobs: Sequence[NewJob], now: float) -> list[str]:
+    """The enqueue function's arguments after the time (see ``lua/enqueue.lua``): one job as
+    ``1`` then its options and fields, the cheapest form for the common enqueue of one job;
+    more as one JSON text of groups (runs of jobs that share their options: the options,
+    then the jobs' own fields as columns)."""
+    now_text = num(now)
+    if len(jobs) == 1:
+        return ["1", *_options(jobs[0]), *_own(jobs[0], now_text)]
     groups: list[list[Any]] = []
     last: tuple[str, str, int, str, int, int, float | None] | None = None
-    ids: list[str] = []
-    args: list[str] = []
-    kwargs: list[str] = []
-    run_ats: list[str] = []
-    keys: list[str] = []
-    now_text = num(now)
+    columns: list[list[str]] = []
     for new in jobs:
         shared = _shared(new)
         if shared != last:
-            task, queue, priority, pool, slots, max_attempts, timeout = shared
-            ids, args, kwargs, run_ats, keys = [], [], [], [], []
-            options = [
-                task,
-                queue,
-                str(int(priority)),
-                pool,
-                str(int(slots)),
-                str(int(max_attempts)),
-                "" if timeout is None else num(timeout),
-                priority_rank(priority),
-            ]
-            groups.append([options, ids, args, kwargs, run_ats, keys])
+            columns = [[], [], [], [], []]
+            groups.append([_options(new), *columns])
             last = shared
-        ids.append(new.id)
-        args.append(new.args_json)
-        kwargs.append(new.kwargs_json)
-        run_ats.append(now_text if new.run_at is None else num(new.run_at))
-        key = new.idempotency_key
-        keys.append("" if key is None else "+" + key)
-    return groups
+        for column, value in zip(columns, _own(new, now_text), strict=True):
+            column.append(value)
+    return [_dumps(groups)]
+
+
+# one encoder for every call (json.dumps with options builds a new one each time)
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def outcome_args(outcome: Outcome) -> list[str]:

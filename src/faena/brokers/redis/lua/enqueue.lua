@@ -3,10 +3,18 @@
 -- queue, priority, pool, slots, max_attempts, timeout ('' = none), priority rank (16 hex
 -- digits)), then its jobs as columns (arrays of one string per job): ids, args, kwargs,
 -- run_at, idempotency keys ('' = none, else '+' key).
+-- Or, for one job (no JSON to decode): ARGV[3] = '1', ARGV[4..11] its options, ARGV[12..16]
+-- its own fields, in the orders above.
 -- All or nothing: an unknown pool writes nothing. Reply: 0 if every job was created as asked,
 -- else (JSON) ["unknown_pool", pool] or ["ok", per job: 0 if created as asked, else the
 -- record of the job returned in its place].
-local groups = cjson.decode(ARGV[3])
+local groups
+if ARGV[3] == '1' then
+  groups = { { { unpack(ARGV, 4, 11) }, { ARGV[12] }, { ARGV[13] }, { ARGV[14] },
+               { ARGV[15] }, { ARGV[16] } } }
+else
+  groups = cjson.decode(ARGV[3])
+end
 local n = 0
 for _, g in ipairs(groups) do
   local pool = g[1][4]
