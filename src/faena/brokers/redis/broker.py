@@ -92,8 +92,14 @@ class RedisBroker:
         args: Sequence[str],
         meanwhile: Callable[[], object] | None = None,
     ) -> Any:
+        return self._call(name, [num(now), *args], meanwhile)
+
+    def _call(
+        self, name: str, args: Sequence[str], meanwhile: Callable[[], object] | None = None
+    ) -> Any:
+        """Run a function with its arguments after the key prefix (the time first)."""
         try:
-            return self._link.run(self._calls[name], [num(now), *args], meanwhile)
+            return self._link.run(self._calls[name], args, meanwhile)
         except RedisError as exc:
             raise BrokerError(describe(self._target, exc)) from exc
 
@@ -181,7 +187,8 @@ class RedisBroker:
         def build() -> None:  # the records as created, built while Redis stores them
             created.extend(lifecycle.create(new, now) for new in jobs)
 
-        reply = self._run("enqueue", now, enqueue_args(jobs, now), build)
+        now_text = num(now)
+        reply = self._call("enqueue", [now_text, *enqueue_args(jobs, now_text)], build)
         if reply == 0:  # every job created as asked
             return created
         status, found = rows(reply)

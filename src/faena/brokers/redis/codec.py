@@ -67,14 +67,23 @@ def prepare_lua(text: str) -> str:
 _FIELD_REF = re.compile(r"(?<![\w.])I\.([a-z_]+)")
 
 
+_RANKS: dict[int, str] = {}  # the priorities seen so far (a few, in practice)
+
+
 def priority_rank(priority: int) -> str:
     """16 hex digits that sort the highest priority first (the sequence follows in Lua)."""
+    rank = _RANKS.get(priority)
+    if rank is not None:
+        return rank
     if not _PRIORITY_MIN <= priority <= _PRIORITY_MAX:
         raise ConfigError(
             f"priority {priority} is out of range for the Redis broker; use an integer "
             f"between {_PRIORITY_MIN} and {_PRIORITY_MAX}"
         )
-    return format(_PRIORITY_MAX - priority, "016x")
+    rank = format(_PRIORITY_MAX - priority, "016x")
+    if len(_RANKS) < 1024:
+        _RANKS[priority] = rank
+    return rank
 
 
 def num(value: float) -> str:
@@ -120,12 +129,11 @@ def _own(new: NewJob, now_text: str) -> tuple[str, str, str, str, str]:
     )
 
 
-def enqueue_args(jobs: Sequence[NewJob], now: float) -> list[str]:
+def enqueue_args(jobs: Sequence[NewJob], now_text: str) -> list[str]:
     """The enqueue function's arguments after the time (see ``lua/enqueue.lua``): one job as
     ``1`` then its options and fields, the cheapest form for the common enqueue of one job;
     more as one JSON text of groups (runs of jobs that share their options: the options,
-    then the jobs' own fields as columns)."""
-    now_text = num(now)
+    then the jobs' own fields as columns). ``now_text``: the time, as :func:`num` writes it."""
     if len(jobs) == 1:
         return ["1", *_options(jobs[0]), *_own(jobs[0], now_text)]
     groups: list[list[Any]] = []

@@ -22,6 +22,14 @@ from redis.retry import Retry
 
 from faena.errors import BrokerError, BrokerURLError
 
+_pack_command: Callable[[tuple[str, ...]], bytes] | None
+try:  # hiredis (the redis extra installs it) packs a command in C, three times faster
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - without hiredis the commands are packed here
+    _pack_command = None
+else:
+    _pack_command = _hiredis_pack  # type: ignore[assignment]  # its stub types a 1-tuple
+
 DEFAULT_PREFIX = "faena"
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 #: reconnect after a restart or a network blip: 0.1, 0.2, 0.4 ... capped at 2 s, about 20 s
@@ -146,11 +154,14 @@ class FunctionCall:
 
     def __init__(self, function: str, library_code: str, head: Sequence[str]) -> None:
         self.function = function
-        self._count = 2 + len(head)
-        self._head = _bulk(["FCALL", function, *head])
+        self._words = ("FCALL", function, *head)
+        self._count = len(self._words)
+        self._head = _bulk(self._words)
         self._load = _load_command(library_code)  # one copy for every function of a library
 
     def command(self, args: Sequence[str]) -> bytes:
+        if _pack_command is not None:
+            return _pack_command((*self._words, *args))
         return b"*%d\r\n%s%s" % (self._count + len(args), self._head, _bulk(args))
 
     @property
