@@ -270,3 +270,51 @@ def test_a_slot_turn_that_meets_a_broker_error_keeps_its_results(stop: list) -> 
     assert [e["status"] for e in errors] == ["broker_unavailable"] * 2
     assert errors[0]["retry_in_seconds"] == 0.0
     assert "connection reset (test)" in errors[0]["error_message"]
+
+
+def test_a_slot_turns_log_line_is_written_while_the_slots_stay_busy(
+    stop: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots leave their lines in the output buffer; the sleeping main thread writes them out
+    while the slots run, so a line does not wait for the next job to end (nor for the main
+    thread's safety-net wake-up, pushed out of reach here)."""
+    import os
+
+    from faena.observability import logs
+    from faena.worker import runtime
+
+    monkeypatch.setattr(runtime, "IDLE_POLL_SECONDS", 120.0)
+    release = threading.Event()
+    read_fd, write_fd = os.pipe()
+    # a pipe: block-buffered, like a container's standard output
+    out = open(write_fd, "w", buffering=8192)  # noqa: SIM115 - closed in the finally
+    logs.configure(fmt="json", level="INFO", stream=out)
+    try:
+        app = faena.App(broker=ThreadRecordingBroker())
+
+        @app.task
+        def hold(tag: str) -> str:
+            assert release.wait(30)
+            return tag
+
+        @app.task
+        def quick() -> None:
+            return None
+
+        held = [hold.enqueue("a", priority=9), hold.enqueue("b", priority=1)]
+        done = quick.enqueue(priority=5)  # runs beside "a"; its slot then takes "b"
+        stop.append(run(app, concurrency=2))
+        done.wait(timeout=20)
+        seen = ""
+        while f'"job_id": "{done.id}"' not in seen or "job.succeeded" not in seen:
+            ready, _, _ = select.select([read_fd], [], [], 20)
+            assert ready, "the finished job's line stayed in the buffer while slots were busy"
+            seen += os.read(read_fd, 65536).decode()
+        assert held[1].refresh().state is JobState.RUNNING  # both slots still busy
+        release.set()
+        assert [h.wait(timeout=20) for h in held] == ["a", "b"]
+    finally:
+        release.set()
+        logs.configure(fmt="json", level="INFO")
+        out.close()
+        os.close(read_fd)

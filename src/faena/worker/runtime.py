@@ -52,6 +52,10 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE_SECONDS = 25.0
 IDLE_POLL_SECONDS = 5.0  # safety net only: wake-ups come from the broker's waker
 SATURATED_POLL_SECONDS = 0.05
+# Slots that take their own turns leave their log lines in the output buffer (one write per
+# buffer-full, not per job); while they run, the sleeping main thread writes what is there
+# at least this often, so a line is never held longer.
+LOG_FLUSH_SECONDS = 0.1
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Worker:
         self._claiming = 0  # slots that a turn in progress is claiming jobs for
         self._turns = 0  # turns in progress on executor threads
         self._turns_over = threading.Condition(self._lock)
+        self._turns_on_slots = False  # slots take turns (and log) on their own threads
         self._want = True  # the last claim filled every free slot: more work may be waiting
         self._saturated = False  # the last claim was held back by a full pool or cap
         self._publish_claimed = True
@@ -247,11 +252,11 @@ class Worker:
                 self._turns_over.notify_all()
         if look_again:
             self._completions.wake()
-        flush_events()
 
     def _wait(self, fds: list[Any], timeout: float) -> list[Any]:
         """Sleep until one of ``fds`` is readable or ``timeout`` passes (the executors'
-        inbox is always among them); the readable ones."""
+        inbox is always among them); the readable ones. Log lines are written out first, and
+        every ``LOG_FLUSH_SECONDS`` meanwhile while slots run (and write lines) on their own."""
         if timeout <= 0:
             return []
         inbox = self._completions
@@ -259,8 +264,18 @@ class Worker:
             return [inbox]
         flush_events()
         readable: list[Any] = []
+        end = time.monotonic() + timeout
         try:
-            readable, _, _ = select.select(fds, [], [], timeout)
+            while True:
+                step = end - time.monotonic()
+                if self._turns_on_slots and self._running and step > LOG_FLUSH_SECONDS:
+                    step = LOG_FLUSH_SECONDS
+                if step <= 0:
+                    break
+                readable, _, _ = select.select(fds, [], [], step)
+                if readable:
+                    break
+                flush_events()
         except InterruptedError:
             pass
         finally:
@@ -384,7 +399,8 @@ class Worker:
         if executor is None:
             if kind is Isolation.THREAD:
                 # a slot that can call the broker alongside the others takes its own turns
-                ended = self._job_ended if self.app.broker.parallel_calls else None
+                self._turns_on_slots = self.app.broker.parallel_calls
+                ended = self._job_ended if self._turns_on_slots else None
                 executor = ThreadExecutor(self.concurrency, self._completions, ended)
             elif kind is Isolation.ASYNC:
                 executor = AsyncExecutor(self._completions)
