@@ -258,3 +258,51 @@ def test_url_parameters() -> None:
         PgConfig.parse("postgresql://h/db?schema=bad-name")
     with pytest.raises(BrokerURLError, match="pool_size"):
         PgConfig.parse("postgresql://h/db?pool_size=0")
+
+
+# the prepared statements (exchange, enqueue): parameters sent as text, one preparation per
+# connection, driver errors wrapped
+
+
+def test_names_with_quotes_and_accents_go_through_the_prepared_statements(
+    broker: PostgresBroker,
+) -> None:
+    queue = 'cola "ñ" \\ {x,y}'
+    [job] = broker.enqueue([NewJob("t", queue)])
+    [other] = broker.enqueue([NewJob("t", "plain")])
+    got = broker.claim('wörker "1"', ["plain", queue], 5, 30).jobs
+    assert {j.id for j in got} == {job.id, other.id}
+    stored = broker.get(job.id)
+    assert stored is not None and stored.queue == queue and stored.worker == 'wörker "1"'
+
+
+def test_a_connection_lost_between_calls_is_replaced_and_prepared_again(
+    broker: PostgresBroker, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker.enqueue([NewJob("t", "etl") for _ in range(3)])
+    [first] = broker.claim("w", ["etl"], 1, 30).jobs
+    with psycopg.connect(PG_URL, autocommit=True) as admin:  # every pooled connection
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND strpos(query, %s) > 0",
+            [schema],
+        ).fetchall()
+    assert killed
+    ok = Outcome(first.id, first.attempt, JobState.SUCCEEDED, result_json="1")
+    done, got = broker.finish_and_claim([ok], "w", ["etl"], 1, 30)
+    assert done == [True] and len(got.jobs) == 1
+    assert any(r.msg == "postgres.retry" for r in caplog.records), "the call was not retried"
+    assert len(broker.enqueue([NewJob("t", "etl")])) == 1
+
+
+def test_a_server_error_in_a_prepared_statement_is_a_broker_error(
+    broker: PostgresBroker, schema: str
+) -> None:
+    broker.claim("w", ["etl"], 1, 30)  # prepared on the pooled connection
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER FUNCTION "{schema}".exchange RENAME TO exchange_gone')
+    with pytest.raises(BrokerError, match=r"PostgreSQL claim failed .*exchange"):
+        broker.claim("w", ["etl"], 1, 30)
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER FUNCTION "{schema}".exchange_gone RENAME TO exchange')
+    assert broker.claim("w", ["etl"], 1, 30).jobs == []  # the connection still works

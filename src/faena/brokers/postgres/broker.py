@@ -8,15 +8,15 @@ written with one ``COPY``. Times come from the injected clock, never from the se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.rows import TupleRow, tuple_row
+from psycopg.rows import tuple_row
 
 from faena.brokers.postgres import rows
 from faena.brokers.postgres.config import PgConfig
-from faena.brokers.postgres.database import Conn, Database
+from faena.brokers.postgres.database import Conn, Database, array_literal
 from faena.brokers.postgres.queries import Queries
 from faena.brokers.postgres.schema import drop, migrate
 from faena.brokers.postgres.waker import ListenWaker
@@ -60,6 +60,7 @@ class PostgresBroker:
         self._q = Queries.load(config)
         self._known_pools: set[str] = set()  # pools are never deleted: a safe cache
         self._wakers: list[ListenWaker] = []
+        self._arrays: dict[tuple[str, ...], str] = {}
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> PostgresBroker:
@@ -140,15 +141,14 @@ class PostgresBroker:
                 raise BrokerError(f"PostgreSQL enqueue failed: {exc}") from exc
         if len(jobs) >= _COPY_AT_LEAST and all(j.idempotency_key is None for j in jobs):
             return self._db.run("enqueue", lambda c: self._copy_or_enqueue(c, jobs))
-        return self._db.run("enqueue", lambda c: self._enqueue(c, jobs))
+        return self._db.run("enqueue", lambda c: self._enqueue_here(c, jobs))
 
     def _copy_or_enqueue(self, conn: Conn, jobs: Sequence[NewJob]) -> list[Job]:
         """A group without idempotency keys, on one of our autocommit connections: one
         ``COPY`` into the jobs table, one transaction (the schema's insert trigger wakes the
         workers). If an id is taken (the group was sent before), nothing is written and the
-        group goes the way of :meth:`_enqueue`, which returns the stored jobs."""
-        with conn.cursor() as cur:
-            self._check_pools(cur, {j.pool for j in jobs})
+        group goes the way of :meth:`_enqueue_here`, which returns the stored jobs."""
+        self._check_pools(conn, {j.pool for j in jobs})
         now = self._clock.now()
         out = []
         try:
@@ -159,29 +159,48 @@ class PostgresBroker:
                     copy.write_row(rows.copy_row(new, job))
                     out.append(job)
         except psycopg.errors.UniqueViolation:
-            return self._enqueue(conn, jobs)
+            return self._enqueue_here(conn, jobs)
         return out
 
-    def _enqueue(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[Job]:
-        with conn.cursor(row_factory=tuple_row) as cur:  # whatever the caller's row factory
-            return self._enqueue_with(cur, jobs)
+    def _enqueue_here(self, conn: Conn, jobs: Sequence[NewJob]) -> list[Job]:
+        """``jobs`` on one of our connections: the prepared ``enqueue``, parameters as text
+        (the JSON is ASCII)."""
 
-    def _enqueue_with(self, cur: psycopg.Cursor[TupleRow], jobs: Sequence[NewJob]) -> list[Job]:
-        self._check_pools(cur, {j.pool for j in jobs})
+        def send(batch: str, now: float) -> list[tuple[Any, ...]]:
+            params = (batch.encode(), repr(now).encode())
+            return self._db.execute(conn, self._q.enqueue, params)
+
+        return self._enqueue_with(conn, jobs, send)
+
+    def _enqueue(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[Job]:
+        """``jobs`` in the transaction of the caller's connection, whatever its row factory."""
+
+        def send(batch: str, now: float) -> list[tuple[Any, ...]]:
+            with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+                return cur.execute(self._q.enqueue.sql, (batch, now)).fetchall()
+
+        return self._enqueue_with(conn, jobs, send)
+
+    def _enqueue_with(
+        self,
+        conn: psycopg.Connection[Any],
+        jobs: Sequence[NewJob],
+        send: Callable[[str, float], list[tuple[Any, ...]]],
+    ) -> list[Job]:
+        self._check_pools(conn, {j.pool for j in jobs})
         now = self._clock.now()
         out = [lifecycle.create(new, now) for new in jobs]
         todo = list(range(len(jobs)))
         for _ in range(_KEY_RACE_TRIES):
-            batch = rows.new_jobs_json([jobs[i] for i in todo], [out[i] for i in todo])
-            params = {"jobs": batch, "now": now}
-            skipped = cur.execute(self._q.enqueue, params).fetchall()
+            skipped = send(rows.new_jobs_json([jobs[i] for i in todo], [out[i] for i in todo]), now)
             if not skipped:
                 return out
             holders = {h for _, h in skipped if h is not None}
             found = {}
             if holders:
-                cur.execute(self._q.jobs_by_ids, {"ids": list(holders)})
-                found = {job.id: job for job in map(rows.to_job, cur.fetchall())}
+                with conn.cursor(row_factory=tuple_row) as cur:
+                    cur.execute(self._q.jobs_by_ids, {"ids": list(holders)})
+                    found = {job.id: job for job in map(rows.to_job, cur.fetchall())}
             retry = []
             for ord_, holder in skipped:
                 index = todo[ord_ - 1]
@@ -196,20 +215,16 @@ class PostgresBroker:
             f"enqueue kept racing for idempotency keys at {self.config.display_url}; try again"
         )
 
-    def _check_pools(self, cur: psycopg.Cursor[TupleRow], pools: set[str]) -> None:
+    def _check_pools(self, conn: psycopg.Connection[Any], pools: set[str]) -> None:
         if pools <= self._known_pools:
             return
-        known = {row[0] for row in cur.execute(self._q.pool_names).fetchall()}
+        with conn.cursor(row_factory=tuple_row) as cur:
+            known = {row[0] for row in cur.execute(self._q.pool_names).fetchall()}
         self._known_pools.update(known)
         for pool in sorted(pools - known):
             raise UnknownPoolError(unknown_pool(pool, known))
 
     # workers -------------------------------------------------------------------------
-    def _fresh(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` with ``now`` read at this try: a call retried after an outage longer
-        than a lease must not write a deadline that has already passed."""
-        return {**params, "now": self._clock.now()}
-
     def _exchange(
         self,
         what: str,
@@ -220,20 +235,35 @@ class PostgresBroker:
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
         """One call of the schema's ``exchange``: finish ``outcomes``, then (with ``queues``)
-        reap and claim up to ``limit`` jobs."""
+        reap and claim up to ``limit`` jobs. Parameters go as text: the JSON is ASCII, the
+        names in the connection's encoding, ``now`` is read at each try (a call retried after
+        an outage longer than a lease must not write a deadline that has already passed)."""
         keep = rows.once_each([o.lease for o in outcomes])
-        params: dict[str, Any] = {
-            "done": rows.outcomes_json([outcomes[i] for i in keep]) if keep else None,
-            "worker": worker,
-            "queues": None if queues is None else list(queues),
-            "limit": limit,
-            "lease": lease_seconds,
-        }
-        found = self._db.run(
-            what, lambda c: c.execute(self._q.exchange, self._fresh(params)).fetchall()
-        )
-        finished, result = rows.to_claim_result(found)
+        done = rows.outcomes_json([outcomes[i] for i in keep]).encode() if keep else None
+        wanted = None if queues is None else self._array(queues)
+        fixed = (b"%d" % limit, repr(float(lease_seconds)).encode())
+
+        def call(conn: Conn) -> list[tuple[Any, ...]]:
+            encoding = conn.info.encoding
+            params = (
+                done,
+                None if worker is None else worker.encode(encoding),
+                None if wanted is None else wanted.encode(encoding),
+                *fixed,
+                repr(self._clock.now()).encode(),
+            )
+            return self._db.execute(conn, self._q.exchange, params)
+
+        finished, result = rows.to_claim_result(self._db.run(what, call))
         return rows.applied(len(outcomes), keep, finished), result
+
+    def _array(self, queues: Sequence[str]) -> str:
+        """``queues`` as a ``text[]`` literal (a worker asks for the same ones every time)."""
+        key = tuple(queues)
+        text = self._arrays.get(key)
+        if text is None:
+            text = self._arrays[key] = array_literal(key)
+        return text
 
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from faena.brokers.postgres.config import LOCK_CLASS_CLAIM, PgConfig
+from faena.brokers.postgres.database import Prepared
 
 _MARK = "-- name:"
+#: the statements run as :class:`Prepared` (``$n`` parameters, sent as text): the hot ones
+PREPARED = frozenset({"exchange", "enqueue"})
 
 
 def read_sections(text: str) -> dict[str, str]:
@@ -38,11 +42,11 @@ def render(text: str, config: PgConfig) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Queries:
-    exchange: str
+    exchange: Prepared
     reap: str
     release: str
     heartbeat: str
-    enqueue: str
+    enqueue: Prepared
     copy_jobs: str
     jobs_by_ids: str
     get: str
@@ -66,5 +70,7 @@ class Queries:
     @classmethod
     def load(cls, config: PgConfig) -> Queries:
         text = (resources.files("faena.brokers.postgres") / "queries.sql").read_text("utf-8")
-        sections = {k: render(v, config) for k, v in read_sections(text).items()}
-        return cls(**sections)
+        sql: dict[str, Any] = {k: render(v, config) for k, v in read_sections(text).items()}
+        for name in PREPARED:
+            sql[name] = Prepared(f"faena_{name}".encode(), sql[name].encode())
+        return cls(**sql)

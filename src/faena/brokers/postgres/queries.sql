@@ -1,11 +1,14 @@
 -- Statements the PostgreSQL broker sends, one per "-- name:" section. @schema@ is the
--- quoted schema; parameters use psycopg's %(name)s style. Job rows are selected as j.*, in
--- the table's column order (rows.JOB_COLUMNS).
+-- quoted schema; parameters use psycopg's %(name)s style, except in the statements that
+-- queries.PREPARED names: those are prepared on each connection and take $n parameters,
+-- sent as text. Job rows are selected as j.*, in the table's column order
+-- (rows.JOB_COLUMNS).
 
 -- name: exchange
+-- $1 done, $2 worker, $3 queues, $4 limit, $5 lease, $6 now
 SELECT e.kind, e.ord, (e.job).*
-  FROM @schema@.exchange(%(done)s::json, %(worker)s, %(queues)s::text[], %(limit)s::integer,
-                         %(lease)s::double precision, %(now)s::double precision) AS e;
+  FROM @schema@.exchange($1::json, $2::text, $3::text[], $4::integer,
+                         $5::double precision, $6::double precision) AS e;
 
 -- name: reap
 SELECT e.kind, e.ord, (e.job).* FROM @schema@.reap(%(now)s::double precision) AS e;
@@ -20,7 +23,8 @@ UPDATE @schema@.jobs j SET lease_expires_at = %(deadline)s::double precision
 RETURNING j.id, j.cancel_requested;
 
 -- name: enqueue
-SELECT e.ord, e.holder FROM @schema@.enqueue(%(jobs)s::json, %(now)s::double precision) AS e;
+-- $1 jobs, $2 now
+SELECT e.ord, e.holder FROM @schema@.enqueue($1::json, $2::double precision) AS e;
 
 -- name: copy_jobs
 COPY @schema@.jobs (id, task, queue, args_json, kwargs_json, state, priority, pool, pool_slots,
