@@ -306,3 +306,58 @@ def test_a_server_error_in_a_prepared_statement_is_a_broker_error(
     with psycopg.connect(PG_URL, autocommit=True) as admin:
         admin.execute(f'ALTER FUNCTION "{schema}".exchange_gone RENAME TO exchange')
     assert broker.claim("w", ["etl"], 1, 30).jobs == []  # the connection still works
+
+
+# a claim of one job (what a worker's slot asks for): candidate locked first, admitted in its
+# update, the full search when it does not fit
+
+
+def test_a_one_job_claim_skips_a_job_its_pool_has_no_room_for(broker: PostgresBroker) -> None:
+    [held] = broker.enqueue([NewJob("t", "etl", pool="tiny")])
+    assert [j.id for j in broker.claim("w", ["etl"], 1, 30).jobs] == [held.id]
+    broker.enqueue([NewJob("t", "etl", pool="tiny"), NewJob("t", "etl", pool="tiny", pool_slots=0)])
+    [other] = broker.enqueue([NewJob("t", "etl")])
+    # the first candidate's pool is full, as it is for a job of no slots: the next that fits
+    assert [j.id for j in broker.claim("w", ["etl"], 1, 30).jobs] == [other.id]
+    assert broker.claim("w", ["etl"], 1, 30).jobs == []
+
+
+def test_a_one_job_claim_respects_the_parallelism_cap(broker: PostgresBroker) -> None:
+    broker.set_parallelism(1)
+    a, b = broker.enqueue([NewJob("t", "etl"), NewJob("t", "etl")])
+    [got] = broker.claim("w", ["etl"], 1, 30).jobs
+    assert got.id == a.id
+    assert broker.claim("w", ["etl"], 1, 30).jobs == []
+    ok = Outcome(got.id, got.attempt, JobState.SUCCEEDED, result_json="1")
+    done, result = broker.finish_and_claim([ok], "w", ["etl"], 1, 30)
+    assert done == [True] and [j.id for j in result.jobs] == [b.id]
+    broker.set_parallelism(0)
+    assert broker.claim("w", ["etl"], 1, 30).jobs == []
+
+
+def test_a_claim_waits_for_the_lock_holder_and_counts_what_it_committed(
+    broker: PostgresBroker, schema: str
+) -> None:
+    import threading
+
+    first, second = broker.enqueue([NewJob("t", "etl", pool="tiny") for _ in range(2)])
+    got: list[list[str]] = []
+    with psycopg.connect(PG_URL, autocommit=True) as other:
+        with other.transaction():
+            # another claimer takes the pool's one slot and holds the claim lock, uncommitted
+            rows = other.execute(
+                f'SELECT (e.job).id FROM "{schema}".exchange(NULL, %s, %s, 1, 30, %s) AS e',
+                ["x", ["etl"], broker._clock.now()],
+            ).fetchall()
+            assert rows == [(first.id,)]
+            waiting = threading.Thread(
+                target=lambda: got.append([j.id for j in broker.claim("w", ["etl"], 1, 30).jobs])
+            )
+            waiting.start()
+            waiting.join(0.5)
+            assert waiting.is_alive(), "the claim did not wait for the claim lock"
+        waiting.join(10)
+    # the second job was free to lock, but its pool's slot was taken by the commit it waited for
+    assert got == [[]]
+    stored = broker.get(second.id)
+    assert stored is not None and stored.state is JobState.QUEUED

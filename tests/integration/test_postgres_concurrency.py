@@ -1,12 +1,15 @@
 """Admission holds under concurrent claimers: 4 processes, each with its own connections,
 claim and finish jobs of a 3-slot pool, then under a parallelism cap. Each records when it
 held a job (after claim returned, before finish was called); at no instant may more jobs be
-held than the limit, and every job must finish exactly once."""
+held than the limit, and every job must finish exactly once. The claimers take jobs two at a
+time ("pairs"), or as a worker's slots do: two threads a process, each reporting its one job
+and claiming the next in one call ("slots", the one-job claim path)."""
 
 from __future__ import annotations
 
 import multiprocessing
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +18,7 @@ import pytest
 from tests.conftest import PG_URL, need, port_open
 
 from faena.brokers.postgres import PostgresBroker
-from faena.core.job import NewJob, Outcome
+from faena.core.job import Job, NewJob, Outcome
 from faena.core.states import JobState
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -27,31 +30,69 @@ QUEUE = "conc"
 Interval = tuple[str, float, float, bool]  # job id, start, end, finish applied
 
 
-def work(url: str, worker: str, seed: int) -> list[Interval]:
-    """One claimer process: claim up to 2 at a time until the queue stays empty."""
-    rng = random.Random(seed)
+def work(url: str, worker: str, seed: int, mode: str) -> list[Interval]:
+    """One claimer process, until the queue stays empty."""
     broker = PostgresBroker.from_url(url)
-    held: list[Interval] = []
-    idle_since = None
     try:
-        while True:
-            jobs = broker.claim(worker, [QUEUE], 2, 60).jobs
-            if not jobs:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since > 1.5:
-                    return held
-                time.sleep(0.002)
-                continue
-            idle_since = None
-            start = time.monotonic()
-            time.sleep(rng.uniform(0.002, 0.012))
-            end = time.monotonic()
-            done = broker.finish(
-                [Outcome(j.id, j.attempt, JobState.SUCCEEDED, result_json="1") for j in jobs]
-            )
-            held += [(j.id, start, end, ok) for j, ok in zip(jobs, done, strict=True)]
+        if mode == "pairs":
+            return pairs(broker, worker, random.Random(seed))
+        held: list[Interval] = []
+        slots = [
+            threading.Thread(target=slot, args=(broker, worker, random.Random(seed * 2 + n), held))
+            for n in range(2)
+        ]
+        for t in slots:
+            t.start()
+        for t in slots:
+            t.join()
+        return held
     finally:
         broker.close()
+
+
+def pairs(broker: PostgresBroker, worker: str, rng: random.Random) -> list[Interval]:
+    """Claim up to 2 at a time, hold them, finish them."""
+    held: list[Interval] = []
+    idle_since = None
+    while True:
+        jobs = broker.claim(worker, [QUEUE], 2, 60).jobs
+        if not jobs:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > 1.5:
+                return held
+            time.sleep(0.002)
+            continue
+        idle_since = None
+        start = time.monotonic()
+        time.sleep(rng.uniform(0.002, 0.012))
+        end = time.monotonic()
+        done = broker.finish(
+            [Outcome(j.id, j.attempt, JobState.SUCCEEDED, result_json="1") for j in jobs]
+        )
+        held += [(j.id, start, end, ok) for j, ok in zip(jobs, done, strict=True)]
+
+
+def slot(broker: PostgresBroker, worker: str, rng: random.Random, held: list[Interval]) -> None:
+    """A worker's slot: report the job just held and claim one more, in one call."""
+    ended: list[tuple[Job, float, float]] = []
+    idle_since = None
+    while True:
+        outcomes = [
+            Outcome(j.id, j.attempt, JobState.SUCCEEDED, result_json="1") for j, _, _ in ended
+        ]
+        done, got = broker.finish_and_claim(outcomes, worker, [QUEUE], 1, 60)
+        held.extend((j.id, start, end, ok) for (j, start, end), ok in zip(ended, done, strict=True))
+        ended = []
+        if not got.jobs:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > 1.5:
+                return
+            time.sleep(0.002)
+            continue
+        idle_since = None
+        start = time.monotonic()
+        time.sleep(rng.uniform(0.002, 0.012))
+        ended = [(got.jobs[0], start, time.monotonic())]
 
 
 def max_overlap(intervals: list[Interval]) -> int:
@@ -75,10 +116,10 @@ def url() -> Iterator[str]:
     broker.close()
 
 
-def run(url: str) -> list[Interval]:
+def run(url: str, mode: str) -> list[Interval]:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(PROCESSES) as pool:
-        results = pool.starmap(work, [(url, f"w{i}", i) for i in range(PROCESSES)])
+        results = pool.starmap(work, [(url, f"w{i}", i, mode) for i in range(PROCESSES)])
     return [interval for chunk in results for interval in chunk]
 
 
@@ -95,21 +136,23 @@ def check(url: str, intervals: list[Interval], limit: int, ids: set[str]) -> Non
         broker.close()
 
 
-def test_pool_slots_hold_across_processes(url: str) -> None:
+@pytest.mark.parametrize("mode", ["pairs", "slots"])
+def test_pool_slots_hold_across_processes(url: str, mode: str) -> None:
     broker = PostgresBroker.from_url(url)
     broker.set_pools({"three": 3})
     ids = {j.id for j in broker.enqueue([NewJob("t", QUEUE, pool="three") for _ in range(JOBS)])}
     broker.close()
-    intervals = run(url)
+    intervals = run(url, mode)
     check(url, intervals, 3, ids)
     assert max_overlap(intervals) == 3  # the limit was actually reached
 
 
-def test_parallelism_cap_holds_across_processes(url: str) -> None:
+@pytest.mark.parametrize("mode", ["pairs", "slots"])
+def test_parallelism_cap_holds_across_processes(url: str, mode: str) -> None:
     broker = PostgresBroker.from_url(url)
     broker.set_parallelism(2)
     ids = {j.id for j in broker.enqueue([NewJob("t", QUEUE) for _ in range(JOBS)])}
     broker.close()
-    intervals = run(url)
+    intervals = run(url, mode)
     check(url, intervals, 2, ids)
     assert max_overlap(intervals) == 2

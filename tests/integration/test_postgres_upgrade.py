@@ -191,3 +191,46 @@ def test_version_1_functions_answer_after_the_upgrade(config: PgConfig) -> None:
         waker.close()
         broker.destroy()
         broker.close()
+
+
+# The statement a version 2 broker sends (faena before schema version 3).
+V2_EXCHANGE = (
+    "SELECT e.kind, e.ord, (e.job).* FROM {s}.exchange(%s::json, %s, %s::text[], %s::integer,"
+    " %s::double precision, %s::double precision) AS e"
+)
+
+
+def test_a_version_2_worker_keeps_claiming_after_the_upgrade_to_3(config: PgConfig) -> None:
+    with psycopg.connect(config.conninfo, autocommit=True) as conn:
+        assert migrate(conn, config, upto=2) == 1
+    broker = PostgresBroker(config, clock=ManualClock(T0))
+    try:
+        broker.set_pools({"two": 2})
+        jobs = broker.enqueue([NewJob("t", "etl", pool="two") for _ in range(4)])
+        with psycopg.connect(config.conninfo, autocommit=True) as conn:
+            # the old worker holds one job, claimed before the upgrade
+            found = _v1(conn, config, V2_EXCHANGE, None, "old", ["etl"], 1, LEASE, T0)
+            [held] = rows.to_claim_result(found)[1].jobs
+            assert held.id == jobs[0].id
+
+            broker.setup()
+            assert migrate(conn, config) == SCHEMA_VERSION and SCHEMA_VERSION >= 3
+
+            # a new worker's one-job claim takes the pool's last slot; the old worker's
+            # claim then finds the pool full, as the lock and the count are shared
+            [new] = broker.claim("new", ["etl"], 1, LEASE).jobs
+            assert new.id == jobs[1].id
+            found = _v1(conn, config, V2_EXCHANGE, None, "old", ["etl"], 1, LEASE, T0)
+            assert found == []
+
+            # the old worker reports its job and takes the next in one call, as before
+            done = rows.outcomes_json([Outcome(held.id, held.attempt, JobState.SUCCEEDED)])
+            found = _v1(conn, config, V2_EXCHANGE, done, "old", ["etl"], 1, LEASE, T0)
+            finished, result = rows.to_claim_result(found)
+            assert finished == [1] and [j.id for j in result.jobs] == [jobs[2].id]
+            assert result.jobs[0].worker == "old" and result.jobs[0].attempt == 1
+        stored = broker.get(held.id)
+        assert stored is not None and stored.state is JobState.SUCCEEDED
+    finally:
+        broker.destroy()
+        broker.close()
