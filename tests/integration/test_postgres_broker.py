@@ -361,3 +361,35 @@ def test_a_claim_waits_for_the_lock_holder_and_counts_what_it_committed(
     assert got == [[]]
     stored = broker.get(second.id)
     assert stored is not None and stored.state is JobState.QUEUED
+
+
+# one job without a caller's connection: a plain INSERT, the enqueue function when it is
+# skipped
+
+
+def test_one_job_sent_again_returns_the_stored_job(broker: PostgresBroker) -> None:
+    clock = broker._clock
+    assert isinstance(clock, ManualClock)
+    new = NewJob("t", "etl", args_json='["é", {"k": "ü\\"q"}]', timeout=2.5)
+    [first] = broker.enqueue([new])
+    clock.advance(10)
+    [again] = broker.enqueue([new])  # a retried call after a lost reply
+    assert again == first
+    stored = broker.get(new.id)
+    assert stored == first and stored.args_json == '["é", {"k": "ü\\"q"}]'
+    assert stored.timeout == 2.5 and stored.state is JobState.QUEUED
+
+
+def test_one_job_with_a_taken_key_returns_the_holder(broker: PostgresBroker) -> None:
+    [holder] = broker.enqueue([NewJob("t", "etl", idempotency_key="k1")])
+    [same] = broker.enqueue([NewJob("t", "etl", idempotency_key="k1", run_at=10**10)])
+    assert same.id == holder.id
+    assert len(broker.list_jobs()) == 1
+    [later] = broker.enqueue([NewJob("t", "etl", run_at=10**10)])
+    assert later.state is JobState.SCHEDULED and later.run_at == 10**10
+
+
+def test_one_job_of_an_unknown_pool_writes_nothing(broker: PostgresBroker) -> None:
+    with pytest.raises(UnknownPoolError):
+        broker.enqueue([NewJob("t", "etl", pool="nope")])
+    assert broker.list_jobs() == []

@@ -141,7 +141,38 @@ class PostgresBroker:
                 raise BrokerError(f"PostgreSQL enqueue failed: {exc}") from exc
         if len(jobs) >= _COPY_AT_LEAST and all(j.idempotency_key is None for j in jobs):
             return self._db.run("enqueue", lambda c: self._copy_or_enqueue(c, jobs))
+        if len(jobs) == 1:
+            return self._db.run("enqueue", lambda c: self._insert_or_enqueue(c, jobs[0]))
         return self._db.run("enqueue", lambda c: self._enqueue_here(c, jobs))
+
+    def _insert_or_enqueue(self, conn: Conn, new: NewJob) -> list[Job]:
+        """One job, on one of our connections: a plain ``INSERT`` (prepared, parameters as
+        text), a quarter less work for the server than the ``enqueue`` function. If its id or
+        idempotency key is taken, nothing is written and it goes the way of
+        :meth:`_enqueue_here`, which returns the job holding it."""
+        self._check_pools(conn, {new.pool})
+        now = self._clock.now()
+        job = lifecycle.create(new, now)
+        encoding = conn.info.encoding
+        params = (
+            new.id.encode(encoding),
+            new.task.encode(encoding),
+            new.queue.encode(encoding),
+            new.args_json.encode(encoding),
+            new.kwargs_json.encode(encoding),
+            job.state.value.encode(),
+            b"%d" % new.priority,
+            new.pool.encode(encoding),
+            b"%d" % new.pool_slots,
+            b"%d" % new.max_attempts,
+            None if new.timeout is None else repr(float(new.timeout)).encode(),
+            None if new.idempotency_key is None else new.idempotency_key.encode(encoding),
+            repr(now).encode(),
+            repr(job.run_at).encode(),
+        )
+        if self._db.execute(conn, self._q.insert_job, params):
+            return [job]
+        return self._enqueue_here(conn, [new])
 
     def _copy_or_enqueue(self, conn: Conn, jobs: Sequence[NewJob]) -> list[Job]:
         """A group without idempotency keys, on one of our autocommit connections: one

@@ -11,7 +11,7 @@ from faena.brokers.postgres.database import Prepared
 
 _MARK = "-- name:"
 #: the statements run as :class:`Prepared` (``$n`` parameters, sent as text): the hot ones
-PREPARED = frozenset({"exchange", "enqueue"})
+PREPARED = frozenset({"exchange", "enqueue", "insert_job"})
 
 
 def read_sections(text: str) -> dict[str, str]:
@@ -47,6 +47,7 @@ class Queries:
     release: str
     heartbeat: str
     enqueue: Prepared
+    insert_job: Prepared
     copy_jobs: str
     jobs_by_ids: str
     get: str

@@ -26,6 +26,19 @@ RETURNING j.id, j.cancel_requested;
 -- $1 jobs, $2 now
 SELECT e.ord, e.holder FROM @schema@.enqueue($1::json, $2::double precision) AS e;
 
+-- name: insert_job
+-- one new job, as enqueue() inserts it; no row back when its id or idempotency key is taken
+-- $1 id, $2 task, $3 queue, $4 args, $5 kwargs, $6 state, $7 priority, $8 pool, $9 pool_slots,
+-- $10 max_attempts, $11 timeout, $12 key, $13 enqueued_at, $14 run_at
+INSERT INTO @schema@.jobs (id, task, queue, args_json, kwargs_json, state, priority, pool,
+                           pool_slots, max_attempts, timeout, idempotency_key, enqueued_at,
+                           run_at)
+VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::integer, $8::text,
+        $9::integer, $10::integer, $11::double precision, $12::text, $13::double precision,
+        $14::double precision)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
 -- name: copy_jobs
 COPY @schema@.jobs (id, task, queue, args_json, kwargs_json, state, priority, pool, pool_slots,
                     max_attempts, timeout, enqueued_at, run_at) FROM STDIN (FORMAT BINARY);
