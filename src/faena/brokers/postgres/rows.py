@@ -42,6 +42,10 @@ JOB_COLUMNS = (
 
 Row = Sequence[Any]
 
+#: one encoder for every call (json.dumps with separators builds a new one each time); its
+#: output is ASCII, so it can be sent as is whatever the connection's encoding
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
 
 def to_job(row: Row, at: int = 0) -> Job:
     """The job whose columns start at position ``at`` of ``row``."""
@@ -133,7 +137,7 @@ def outcomes_json(outcomes: Sequence[Outcome]) -> str:
         if o.max_attempts is not None:
             item["max_attempts"] = o.max_attempts
         done.append(item)
-    return json.dumps(done, separators=(",", ":"))
+    return _JSON.encode(done)
 
 
 #: the types of :func:`copy_row`'s values, in the column order of the ``copy_jobs`` query
@@ -175,7 +179,7 @@ def copy_row(new: NewJob, created: Job) -> tuple[Any, ...]:
 
 def new_jobs_json(jobs: Sequence[NewJob], created: Sequence[Job]) -> str:
     """New jobs as the JSON array ``enqueue`` reads (state and run_at as lifecycle set them)."""
-    return json.dumps(
+    return _JSON.encode(
         [
             {
                 "id": j.id,
@@ -193,6 +197,5 @@ def new_jobs_json(jobs: Sequence[NewJob], created: Sequence[Job]) -> str:
                 "run_at": c.run_at,
             }
             for j, c in zip(jobs, created, strict=True)
-        ],
-        separators=(",", ":"),
+        ]
     )
