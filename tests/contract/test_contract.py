@@ -84,6 +84,20 @@ def test_fifo_within_priority_across_calls(broker: Broker, clock: ManualClock) -
     assert got == ids
 
 
+def test_jobs_enqueued_alone_and_together_keep_order_and_are_seen_at_once(
+    broker: Broker, clock: ManualClock
+) -> None:
+    [a] = broker.enqueue([new()])
+    clock.advance(0.001)
+    b, c = broker.enqueue([new(), new()])
+    clock.advance(0.001)
+    [d] = broker.enqueue([new()])
+    assert broker.count_by_state()[("etl", JobState.QUEUED)] == 4
+    assert {j.id for j in broker.list_jobs()} == {a.id, b.id, c.id, d.id}
+    assert [s.waiting for s in broker.queue_stats() if s.queue == "etl"] == [4]
+    assert [j.id for j in claim(broker, limit=4)] == [a.id, b.id, c.id, d.id]
+
+
 def test_claim_only_named_queues(broker: Broker) -> None:
     broker.enqueue([new(queue="other")])
     assert claim(broker) == []

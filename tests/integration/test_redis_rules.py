@@ -188,3 +188,36 @@ def test_a_big_bulk_sent_again_returns_its_jobs(broker) -> None:
     again = broker.enqueue([*first, extra])
     assert [j.id for j in again] == [*(j.id for j in created), extra.id]
     assert broker.queue_stats()[0].waiting == 2501
+
+
+def test_jobs_enqueued_alone_are_indexed_in_their_order_by_the_next_call(broker) -> None:
+    """A job enqueued alone waits on the intake list until a call needs the indexes; a long
+    intake (more than one batch of 1,000) and a bulk enqueue after it keep enqueue order."""
+    singles = [broker.enqueue([NewJob(task="t", queue="q")])[0].id for _ in range(2500)]
+    r = broker._client
+    assert r.llen(broker._key("intake")) == 2500
+    assert r.zcard(broker._key("all")) == 0  # not indexed yet, but counted:
+    assert broker.count_by_state() == {("q", JobState.QUEUED): 2500}
+    bulk = [j.id for j in broker.enqueue([NewJob(task="t", queue="q") for _ in range(3)])]
+    assert r.llen(broker._key("intake")) == 0
+    last = broker.enqueue([NewJob(task="t", queue="q")])[0].id
+    broker.set_pools({"default_pool": 3000})
+    got: list[str] = []
+    for _ in range(3):
+        got += [j.id for j in broker.claim("w", ["q"], 1000, LEASE).jobs]
+    assert got == singles + bulk + [last]
+    stored = broker.get(last)
+    assert stored is not None and stored.state is JobState.RUNNING
+
+
+def test_a_job_enqueued_alone_is_seen_by_every_reader_at_once(broker, clock) -> None:
+    [now] = broker.enqueue([NewJob(task="t", queue="q")])
+    [later] = broker.enqueue([NewJob(task="t", queue="q", run_at=clock.now() + 60)])
+    assert broker.next_run_at(["q"]) == pytest.approx(clock.now())
+    assert {j.id for j in broker.list_jobs(queue="q")} == {now.id, later.id}
+    [stats] = broker.queue_stats()
+    assert (stats.waiting, stats.scheduled) == (1, 1)
+    assert broker.cancel(later.id).state is JobState.CANCELLED
+    [again] = broker.enqueue([NewJob(task="t", queue="q", id=now.id)])  # a re-sent enqueue
+    assert again.id == now.id and again.enqueued_at == now.enqueued_at
+    assert [j.id for j in broker.claim("w", ["q"], 5, LEASE).jobs] == [now.id]

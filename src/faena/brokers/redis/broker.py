@@ -283,15 +283,8 @@ class RedisBroker:
             )
 
     def next_run_at(self, queues: Sequence[str]) -> float | None:
-        def heads() -> list[Any]:
-            pipe = self._client.pipeline(transaction=False)
-            for queue in queues:
-                pipe.zrange(self._key(f"pend:{queue}"), 0, 0, withscores=True)
-            result: list[Any] = pipe.execute()
-            return result
-
-        firsts = [row[0][1] for row in call(self._target, heads) if row]
-        return min(firsts, default=None)
+        first = self._run("next", self._clock.now(), list(queues))
+        return None if first is None else float(first)
 
     # operators -----------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:

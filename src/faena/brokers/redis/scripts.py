@@ -36,6 +36,7 @@ NAMES = (
     "prune",
     "list",
     "stats",
+    "next",
 )
 
 _LIB = "@LIB@"

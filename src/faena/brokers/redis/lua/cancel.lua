@@ -1,5 +1,6 @@
 -- cancel: ARGV[3] = job id. Pending jobs end cancelled now; running ones are flagged.
 -- Reply (JSON): ["missing"] | ["refused", record] | ["ok", record].
+absorb()
 local id = ARGV[3]
 local r = rec(id)
 if not r then return cjson.encode({ 'missing' }) end

@@ -5,9 +5,36 @@
 -- run_at, idempotency keys ('' = none, else '+' key).
 -- Or, for one job (no JSON to decode): ARGV[3] = '1', ARGV[4..11] its options, ARGV[12..16]
 -- its own fields, in the orders above.
+
+-- One job without an idempotency key, the common enqueue, takes the intake (see absorb() in
+-- lib.lua): its record and counter are written now, its index entries by the next call
+-- that needs them. Reply as below.
+if ARGV[3] == '1' and ARGV[16] == '' then
+  local task, q, priority, pool, slots, max, timeout, prefix = unpack(ARGV, 4, 11)
+  local id, run_at = ARGV[12], ARGV[15]
+  if redis.call('HEXISTS', K_POOLS, pool) == 0 then
+    return cjson.encode({ 'unknown_pool', pool })
+  end
+  if redis.call('EXISTS', jkey(id)) == 1 then -- sent again: the stored job
+    return cjson.encode({ 'ok', { rec(id) } })
+  end
+  local state = 'queued'
+  if tonumber(run_at) > NOW then state = 'scheduled' end
+  -- until absorbed, 'rank' holds the priority part alone
+  redis.call('HSET', jkey(id), 'id', id, 'task', task, 'queue', q, 'args', ARGV[13],
+             'kwargs', ARGV[14], 'state', state, 'priority', priority, 'pool', pool,
+             'slots', slots, 'attempt', '0', 'tries', '0', 'max', max,
+             'timeout', timeout, 'enq', NOW_S, 'run_at', run_at, 'rank', prefix)
+  redis.call('HINCRBY', K_COUNTS, q .. '|' .. state, 1)
+  redis.call('RPUSH', K_INTAKE, id)
+  redis.call('PUBLISH', CHANNEL, q)
+  return 0
+end
+
 -- All or nothing: an unknown pool writes nothing. Reply: 0 if every job was created as asked,
 -- else (JSON) ["unknown_pool", pool] or ["ok", per job: 0 if created as asked, else the
 -- record of the job returned in its place].
+absorb() -- jobs enqueued alone before these take their sequence numbers first
 local groups
 if ARGV[3] == '1' then
   groups = { { { unpack(ARGV, 4, 11) }, { ARGV[12] }, { ARGV[13] }, { ARGV[14] },

@@ -1,5 +1,6 @@
 -- finish_and_claim: ARGV[3] = n outcomes (11 arguments each), then the claim arguments
 -- (worker, limit, lease deadline, n, queues). Reply (JSON): [1/0 per outcome, claimed, reaped].
+absorb()
 local n = tonumber(ARGV[3])
 local done = finish_from(3)
 local reply = claim_from(4 + n * 11)

@@ -19,6 +19,7 @@ local K_RUNNING    -- zset: job id by lease deadline
 local K_ALL        -- zset: job id by enqueue sequence
 local K_DONE       -- zset: terminal job id by finished_at
 local K_IDEM       -- hash: idempotency key -> job id
+local K_INTAKE     -- list: ids of jobs enqueued one at a time, written but not indexed yet
 local CHANNEL      -- pub/sub: a queue name when work may be runnable
 
 -- Counter changes are summed while a call runs and written once by flush() at its end, so
@@ -32,6 +33,7 @@ local function begin(args)
     K_META, K_POOLS, K_USED = P .. ':meta', P .. ':pools', P .. ':used'
     K_COUNTS, K_RUNNING, K_ALL = P .. ':counts', P .. ':running', P .. ':all'
     K_DONE, K_IDEM, CHANNEL = P .. ':done', P .. ':idem', P .. ':wake'
+    K_INTAKE = P .. ':intake'
   end
   NOW_S = args[2]
   NOW = tonumber(NOW_S)
@@ -212,6 +214,44 @@ end
 
 local function write_gathered(cmd, t)
   for key, args in pairs(t) do variadic(cmd, key, args) end
+end
+
+-- A job enqueued alone is written (record, counter) and its id pushed on the intake list,
+-- which is all its enqueue costs; its sequence number and index entries come here, from the
+-- first function after it that reads or changes the indexes (each calls absorb() first), in
+-- the order the jobs came. A batch of ids is read at a time, so a long intake needs no more
+-- memory than a batch.
+local function absorb()
+  while true do
+    local ids = redis.call('LRANGE', K_INTAKE, 0, 999)
+    local n = #ids
+    if n == 0 then return end
+    redis.call('LTRIM', K_INTAKE, n, -1)
+    local seq = redis.call('HINCRBY', K_META, 'seq', n) - n
+    local all, pend, ready, delayed, subs = {}, {}, {}, {}, {}
+    for i, id in ipairs(ids) do
+      local v = redis.call('HMGET', jkey(id), 'queue', 'pool', 'slots', 'run_at', 'rank', 'state')
+      if v[1] then
+        local q, rank = v[1], v[5] .. string.format('%015d', seq + i)
+        redis.call('HSET', jkey(id), 'rank', rank)
+        all[#all + 1] = seq + i
+        all[#all + 1] = id
+        gather(pend, pend_key(q), v[4], id)
+        if v[6] == 'queued' then
+          local sub = v[2] .. '|' .. v[3]
+          gather(ready, ready_key(q, sub), 0, rank .. id)
+          gather(subs, subs_key(q), sub)
+        else
+          gather(delayed, delayed_key(q), v[4], id)
+        end
+      end
+    end
+    variadic('ZADD', K_ALL, all)
+    write_gathered('ZADD', pend)
+    write_gathered('ZADD', ready)
+    write_gathered('ZADD', delayed)
+    write_gathered('SADD', subs)
+  end
 end
 
 -- Ready sets are split by (pool, slots), so the head of each is the best job of its kind:

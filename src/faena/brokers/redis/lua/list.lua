@@ -1,6 +1,7 @@
 -- list: ARGV[3..7] = state, queue, task ('' = any), limit, offset. Newest first.
 -- Failed, dead and cancelled jobs have an index each; running jobs come from the running set;
 -- other states are found by walking every job from the newest. Reply (JSON): records.
+absorb()
 local state, queue, task = ARGV[3], ARGV[4], ARGV[5]
 local limit, skip = tonumber(ARGV[6]), tonumber(ARGV[7])
 local out = {}

@@ -1,5 +1,6 @@
 -- prune: ARGV[3] = older_than, ARGV[4] = most jobs to delete in this call.
 -- Deletes terminal jobs finished before older_than. Reply: how many were deleted.
+absorb()
 local ids = redis.call('ZRANGEBYSCORE', K_DONE, '-inf', '(' .. ARGV[3], 'LIMIT', 0,
                        tonumber(ARGV[4]))
 for _, id in ipairs(ids) do

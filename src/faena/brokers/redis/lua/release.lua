@@ -1,5 +1,6 @@
 -- release: (id, attempt) pairs from ARGV[3]. The attempt is given back and the job is
 -- runnable at once, keeping its run_at and its place. Reply: 1/0 per lease.
+absorb()
 local out, woken = {}, {}
 for a = 3, #ARGV, 2 do
   local id = ARGV[a]

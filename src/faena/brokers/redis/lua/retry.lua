@@ -1,6 +1,7 @@
 -- retry: ARGV[3] = job id. A dead or cancelled job runs again with a fresh budget.
 -- Reply (JSON): ["missing"] | ["refused", record] | ["taken", record, holder id] |
 -- ["ok", record].
+absorb()
 local id = ARGV[3]
 local r = rec(id)
 if not r then return cjson.encode({ 'missing' }) end

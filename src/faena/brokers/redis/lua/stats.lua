@@ -1,6 +1,7 @@
 -- stats: pools and queues as of now.
 -- Reply: {{pool, size, used}...}, {{queue, waiting, scheduled, running, oldest run_at}...}.
 -- Used slots count live leases only: an expired one that is not reaped yet does not count.
+absorb()
 local used = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_RUNNING, '(' .. NOW_S, '+inf')) do
   local v = redis.call('HMGET', jkey(id), 'pool', 'slots')
