@@ -138,15 +138,23 @@ def enqueue_args(jobs: Sequence[NewJob], now_text: str) -> list[str]:
         return ["1", *_options(jobs[0]), *_own(jobs[0], now_text)]
     groups: list[list[Any]] = []
     last: tuple[str, str, int, str, int, int, float | None] | None = None
-    columns: list[list[str]] = []
+    ids: list[str] = []
+    args: list[str] = []
+    kwargs: list[str] = []
+    run_ats: list[str] = []
+    keys: list[str] = []
     for new in jobs:
         shared = _shared(new)
         if shared != last:
-            columns = [[], [], [], [], []]
-            groups.append([_options(new), *columns])
+            ids, args, kwargs, run_ats, keys = [], [], [], [], []
+            groups.append([_options(new), ids, args, kwargs, run_ats, keys])
             last = shared
-        for column, value in zip(columns, _own(new, now_text), strict=True):
-            column.append(value)
+        job_id, job_args, job_kwargs, run_at, key = _own(new, now_text)
+        ids.append(job_id)
+        args.append(job_args)
+        kwargs.append(job_kwargs)
+        run_ats.append(run_at)
+        keys.append(key)
     return [_dumps(groups)]
 
 
