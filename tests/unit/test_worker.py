@@ -235,15 +235,18 @@ class ThreadRecordingBroker(MemoryBroker):
         return result
 
 
-def test_a_slot_whose_job_ends_claims_its_next_job_itself(stop: list) -> None:
-    broker = ThreadRecordingBroker()
-    app = faena.App(broker=broker)
-
+def _quick_jobs(app: faena.App, n: int) -> list[Any]:
     @app.task
     def quick(i: int) -> int:
         return i
 
-    handles = [quick.enqueue(i) for i in range(60)]
+    return [quick.enqueue(i) for i in range(n)]
+
+
+def test_a_slot_whose_job_ends_claims_its_next_job_itself(stop: list) -> None:
+    broker = ThreadRecordingBroker()
+    app = faena.App(broker=broker)
+    handles = _quick_jobs(app, 60)
     stop.append(run(app, concurrency=2))
     assert [h.wait(timeout=20) for h in handles] == list(range(60))
     # the executor threads called the broker themselves, and the turns they took at the same
@@ -257,12 +260,7 @@ def test_a_slot_turn_that_meets_a_broker_error_keeps_its_results(stop: list) -> 
     app = faena.App(broker=broker)
     errors: list[dict[str, Any]] = []
     app.events.subscribe("worker.error", lambda e: errors.append(dict(e.fields)))
-
-    @app.task
-    def quick(i: int) -> int:
-        return i
-
-    handles = [quick.enqueue(i) for i in range(20)]
+    handles = _quick_jobs(app, 20)
     stop.append(run(app, concurrency=2))
     assert [h.wait(timeout=20) for h in handles] == list(range(20))
     assert all(h.refresh().tries == 1 for h in handles)  # nothing ran twice
