@@ -78,7 +78,7 @@ def bench_enqueue(kind: str, tmp: Path, variant: str, n_one: int, n_bulk: int) -
         n=n_bulk,
         settings="batches of 1000",
     )
-    app.close()
+    cleanup(app)  # drop the run's schema / keys (SQLite's file goes with the temp dir)
 
 
 def start_worker(url: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[str], float]:
