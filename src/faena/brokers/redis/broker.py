@@ -95,9 +95,13 @@ class RedisBroker:
         return self._call(name, [num(now), *args], meanwhile)
 
     def _call(
-        self, name: str, args: Sequence[str], meanwhile: Callable[[], object] | None = None
+        self,
+        name: str,
+        args: Sequence[str] | Callable[[], Sequence[str]],
+        meanwhile: Callable[[], object] | None = None,
     ) -> Any:
-        """Run a function with its arguments after the key prefix (the time first)."""
+        """Run a function with its arguments after the key prefix (the time first), or with
+        a function that makes them afresh for every try (see :class:`Link`)."""
         try:
             return self._link.run(self._calls[name], args, meanwhile)
         except RedisError as exc:
@@ -112,10 +116,7 @@ class RedisBroker:
             now = self._clock.now()
             return [num(now), *build(now)]
 
-        try:
-            return self._link.run(self._calls[name], args)
-        except RedisError as exc:
-            raise BrokerError(describe(self._target, exc)) from exc
+        return self._call(name, args)
 
     # setup -------------------------------------------------------------------------------
     def setup(self) -> None:
