@@ -153,15 +153,65 @@ def console_line(
     return f"{when} {level:<7} {event:<16} {message}  {extra}".rstrip()
 
 
+#: held event lines are written out once they reach this many characters
+HOLD_CHARS = 8192
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that can hold event lines and write them out together.
+
+    A busy worker writes a line per job; one ``write`` each would be a system call per job,
+    and under ``PYTHONUNBUFFERED=1`` (usual in container images) the stream does not batch
+    them. Held lines are written once they reach ``HOLD_CHARS``, at :meth:`flush`, and before
+    any record logged the ordinary way, so the output keeps its order.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._held: list[str] = []
+        self._held_chars = 0
+
+    def hold(self, text: str) -> None:
+        """Keep ``text`` (whole lines, newline included) to write out with the next ones."""
+        self.acquire()
+        try:
+            self._held.append(text)
+            self._held_chars += len(text)
+            if self._held_chars >= HOLD_CHARS:
+                self._write_held()
+        finally:
+            self.release()
+
+    def _write_held(self) -> None:  # the handler's lock is held
+        if self._held:
+            text = "".join(self._held)
+            self._held.clear()
+            self._held_chars = 0
+            self.stream.write(text)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._write_held()  # handle() holds the lock (an RLock) around emit
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_held()
+        finally:
+            self.release()
+        super().flush()
+
+
 class _EventWriter:
     """Writes event lines straight to the handler that :func:`configure` installed, skipping
     ``LogRecord`` and caller lookup (the worker's hot path); the line is the same."""
 
-    def __init__(self, handler: logging.StreamHandler[TextIO], fmt: str) -> None:
+    def __init__(self, handler: LineHandler, fmt: str) -> None:
         self.handler = handler
         self.json = fmt == "json"
         self._faena = logging.getLogger("faena")
-        #: a worker that calls :func:`flush_events` before it sleeps may leave lines buffered
+        #: a worker that calls :func:`flush_events` often (and before it sleeps) lets the
+        #: handler hold lines back
         self.batching = False
 
     def active(self) -> bool:
@@ -179,14 +229,9 @@ class _EventWriter:
             text = json_line(created, name, _event_log.name, event, message, fields)
         else:
             text = console_line(created, name, event, message, fields)
-        handler = self.handler
-        handler.acquire()
-        try:
-            handler.stream.write(text + "\n")
-            if not self.batching:
-                handler.flush()
-        finally:
-            handler.release()
+        self.handler.hold(text + "\n")
+        if not self.batching:
+            self.handler.flush()
 
     def flush(self) -> None:
         self.handler.flush()
@@ -197,8 +242,9 @@ _root_handler: logging.Handler | None = None
 
 
 def batch_event_lines() -> None:
-    """Let event lines collect in the stream's buffer until :func:`flush_events` (the worker
-    flushes before every wait, so a line is never held while the worker idles)."""
+    """Let event lines collect until :func:`flush_events` or until there are ``HOLD_CHARS`` of
+    them (the worker flushes before every wait and every ``LOG_FLUSH_SECONDS`` while jobs
+    run, so a line is never held while the worker idles)."""
     if _writer is not None:
         _writer.batching = True
 
@@ -215,10 +261,11 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
         fmt = "console" if stream.isatty() else "json"
     if fmt not in ("json", "console"):
         raise ValueError(f"log format must be auto, json or console, got {fmt!r}")
-    handler = logging.StreamHandler(stream)
+    handler = LineHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger("faena")
     for old in list(root.handlers):
+        old.flush()  # lines it still holds come out before the new handler's
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -48,6 +48,48 @@ def test_event_lines_carry_the_design_fields(out: io.StringIO) -> None:
     assert "traceback" not in obj  # a retried failure is a warning: no traceback noise
 
 
+class _Writes(io.StringIO):
+    """An unbuffered stream (as stdout under PYTHONUNBUFFERED=1): counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def _succeeded(i: int) -> ev.Event:
+    return ev.Event(ev.JOB_SUCCEEDED, 0.0, {"job_id": f"j{i}", "status": "succeeded"})
+
+
+def test_a_busy_workers_lines_are_written_together_and_in_order() -> None:
+    stream = _Writes()
+    logs.configure("json", "INFO", stream=stream)
+    logs.batch_event_lines()
+    for i in range(100):
+        logs.log_event(_succeeded(i))
+    assert 0 < stream.writes < 10  # every HOLD_CHARS of lines, not one write per line
+    logging.getLogger("faena.test").warning("plain", extra={"event": "test.plain"})
+    logs.log_event(_succeeded(100))
+    assert json.loads(lines(stream)[-1])["event"] == "test.plain"  # held lines came first
+    logs.flush_events()
+    got = [json.loads(line) for line in lines(stream)]
+    assert [g["job_id"] for g in got if "job_id" in g] == [f"j{i}" for i in range(101)]
+    assert [g["event"] for g in got].index("test.plain") == 100
+    held = _Writes()
+    logs.configure("json", "INFO", stream=held)  # a new handler: the old one's lines come out
+    assert json.loads(lines(stream)[-1])["job_id"] == "j100"
+
+
+def test_event_lines_are_written_at_once_unless_batching() -> None:
+    stream = _Writes()
+    logs.configure("json", "INFO", stream=stream)
+    logs.log_event(_succeeded(1))
+    assert [json.loads(line)["job_id"] for line in lines(stream)] == ["j1"]
+
+
 def test_non_finite_numbers_keep_the_line_valid_json(out: io.StringIO) -> None:
     log = logging.getLogger("faena.test")
     log.info("odd", extra={"event": "test.odd", "ratio": float("nan"), "big": [float("inf")]})
