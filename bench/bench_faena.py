@@ -210,6 +210,11 @@ def main() -> None:
         choices=["enqueue", "drain", "latency"],
         help="run only these parts (repeatable; default: all)",
     )
+    parser.add_argument(
+        "--counted-only",
+        action="store_true",
+        help="drain: only the counted drain that compares with the peers (no no-op drain)",
+    )
     args = parser.parse_args()
     parts = set(args.only or ["enqueue", "drain", "latency"])
     with tempfile.TemporaryDirectory(prefix="faena-bench-") as d:
@@ -220,7 +225,8 @@ def main() -> None:
                     bench_enqueue(kind, tmp, variant, args.enqueue, args.bulk)
             if "drain" in parts:
                 bench_drain(kind, tmp, args.drain, counted=True)
-                bench_drain(kind, tmp, args.drain, counted=False)
+                if not args.counted_only:
+                    bench_drain(kind, tmp, args.drain, counted=False)
             if "latency" in parts:
                 bench_latency(kind, tmp, args.latency)
 

@@ -40,6 +40,8 @@ N_DRAIN = int(os.environ.get("BENCH_N_DRAIN", 20000))
 N_LAT = int(os.environ.get("BENCH_N_LAT", 300))
 N_WARM = 20
 DRAIN_TIMEOUT = float(os.environ.get("BENCH_DRAIN_TIMEOUT", 150))
+#: BENCH_ONLY=drain: fill the queue and time the drain only (bench/drain_rounds.sh)
+DRAIN_ONLY = os.environ.get("BENCH_ONLY") == "drain"
 
 _r = None
 _r_pid = None
@@ -218,23 +220,29 @@ def run_all(
     ``enqueue_bulk`` may be None (no bulk API: value null, unit "n/a").
     """
     reset()
-    log("[%s] enqueue_one n=%d" % (system, N_ONE))
-    v = measure_enqueue(N_ONE, enqueue_one)
-    emit(system, "enqueue_one", v, "jobs/s", N_ONE, version, settings)
-    reset()
+    if not DRAIN_ONLY:
+        log("[%s] enqueue_one n=%d" % (system, N_ONE))
+        v = measure_enqueue(N_ONE, enqueue_one)
+        emit(system, "enqueue_one", v, "jobs/s", N_ONE, version, settings)
+        reset()
     rconn().delete("bench:done")
     # The N_BULK jobs of enqueue_bulk (or, without a bulk API, N_DRAIN jobs
     # from ``fill``) stay queued and are the ones the drain step processes.
-    if enqueue_bulk is None:
-        emit(
-            system,
-            "enqueue_bulk",
-            None,
-            "n/a",
-            N_BULK,
-            version,
-            settings + "; " + (bulk_note or "no bulk enqueue API"),
-        )
+    if DRAIN_ONLY and enqueue_bulk is not None:
+        log("[%s] drain: filling n=%d" % (system, N_BULK))
+        enqueue_bulk(N_BULK)
+        n_drain = N_BULK
+    elif enqueue_bulk is None:
+        if not DRAIN_ONLY:
+            emit(
+                system,
+                "enqueue_bulk",
+                None,
+                "n/a",
+                N_BULK,
+                version,
+                settings + "; " + (bulk_note or "no bulk enqueue API"),
+            )
         n_drain = n_drain or N_DRAIN
         log("[%s] drain: filling n=%d" % (system, n_drain))
         fill(n_drain)
@@ -255,6 +263,8 @@ def run_all(
     v = measure_drain(n_drain, None, worker_argv, env)
     emit(system, "drain", v, "jobs/s", n_drain, version, settings)
     reset()
+    if DRAIN_ONLY:
+        return
     n_lat = n_lat or N_LAT
     log("[%s] latency n=%d" % (system, n_lat))
     lat = measure_latency(enqueue_lat, worker_argv, env, n_lat)
