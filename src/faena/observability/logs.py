@@ -187,7 +187,10 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             text = "".join(self._held)
             self._held.clear()
             self._held_chars = 0
-            self.stream.write(text)
+            try:
+                self.stream.write(text)
+            except Exception:  # as logging does: report on stderr, never raise into the job
+                self.handleError(_HELD_RECORD)
 
     def emit(self, record: logging.LogRecord) -> None:
         self._write_held()  # handle() holds the lock (an RLock) around emit
@@ -200,6 +203,10 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         finally:
             self.release()
         super().flush()
+
+
+#: what a failed write of held lines is reported as (``Handler.handleError`` names a record)
+_HELD_RECORD = logging.makeLogRecord({"name": "faena.jobs", "msg": "held event lines"})
 
 
 class _EventWriter:

@@ -83,6 +83,24 @@ def test_a_busy_workers_lines_are_written_together_and_in_order() -> None:
     assert json.loads(lines(stream)[-1])["job_id"] == "j100"
 
 
+class _Broken(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError("the reader went away (test)")
+
+
+def test_a_failed_write_is_reported_on_stderr_and_never_raised(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("json", "INFO", stream=_Broken())
+    logs.batch_event_lines()
+    for i in range(100):  # past HOLD_CHARS: a write is tried in the job's own path
+        logs.log_event(_succeeded(i))
+    logs.flush_events()
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "BrokenPipeError" in err
+    logs.configure("json", "INFO", stream=io.StringIO())
+
+
 def test_event_lines_are_written_at_once_unless_batching() -> None:
     stream = _Writes()
     logs.configure("json", "INFO", stream=stream)
