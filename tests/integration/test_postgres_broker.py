@@ -393,3 +393,15 @@ def test_one_job_of_an_unknown_pool_writes_nothing(broker: PostgresBroker) -> No
     with pytest.raises(UnknownPoolError):
         broker.enqueue([NewJob("t", "etl", pool="nope")])
     assert broker.list_jobs() == []
+
+
+def test_many_queue_lists_are_claimed_from_and_only_some_are_remembered(
+    broker: PostgresBroker,
+) -> None:
+    from faena.brokers.postgres import broker as pg_broker
+
+    lists = [[f"q{i}", "shared"] for i in range(pg_broker._ARRAYS_KEPT + 20)]
+    broker.enqueue([NewJob("t", "shared") for _ in lists])
+    claimed = [broker.claim("w", queues, 1, 30.0).jobs for queues in lists]
+    assert all(len(jobs) == 1 for jobs in claimed)
+    assert len(broker._arrays) == pg_broker._ARRAYS_KEPT

@@ -45,8 +45,7 @@ class Completions:
 
     def put(self, item: RunResult) -> None:
         self._items.append(item)
-        if self._sleeping:
-            self.poke()
+        self.wake()
 
     def put_quiet(self, item: RunResult) -> None:
         """Add a result that the caller itself is about to take: nobody is woken."""

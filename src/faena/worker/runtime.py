@@ -52,9 +52,9 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE_SECONDS = 25.0
 IDLE_POLL_SECONDS = 5.0  # safety net only: wake-ups come from the broker's waker
 SATURATED_POLL_SECONDS = 0.05
-# Slots that take their own turns leave their log lines in the output buffer (one write per
-# buffer-full, not per job); while they run, the sleeping main thread writes what is there
-# at least this often, so a line is never held longer.
+# Slots that take their own turns leave their log lines held by the log handler (one write
+# per 8 KiB, not per job); while they run, the sleeping main thread writes what is held at
+# least this often, so a line is never held longer.
 LOG_FLUSH_SECONDS = 0.1
 
 

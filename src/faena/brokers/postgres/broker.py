@@ -46,6 +46,8 @@ _KEY_RACE_TRIES = 5
 #: one round trip more than one statement, far less work for client and server (measured: the
 #: two cross near 6-8 jobs)
 _COPY_AT_LEAST = 8
+#: queue lists whose array literal is kept (a worker asks for one list, over and over)
+_ARRAYS_KEPT = 64
 
 
 class PostgresBroker:
@@ -293,7 +295,9 @@ class PostgresBroker:
         key = tuple(queues)
         text = self._arrays.get(key)
         if text is None:
-            text = self._arrays[key] = array_literal(key)
+            text = array_literal(key)
+            if len(self._arrays) < _ARRAYS_KEPT:
+                self._arrays[key] = text
         return text
 
     def claim(
