@@ -1,4 +1,4 @@
-"""``faena worker APP``: one worker process."""
+"""``faena worker APP``: one worker process, or several under one supervisor."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from faena.app import App
 from faena.cli.options import broker_option, import_object, load_app, log_options
 from faena.core.options import Isolation
+from faena.errors import ConfigError
 from faena.observability import logs
 from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Worker
 
@@ -32,6 +33,17 @@ from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Wor
     show_envvar=True,
     show_default=True,
     help="Jobs this worker runs at once.",
+)
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(min=1),
+    default=1,
+    envvar="FAENA_PROCESSES",
+    show_envvar=True,
+    show_default=True,
+    help="Worker processes sharing --concurrency (as Celery's prefork pool): jobs run in "
+    "parallel across processes. Each is a whole worker; this one supervises them.",
 )
 @click.option(
     "--isolation",
@@ -82,6 +94,7 @@ def worker(
     app_path: str,
     queues: str | None,
     concurrency: int,
+    processes: int,
     isolation: str | None,
     grace: float,
     lease: float | None,
@@ -98,9 +111,28 @@ def worker(
 
     SIGTERM or SIGINT: stop claiming at once, give running jobs --grace seconds, release the
     rest (no attempt consumed), exit 0. A second signal releases at once.
+
+    With --processes N this command supervises N worker processes sharing --concurrency, and
+    forwards the signals to them.
     """
     logs.configure(log_format, log_level)
     logs.capture_uncaught()
+    if processes > 1:
+        sys.exit(
+            _supervise(
+                app_path,
+                concurrency,
+                processes,
+                queues=queues,
+                isolation=isolation,
+                grace=grace,
+                lease=lease,
+                metrics_port=metrics_port,
+                log_format=log_format,
+                log_level=log_level,
+                broker=broker,
+            )
+        )
     if not isinstance(import_object(app_path), App):
         from faena.camunda import ExternalTaskClient, run_subscriptions
 
@@ -126,6 +158,49 @@ def worker(
             server.close()
         app.close()
     sys.exit(code)
+
+
+def _supervise(
+    app_path: str,
+    concurrency: int,
+    processes: int,
+    *,
+    queues: str | None,
+    isolation: str | None,
+    grace: float,
+    lease: float | None,
+    metrics_port: int,
+    log_format: str,
+    log_level: str,
+    broker: str | None,
+) -> int:
+    from faena.worker.prefork import Supervisor, child_command, split_concurrency
+
+    if metrics_port:
+        raise click.UsageError(
+            f"--metrics-port {metrics_port} serves one process's metrics, and --processes "
+            f"{processes} runs {processes}; run one process per pod (--processes 1) to "
+            f"scrape /metrics and /readyz"
+        )
+    try:
+        shares = split_concurrency(concurrency, processes)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    commands = [
+        child_command(
+            app_path,
+            share,
+            queues=queues,
+            isolation=isolation,
+            grace=grace,
+            lease=lease,
+            log_format=log_format,
+            log_level=log_level,
+            broker=broker,
+        )
+        for share in shares
+    ]
+    return Supervisor(commands).run()
 
 
 commands = [worker]
