@@ -80,18 +80,23 @@ def json_line(
 ) -> str:
     line: dict[str, Any] = {
         "timestamp": _timestamp(created),
-        "level": level.lower(),
+        "level": _LOWER.get(level) or level.lower(),
         "logger": logger,
         "event": event,
         "message": message,
     }
-    for key, value in fields.items():
-        line.setdefault(key, value)
+    if line.keys().isdisjoint(fields):  # the usual case: one C call, not one per field
+        line.update(fields)
+    else:
+        for key, value in fields.items():
+            line.setdefault(key, value)
     try:
         return _encode(line)
     except ValueError:  # NaN/Infinity are not JSON: Loki's json stage would reject the line
         return _encode(_finite(line))
 
+
+_LOWER = {name: name.lower() for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
 
 # one encoder for every line (json.dumps with options would build a new one each time)
 _encode = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False).encode
@@ -153,8 +158,10 @@ def console_line(
     return f"{when} {level:<7} {event:<16} {message}  {extra}".rstrip()
 
 
-#: held event lines are written out once they reach this many characters
-HOLD_CHARS = 8192
+#: held event lines are written out before they would pass this many bytes: a pipe's atomic
+#: write (PIPE_BUF on Linux), so worker processes that share a pipe (``--processes``) never
+#: split each other's lines
+HOLD_BYTES = 4096
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -162,22 +169,26 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     A busy worker writes a line per job; one ``write`` each would be a system call per job,
     and under ``PYTHONUNBUFFERED=1`` (usual in container images) the stream does not batch
-    them. Held lines are written once they reach ``HOLD_CHARS``, at :meth:`flush`, and before
-    any record logged the ordinary way, so the output keeps its order.
+    them. Held lines are written before they would pass ``HOLD_BYTES``, at :meth:`flush`, and
+    before any record logged the ordinary way, so the output keeps its order. A single line
+    longer than ``HOLD_BYTES`` is written alone.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._held: list[str] = []
-        self._held_chars = 0
+        self._held_bytes = 0
 
     def hold(self, text: str) -> None:
         """Keep ``text`` (whole lines, newline included) to write out with the next ones."""
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         self.acquire()
         try:
+            if self._held_bytes + size > HOLD_BYTES:
+                self._write_held()
             self._held.append(text)
-            self._held_chars += len(text)
-            if self._held_chars >= HOLD_CHARS:
+            self._held_bytes += size
+            if self._held_bytes >= HOLD_BYTES:
                 self._write_held()
         finally:
             self.release()
@@ -186,7 +197,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if self._held:
             text = "".join(self._held)
             self._held.clear()
-            self._held_chars = 0
+            self._held_bytes = 0
             try:
                 self.stream.write(text)
             except Exception:  # as logging does: report on stderr, never raise into the job
@@ -230,7 +241,7 @@ class _EventWriter:
         )
 
     def write(self, level: int, event: str, message: str, fields: dict[str, Any]) -> None:
-        name = logging.getLevelName(level)
+        name = _LEVEL_NAMES.get(level) or logging.getLevelName(level)
         created = time.time()
         if self.json:
             text = json_line(created, name, _event_log.name, event, message, fields)
@@ -244,13 +255,14 @@ class _EventWriter:
         self.handler.flush()
 
 
+_LEVEL_NAMES = {level: logging.getLevelName(level) for level in (10, 20, 30, 40, 50)}
 _writer: _EventWriter | None = None
 _root_handler: logging.Handler | None = None
 
 
 def batch_event_lines() -> None:
-    """Let event lines collect until :func:`flush_events` or until there are ``HOLD_CHARS`` of
-    them (the worker flushes before every wait and every ``LOG_FLUSH_SECONDS`` while jobs
+    """Let event lines collect until :func:`flush_events` or until they would pass ``HOLD_BYTES``
+    (the worker flushes before every wait and every ``LOG_FLUSH_SECONDS`` while jobs
     run, so a line is never held while the worker idles)."""
     if _writer is not None:
         _writer.batching = True

@@ -53,7 +53,7 @@ DEFAULT_GRACE_SECONDS = 25.0
 IDLE_POLL_SECONDS = 5.0  # safety net only: wake-ups come from the broker's waker
 SATURATED_POLL_SECONDS = 0.05
 # Slots that take their own turns leave their log lines held by the log handler (one write
-# per 8 KiB, not per job); while they run, the sleeping main thread writes what is held at
+# per 4 KiB, not per job); while they run, the sleeping main thread writes what is held at
 # least this often, so a line is never held longer.
 LOG_FLUSH_SECONDS = 0.1
 
@@ -119,12 +119,18 @@ class Worker:
         self.stop()
 
     def _emit(self, name: str, job: Job | None = None, **fields: Any) -> None:
-        data: dict[str, Any] = {"worker": self.name}
-        if job is not None:
-            data.update(
-                job_id=job.id, task=job.task, queue=job.queue, pool=job.pool, attempt=job.attempt
-            )
-        data.update(fields)
+        if job is None:
+            data: dict[str, Any] = {"worker": self.name, **fields}
+        else:
+            data = {
+                "worker": self.name,
+                "job_id": job.id,
+                "task": job.task,
+                "queue": job.queue,
+                "pool": job.pool,
+                "attempt": job.attempt,
+                **fields,
+            }
         self.app.events.publish(ev.Event(name, self.app.clock.now(), data))
 
     # main loop -----------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_a_busy_workers_lines_are_written_together_and_in_order() -> None:
     logs.batch_event_lines()
     for i in range(100):
         logs.log_event(_succeeded(i))
-    assert 0 < stream.writes < 10  # every HOLD_CHARS of lines, not one write per line
+    assert 0 < stream.writes < 10  # every HOLD_BYTES of lines, not one write per line
     logging.getLogger("faena.test").warning("plain", extra={"event": "test.plain"})
     logs.log_event(_succeeded(100))
     assert json.loads(lines(stream)[-1])["event"] == "test.plain"  # held lines came first
@@ -83,6 +83,36 @@ def test_a_busy_workers_lines_are_written_together_and_in_order() -> None:
     assert json.loads(lines(stream)[-1])["job_id"] == "j100"
 
 
+class _Chunks(io.StringIO):
+    """Keeps every write, to check what one write carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.chunks.append(text)
+        return super().write(text)
+
+
+def test_each_write_is_whole_lines_within_a_pipes_atomic_write() -> None:
+    stream = _Chunks()
+    logs.configure("json", "INFO", stream=stream)
+    logs.batch_event_lines()
+    for i in range(200):  # non-ASCII too: the bound is in bytes, not characters
+        logs.log_event(ev.Event(ev.JOB_SUCCEEDED, 0.0, {"job_id": f"j{i}", "task": "año·ü" * i}))
+    logs.log_event(ev.Event(ev.JOB_SUCCEEDED, 0.0, {"job_id": "big", "task": "x" * 9000}))
+    logs.flush_events()
+    big = [c for c in stream.chunks if '"big"' in c]
+    assert len(big) == 1 and big[0].count("\n") == 1, "a line past the bound goes alone"
+    for chunk in stream.chunks:
+        assert chunk.endswith("\n"), "whole lines only"
+        if chunk is not big[0]:
+            assert len(chunk.encode()) <= logs.HOLD_BYTES
+    got = [json.loads(line)["job_id"] for line in lines(stream)]
+    assert got == [f"j{i}" for i in range(200)] + ["big"]
+
+
 class _Broken(io.StringIO):
     def write(self, text: str) -> int:
         raise BrokenPipeError("the reader went away (test)")
@@ -93,7 +123,7 @@ def test_a_failed_write_is_reported_on_stderr_and_never_raised(
 ) -> None:
     logs.configure("json", "INFO", stream=_Broken())
     logs.batch_event_lines()
-    for i in range(100):  # past HOLD_CHARS: a write is tried in the job's own path
+    for i in range(100):  # past HOLD_BYTES: a write is tried in the job's own path
         logs.log_event(_succeeded(i))
     logs.flush_events()
     err = capsys.readouterr().err
