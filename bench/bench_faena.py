@@ -81,7 +81,9 @@ def bench_enqueue(kind: str, tmp: Path, variant: str, n_one: int, n_bulk: int) -
     cleanup(app)  # drop the run's schema / keys (SQLite's file goes with the temp dir)
 
 
-def start_worker(url: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[str], float]:
+def start_worker(
+    url: str, env_extra: dict[str, str], processes: int = 1, log_level: str = "INFO"
+) -> tuple[subprocess.Popen[str], float]:
     env = dict(os.environ, BENCH_BROKER=url, PYTHONPATH=str(ROOT), **env_extra)
     proc = subprocess.Popen(
         [
@@ -97,7 +99,8 @@ def start_worker(url: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[
             "--log-format",
             "json",
             "--log-level",
-            "INFO",
+            log_level,
+            *(["--processes", str(processes)] if processes > 1 else []),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -106,6 +109,9 @@ def start_worker(url: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[
         cwd=ROOT,
     )
     assert proc.stdout is not None
+    if log_level != "INFO":  # no worker.started line to wait for: the drain clock runs anyway
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        return proc, time.perf_counter()
     for line in proc.stdout:
         if '"worker.started"' in line:
             started = time.perf_counter()
@@ -115,7 +121,9 @@ def start_worker(url: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[
     raise RuntimeError("worker did not start")
 
 
-def bench_drain(kind: str, tmp: Path, n: int, counted: bool) -> None:
+def bench_drain(
+    kind: str, tmp: Path, n: int, counted: bool, processes: int = 1, log_level: str = "INFO"
+) -> None:
     """``counted``: each job INCRs a Redis counter that is polled every 2 ms, exactly as the
     peers' harness does (bench/peers/common.py), so the figures compare. Otherwise the jobs
     are no-ops and the broker's own counts are polled every 200 ms (faena alone)."""
@@ -137,18 +145,30 @@ def bench_drain(kind: str, tmp: Path, n: int, counted: bool) -> None:
         return sum(c for (_q, s), c in counts if s.value == "succeeded")
 
     t0 = time.perf_counter()  # like the peers' harness: worker start-up counts
-    proc, _ = start_worker(url, {"BENCH_COUNTER": counter_url})
+    proc, _ = start_worker(url, {"BENCH_COUNTER": counter_url}, processes, log_level)
     try:
         while finished() < n:
             time.sleep(0.002 if counted else 0.2)
         elapsed = time.perf_counter() - t0
-        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+        top = psutil.Process(proc.pid)
+        rss = sum(p.memory_info().rss for p in [top, *top.children()]) / 2**20
     finally:
         proc.terminate()
         proc.wait(30)
         cleanup(app)
-    system = f"faena-{kind}"
-    settings = "1 worker process, --concurrency 2, thread executor, a JSON log line per job; "
+    system = f"faena-{kind}" + (f"-p{processes}" if processes > 1 else "")
+    if log_level != "INFO":
+        system += f"-{log_level.lower()}"
+    settings = "1 worker process, --concurrency 2, thread executor, "
+    if processes > 1:
+        settings = (
+            f"--processes {processes} --concurrency 2: {processes} worker processes under one "
+            f"supervisor (as Celery prefork -c 2), thread executor, "
+        )
+    if log_level == "INFO":
+        settings += "a JSON log line per job; "
+    else:
+        settings += f"--log-level {log_level} (no line per job, as the peers are run); "
     if counted:
         settings += "each job INCRs a Redis counter polled every 2 ms (as the peers' harness); "
     else:
@@ -211,6 +231,17 @@ def main() -> None:
         help="run only these parts (repeatable; default: all)",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        action="append",
+        help="drain also with faena worker --processes N (repeatable; 1 is always run)",
+    )
+    parser.add_argument(
+        "--quiet-too",
+        action="store_true",
+        help="drain also at --log-level WARNING, the peers' setting (no log line per job)",
+    )
+    parser.add_argument(
         "--counted-only",
         action="store_true",
         help="drain: only the counted drain that compares with the peers (no no-op drain)",
@@ -225,6 +256,13 @@ def main() -> None:
                     bench_enqueue(kind, tmp, variant, args.enqueue, args.bulk)
             if "drain" in parts:
                 bench_drain(kind, tmp, args.drain, counted=True)
+                for procs in args.processes or []:
+                    if procs > 1:
+                        bench_drain(kind, tmp, args.drain, True, processes=procs)
+                        if args.quiet_too:
+                            bench_drain(kind, tmp, args.drain, True, procs, "WARNING")
+                if args.quiet_too:
+                    bench_drain(kind, tmp, args.drain, True, log_level="WARNING")
                 if not args.counted_only:
                     bench_drain(kind, tmp, args.drain, counted=False)
             if "latency" in parts:

@@ -11,11 +11,21 @@ import statistics
 import sys
 from collections import defaultdict
 
+#: faena's Redis drains: one process; --processes 2 (as Celery prefork); each also at
+#: --log-level WARNING, the level the peers run at (no line per job)
+REDIS_SYSTEMS = ("faena-redis", "faena-redis-p2", "faena-redis-warning", "faena-redis-p2-warning")
+
 #: (faena system, peer system, the ratio issue #3 asks for)
 TARGETS = (
-    ("faena-redis", "huey-redis", 1.0),
-    ("faena-redis", "celery-redis-prefork", 4.0),
-    ("faena-redis", "celery-redis-threads", 4.0),
+    *(
+        (ours, peer, target)
+        for ours in REDIS_SYSTEMS
+        for peer, target in (
+            ("huey-redis", 1.0),
+            ("celery-redis-prefork", 4.0),
+            ("celery-redis-threads", 4.0),
+        )
+    ),
     ("faena-postgres", "procrastinate-pg", 5.0),
 )
 
