@@ -169,6 +169,46 @@ def test_the_library_is_loaded_again_when_the_server_lost_it(broker) -> None:
     assert [j.id for j in broker.claim("w", ["q"], 5, LEASE).jobs] == [first.id, second.id]
 
 
+def test_a_connection_the_server_closed_is_opened_again(broker) -> None:
+    import redis
+
+    broker.enqueue([NewJob(task="t", queue="q")])  # the broker holds a connection now
+    admin = redis.Redis.from_url(REDIS_URL)
+    mine = [c["id"] for c in admin.client_list() if c["cmd"] == "fcall"]
+    assert mine, "the broker's connection is open"
+    for client_id in mine:
+        admin.client_kill_filter(_id=client_id)
+    job = broker.enqueue([NewJob(task="t", queue="q")])[0]  # reconnects, then succeeds
+    assert [j.id for j in broker.claim("w", ["q"], 5, LEASE).jobs][-1] == job.id
+
+
+def test_an_error_reply_names_the_server_s_message(broker) -> None:
+    broker._client.delete(f"{broker._tag}:intake")
+    broker._client.set(f"{broker._tag}:intake", "not a list")
+    with pytest.raises(BrokerError, match="WRONGTYPE") as info:
+        broker.claim("w", ["q"], 1, LEASE)
+    assert "ERR ERR" not in str(info.value)
+    broker._client.delete(f"{broker._tag}:intake")
+    assert broker.claim("w", ["q"], 1, LEASE).jobs == []  # the connection is still usable
+
+
+def test_without_hiredis_the_calls_go_through_redis_py(broker, monkeypatch) -> None:
+    import redis
+
+    from faena.brokers.redis import connection
+    from faena.brokers.redis.scripts import library
+
+    monkeypatch.setattr(connection, "hiredis", None)
+    monkeypatch.setattr(connection, "_pack_command", None)
+    first = broker.enqueue([NewJob(task="t", queue="q")])[0]
+    redis.Redis.from_url(REDIS_URL).function_delete(library().name)
+    second = broker.enqueue([NewJob(task="t", queue="q")])[0]
+    claimed = broker.claim("w", ["q"], 5, LEASE).jobs
+    assert [j.id for j in claimed] == [first.id, second.id]
+    done = [Outcome(j.id, j.attempt, JobState.SUCCEEDED, result_json="1") for j in claimed]
+    assert broker.finish(done) == [True, True]
+
+
 def test_a_server_older_than_redis_7_is_explained() -> None:
     from redis.exceptions import ResponseError
 

@@ -23,12 +23,13 @@ from redis.retry import Retry
 from faena.errors import BrokerError, BrokerURLError
 
 _pack_command: Callable[[tuple[str, ...]], bytes] | None
-try:  # hiredis (the redis extra installs it) packs a command in C, three times faster
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover - without hiredis the commands are packed here
+try:  # hiredis (the redis extra installs it) packs commands and parses replies in C
+    import hiredis
+except ImportError:  # pragma: no cover - without hiredis, redis-py's own path is used
+    hiredis = None
     _pack_command = None
 else:
-    _pack_command = _hiredis_pack  # type: ignore[assignment]  # its stub types a 1-tuple
+    _pack_command = hiredis.pack_command  # type: ignore[assignment]  # its stub types a 1-tuple
 
 DEFAULT_PREFIX = "faena"
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -222,6 +223,10 @@ class Link:
             return self._once(conn, call, command, pending)
 
         try:
+            try:
+                return attempt()  # the usual case, without the retry loop's own calls
+            except (RedisConnectionError, RedisTimeoutError):
+                conn.disconnect()
             return self._retry.call_with_retry(attempt, lambda _error: conn.disconnect())
         finally:
             self._free.append(conn)
@@ -230,23 +235,114 @@ class Link:
     def _once(
         conn: Any, call: FunctionCall, command: bytes, pending: list[Callable[[], object]]
     ) -> Any:
-        conn.send_packed_command([command])
+        if hiredis is None or not hasattr(conn, "_sock"):
+            return _once_through_client(conn, call, command, pending)
+        wire = _Wire.of(conn)
+        wire.send(command)
         while pending:
             pending.pop()()
-        try:
-            return conn.read_response()
-        except ResponseError as exc:
-            if not _function_missing(exc):
-                raise
-        conn.send_packed_command([call.load_command])
-        conn.read_response()
-        conn.send_packed_command([command])
-        return conn.read_response()
+        reply = wire.read()
+        if isinstance(reply, ResponseError):
+            if not _function_missing(reply):
+                raise reply
+            wire.send(call.load_command)
+            loaded = wire.read()
+            if isinstance(loaded, ResponseError):
+                raise loaded
+            wire.send(command)
+            reply = wire.read()
+            if isinstance(reply, ResponseError):
+                raise reply
+        return reply
 
     def close(self) -> None:
         with self._lock:
             while self._free:
                 self._free.pop().disconnect()
+
+
+def _once_through_client(
+    conn: Any, call: FunctionCall, command: bytes, pending: list[Callable[[], object]]
+) -> Any:
+    """The same exchange through redis-py's connection (no hiredis)."""
+    conn.send_packed_command([command])
+    while pending:
+        pending.pop()()
+    try:
+        return conn.read_response()
+    except ResponseError as exc:
+        if not _function_missing(exc):
+            raise
+    conn.send_packed_command([call.load_command])
+    conn.read_response()
+    conn.send_packed_command([command])
+    return conn.read_response()
+
+
+class _Wire:
+    """One connection's socket and reply parser, used directly on the hot path.
+
+    redis-py connects (authentication, database selection, TLS) and disconnects; a command
+    and its reply then go straight through the socket and a hiredis reader, without the
+    client's per-command checks. Socket errors become redis-py's ``ConnectionError`` and
+    ``TimeoutError``, so the caller's retry reconnects as before. A reconnected socket gets
+    a fresh reader (a half-read reply of the old one is dropped with it).
+    """
+
+    __slots__ = ("conn", "reader", "sock")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        if conn._sock is None:
+            conn.connect()
+        self.sock = conn._sock
+        self.reader = _reader()
+
+    @staticmethod
+    def of(conn: Any) -> _Wire:
+        wire: _Wire | None = getattr(conn, "_faena_wire", None)
+        if wire is None or wire.sock is not conn._sock or conn._sock is None:
+            wire = _Wire(conn)
+            conn._faena_wire = wire
+        return wire
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except TimeoutError as exc:
+            self.conn.disconnect()
+            raise RedisTimeoutError(f"timeout writing to Redis: {exc}") from exc
+        except OSError as exc:
+            self.conn.disconnect()
+            raise RedisConnectionError(f"error writing to Redis: {exc}") from exc
+
+    def read(self) -> Any:
+        reader = self.reader
+        reply = reader.gets()
+        while reply is False:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError as exc:
+                self.conn.disconnect()
+                raise RedisTimeoutError(f"timeout reading from Redis: {exc}") from exc
+            except OSError as exc:
+                self.conn.disconnect()
+                raise RedisConnectionError(f"error reading from Redis: {exc}") from exc
+            if not data:
+                self.conn.disconnect()
+                raise RedisConnectionError("Redis closed the connection")
+            reader.feed(data)
+            reply = reader.gets()
+        return reply
+
+
+def _reply_error(message: str) -> ResponseError:
+    """An error reply as redis-py words it: without the generic ``ERR`` code."""
+    return ResponseError(message[4:] if message.startswith("ERR ") else message)
+
+
+def _reader() -> Any:
+    return hiredis.Reader(encoding="utf-8", replyError=_reply_error)
 
 
 def _forget_connections(ref: weakref.ref[Link]) -> None:
