@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import threading
@@ -23,13 +24,14 @@ from redis.retry import Retry
 from faena.errors import BrokerError, BrokerURLError
 
 _pack_command: Callable[[tuple[str, ...]], bytes] | None
+hiredis: Any  # the module, or None without it
 try:  # hiredis (the redis extra installs it) packs commands and parses replies in C
-    import hiredis
+    hiredis = importlib.import_module("hiredis")
 except ImportError:  # pragma: no cover - without hiredis, redis-py's own path is used
     hiredis = None
     _pack_command = None
 else:
-    _pack_command = hiredis.pack_command  # type: ignore[assignment]  # its stub types a 1-tuple
+    _pack_command = hiredis.pack_command
 
 DEFAULT_PREFIX = "faena"
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
