@@ -3,13 +3,14 @@
 #
 #   bash bench/drain_rounds.sh [ROUNDS]        (default 3)
 #
-# Each round times, one after the other, faena's counted drain on Redis (one process, and
-# --processes 2 as Celery prefork; each also at --log-level WARNING, the peers' level) and
-# PostgreSQL, and the drains of the peers the targets name (Celery threads and prefork,
-# Huey-Redis, Procrastinate), with the same job body and harness as bench/run_all.sh. This machine's speed
-# drifts by tens of percent over minutes; a single pass can put faena and a peer minutes apart.
-# Rounds put them seconds apart, and bench/ratios.py reports each round's ratios and their
-# median. Writes bench/results/rounds-<date>.jsonl (each line has its "round").
+# Each round times, one after the other: faena's counted drain on Redis (one process, and
+# --processes 2 as Celery prefork) and on PostgreSQL, each also at --log-level WARNING (the
+# level the peers run at: no line per job); then the drains of the peers the targets name
+# (Celery threads and prefork, Huey-Redis, Procrastinate), with the same job body and harness
+# as bench/run_all.sh. This machine's speed drifts by tens of percent over minutes; a single
+# pass can put faena and a peer minutes apart. Rounds put them seconds apart, and
+# bench/ratios.py reports each round's ratios and their median. Writes
+# bench/results/rounds-<date>.jsonl (each line has its "round").
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -42,7 +43,7 @@ for r in $(seq "$rounds"); do
     "$py" "$here/bench_faena.py" --broker redis --only drain --counted-only --drain "$n" \
         --processes 2 --quiet-too | tag "$r" | tee -a "$out"
     "$py" "$here/bench_faena.py" --broker postgres --only drain --counted-only --drain "$n" \
-        | tag "$r" | tee -a "$out"
+        --quiet-too | tag "$r" | tee -a "$out"
     (cd "$here/peers" && BENCH_ONLY=drain "$peer_py" celery_bench.py threads prefork) \
         | tag "$r" | tee -a "$out"
     (cd "$here/peers" && BENCH_ONLY=drain "$peer_py" huey_bench.py redis) | tag "$r" | tee -a "$out"

@@ -27,6 +27,7 @@ TARGETS = (
         )
     ),
     ("faena-postgres", "procrastinate-pg", 5.0),
+    ("faena-postgres-warning", "procrastinate-pg", 5.0),
 )
 
 

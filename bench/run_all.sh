@@ -13,7 +13,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="$here/results/all-$stamp.jsonl"
 mkdir -p "$here/results"
 
-"$py" "$here/bench_faena.py" --broker sqlite --broker postgres --broker redis | tee "$out"
+"$py" "$here/bench_faena.py" --broker sqlite --broker postgres --broker redis --processes 2 | tee "$out"
 bash "$here/run_peers.sh" "$@"
 cat "$(ls -t "$here"/results/peers-*.jsonl | head -n1)" >>"$out"
 "$py" "$here/table.py" "$out"

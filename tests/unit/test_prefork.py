@@ -151,3 +151,20 @@ def test_an_error_exit_after_the_start_window_is_restarted(tmp_path: Path) -> No
 def test_a_supervisor_needs_a_child() -> None:
     with pytest.raises(ConfigError, match="at least one child"):
         Supervisor([])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--processes", "2", "--metrics-port", "9101"], "run one process per pod"),
+        (["--processes", "3", "--concurrency", "2"], "--processes 3 needs --concurrency of at"),
+    ],
+)
+def test_the_command_refuses_what_processes_cannot_do(extra: list[str], message: str) -> None:
+    from click.testing import CliRunner
+
+    from faena.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["worker", "tests.acceptance.accapp:app", *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
