@@ -112,7 +112,8 @@ for _, g in ipairs(groups) do
       out[i] = 0
       local rank = prefix .. string.format('%015d', seq + i)
       local state = 'queued'
-      if tonumber(run_at) > NOW then state = 'scheduled' end
+      -- (a run_at of now, the usual one, is told by its text: no number to parse)
+      if run_at ~= NOW_S and tonumber(run_at) > NOW then state = 'scheduled' end
       redis.call('HSET', jkey(id), 'id', id, 'task', task, 'queue', q, 'args', g_args[k],
                  'kwargs', g_kwargs[k], 'state', state, 'priority', priority, 'pool', pool,
                  'slots', slots, 'attempt', '0', 'tries', '0', 'max', max,
