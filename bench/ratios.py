@@ -1,7 +1,9 @@
-"""The drain targets of issue #3 from interleaved rounds (bench/drain_rounds.sh): each round's
-ratios, and their median.
+"""The drain targets of issue #3 from interleaved rounds (bench/drain_rounds.sh), or with
+``--enqueue`` its enqueue targets (bench/enqueue_rounds.sh): each round's figures and
+ratios, and their medians.
 
     .venv/bin/python bench/ratios.py bench/results/rounds-*.jsonl
+    .venv/bin/python bench/ratios.py --enqueue bench/results/enqueue-rounds-*.jsonl
 """
 
 from __future__ import annotations
@@ -31,27 +33,35 @@ TARGETS = (
 )
 
 
-def main(paths: list[str]) -> None:
-    drains: dict[int, dict[str, float]] = defaultdict(dict)
+#: (faena system, peer system, the ratio issue #3 asks for) of enqueue one by one
+ENQUEUE_TARGETS = (
+    ("faena-redis", "huey-redis", 1.0),
+    ("faena-postgres", "procrastinate-pg", 2.0),
+)
+#: bulk enqueue: at least this many jobs/s
+BULK_TARGET = 50_000
+
+
+def load(paths: list[str], metric: str) -> dict[int, dict[str, float]]:
+    """``metric``'s values by round, then by system."""
+    out: dict[int, dict[str, float]] = defaultdict(dict)
     for path in paths:
         with open(path) as f:
             for line in f:
                 if not line.startswith("{"):
                     continue
                 row = json.loads(line)
-                if row.get("metric") == "drain" and row.get("value") is not None:
-                    drains[row.get("round", 0)][row["system"]] = row["value"]
-    rounds = sorted(drains)
-    print("| drain (jobs/s) | " + " | ".join(f"round {r}" for r in rounds) + " | median |")
-    print("|---|" + "---|" * (len(rounds) + 1))
-    systems = sorted({s for r in rounds for s in drains[r]})
-    for system in systems:
-        values = [drains[r].get(system) for r in rounds]
-        known = [v for v in values if v is not None]
-        cells = ["n/a" if v is None else f"{v:,.0f}" for v in values]
-        median = f"{statistics.median(known):,.0f}" if known else "n/a"
-        print(f"| {system} | " + " | ".join(cells) + f" | {median} |")
-    print()
+                if row.get("metric") == metric and row.get("value") is not None:
+                    out[row.get("round", 0)][row["system"]] = row["value"]
+    return out
+
+
+def main(paths: list[str]) -> None:
+    if paths and paths[0] == "--enqueue":
+        enqueue(paths[1:])
+        return
+    drains = load(paths, "drain")
+    rounds = _figures("drain (jobs/s)", drains)
     print("| ratio | target | " + " | ".join(f"round {r}" for r in rounds) + " | median | met |")
     print("|---|---|" + "---|" * (len(rounds) + 2))
     for ours, peer, target in TARGETS:
@@ -66,6 +76,42 @@ def main(paths: list[str]) -> None:
         cells = " | ".join(f"{x:.2f}" for x in ratios)
         verdict = "yes" if median >= target else "no"
         print(f"| {ours} / {peer} | {target:.1f}x | {cells} | {median:.2f} | {verdict} |")
+
+
+def _figures(title: str, by_round: dict[int, dict[str, float]]) -> list[int]:
+    rounds = sorted(by_round)
+    print(f"| {title} | " + " | ".join(f"round {r}" for r in rounds) + " | median |")
+    print("|---|" + "---|" * (len(rounds) + 1))
+    for system in sorted({s for r in rounds for s in by_round[r]}):
+        values = [by_round[r].get(system) for r in rounds]
+        known = [v for v in values if v is not None]
+        cells = ["n/a" if v is None else f"{v:,.0f}" for v in values]
+        median = f"{statistics.median(known):,.0f}" if known else "n/a"
+        print(f"| {system} | " + " | ".join(cells) + f" | {median} |")
+    print()
+    return rounds
+
+
+def enqueue(paths: list[str]) -> None:
+    one, bulk = load(paths, "enqueue_one"), load(paths, "enqueue_bulk")
+    rounds = _figures("enqueue 1-by-1 (jobs/s)", one)
+    _figures("bulk enqueue (jobs/s)", bulk)
+    print("| target | " + " | ".join(f"round {r}" for r in rounds) + " | median | met |")
+    print("|---|" + "---|" * (len(rounds) + 2))
+    for ours, peer, target in ENQUEUE_TARGETS:
+        ratios = [one[r][ours] / one[r][peer] for r in rounds if ours in one[r] and peer in one[r]]
+        if ratios:
+            median = statistics.median(ratios)
+            cells = " | ".join(f"{x:.2f}" for x in ratios)
+            verdict = "yes" if median >= target else "no"
+            print(f"| {ours} / {peer} >= {target:.1f}x | {cells} | {median:.2f} | {verdict} |")
+    for ours in ("faena-redis", "faena-postgres"):
+        rates = [bulk[r][ours] for r in rounds if ours in bulk[r]]
+        if rates:
+            median = statistics.median(rates)
+            cells = " | ".join(f"{x:,.0f}" for x in rates)
+            verdict = "yes" if median >= BULK_TARGET else "no"
+            print(f"| {ours} bulk >= {BULK_TARGET:,}/s | {cells} | {median:,.0f} | {verdict} |")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ N_DRAIN = int(os.environ.get("BENCH_N_DRAIN", 20000))
 N_LAT = int(os.environ.get("BENCH_N_LAT", 300))
 N_WARM = 20
 DRAIN_TIMEOUT = float(os.environ.get("BENCH_DRAIN_TIMEOUT", 150))
-#: BENCH_ONLY=drain: fill the queue and time the drain only (bench/drain_rounds.sh)
+#: BENCH_ONLY=drain: fill the queue and time the drain only (bench/drain_rounds.sh);
+#: BENCH_ONLY=enqueue: time the enqueues only (bench/enqueue_rounds.sh)
 DRAIN_ONLY = os.environ.get("BENCH_ONLY") == "drain"
+ENQUEUE_ONLY = os.environ.get("BENCH_ONLY") == "enqueue"
 
 _r = None
 _r_pid = None
@@ -233,6 +235,9 @@ def run_all(
         enqueue_bulk(N_BULK)
         n_drain = N_BULK
     elif enqueue_bulk is None:
+        if ENQUEUE_ONLY:
+            reset()
+            return
         if not DRAIN_ONLY:
             emit(
                 system,
@@ -259,6 +264,9 @@ def run_all(
             settings + ("; " + bulk_note if bulk_note else ""),
         )
         n_drain = N_BULK
+    if ENQUEUE_ONLY:
+        reset()
+        return
     log("[%s] drain n=%d" % (system, n_drain))
     v = measure_drain(n_drain, None, worker_argv, env)
     emit(system, "drain", v, "jobs/s", n_drain, version, settings)
