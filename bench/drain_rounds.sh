@@ -12,32 +12,13 @@
 # bench/ratios.py reports each round's ratios and their median. Writes
 # bench/results/rounds-<date>.jsonl (each line has its "round").
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(dirname "$here")"
-py="$root/.venv/bin/python"
-peer_py="$here/.venv-peers/bin/python"
+source "$(dirname "${BASH_SOURCE[0]}")/rounds_common.sh"
 rounds="${1:-3}"
 n="${BENCH_N_BULK:-20000}"  # jobs per drain (the peers' harness reads BENCH_N_BULK too)
 export BENCH_N_BULK="$n" BENCH_N_DRAIN="$n"
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="$here/results/rounds-$stamp.jsonl"
-mkdir -p "$here/results"
-if [ ! -x "$peer_py" ]; then
-    python3 -m venv "$here/.venv-peers"
-fi
-"$peer_py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements-peers.txt"
-redis-cli -h 127.0.0.1 -p 6379 -n 15 ping >/dev/null
-if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc \
-        "select 1 from pg_database where datname='faena_bench'" | grep -q 1; then
-    createdb -h 127.0.0.1 -U postgres faena_bench
-fi
 export BENCH_LOG_DIR="$here/results/worker-logs-$stamp"
 mkdir -p "$BENCH_LOG_DIR"
-tag() { "$py" -c 'import json, sys
-r = sys.argv[1]
-for line in sys.stdin:
-    if line.startswith("{"):
-        d = json.loads(line); d["round"] = int(r); print(json.dumps(d), flush=True)' "$1"; }
 for r in $(seq "$rounds"); do
     echo "== round $r of $rounds" >&2
     "$py" "$here/bench_faena.py" --broker redis --only drain --counted-only --drain "$n" \

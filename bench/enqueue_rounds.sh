@@ -9,23 +9,9 @@
 # on a machine whose speed drifts over minutes; bench/ratios.py --enqueue reports each
 # round's ratios and their median. Writes bench/results/enqueue-rounds-<date>.jsonl.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(dirname "$here")"
-py="$root/.venv/bin/python"
-peer_py="$here/.venv-peers/bin/python"
+source "$(dirname "${BASH_SOURCE[0]}")/rounds_common.sh"
 rounds="${1:-3}"
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="$here/results/enqueue-rounds-$stamp.jsonl"
-mkdir -p "$here/results"
-if [ ! -x "$peer_py" ]; then
-    python3 -m venv "$here/.venv-peers"
-fi
-"$peer_py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements-peers.txt"
-tag() { "$py" -c 'import json, sys
-r = sys.argv[1]
-for line in sys.stdin:
-    if line.startswith("{"):
-        d = json.loads(line); d["round"] = int(r); print(json.dumps(d), flush=True)' "$1"; }
 for r in $(seq "$rounds"); do
     echo "== round $r of $rounds" >&2
     "$py" "$here/bench_faena.py" --broker redis --broker postgres --only enqueue \

@@ -311,12 +311,8 @@ class _Wire:
     def send(self, data: bytes) -> None:
         try:
             self.sock.sendall(data)
-        except TimeoutError as exc:
-            self.conn.disconnect()
-            raise RedisTimeoutError(f"timeout writing to Redis: {exc}") from exc
         except OSError as exc:
-            self.conn.disconnect()
-            raise RedisConnectionError(f"error writing to Redis: {exc}") from exc
+            raise self._lost("writing to", exc) from exc
 
     def read(self) -> Any:
         reader = self.reader
@@ -324,18 +320,22 @@ class _Wire:
         while reply is False:
             try:
                 data = self.sock.recv(65536)
-            except TimeoutError as exc:
-                self.conn.disconnect()
-                raise RedisTimeoutError(f"timeout reading from Redis: {exc}") from exc
             except OSError as exc:
-                self.conn.disconnect()
-                raise RedisConnectionError(f"error reading from Redis: {exc}") from exc
+                raise self._lost("reading from", exc) from exc
             if not data:
-                self.conn.disconnect()
-                raise RedisConnectionError("Redis closed the connection")
+                raise self._lost("reading from", None)
             reader.feed(data)
             reply = reader.gets()
         return reply
+
+    def _lost(self, doing: str, exc: OSError | None) -> RedisError:
+        """Drop the connection; the error that makes the caller's retry reconnect."""
+        self.conn.disconnect()
+        if isinstance(exc, TimeoutError):
+            return RedisTimeoutError(f"timeout {doing} Redis: {exc}")
+        if exc is None:
+            return RedisConnectionError(f"Redis closed the connection while {doing} it")
+        return RedisConnectionError(f"error {doing} Redis: {exc}")
 
 
 def _reply_error(message: str) -> ResponseError:

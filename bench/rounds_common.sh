@@ -1,0 +1,23 @@
+# Shared by bench/drain_rounds.sh and bench/enqueue_rounds.sh (sourced, not run): the paths,
+# the peers' venv, the servers' check and the database Procrastinate uses, and `tag R`, which
+# adds "round": R to every JSON line it passes through.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+py="$root/.venv/bin/python"
+peer_py="$here/.venv-peers/bin/python"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$here/results"
+if [ ! -x "$peer_py" ]; then
+    python3 -m venv "$here/.venv-peers"
+fi
+"$peer_py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements-peers.txt"
+redis-cli -h 127.0.0.1 -p 6379 -n 15 ping >/dev/null
+if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc \
+        "select 1 from pg_database where datname='faena_bench'" | grep -q 1; then
+    createdb -h 127.0.0.1 -U postgres faena_bench
+fi
+tag() { "$py" -c 'import json, sys
+r = sys.argv[1]
+for line in sys.stdin:
+    if line.startswith("{"):
+        d = json.loads(line); d["round"] = int(r); print(json.dumps(d), flush=True)' "$1"; }
