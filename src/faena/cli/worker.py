@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -118,21 +119,16 @@ def worker(
     logs.configure(log_format, log_level)
     logs.capture_uncaught()
     if processes > 1:
-        sys.exit(
-            _supervise(
-                app_path,
-                concurrency,
-                processes,
-                queues=queues,
-                isolation=isolation,
-                grace=grace,
-                lease=lease,
-                metrics_port=metrics_port,
-                log_format=log_format,
-                log_level=log_level,
-                broker=broker,
-            )
-        )
+        children = {
+            "queues": queues,
+            "isolation": isolation,
+            "grace": grace,
+            "lease": lease,
+            "log_format": log_format,
+            "log_level": log_level,
+            "broker": broker,
+        }
+        sys.exit(_supervise(app_path, concurrency, processes, metrics_port, children))
     if not isinstance(import_object(app_path), App):
         from faena.camunda import ExternalTaskClient, run_subscriptions
 
@@ -161,19 +157,10 @@ def worker(
 
 
 def _supervise(
-    app_path: str,
-    concurrency: int,
-    processes: int,
-    *,
-    queues: str | None,
-    isolation: str | None,
-    grace: float,
-    lease: float | None,
-    metrics_port: int,
-    log_format: str,
-    log_level: str,
-    broker: str | None,
+    app_path: str, concurrency: int, processes: int, metrics_port: int, children: dict[str, Any]
 ) -> int:
+    """Run ``processes`` workers of ``app_path`` sharing ``concurrency``; ``children``: the
+    options each is given (see :func:`faena.worker.prefork.child_command`)."""
     from faena.worker.prefork import Supervisor, child_command, split_concurrency
 
     if metrics_port:
@@ -186,21 +173,7 @@ def _supervise(
         shares = split_concurrency(concurrency, processes)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    commands = [
-        child_command(
-            app_path,
-            share,
-            queues=queues,
-            isolation=isolation,
-            grace=grace,
-            lease=lease,
-            log_format=log_format,
-            log_level=log_level,
-            broker=broker,
-        )
-        for share in shares
-    ]
-    return Supervisor(commands).run()
+    return Supervisor([child_command(app_path, n, **children) for n in shares]).run()
 
 
 commands = [worker]
