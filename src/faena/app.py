@@ -12,7 +12,7 @@ from faena.brokers.url import open_broker, resolve_url
 from faena.core import payload
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.events import JOB_ENQUEUED, Event, EventBus
-from faena.core.job import NewJob, new_job_id
+from faena.core.job import NewJob, new_job_id, new_job_ids
 from faena.core.lease import DEFAULT_LEASE_SECONDS, check_lease
 from faena.core.options import DEFAULT_QUEUE, Isolation, TaskOptions, normalize_retry_on
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
@@ -223,14 +223,18 @@ class App:
         }
 
     def _new_job(
-        self, fields: dict[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any] | None
+        self,
+        fields: dict[str, Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        job_id: str | None = None,
     ) -> NewJob:
         args_list, kwargs_dict = payload.check_args(args, kwargs if kwargs is not None else {})
         limit = self.max_payload_bytes
         return NewJob(
             args_json=payload.encode("args", args_list, limit),
             kwargs_json=payload.encode("kwargs", kwargs_dict, limit),
-            id=new_job_id(),
+            id=job_id or new_job_id(),
             **fields,
         )
 
@@ -264,7 +268,10 @@ class App:
     ) -> list[JobHandle]:
         """Enqueue many jobs of one task in one atomic broker call."""
         fields = self._job_fields(task_name, options)
-        return self._enqueue([self._new_job(fields, a, k) for a, k in calls])
+        ids = new_job_ids(len(calls))
+        return self._enqueue(
+            [self._new_job(fields, a, k, job_id) for (a, k), job_id in zip(calls, ids, strict=True)]
+        )
 
     def _enqueue(self, new_jobs: list[NewJob]) -> list[JobHandle]:
         jobs = self.broker.enqueue(new_jobs)

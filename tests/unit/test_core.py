@@ -202,10 +202,11 @@ def test_the_cli_lists_every_command_its_modules_define() -> None:
 def test_job_ids_are_uuid7_in_time_order() -> None:
     import uuid
 
-    from faena.core.job import new_job_id
+    from faena.core.job import new_job_id, new_job_ids
 
     before = time.time_ns() // 1_000_000
     ids = [new_job_id() for _ in range(500)]
+    ids += new_job_ids(500)  # a bulk enqueue's ids, from one read of the random source
     after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     for text in ids:

@@ -15,11 +15,24 @@ def new_job_id() -> str:
     """A UUIDv7 (RFC 9562) as 32 hex digits: time-ordered, so new ids append to indexes
     instead of landing at random places in them. 48 bits of Unix milliseconds, the version
     (7), 12 random bits, the variant (0b10), 62 random bits."""
-    r = os.urandom(10)
-    ms = (time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF
-    return (
-        ms.to_bytes(6, "big") + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F))) + r[3:]
-    ).hex()
+    return _uuid7(_now_ms(), os.urandom(10), 0)
+
+
+def new_job_ids(n: int) -> list[str]:
+    """``n`` ids as :func:`new_job_id` makes them, from one read of the system's random
+    source (for a bulk enqueue)."""
+    ms, r = _now_ms(), os.urandom(10 * n)
+    return [_uuid7(ms, r, i) for i in range(0, 10 * n, 10)]
+
+
+def _now_ms() -> bytes:
+    return ((time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF).to_bytes(6, "big")
+
+
+def _uuid7(ms: bytes, r: bytes, i: int) -> str:
+    """The id of 48-bit milliseconds ``ms`` and the 10 random bytes of ``r`` at ``i``."""
+    head = bytes((0x70 | (r[i] & 0x0F), r[i + 1], 0x80 | (r[i + 2] & 0x3F)))
+    return (ms + head + r[i + 3 : i + 10]).hex()
 
 
 @dataclass(frozen=True, slots=True)
