@@ -12,23 +12,24 @@ WORKER_LOST = "WorkerLost"
 
 def create(new: NewJob, now: float) -> Job:
     run_at = now if new.run_at is None else new.run_at
+    # positional, in Job's field order (a bulk enqueue makes one per job: keywords cost more)
     return Job(
-        id=new.id,
-        task=new.task,
-        queue=new.queue,
-        args_json=new.args_json,
-        kwargs_json=new.kwargs_json,
-        state=JobState.SCHEDULED if run_at > now else JobState.QUEUED,
-        priority=new.priority,
-        pool=new.pool,
-        pool_slots=new.pool_slots,
-        attempt=0,
-        tries=0,
-        max_attempts=new.max_attempts,
-        timeout=new.timeout,
-        idempotency_key=new.idempotency_key,
-        enqueued_at=now,
-        run_at=run_at,
+        new.id,
+        new.task,
+        new.queue,
+        new.args_json,
+        new.kwargs_json,
+        JobState.SCHEDULED if run_at > now else JobState.QUEUED,  # state
+        new.priority,
+        new.pool,
+        new.pool_slots,
+        0,  # attempt
+        0,  # tries
+        new.max_attempts,
+        new.timeout,
+        new.idempotency_key,
+        now,  # enqueued_at
+        run_at,
     )
 
 

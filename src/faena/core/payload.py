@@ -46,12 +46,14 @@ def decode(text: str | None) -> Any:
     return json.loads(text)
 
 
-def check_args(args: object, kwargs: object) -> tuple[list[Any], dict[str, Any]]:
+def check_args(args: object, kwargs: object) -> tuple[list[Any] | tuple[Any, ...], dict[str, Any]]:
+    """``args`` and ``kwargs`` as given, once they are an array and an object with text keys
+    (not copied: they are only encoded)."""
     if not isinstance(args, list | tuple):
         raise PayloadError(f"args must be a JSON array (a list), got {type(args).__name__}")
     if not isinstance(kwargs, dict):
         raise PayloadError(f"kwargs must be a JSON object (a dict), got {type(kwargs).__name__}")
-    bad = [k for k in kwargs if not isinstance(k, str)]
-    if bad:
+    if kwargs and not all(isinstance(k, str) for k in kwargs):
+        bad = [k for k in kwargs if not isinstance(k, str)]
         raise PayloadError(f"kwargs keys must be strings, got {bad!r}")
-    return list(args), dict(kwargs)
+    return args, kwargs
