@@ -95,3 +95,18 @@ def test_a_bad_app_path_ends_the_supervisor_with_the_childs_error(cluster: Clust
     assert out.returncode != 0
     assert '"status": "start_failed"' in out.stdout + out.stderr
     assert "no_such_module_for_faena" in out.stdout + out.stderr
+
+
+def test_the_processes_stop_when_the_supervisor_is_killed(cluster: Cluster) -> None:
+    app = cluster.app()
+    handles = app.enqueue_many("sleep", [([30], {}) for _ in range(2)], queue="acc")
+    sup = cluster.worker("--processes", "2", "--concurrency", "2", "--grace", "1")
+    wait_until(lambda: len(cluster.records()) == 2, 30, "2 jobs started")
+    pids = {pid for _k, _j, _a, pid, _t in cluster.records()}
+    sup.send_signal(signal.SIGKILL)  # no forwarding: Linux sends the children SIGTERM
+    sup.wait(10)
+    wait_until(lambda: not any(_alive(pid) for pid in pids), 15, "the children to exit")
+    assert cluster.log(0).count('"event": "job.released"') == 2
+    for h in handles:
+        job = app.broker.get(h.id)
+        assert job is not None and job.state is JobState.QUEUED, "released, runnable at once"
