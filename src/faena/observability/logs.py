@@ -80,7 +80,7 @@ def json_line(
 ) -> str:
     line: dict[str, Any] = {
         "timestamp": _timestamp(created),
-        "level": _LOWER.get(level) or level.lower(),
+        "level": level.lower(),
         "logger": logger,
         "event": event,
         "message": message,
@@ -95,8 +95,6 @@ def json_line(
     except ValueError:  # NaN/Infinity are not JSON: Loki's json stage would reject the line
         return _encode(_finite(line))
 
-
-_LOWER = {name: name.lower() for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
 
 # one encoder for every line (json.dumps with options would build a new one each time)
 _encode = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False).encode
@@ -241,7 +239,7 @@ class _EventWriter:
         )
 
     def write(self, level: int, event: str, message: str, fields: dict[str, Any]) -> None:
-        name = _LEVEL_NAMES.get(level) or logging.getLevelName(level)
+        name = logging.getLevelName(level)
         created = time.time()
         if self.json:
             text = json_line(created, name, _event_log.name, event, message, fields)
@@ -255,7 +253,6 @@ class _EventWriter:
         self.handler.flush()
 
 
-_LEVEL_NAMES = {level: logging.getLevelName(level) for level in (10, 20, 30, 40, 50)}
 _writer: _EventWriter | None = None
 _root_handler: logging.Handler | None = None
 

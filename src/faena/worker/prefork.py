@@ -205,10 +205,6 @@ class Supervisor:
                     child.proc.wait()
         return 0 if self.failed_code is None else self.failed_code
 
-    @property
-    def pids(self) -> list[int]:
-        return [c.proc.pid for c in self._children if c.proc is not None]
-
 
 def child_command(
     app_path: str,
