@@ -84,7 +84,15 @@ def test_success_retry_dead_and_unknown_task(app: faena.App, stop: list) -> None
     assert "@app.task(name='no.such.task')" in (ghost.refresh().error.message or "")
 
 
-def test_thread_timeout_is_cooperative_but_real(app: faena.App, stop: list) -> None:
+def test_thread_timeout_is_cooperative_but_real(
+    app: faena.App, stop: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faena.worker import runtime
+
+    # the safety-net wake-up is pushed out of reach: the job's deadline alone must wake the
+    # dispatcher, although it claimed the job before a slot thread picked it up
+    monkeypatch.setattr(runtime, "IDLE_POLL_SECONDS", 120.0)
+
     @app.task(timeout=0.3, retries=0)
     def spin() -> None:
         while True:
@@ -124,6 +132,42 @@ def test_cancel_a_running_job(app: faena.App, stop: list) -> None:
     app.cancel(h.id)
     with pytest.raises(faena.JobFailedError, match="cancelled"):
         h.wait(timeout=10)
+
+
+def test_a_job_interrupted_before_its_slot_takes_it_never_runs() -> None:
+    """A cancel (or timeout) that comes while the job still waits for a free slot thread
+    stops it: it ends cancelled without running."""
+    from faena.worker.executors import ThreadExecutor
+    from faena.worker.results import Completions
+
+    app = faena.App(broker=MemoryBroker())
+    release = threading.Event()
+    ran: list[str] = []
+
+    @app.task
+    def hold(tag: str) -> None:
+        ran.append(tag)
+        assert release.wait(10)
+
+    completions = Completions()
+    executor = ThreadExecutor(1, completions)
+    try:
+        hold.enqueue("a", priority=9)
+        hold.enqueue("b", priority=1)
+        first, second = app.broker.claim("w", [hold.options.queue], 2, 30.0).jobs
+        executor.submit(first, hold)
+        executor.submit(second, hold)  # waits: the one slot runs "a"
+        executor.interrupt(second.id, "cancelled")
+        release.set()
+        results: list[Any] = []
+        deadline = time.monotonic() + 10
+        while len(results) < 2 and time.monotonic() < deadline:
+            results += completions.take_all()
+            time.sleep(0.01)
+    finally:
+        executor.shutdown()
+    assert ran == ["a"]
+    assert [(r.job.id, r.cancelled) for r in results] == [(first.id, False), (second.id, True)]
 
 
 def test_worker_rides_out_a_broker_outage() -> None:
@@ -252,6 +296,29 @@ def test_a_slot_whose_job_ends_claims_its_next_job_itself(stop: list) -> None:
     # the executor threads called the broker themselves, and the turns they took at the same
     # time never claimed more jobs than the worker has slots
     assert any(name.startswith("faena-job-") for name in broker.callers)
+    assert broker.peak_running <= 2
+
+
+def test_a_slot_stays_taken_until_its_job_is_reported(
+    stop: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that has ended but is not yet reported still holds its lease: another slot's
+    turn must not claim for its slot meanwhile, or the broker sees more jobs running for this
+    worker than it has slots. Deciding the outcome is made slow here to hold that gap open."""
+    from faena.worker import runtime
+
+    decide = runtime.Worker._decide
+
+    def slow_decide(self: Worker, *args: Any) -> Any:
+        time.sleep(0.003)
+        return decide(self, *args)
+
+    monkeypatch.setattr(runtime.Worker, "_decide", slow_decide)
+    broker = ThreadRecordingBroker()
+    app = faena.App(broker=broker)
+    handles = _quick_jobs(app, 80)
+    stop.append(run(app, concurrency=2))
+    assert [h.wait(timeout=20) for h in handles] == list(range(80))
     assert broker.peak_running <= 2
 
 

@@ -96,6 +96,7 @@ class Worker:
         self._completions = Completions()
         self._unreported: list[tuple[RunResult, Outcome]] = []
         self._claiming = 0  # slots that a turn in progress is claiming jobs for
+        self._reporting = 0  # ended jobs that a turn in progress is reporting
         self._turns = 0  # turns in progress on executor threads
         self._turns_over = threading.Condition(self._lock)
         self._turns_on_slots = False  # slots take turns (and log) on their own threads
@@ -212,13 +213,21 @@ class Worker:
         turn. True if the main thread should work out again how long it sleeps: a slot stays
         free with no work in sight (a delayed job may come due), a pool is full, or a new
         job has a timeout."""
-        done = self._collect()
         with self._lock:
-            outcomes_, self._unreported = self._unreported + done, []
-            free = self.concurrency - len(self._running) - self._claiming
-            limit = free if self._want else 0
+            # a slot counts as taken until its job's outcome reaches the broker: the ended
+            # jobs leave _running and join _reporting in one step, so another turn never
+            # claims for a slot whose lease the broker still holds
+            results = self._completions.take_all()
+            entries = [self._running.pop(r.job.id, None) for r in results]
+            earlier, self._unreported = self._unreported, []
+            held = len(self._running) + self._claiming + self._reporting
+            limit = max(0, self.concurrency - held) if self._want else 0
             self._claiming += limit
+            reporting = len(earlier) + len(results)
+            self._reporting += reporting
+        outcomes_ = earlier
         try:
+            outcomes_ = earlier + self._decide_all(results, entries)
             if outcomes_ or limit > 0:
                 claim = self._exchange(outcomes_, limit)
                 if limit > 0:
@@ -233,6 +242,7 @@ class Worker:
         finally:
             with self._lock:
                 self._claiming -= limit
+                self._reporting -= reporting
         return not self._want and len(self._running) < self.concurrency
 
     def _job_ended(self, result: RunResult) -> None:
@@ -423,6 +433,13 @@ class Worker:
             return []
         with self._lock:
             entries = [self._running.pop(r.job.id, None) for r in results]
+        return self._decide_all(results, entries)
+
+    def _decide_all(
+        self, results: list[RunResult], entries: list[_Running | None]
+    ) -> list[tuple[RunResult, Outcome]]:
+        if not results:
+            return []
         now = self.app.clock.now()
         return [
             (r, self._decide(r, e.task if e else None, now))
