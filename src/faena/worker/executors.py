@@ -58,7 +58,8 @@ class ThreadExecutor:
         self._ended = ended or completions.put
         self._inbox: queue.SimpleQueue[tuple[Job, Task[Any, Any]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._running: dict[str, tuple[int, float | None]] = {}  # job id -> (thread, deadline)
+        # job id -> (thread ident, 0 until a thread takes it; monotonic deadline)
+        self._running: dict[str, tuple[int, float | None]] = {}
         self._interrupted: dict[str, str] = {}
         self._threads = [
             threading.Thread(target=self._loop, name=f"faena-job-{i}", daemon=True)
@@ -68,6 +69,11 @@ class ThreadExecutor:
             t.start()
 
     def submit(self, job: Job, task: Task[Any, Any]) -> None:
+        # the deadline counts from here, so the dispatcher sees it as soon as it has handed
+        # the job over (before a slot thread picks it up)
+        deadline = None if job.timeout is None else time.monotonic() + job.timeout
+        with self._lock:
+            self._running[job.id] = (0, deadline)
         self._inbox.put((job, task))
 
     def _loop(self) -> None:
@@ -77,13 +83,16 @@ class ThreadExecutor:
             if item is None:
                 return
             job, task = item
-            deadline = None if job.timeout is None else time.monotonic() + job.timeout
             with self._lock:
-                self._running[job.id] = (ident, deadline)
-            try:
-                result = run_sync(job, task)
-            except JobInterrupted as exc:  # arrived between the job's end and here
-                result = result_from_error(job, task, exc, time.perf_counter())
+                self._running[job.id] = (ident, self._running[job.id][1])
+                stopped_early = job.id in self._interrupted  # before this thread took it
+            if stopped_early:
+                result = RunResult(job, 0.0)
+            else:
+                try:
+                    result = run_sync(job, task)
+                except JobInterrupted as exc:  # arrived between the job's end and here
+                    result = result_from_error(job, task, exc, time.perf_counter())
             with self._lock:
                 self._running.pop(job.id, None)
                 reason = self._interrupted.pop(job.id, None)
@@ -100,9 +109,10 @@ class ThreadExecutor:
             if entry is None or job_id in self._interrupted:
                 return
             self._interrupted[job_id] = reason
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(entry[0]), ctypes.py_object(JobInterrupted)
-            )
+            if entry[0]:  # a thread runs it (otherwise its thread sees the record first)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(entry[0]), ctypes.py_object(JobInterrupted)
+                )
 
     def next_deadline(self) -> float | None:
         with self._lock:
