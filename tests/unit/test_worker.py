@@ -279,15 +279,23 @@ class ThreadRecordingBroker(MemoryBroker):
         return result
 
 
-def _quick_jobs(app: faena.App, n: int) -> list[Any]:
+def _quick_jobs(app: faena.App, n: int, step: float = 0.0) -> list[Any]:
     @app.task
     def quick(i: int) -> int:
+        time.sleep(step * (i % 3))  # uneven: the slots' turns fall out of step
         return i
 
     return [quick.enqueue(i) for i in range(n)]
 
 
-def test_a_slot_whose_job_ends_claims_its_next_job_itself(stop: list) -> None:
+def test_a_slot_whose_job_ends_claims_its_next_job_itself(
+    stop: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faena.worker import runtime
+
+    # the main thread's safety-net wake-up is pushed out of reach: the slots' own turns must
+    # keep every slot busy (a turn that leaves its slot unclaimed would stall the drain)
+    monkeypatch.setattr(runtime, "IDLE_POLL_SECONDS", 120.0)
     broker = ThreadRecordingBroker()
     app = faena.App(broker=broker)
     handles = _quick_jobs(app, 60)
@@ -314,11 +322,36 @@ def test_a_slot_stays_taken_until_its_job_is_reported(
         return decide(self, *args)
 
     monkeypatch.setattr(runtime.Worker, "_decide", slow_decide)
+    monkeypatch.setattr(runtime, "IDLE_POLL_SECONDS", 120.0)  # no stall either
     broker = ThreadRecordingBroker()
     app = faena.App(broker=broker)
     handles = _quick_jobs(app, 80)
     stop.append(run(app, concurrency=2))
     assert [h.wait(timeout=20) for h in handles] == list(range(80))
+    assert broker.peak_running <= 2
+
+
+def test_a_job_that_ends_while_the_turn_that_claimed_it_still_logs_gets_a_successor(
+    stop: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the broker has answered, a turn's slots belong to the jobs it claimed: a job that
+    starts and ends while that turn still logs must claim its successor (or the slot would
+    stay empty until the main thread's safety-net wake-up)."""
+    from faena.worker import runtime
+
+    start = runtime.Worker._start
+
+    def slow_start(self: Worker, job: Any) -> None:
+        start(self, job)
+        time.sleep(0.003)  # the turn goes on (logging) while the job it started runs
+
+    monkeypatch.setattr(runtime.Worker, "_start", slow_start)
+    monkeypatch.setattr(runtime, "IDLE_POLL_SECONDS", 120.0)
+    broker = ThreadRecordingBroker()
+    app = faena.App(broker=broker)
+    handles = _quick_jobs(app, 100, step=0.003)
+    stop.append(run(app, concurrency=2))
+    assert [h.wait(timeout=20) for h in handles] == list(range(100))
     assert broker.peak_running <= 2
 
 

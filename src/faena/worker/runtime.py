@@ -95,8 +95,9 @@ class Worker:
         self._lock = threading.Lock()
         self._completions = Completions()
         self._unreported: list[tuple[RunResult, Outcome]] = []
-        self._claiming = 0  # slots that a turn in progress is claiming jobs for
-        self._reporting = 0  # ended jobs that a turn in progress is reporting
+        # slots that turns in progress hold: each, the jobs it reports or the jobs it claims,
+        # whichever is more (the broker swaps the ones for the others in one step)
+        self._turn_slots = 0
         self._turns = 0  # turns in progress on executor threads
         self._turns_over = threading.Condition(self._lock)
         self._turns_on_slots = False  # slots take turns (and log) on their own threads
@@ -187,7 +188,7 @@ class Worker:
             try:
                 self._take_turn()
                 timeout = self._idle_timeout(
-                    self._want and self.concurrency > len(self._running) + self._claiming,
+                    self._want and self.concurrency > len(self._running) + self._turn_slots,
                     self._saturated,
                 )
             except BrokerError as exc:
@@ -215,21 +216,32 @@ class Worker:
         job has a timeout."""
         with self._lock:
             # a slot counts as taken until its job's outcome reaches the broker: the ended
-            # jobs leave _running and join _reporting in one step, so another turn never
+            # jobs leave _running and count in _turn_slots in one step, so another turn never
             # claims for a slot whose lease the broker still holds
             results = self._completions.take_all()
             entries = [self._running.pop(r.job.id, None) for r in results]
             earlier, self._unreported = self._unreported, []
-            held = len(self._running) + self._claiming + self._reporting
-            limit = max(0, self.concurrency - held) if self._want else 0
-            self._claiming += limit
-            reporting = len(earlier) + len(results)
-            self._reporting += reporting
+            free = self.concurrency - len(self._running) - self._turn_slots
+            limit = max(0, free) if self._want else 0
+            held = max(limit, len(earlier) + len(results))
+            self._turn_slots += held
         outcomes_ = earlier
         try:
             outcomes_ = earlier + self._decide_all(results, entries)
             if outcomes_ or limit > 0:
-                claim = self._exchange(outcomes_, limit)
+                accepted, claim = self.app.broker.finish_and_claim(
+                    [o for _, o in outcomes_],
+                    self.name,
+                    self.queues,
+                    limit,
+                    self.app.lease_seconds,
+                )
+                with self._lock:  # the slots pass to the claimed jobs at once: a job started
+                    self._turn_slots -= held  # below may end before this turn is over
+                    held = 0
+                    for job in claim.jobs:
+                        self._running[job.id] = _Running(job, None, None)
+                self._after_exchange(outcomes_, accepted, claim)
                 if limit > 0:
                     self._want = len(claim.jobs) == limit
                     self._saturated = claim.saturated
@@ -240,9 +252,9 @@ class Worker:
                 self._unreported = outcomes_ + self._unreported
             raise
         finally:
-            with self._lock:
-                self._claiming -= limit
-                self._reporting -= reporting
+            if held:
+                with self._lock:
+                    self._turn_slots -= held
         return not self._want and len(self._running) < self.concurrency
 
     def _job_ended(self, result: RunResult) -> None:
@@ -331,16 +343,14 @@ class Worker:
             retry_in_seconds=retry_in,
         )
 
-    def _exchange(self, done: list[tuple[RunResult, Outcome]], limit: int) -> ClaimResult:
-        accepted, claim = self.app.broker.finish_and_claim(
-            [o for _, o in done], self.name, self.queues, limit, self.app.lease_seconds
-        )
+    def _after_exchange(
+        self, done: list[tuple[RunResult, Outcome]], accepted: list[bool], claim: ClaimResult
+    ) -> None:
         # Start the new jobs first: they run while the finished ones are logged.
         for job in claim.jobs:
             self._start(job)
         self._report(done, accepted)
         self._on_reaped(claim.reaped)
-        return claim
 
     def _drain_step(self, done: list[tuple[RunResult, Outcome]]) -> bool:
         """One step of the graceful drain; True when the worker may exit."""
@@ -395,14 +405,13 @@ class Worker:
         try:
             task = self.app.get_task(job.task)
         except FaenaError as exc:
-            with self._lock:
-                self._running[job.id] = _Running(job, None, None)
             error = outcomes.error_info(exc, type_name="UnknownTaskError")
             self._completions.put(RunResult(job, 0.0, error=error, retryable=False))
             return
         executor = self._executor_for(task)
         with self._lock:
-            self._running[job.id] = _Running(job, task, executor)
+            entry = self._running[job.id]  # registered by _exchange, perhaps marked lost since
+            entry.task, entry.executor = task, executor
         executor.submit(job, task)
 
     def _executor_for(self, task: Task[Any, Any]) -> Executor:
