@@ -410,7 +410,7 @@ class Worker:
             return
         executor = self._executor_for(task)
         with self._lock:
-            entry = self._running[job.id]  # registered by _exchange, perhaps marked lost since
+            entry = self._running[job.id]  # registered by _take_turn, perhaps marked lost since
             entry.task, entry.executor = task, executor
         executor.submit(job, task)
 
