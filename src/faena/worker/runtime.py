@@ -323,7 +323,10 @@ class Worker:
         if len(self._running) < self.concurrency:
             nxt = self.app.broker.next_run_at(self.queues)
             if nxt is not None:
-                timeout = min(timeout, max(nxt - self.app.clock.now(), 0.001))
+                due_in = nxt - self.app.clock.now()
+                # a job due already that the last claim left behind waits for a slot of its
+                # pool (or the cap), which no wake-up announces: ask again soon, not at once
+                timeout = min(timeout, due_in if due_in > 0 else SATURATED_POLL_SECONDS)
         return timeout
 
     def _broker_trouble(self, exc: BrokerError) -> None:
