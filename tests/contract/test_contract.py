@@ -467,5 +467,14 @@ def test_saturated_claim_says_so(broker: Broker) -> None:
     broker.enqueue([new(pool="tiny"), new(pool="tiny")])
     first = broker.claim("w1", Q, 5, LEASE)
     assert len(first.jobs) == 1
-    if broker.kind in ("memory", "sqlite"):
-        assert first.saturated
+    assert first.saturated
+    # the exchange a worker makes says so too; a claim that leaves nothing behind does not
+    _, again = broker.finish_and_claim([], "w1", Q, 5, LEASE)
+    assert again.jobs == [] and again.saturated is first.saturated
+    broker.set_parallelism(1)
+    broker.enqueue([new(pool="small")])
+    capped = broker.claim("w1", Q, 5, LEASE)  # the cap of 1 is taken by the tiny job
+    assert capped.jobs == [] and capped.saturated is first.saturated
+    broker.set_parallelism(None)
+    assert [j.pool for j in broker.claim("w1", Q, 5, LEASE).jobs] == ["small"]
+    assert not broker.claim("w1", ["nothing_queued"], 5, LEASE).saturated

@@ -299,12 +299,13 @@ def test_a_server_error_in_a_prepared_statement_is_a_broker_error(
     broker: PostgresBroker, schema: str
 ) -> None:
     broker.claim("w", ["etl"], 1, 30)  # prepared on the pooled connection
+    args = "(json, text, text[], integer, double precision, double precision, boolean)"
     with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'ALTER FUNCTION "{schema}".exchange RENAME TO exchange_gone')
+        admin.execute(f'ALTER FUNCTION "{schema}".exchange{args} RENAME TO exchange_gone')
     with pytest.raises(BrokerError, match=r"PostgreSQL claim failed .*exchange"):
         broker.claim("w", ["etl"], 1, 30)
     with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'ALTER FUNCTION "{schema}".exchange_gone RENAME TO exchange')
+        admin.execute(f'ALTER FUNCTION "{schema}".exchange_gone{args} RENAME TO exchange')
     assert broker.claim("w", ["etl"], 1, 30).jobs == []  # the connection still works
 
 

@@ -221,7 +221,7 @@ def test_a_version_2_worker_keeps_claiming_after_the_upgrade_to_3(config: PgConf
             [new] = broker.claim("new", ["etl"], 1, LEASE).jobs
             assert new.id == jobs[1].id
             found = _v1(conn, config, V2_EXCHANGE, None, "old", ["etl"], 1, LEASE, T0)
-            assert found == []
+            assert found == []  # and no row of kind 's' (saturated): version 4 callers ask
 
             # the old worker reports its job and takes the next in one call, as before
             done = rows.outcomes_json([Outcome(held.id, held.attempt, JobState.SUCCEEDED)])

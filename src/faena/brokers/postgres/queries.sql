@@ -5,10 +5,10 @@
 -- (rows.JOB_COLUMNS).
 
 -- name: exchange
--- $1 done, $2 worker, $3 queues, $4 limit, $5 lease, $6 now
+-- $1 done, $2 worker, $3 queues, $4 limit, $5 lease, $6 now; rows of kind 's' say saturated
 SELECT e.kind, e.ord, (e.job).*
   FROM @schema@.exchange($1::json, $2::text, $3::text[], $4::integer,
-                         $5::double precision, $6::double precision) AS e;
+                         $5::double precision, $6::double precision, true) AS e;
 
 -- name: reap
 SELECT e.kind, e.ord, (e.job).* FROM @schema@.reap(%(now)s::double precision) AS e;

@@ -80,21 +80,24 @@ def to_job(row: Row, at: int = 0) -> Job:
 
 def to_claim_result(rows: Sequence[Row]) -> tuple[list[int], ClaimResult]:
     """Split ``job_event`` rows (kind, ord, job columns): finished positions, claim result
-    (claimed jobs in admission order: ``ord``)."""
+    (claimed jobs in admission order: ``ord``; a row of kind ``s``: saturated)."""
     finished: list[int] = []
     claimed: list[tuple[int, Job]] = []
     reaped: list[Reaped] = []
+    saturated = False
     for row in rows:
         kind = row[0]
         if kind == "f":
             finished.append(row[1])
         elif kind == "c":
             claimed.append((row[1], to_job(row, 2)))
+        elif kind == "s":
+            saturated = True
         else:
             job = to_job(row, 2)
             reaped.append(Reaped(job, job.state))
     claimed.sort(key=lambda pair: pair[0])
-    return finished, ClaimResult([job for _, job in claimed], reaped)
+    return finished, ClaimResult([job for _, job in claimed], reaped, saturated)
 
 
 def once_each(leases: Sequence[Lease]) -> list[int]:

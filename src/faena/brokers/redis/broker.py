@@ -207,19 +207,19 @@ class RedisBroker:
         return [worker, str(int(limit)), num(deadline), str(len(queues)), *queues]
 
     @staticmethod
-    def _claim_result(claimed: Any, reaped: Any) -> ClaimResult:
+    def _claim_result(claimed: Any, reaped: Any, saturated: int) -> ClaimResult:
         gone = to_jobs(reaped)
-        return ClaimResult(to_jobs(claimed), [Reaped(j, j.state) for j in gone])
+        return ClaimResult(to_jobs(claimed), [Reaped(j, j.state) for j in gone], saturated == 1)
 
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
-        claimed, reaped = rows(
+        claimed, reaped, saturated = rows(
             self._run_now(
                 "claim", lambda now: self._claim_args(worker, queues, limit, now + lease_seconds)
             )
         )
-        return self._claim_result(claimed, reaped)
+        return self._claim_result(claimed, reaped, saturated)
 
     def heartbeat(
         self, worker: str, leases: Sequence[Lease], lease_seconds: float
@@ -254,7 +254,7 @@ class RedisBroker:
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
         reports = self._outcome_args(outcomes)
-        done, claimed, reaped = rows(
+        done, claimed, reaped, saturated = rows(
             self._run_now(
                 "finish_and_claim",
                 lambda now: [
@@ -263,7 +263,7 @@ class RedisBroker:
                 ],
             )
         )
-        return [flag == 1 for flag in done], self._claim_result(claimed, reaped)
+        return [flag == 1 for flag in done], self._claim_result(claimed, reaped, saturated)
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:

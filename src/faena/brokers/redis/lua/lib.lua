@@ -295,21 +295,32 @@ local function take(id, worker, deadline, w)
   return r
 end
 
+-- Returns the claimed records and 1 if a runnable job was left because its pool or the
+-- parallelism cap was full (the worker then polls briefly: no wake-up comes when a slot frees).
 local function claim(worker, limit, deadline, queues)
   local chosen = {}
+  if limit <= 0 then return chosen, 0 end
   local par = redis.call('HGET', K_META, 'par')
   local par_free = nil
   if par then par_free = tonumber(par) - redis.call('ZCARD', K_RUNNING) end
-  if limit <= 0 or (par_free and par_free <= 0) then return chosen end
   local hs = heads(queues, limit)
   local free = {}
+  local blocked = 0
   local w = { ready = {}, pend = {}, running = {} }
-  while #chosen < limit and (not par_free or par_free > 0) do
+  while #chosen < limit do
     local best = nil
     for _, h in ipairs(hs) do
       if h.m then
+        if par_free and par_free <= 0 then
+          blocked = 1
+          break
+        end
         if free[h.pool] == nil then free[h.pool] = pool_free(h.pool) end
-        if h.slots <= free[h.pool] and (not best or h.m < best.m) then best = h end
+        if h.slots > free[h.pool] then
+          blocked = 1
+        elseif not best or h.m < best.m then
+          best = h
+        end
       end
     end
     if not best then break end
@@ -323,18 +334,18 @@ local function claim(worker, limit, deadline, queues)
   write_gathered('ZREM', w.ready)
   write_gathered('ZREM', w.pend)
   write_gathered('ZADD', w.running)
-  return chosen
+  return chosen, blocked
 end
 
 -- Claim arguments start at ARGV[a]: worker, limit, lease deadline, n, then n queue names.
--- Returns {claimed records, reaped records}.
+-- Returns {claimed records, reaped records, 1 if saturated else 0}.
 local function claim_from(a)
   local nq = tonumber(ARGV[a + 3])
   local queues = {}
   for i = 1, nq do queues[i] = ARGV[a + 3 + i] end
   local reaped = expire_all()
-  local jobs = claim(ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], queues)
-  return { jobs, reaped }
+  local jobs, blocked = claim(ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], queues)
+  return { jobs, reaped, blocked }
 end
 
 -- One outcome is 11 arguments: id, attempt, state, has_result, result, has_error, type,
