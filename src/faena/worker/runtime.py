@@ -218,8 +218,7 @@ class Worker:
             # a slot counts as taken until its job's outcome reaches the broker: the ended
             # jobs leave _running and count in _turn_slots in one step, so another turn never
             # claims for a slot whose lease the broker still holds
-            results = self._completions.take_all()
-            entries = [self._running.pop(r.job.id, None) for r in results]
+            results, entries = self._pop_ended()
             earlier, self._unreported = self._unreported, []
             free = self.concurrency - len(self._running) - self._turn_slots
             limit = max(0, free) if self._want else 0
@@ -320,7 +319,8 @@ class Worker:
             d = executor.next_deadline()
             if d is not None:
                 timeout = min(timeout, max(d - now_m, 0.001))
-        if len(self._running) < self.concurrency:
+        if len(self._running) < self.concurrency and not saturated:
+            # (saturated: the claim said a job is due and held back; no need to ask when)
             nxt = self.app.broker.next_run_at(self.queues)
             if nxt is not None:
                 due_in = nxt - self.app.clock.now()
@@ -440,12 +440,14 @@ class Worker:
         return executor
 
     def _collect(self) -> list[tuple[RunResult, Outcome]]:
-        results = self._completions.take_all()
-        if not results:
-            return []
         with self._lock:
-            entries = [self._running.pop(r.job.id, None) for r in results]
+            results, entries = self._pop_ended()
         return self._decide_all(results, entries)
+
+    def _pop_ended(self) -> tuple[list[RunResult], list[_Running | None]]:
+        """The results waiting and the jobs they end, taken out of ``_running`` (lock held)."""
+        results = self._completions.take_all()
+        return results, [self._running.pop(r.job.id, None) for r in results]
 
     def _decide_all(
         self, results: list[RunResult], entries: list[_Running | None]
