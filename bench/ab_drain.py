@@ -60,7 +60,7 @@ def one_drain(kind: str, n: int, concurrency: int, level: str) -> dict[str, obje
     argv = [sys.executable, "-m", "faena.cli.main", "worker", "bench.benchapp:app"]
     argv += ["--queues", "bench", "--concurrency", str(concurrency)]
     argv += ["--log-format", "json", "--log-level", level]
-    with open(os.devnull, "w") as sink:
+    with open(os.environ.get("AB_WORKER_OUT", os.devnull), "w") as sink:
         proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         worker = psutil.Process(proc.pid)

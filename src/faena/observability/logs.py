@@ -14,6 +14,7 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TextIO
@@ -160,6 +161,12 @@ def console_line(
 #: write (PIPE_BUF on Linux), so worker processes that share a pipe (``--processes``) never
 #: split each other's lines
 HOLD_BYTES = 4096
+#: deferred event lines are rendered by the thread that logs once this many are waiting (the
+#: worker's main thread renders them first, every ``LOG_FLUSH_SECONDS`` at most)
+DEFER_LINES = 1024
+
+#: an event line not yet rendered: (time, level name, event, message, fields)
+Entry = tuple[float, str, str, str, dict[str, Any]]
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -170,28 +177,59 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     them. Held lines are written before they would pass ``HOLD_BYTES``, at :meth:`flush`, and
     before any record logged the ordinary way, so the output keeps its order. A single line
     longer than ``HOLD_BYTES`` is written alone.
+
+    Event lines can also be deferred (:meth:`defer`): the logging thread only keeps the
+    line's time and fields, and whoever flushes renders them. A worker's job slots log a line
+    per job while the main thread mostly sleeps; rendering there, many lines at a time, keeps
+    the JSON encoding off the slots' path and costs less per line.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._held: list[str] = []
         self._held_bytes = 0
+        self._pending: list[Entry] = []  # appended without the lock (list.append is atomic)
+        self.render: Callable[[Entry], str] | None = None
 
     def hold(self, text: str) -> None:
         """Keep ``text`` (whole lines, newline included) to write out with the next ones."""
-        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         self.acquire()
         try:
-            if self._held_bytes + size > HOLD_BYTES:
-                self._write_held()
-            self._held.append(text)
-            self._held_bytes += size
-            if self._held_bytes >= HOLD_BYTES:
-                self._write_held()
+            self._render_pending()
+            self._add(text)
         finally:
             self.release()
 
-    def _write_held(self) -> None:  # the handler's lock is held
+    def defer(self, entry: Entry) -> None:
+        """Keep an event line to render (with :attr:`render`) when lines are written out."""
+        self._pending.append(entry)
+        if len(self._pending) >= DEFER_LINES:
+            self.flush()
+
+    def _add(self, text: str) -> None:  # the handler's lock is held
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        if self._held_bytes + size > HOLD_BYTES:
+            self._write_out()
+        self._held.append(text)
+        self._held_bytes += size
+        if self._held_bytes >= HOLD_BYTES:
+            self._write_out()
+
+    def _render_pending(self) -> None:  # the handler's lock is held
+        if not self._pending or self.render is None:
+            return
+        # lines deferred while these render go to the new list, written by the next flush
+        pending, self._pending = self._pending, []
+        render = self.render
+        for entry in pending:
+            try:
+                text = render(entry)
+            except Exception:  # as logging does: report on stderr, never raise
+                self.handleError(_HELD_RECORD)
+                continue
+            self._add(text + "\n")
+
+    def _write_out(self) -> None:  # the handler's lock is held
         if self._held:
             text = "".join(self._held)
             self._held.clear()
@@ -200,6 +238,10 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.stream.write(text)
             except Exception:  # as logging does: report on stderr, never raise into the job
                 self.handleError(_HELD_RECORD)
+
+    def _write_held(self) -> None:  # the handler's lock is held
+        self._render_pending()
+        self._write_out()
 
     def emit(self, record: logging.LogRecord) -> None:
         self._write_held()  # handle() holds the lock (an RLock) around emit
@@ -225,6 +267,7 @@ class _EventWriter:
     def __init__(self, handler: LineHandler, fmt: str) -> None:
         self.handler = handler
         self.json = fmt == "json"
+        handler.render = self._render
         self._faena = logging.getLogger("faena")
         #: a worker that calls :func:`flush_events` often (and before it sleeps) lets the
         #: handler hold lines back
@@ -239,15 +282,23 @@ class _EventWriter:
         )
 
     def write(self, level: int, event: str, message: str, fields: dict[str, Any]) -> None:
-        name = logging.getLevelName(level)
-        created = time.time()
-        if self.json:
-            text = json_line(created, name, _event_log.name, event, message, fields)
-        else:
-            text = console_line(created, name, event, message, fields)
+        entry = (time.time(), logging.getLevelName(level), event, message, fields)
+        if self.batching:
+            self.handler.defer(entry)  # rendered by whoever flushes (the worker's main thread)
+            return
+        try:
+            text = self._render(entry)
+        except Exception:  # as logging does: report on stderr, never raise into the job
+            self.handler.handleError(_HELD_RECORD)
+            return
         self.handler.hold(text + "\n")
-        if not self.batching:
-            self.handler.flush()
+        self.handler.flush()
+
+    def _render(self, entry: Entry) -> str:
+        created, level, event, message, fields = entry
+        if self.json:
+            return json_line(created, level, _event_log.name, event, message, fields)
+        return console_line(created, level, event, message, fields)
 
     def flush(self) -> None:
         self.handler.flush()

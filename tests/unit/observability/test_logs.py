@@ -70,8 +70,9 @@ def test_a_busy_workers_lines_are_written_together_and_in_order() -> None:
     logs.batch_event_lines()
     for i in range(100):
         logs.log_event(_succeeded(i))
-    assert 0 < stream.writes < 10  # every HOLD_BYTES of lines, not one write per line
+    assert stream.writes == 0  # deferred: rendered and written by whoever flushes
     logging.getLogger("faena.test").warning("plain", extra={"event": "test.plain"})
+    assert 1 < stream.writes < 10  # every HOLD_BYTES of lines, not one write per line
     logs.log_event(_succeeded(100))
     assert json.loads(lines(stream)[-1])["event"] == "test.plain"  # held lines came first
     logs.flush_events()
@@ -123,11 +124,65 @@ def test_a_failed_write_is_reported_on_stderr_and_never_raised(
 ) -> None:
     logs.configure("json", "INFO", stream=_Broken())
     logs.batch_event_lines()
-    for i in range(100):  # past HOLD_BYTES: a write is tried in the job's own path
+    for i in range(logs.DEFER_LINES):  # a write is tried in the job's own path
         logs.log_event(_succeeded(i))
-    logs.flush_events()
     err = capsys.readouterr().err
     assert "--- Logging error ---" in err and "BrokenPipeError" in err
+    logs.configure("json", "INFO", stream=io.StringIO())
+
+
+def test_deferred_lines_are_rendered_by_the_flush_with_the_time_they_were_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _Writes()
+    logs.configure("json", "INFO", stream=stream)
+    logs.batch_event_lines()
+    with monkeypatch.context() as m:
+        m.setattr(logs.time, "time", lambda: 1_000_000_000.25)
+        logs.log_event(_succeeded(1))
+    rendered: list[str] = []
+    real = logs.json_line
+    monkeypatch.setattr(
+        logs, "json_line", lambda *a: rendered.append(threading.current_thread().name) or real(*a)
+    )
+    flusher = threading.Thread(target=logs.flush_events, name="flusher")
+    flusher.start()
+    flusher.join()
+    assert rendered == ["flusher"]  # not on the thread that logged
+    [line] = [json.loads(text) for text in lines(stream)]
+    assert line["job_id"] == "j1" and line["timestamp"] == "2001-09-09T01:46:40.250Z"
+
+
+def test_the_logging_thread_writes_deferred_lines_once_too_many_wait() -> None:
+    stream = _Writes()
+    logs.configure("json", "INFO", stream=stream)
+    logs.batch_event_lines()
+    for i in range(logs.DEFER_LINES - 1):
+        logs.log_event(_succeeded(i))
+    assert stream.writes == 0
+    logs.log_event(_succeeded(logs.DEFER_LINES - 1))  # no flush comes: memory stays bounded
+    got = [json.loads(text)["job_id"] for text in lines(stream)]
+    assert got == [f"j{i}" for i in range(logs.DEFER_LINES)]
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this value (test)")
+
+
+def test_a_line_that_cannot_be_rendered_is_reported_and_the_others_still_come_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = io.StringIO()
+    logs.configure("json", "INFO", stream=stream)
+    logs.batch_event_lines()
+    logs.log_event(_succeeded(1))
+    logs.log_event(ev.Event(ev.JOB_SUCCEEDED, 0.0, {"job_id": "bad", "x": _Unprintable()}))
+    logs.log_event(_succeeded(2))
+    logs.flush_events()  # never raises into the worker's main thread
+    assert [json.loads(text)["job_id"] for text in lines(stream)] == ["j1", "j2"]
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "no text for this value" in err
     logs.configure("json", "INFO", stream=io.StringIO())
 
 
