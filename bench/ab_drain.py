@@ -10,7 +10,8 @@ B is a copy of ``src/`` with the change applied. Each drain runs in a fresh inte
 its tree first on ``PYTHONPATH``, so the schema (migrations) and the worker both come from
 that tree. Without ``--b-src`` it compares the ``--concurrency`` values given (each with A).
 Prints one JSON line per drain and then the medians; this machine's speed drifts, so only
-the alternation makes A and B comparable.
+the alternation makes A and B comparable. The worker's output goes to ``AB_WORKER_OUT`` (a
+file name; default: discarded).
 """
 
 from __future__ import annotations
