@@ -186,6 +186,18 @@ def test_a_line_that_cannot_be_rendered_is_reported_and_the_others_still_come_ou
     logs.configure("json", "INFO", stream=io.StringIO())
 
 
+def test_unbatched_a_line_that_cannot_be_rendered_is_reported_not_raised(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = io.StringIO()
+    logs.configure("json", "INFO", stream=stream)  # no batching: each line written at once
+    logs.log_event(ev.Event(ev.JOB_SUCCEEDED, 0.0, {"job_id": "bad", "x": _Unprintable()}))
+    logs.log_event(_succeeded(1))
+    assert [json.loads(text)["job_id"] for text in lines(stream)] == ["j1"]
+    assert "no text for this value" in capsys.readouterr().err
+    logs.configure("json", "INFO", stream=io.StringIO())
+
+
 def test_event_lines_are_written_at_once_unless_batching() -> None:
     stream = _Writes()
     logs.configure("json", "INFO", stream=stream)
