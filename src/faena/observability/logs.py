@@ -178,10 +178,11 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     before any record logged the ordinary way, so the output keeps its order. A single line
     longer than ``HOLD_BYTES`` is written alone.
 
-    Event lines can also be deferred (:meth:`defer`): the logging thread only keeps the
-    line's time and fields, and whoever flushes renders them. A worker's job slots log a line
-    per job while the main thread mostly sleeps; rendering there, many lines at a time, keeps
-    the JSON encoding off the slots' path and costs less per line.
+    Event lines come in deferred (:meth:`defer`): the logging thread only keeps the line's
+    time and fields, and whoever flushes renders them (at once, unless the worker batches).
+    A worker's job slots log a line per job while the main thread mostly sleeps; rendering
+    there, many lines at a time, keeps the JSON encoding off the slots' path and costs less
+    per line.
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -190,15 +191,6 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._held_bytes = 0
         self._pending: list[Entry] = []  # appended without the lock (list.append is atomic)
         self.render: Callable[[Entry], str] | None = None
-
-    def hold(self, text: str) -> None:
-        """Keep ``text`` (whole lines, newline included) to write out with the next ones."""
-        self.acquire()
-        try:
-            self._render_pending()
-            self._add(text)
-        finally:
-            self.release()
 
     def defer(self, entry: Entry) -> None:
         """Keep an event line to render (with :attr:`render`) when lines are written out."""
@@ -283,16 +275,9 @@ class _EventWriter:
 
     def write(self, level: int, event: str, message: str, fields: dict[str, Any]) -> None:
         entry = (time.time(), logging.getLevelName(level), event, message, fields)
-        if self.batching:
-            self.handler.defer(entry)  # rendered by whoever flushes (the worker's main thread)
-            return
-        try:
-            text = self._render(entry)
-        except Exception:  # as logging does: report on stderr, never raise into the job
-            self.handler.handleError(_HELD_RECORD)
-            return
-        self.handler.hold(text + "\n")
-        self.handler.flush()
+        self.handler.defer(entry)  # rendered by whoever flushes (the worker's main thread)
+        if not self.batching:
+            self.handler.flush()
 
     def _render(self, entry: Entry) -> str:
         created, level, event, message, fields = entry
