@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
 from faena.core.states import JobState
 from tests.acceptance.conftest import ROOT, Cluster, max_overlap, wait_until
+from tests.redis_server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -110,3 +112,64 @@ def test_the_processes_stop_when_the_supervisor_is_killed(cluster: Cluster) -> N
     for h in handles:
         job = app.broker.get(h.id)
         assert job is not None and job.state is JobState.QUEUED, "released, runnable at once"
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def test_the_supervisor_serves_its_processes_metrics_merged(cluster: Cluster) -> None:
+    port = free_port()
+    app = cluster.app()
+    app.enqueue_many("sleep", [([0], {}) for _ in range(5)], queue="acc", delay=3600)
+    sup = cluster.worker(
+        "--processes", "2", "--concurrency", "2", "--metrics-port", str(port),
+        "--metrics-addr", "127.0.0.1", "--grace", "1",
+    )  # fmt: skip
+    wait_until(lambda: _ready(port), 30, "both processes ready")
+    done = app.enqueue_many("sleep", [([0.02], {}) for _ in range(20)], queue="acc")
+    for h in done:
+        assert h.wait(timeout=60) == "slept"
+    succeeded = ("worker_tasks_processed_total", (("queue", "acc"), ("status", "succeeded"),
+                                                  ("task", "sleep")))  # fmt: skip
+    count = ("worker_task_duration_seconds_count", (("queue", "acc"), ("task", "sleep")))
+    wait_until(lambda: _scrape(port).get(succeeded) == 20, 15, "20 attempts counted")
+    m = _scrape(port)
+    assert m[count] == 20, "the histograms of both processes, summed"
+    assert m[("faena_workers", (("state", "ready"),))] == 2, "each process is a worker"
+    assert m[("faena_worker_concurrency", ())] == 2, "the shares add up to --concurrency"
+    # the broker's figures are the same from every process: taken once, not summed
+    assert m[("faena_jobs_scheduled", (("queue", "acc"),))] == 5
+    assert not any(name.endswith("_created") for name, _ in m), "creation times are dropped"
+    pids = {pid for kind, _j, _a, pid, _t in cluster.records() if kind == "start"}
+    assert len(pids) == 2, "both processes ran jobs"
+
+    victim = next(iter(pids))
+    os.kill(victim, signal.SIGKILL)
+    # until its successor is up, the dead process's counts stand; after, they are kept
+    assert _scrape(port)[succeeded] == 20
+    wait_until(lambda: _ready(port), 30, "the replacement process ready")
+    more = app.enqueue_many("sleep", [([0.02], {}) for _ in range(10)], queue="acc")
+    for h in more:
+        assert h.wait(timeout=60) == "slept"
+    wait_until(lambda: _scrape(port).get(succeeded) == 30, 15, "30 attempts counted")
+    assert _scrape(port)[("faena_workers", (("state", "ready"),))] == 2
+
+    sup.send_signal(signal.SIGTERM)
+    assert sup.wait(15) == 0

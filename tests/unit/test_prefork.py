@@ -90,6 +90,23 @@ def test_child_command_keeps_the_broker_url_out_of_the_command_line() -> None:
     i = argv.index("--processes")
     assert argv[i + 1] == "1" and argv[argv.index("--concurrency") + 1] == "3"
     assert argv[argv.index("--metrics-port") + 1] == "0"
+    assert "--metrics-announce" not in argv, "no metrics unless the supervisor serves them"
+
+
+def test_a_child_of_a_supervisor_with_metrics_announces_its_port() -> None:
+    argv, _env = child_command(
+        "app:app",
+        1,
+        queues=None,
+        isolation=None,
+        grace=5.0,
+        lease=None,
+        log_format="json",
+        log_level="INFO",
+        broker=None,
+        metrics_announce="/tmp/faena-metrics-x/process-0.json",
+    )
+    assert argv[argv.index("--metrics-announce") + 1] == "/tmp/faena-metrics-x/process-0.json"
 
 
 def test_stop_forwards_the_signal_and_waits_for_every_child(tmp_path: Path) -> None:
@@ -156,7 +173,6 @@ def test_a_supervisor_needs_a_child() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--processes", "2", "--metrics-port", "9101"], "run one process per pod"),
         (["--processes", "3", "--concurrency", "2"], "--processes 3 needs --concurrency of at"),
     ],
 )

@@ -89,6 +89,13 @@ from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Wor
     show_default=True,
     help="Address for /metrics.",
 )
+@click.option(
+    "--metrics-announce",
+    type=click.Path(dir_okay=False),
+    default=None,
+    hidden=True,  # set by the --processes supervisor for its children
+    help="Serve /metrics on a free loopback port and write the port to this file.",
+)
 @log_options
 @broker_option
 def worker(
@@ -101,6 +108,7 @@ def worker(
     lease: float | None,
     metrics_port: int,
     metrics_addr: str,
+    metrics_announce: str | None,
     log_format: str,
     log_level: str,
     broker: str | None,
@@ -114,7 +122,7 @@ def worker(
     rest (no attempt consumed), exit 0. A second signal releases at once.
 
     With --processes N this command supervises N worker processes sharing --concurrency, and
-    forwards the signals to them.
+    forwards the signals to them; its --metrics-port serves their metrics merged.
     """
     logs.configure(log_format, log_level)
     logs.capture_uncaught()
@@ -128,7 +136,8 @@ def worker(
             "log_level": log_level,
             "broker": broker,
         }
-        sys.exit(_supervise(app_path, concurrency, processes, metrics_port, children))
+        metrics = (metrics_port, metrics_addr)
+        sys.exit(_supervise(app_path, concurrency, processes, metrics, children))
     if not isinstance(import_object(app_path), App):
         from faena.camunda import ExternalTaskClient, run_subscriptions
 
@@ -143,10 +152,16 @@ def worker(
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     w = Worker(app, queues=queue_list, concurrency=concurrency, isolation=isolation, grace=grace)
     server = None
-    if metrics_port:
+    if metrics_port or metrics_announce:
         from faena.observability.metrics import start_worker_metrics
 
-        server = start_worker_metrics(app, w, metrics_port, metrics_addr)
+        if metrics_announce:  # a child of --processes: its supervisor scrapes it
+            from faena.observability.metrics_merge import announce
+
+            server = start_worker_metrics(app, w, 0, "127.0.0.1")
+            announce(metrics_announce, server.port)
+        else:
+            server = start_worker_metrics(app, w, metrics_port, metrics_addr)
     try:
         code = w.run()
     finally:
@@ -157,23 +172,51 @@ def worker(
 
 
 def _supervise(
-    app_path: str, concurrency: int, processes: int, metrics_port: int, children: dict[str, Any]
+    app_path: str,
+    concurrency: int,
+    processes: int,
+    metrics: tuple[int, str],
+    children: dict[str, Any],
 ) -> int:
     """Run ``processes`` workers of ``app_path`` sharing ``concurrency``; ``children``: the
-    options each is given (see :func:`faena.worker.prefork.child_command`)."""
+    options each is given (see :func:`faena.worker.prefork.child_command`). ``metrics``:
+    the port (0: none) and address where the children's metrics are served merged."""
     from faena.worker.prefork import Supervisor, child_command, split_concurrency
 
-    if metrics_port:
-        raise click.UsageError(
-            f"--metrics-port {metrics_port} serves one process's metrics, and --processes "
-            f"{processes} runs {processes}; run one process per pod (--processes 1) to "
-            f"scrape /metrics and /readyz"
-        )
     try:
         shares = split_concurrency(concurrency, processes)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    return Supervisor([child_command(app_path, n, **children) for n in shares]).run()
+    port, addr = metrics
+    if not port:
+        return Supervisor([child_command(app_path, n, **children) for n in shares]).run()
+
+    import tempfile
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+    from faena.observability.metrics_http import serve
+    from faena.observability.metrics_merge import ChildrenCollector
+
+    with tempfile.TemporaryDirectory(prefix="faena-metrics-") as where:
+        files = [Path(where) / f"process-{i}.json" for i in range(processes)]
+        commands = [
+            child_command(app_path, n, metrics_announce=str(f), **children)
+            for n, f in zip(shares, files, strict=True)
+        ]
+        supervisor = Supervisor(commands)
+        collector = ChildrenCollector(files)
+        registry = CollectorRegistry()
+        registry.register(collector)
+        server = serve(
+            registry, port, addr, ready=lambda: not supervisor.stopping and collector.all_ready()
+        )
+        try:
+            return supervisor.run()
+        finally:
+            server.close()
+            collector.close()
 
 
 commands = [worker]

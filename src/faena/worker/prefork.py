@@ -217,12 +217,16 @@ def child_command(
     log_format: str,
     log_level: str,
     broker: str | None,
+    metrics_announce: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of one child: the same worker, one process, its share of
     the slots. The broker URL goes in the environment (``FAENA_BROKER_URL``), never in the
-    command line, where ``ps`` would show its password."""
+    command line, where ``ps`` would show its password. With ``metrics_announce`` (a file),
+    the child serves its metrics on a loopback port and writes the port there."""
     argv = [sys.executable, "-m", "faena.cli.main", "worker", app_path]
     argv += ["--processes", "1", "--concurrency", str(share), "--metrics-port", "0"]
+    if metrics_announce:
+        argv += ["--metrics-announce", metrics_announce]
     argv += ["--grace", repr(grace), "--log-format", log_format, "--log-level", log_level]
     if queues:
         argv += ["--queues", queues]
