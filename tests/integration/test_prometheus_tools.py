@@ -1,5 +1,5 @@
 """promtool on what we ship: the alert rules (and their PrometheusRule copy), their unit tests,
-and the exposition of a live `faena worker --metrics-port`."""
+and the exposition of a live `faena worker --metrics-port` (one process, and two merged)."""
 
 from __future__ import annotations
 
@@ -82,14 +82,16 @@ def test_servicemonitor_wiring() -> None:
 
 
 @pytest.mark.slow
-def test_check_metrics_on_a_live_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_check_metrics_on_a_live_worker(tmp_path: Path, processes: str) -> None:
+    """With --processes 2, the exposition the supervisor merges from its two processes."""
     need(shutil.which("promtool") is not None, "promtool is not installed (apt: prometheus)")
     app_path = write_app(tmp_path)
     broker = f"sqlite:///{tmp_path / 'faena.db'}"
     port = free_port()
     proc = start_worker(
         tmp_path, app_path, broker, "--queues", "etl_pool,dq", "--metrics-port", str(port),
-        "--metrics-addr", "127.0.0.1",
+        "--metrics-addr", "127.0.0.1", "--processes", processes, "--concurrency", "2",
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
