@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -96,6 +97,7 @@ class ProcessMerger:
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[int, list[Family]]] = {}  # index -> (pid, families)
+        self._gone: set[tuple[int, int]] = set()  # (index, pid) of the replaced children
         self._retired: dict[SampleKey, float] = {}  # cumulative samples of replaced children
         self._retired_families: dict[str, Family] = {}  # their families' name, help, type
 
@@ -104,9 +106,12 @@ class ProcessMerger:
         answered: list[list[Family]] = []
         for scrape in sorted(scrapes, key=lambda s: s.index):
             last = self._last.get(scrape.index)
+            if (scrape.index, scrape.pid) in self._gone:
+                scrape = Scrape(scrape.index, None, None)  # a late answer of a replaced one
             if scrape.families is not None and scrape.pid is not None:
                 if last is not None and last[0] != scrape.pid:
                     self._retire(last[1])  # a new process in that place
+                    self._gone.add((scrape.index, last[0]))
                 self._last[scrape.index] = (scrape.pid, scrape.families)
                 live.append(scrape.families)
                 answered.append(scrape.families)
@@ -203,6 +208,7 @@ class ChildrenCollector(Collector):
         self.files = list(files)
         self._get = get
         self._merger = ProcessMerger()
+        self._merging = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=min(len(self.files), 8) or 1)
 
     def _where(self, index: int) -> tuple[int, int] | None:
@@ -229,8 +235,10 @@ class ChildrenCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        scrapes = list(self._pool.map(self._scrape, range(len(self.files))))
-        yield from to_metrics(self._merger.merge(scrapes))
+        with self._merging:  # one scrape at a time: the children are read in order
+            scrapes = list(self._pool.map(self._scrape, range(len(self.files))))
+            merged = self._merger.merge(scrapes)
+        yield from to_metrics(merged)
 
     def all_ready(self) -> bool:
         """Whether every child answers ``/readyz`` with 200."""

@@ -87,6 +87,15 @@ def test_a_replaced_child_s_counts_are_kept_so_totals_never_go_down() -> None:
     assert again[PROCESSED] == 13, "the predecessor is counted once, not at every scrape"
 
 
+def test_a_late_answer_from_a_replaced_child_changes_nothing() -> None:
+    merger = ProcessMerger()
+    merger.merge([Scrape(0, 100, parse(exposition(10, [], 0, 0)))])
+    merger.merge([Scrape(0, 200, parse(exposition(2, [], 0, 0)))])
+    late = values(merger.merge([Scrape(0, 100, parse(exposition(11, [], 0, 0)))]))
+    assert late[PROCESSED] == 12, "pid 100 was replaced: its late figures are not taken"
+    assert values(merger.merge([Scrape(0, 200, parse(exposition(3, [], 0, 0)))]))[PROCESSED] == 13
+
+
 def test_no_child_has_answered_yet_gives_no_families() -> None:
     assert ProcessMerger().merge([Scrape(0, None, None), Scrape(1, None, None)]) == []
 
