@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -83,42 +82,30 @@ def bench_enqueue(kind: str, tmp: Path, variant: str, n_one: int, n_bulk: int) -
 
 def start_worker(
     url: str, env_extra: dict[str, str], processes: int = 1, log_level: str = "INFO"
-) -> tuple[subprocess.Popen[str], float]:
+) -> tuple[subprocess.Popen[bytes], float]:
+    """Launch ``faena worker`` on the bench app; its output goes to a file, as the peers'
+    workers' output does (``bench/peers/common.py``): ``$BENCH_LOG_DIR/faena-worker.log``.
+    At INFO, returns once the worker's ``worker.started`` line is written."""
     env = dict(os.environ, BENCH_BROKER=url, PYTHONPATH=str(ROOT), **env_extra)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faena.cli.main",
-            "worker",
-            "bench.benchapp:app",
-            "--queues",
-            "bench",
-            "--concurrency",
-            "2",
-            "--log-format",
-            "json",
-            "--log-level",
-            log_level,
-            *(["--processes", str(processes)] if processes > 1 else []),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
+    log_path = Path(os.environ.get("BENCH_LOG_DIR") or tempfile.gettempdir()) / "faena-worker.log"
+    argv = [sys.executable, "-m", "faena.cli.main", "worker", "bench.benchapp:app"]
+    argv += ["--queues", "bench", "--concurrency", "2", "--log-format", "json"]
+    argv += ["--log-level", log_level, *(["--processes", str(processes)] if processes > 1 else [])]
+    with open(log_path, "ab") as out:
+        offset = out.tell()
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     if log_level != "INFO":  # no worker.started line to wait for: the drain clock runs anyway
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
         return proc, time.perf_counter()
-    for line in proc.stdout:
-        if '"worker.started"' in line:
-            started = time.perf_counter()
-            # keep reading, or the worker blocks on a full pipe
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc, started
-    raise RuntimeError("worker did not start")
+    deadline = time.monotonic() + 60
+    with open(log_path, "rb") as log:
+        log.seek(offset)
+        seen = b""
+        while time.monotonic() < deadline and proc.poll() is None:
+            seen += log.read()
+            if b'"worker.started"' in seen:
+                return proc, time.perf_counter()
+            time.sleep(0.001)
+    raise RuntimeError(f"the worker did not start; its output is in {log_path}")
 
 
 def bench_drain(
