@@ -98,8 +98,8 @@ class ProcessMerger:
     def __init__(self) -> None:
         self._last: dict[int, tuple[int, list[Family]]] = {}  # index -> (pid, families)
         self._gone: set[tuple[int, int]] = set()  # (index, pid) of the replaced children
-        self._retired: dict[SampleKey, float] = {}  # cumulative samples of replaced children
-        self._retired_families: dict[str, Family] = {}  # their families' name, help, type
+        # the cumulative families of replaced children, summed: name -> the family
+        self._retired: dict[str, Family] = {}
 
     def merge(self, scrapes: Sequence[Scrape]) -> list[Family]:
         live: list[list[Family]] = []  # the families that count this time, child by child
@@ -123,23 +123,23 @@ class ProcessMerger:
         for fam in families:
             if fam.type not in _CUMULATIVE:
                 continue
-            self._retired_families.setdefault(fam.name, fam)
+            kept = self._retired.setdefault(
+                fam.name, Family(fam.name, fam.documentation, fam.type, {})
+            )
             for key, value in fam.samples.items():
-                self._retired[key] = self._retired.get(key, 0.0) + value
+                kept.samples[key] = kept.samples.get(key, 0.0) + value
 
     def _combine(self, live: list[list[Family]], answered: list[list[Family]]) -> list[Family]:
         order: dict[str, Family] = {}  # name -> the first family seen of that name
-        for families in [*answered, *live, list(self._retired_families.values())]:
+        for families in [*answered, *live, list(self._retired.values())]:
             for fam in families:
                 order.setdefault(fam.name, fam)
         merged: list[Family] = []
         for name, first in order.items():
             samples: dict[SampleKey, float] = {}
             if first.type in _CUMULATIVE:
-                for families in live:
+                for families in [*live, list(self._retired.values())]:
                     _add(samples, families, name)
-                for key in _keys_of(self._retired_families.get(name)):
-                    samples[key] = samples.get(key, 0.0) + self._retired[key]
             elif name in SUMMED_GAUGES:
                 for families in answered:
                     _add(samples, families, name)
@@ -163,10 +163,6 @@ def _add(into: dict[SampleKey, float], families: list[Family], name: str) -> Non
     if fam is not None:
         for key, value in fam.samples.items():
             into[key] = into.get(key, 0.0) + value
-
-
-def _keys_of(fam: Family | None) -> Iterable[SampleKey]:
-    return () if fam is None else fam.samples.keys()
 
 
 def to_metrics(families: Iterable[Family]) -> Iterator[Metric]:

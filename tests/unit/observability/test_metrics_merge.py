@@ -96,6 +96,22 @@ def test_a_late_answer_from_a_replaced_child_changes_nothing() -> None:
     assert values(merger.merge([Scrape(0, 200, parse(exposition(3, [], 0, 0)))]))[PROCESSED] == 13
 
 
+def test_every_series_of_every_replaced_child_is_kept() -> None:
+    def counts(**by_queue: float) -> list:  # type: ignore[type-arg]
+        r = CollectorRegistry()
+        c = Counter("worker_tasks_processed", "attempts", ["queue"], registry=r)
+        for queue, n in by_queue.items():
+            c.labels(queue).inc(n)
+        return parse(generate_latest(r).decode())
+
+    merger = ProcessMerger()
+    merger.merge([Scrape(0, 100, counts(q=1))])
+    merger.merge([Scrape(0, 200, counts(q=2, other=5))])  # a queue the first never saw
+    merged = values(merger.merge([Scrape(0, 300, counts(q=1))]))
+    assert merged[PROCESSED] == 4
+    assert merged[("worker_tasks_processed_total", (("queue", "other"),))] == 5
+
+
 def test_no_child_has_answered_yet_gives_no_families() -> None:
     assert ProcessMerger().merge([Scrape(0, None, None), Scrape(1, None, None)]) == []
 
