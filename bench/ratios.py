@@ -43,16 +43,18 @@ BULK_TARGET = 50_000
 
 
 def load(paths: list[str], metric: str) -> dict[int, dict[str, float]]:
-    """``metric``'s values by round, then by system."""
+    """``metric``'s values by round, then by system. The rounds of several files are numbered
+    on from one file to the next (each file numbers its own from 1)."""
     out: dict[int, dict[str, float]] = defaultdict(dict)
     for path in paths:
+        base = max(out, default=0)
         with open(path) as f:
             for line in f:
                 if not line.startswith("{"):
                     continue
                 row = json.loads(line)
                 if row.get("metric") == metric and row.get("value") is not None:
-                    out[row.get("round", 0)][row["system"]] = row["value"]
+                    out[base + row.get("round", 0)][row["system"]] = row["value"]
     return out
 
 
