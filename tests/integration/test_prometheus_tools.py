@@ -95,7 +95,11 @@ def test_check_metrics_on_a_live_worker(tmp_path: Path, processes: str) -> None:
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_get(url + "/readyz")[0] == 200, 20, "the worker to be ready")
+        try:
+            wait_for(lambda: http_get(url + "/readyz")[0] == 200, 20, "the worker to be ready")
+        except AssertionError as exc:
+            out, err = stop_worker(proc)
+            raise AssertionError(f"{exc}; exit code {proc.returncode}\n{out}\n{err}") from None
         enqueue = [
             str(ROOT / ".venv" / "bin" / "faena"),
             "enqueue",
