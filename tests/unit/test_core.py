@@ -19,6 +19,7 @@ from faena.core.pools import Admission, Candidate, check_pools
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState, check_transition
 from faena.errors import (
+    BrokerError,
     BrokerURLError,
     ConfigError,
     InvalidTransitionError,
@@ -137,6 +138,50 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="not an SQLite database"):
         open_broker(f"sqlite:///{path}").setup()
     assert path.read_text().startswith("not sqlite"), "the file was not touched"
+
+
+def _open_at(path: str, start: float) -> str:
+    """In a pool process: open ``path`` as a worker does, at ``start`` (wall clock)."""
+    from faena.brokers.sqlite.store import Store
+
+    time.sleep(max(start - time.time(), 0))
+    try:
+        Store(path).conn(durable=True)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_processes_that_open_a_new_database_at_once_all_get_in(tmp_path: Path) -> None:
+    """The workers of --processes open a new database together; switching it to WAL mode
+    needs the file alone, and SQLite's busy handler does not wait for that."""
+    import multiprocessing
+
+    answers = []
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        for i in range(30):
+            path, start = str(tmp_path / f"new-{i}.db"), time.time() + 0.05
+            answers += pool.starmap(_open_at, [(path, start)] * 6)
+    assert [a for a in answers if a != "ok"] == []
+
+
+def test_a_locked_database_is_not_called_a_bad_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faena.brokers.sqlite import store
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "busy.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("BEGIN EXCLUSIVE")  # another program holds the file
+    try:
+        with pytest.raises(BrokerError, match="database is locked") as caught:
+            store.Store(str(path)).conn(durable=True)
+        assert not isinstance(caught.value, SchemaError)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def test_a_database_that_is_not_faenas(tmp_path: Path) -> None:

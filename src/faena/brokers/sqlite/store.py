@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -27,6 +28,24 @@ def migrations() -> list[tuple[int, str]]:
 
 
 SCHEMA_VERSION = max(v for v, _ in migrations())
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode. A new database switches to it once, and the switch
+    needs the file to itself: when several processes open a new database at once (the
+    workers of ``--processes``), SQLite answers "database is locked" at once instead of
+    waiting in its busy handler. So try again, for as long as the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class Store:
@@ -58,13 +77,15 @@ class Store:
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if synchronous == "NORMAL":
                 # workers' commits: checkpoint the WAL less often (every ~40 MiB, not ~4 MiB)
                 conn.execute(f"PRAGMA wal_autocheckpoint={WORKER_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.OperationalError as exc:  # locked, unreadable: the file may be fine
+            raise BrokerError(f"cannot open SQLite database {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise SchemaError(
                 f"{self.path} is not an SQLite database faena can open ({exc}); point the broker "
