@@ -89,7 +89,10 @@ class Worker:
         self.install_signals = install_signals
         self.ready = False
         self.stopped = threading.Event()
-        self._stop_requested = threading.Event()
+        # a plain flag, not a threading.Event: stop() runs in signal handlers, and Event.set
+        # takes a lock that a second signal, arriving while the first handler holds it,
+        # would wait for forever (the handlers run on the main thread, one inside the other)
+        self._stop_requested = False
         self._stop_at: float | None = None
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
@@ -111,10 +114,11 @@ class Worker:
 
     # control -------------------------------------------------------------------------
     def stop(self, graceful: bool = True) -> None:
-        """Stop claiming now; finish running jobs within the grace budget, then release."""
-        if self._stop_requested.is_set() or not graceful:
+        """Stop claiming now; finish running jobs within the grace budget, then release.
+        Takes no lock, so a signal handler may call it, even inside another call."""
+        if self._stop_requested or not graceful:
             self.grace = 0.0
-        self._stop_requested.set()
+        self._stop_requested = True
         self._completions.poke()
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
@@ -179,7 +183,7 @@ class Worker:
 
     def _loop(self, waker: Any) -> None:
         while True:
-            if self._stop_requested.is_set():
+            if self._stop_requested:
                 with self._turns_over:  # no slot starts a turn from here on
                     self._turns_over.wait_for(lambda: self._turns == 0)
                 if self._drain_step(self._take_unreported() + self._collect()):
@@ -261,7 +265,7 @@ class Worker:
         itself, so its next job is claimed without waking the main thread, and the slots'
         broker calls overlap each other's jobs."""
         with self._lock:
-            if self._stop_requested.is_set():
+            if self._stop_requested:
                 self._completions.put(result)  # the main thread drains
                 return
             self._completions.put_quiet(result)
