@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections import defaultdict
 
@@ -90,6 +91,25 @@ def test_sigterm_drains_then_releases_without_consuming_attempts(cluster: Cluste
         assert h.wait(timeout=30) == "slept"
         job = h.refresh()
         assert job.attempt == 2 and job.tries == 1, "the release consumed no attempt"
+
+
+def test_a_second_signal_releases_at_once_and_the_worker_exits_0(cluster: Cluster) -> None:
+    app = cluster.app()
+    [handle] = app.enqueue_many("sleep", [([30], {})], queue="acc")
+    w = cluster.worker("--concurrency", "1", "--grace", "20")
+    wait_until(lambda: len(cluster.records()) == 1, 20, "the job started")
+    w.send_signal(signal.SIGTERM)
+    wait_until(lambda: '"worker.stopping"' in cluster.log(0), 10, "the worker draining")
+    for _ in range(20):  # the second, and more while it releases and exits
+        w.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+    try:
+        assert w.wait(10) == 0, "released at once, exit 0 whatever signals came meanwhile"
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the worker kept draining after a second SIGTERM") from None
+    assert '"event": "job.released"' in cluster.log(0)
+    job = app.broker.get(handle.id)
+    assert job is not None and job.state is JobState.QUEUED and job.tries == 0
 
 
 @pytest.mark.parametrize("limit", ["pool", "parallelism"])

@@ -165,6 +165,18 @@ def test_an_error_exit_after_the_start_window_is_restarted(tmp_path: Path) -> No
     assert code == [0]
 
 
+def test_a_child_killed_by_the_signal_passed_on_has_stopped_cleanly(tmp_path: Path) -> None:
+    """A child that has not installed its handlers yet (or has removed them) dies of the
+    SIGTERM the supervisor passes on: that is the stop asked for, not a failure."""
+    sleeper = ([sys.executable, "-c", "import time; time.sleep(60)"], None)
+    sup = Supervisor([sleeper, child(tmp_path / "a")])
+    t, code = run_in_thread(sup)
+    wait_for(lambda: lines(tmp_path / "a"))
+    sup.stop()
+    t.join(20)
+    assert code == [0]
+
+
 def test_a_supervisor_needs_a_child() -> None:
     with pytest.raises(ConfigError, match="at least one child"):
         Supervisor([])

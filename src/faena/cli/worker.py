@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -165,6 +167,11 @@ def worker(
     try:
         code = w.run()
     finally:
+        # every job is reported or released: a signal that comes while the process exits
+        # (a supervisor passes each one on) must not turn a clean stop into death by signal
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if server is not None:
             server.close()
         app.close()

@@ -138,7 +138,9 @@ class Supervisor:
         assert child.proc is not None
         code = child.proc.returncode
         if self.stopping:
-            if code != 0 and self.failed_code is None:
+            # killed by the very signal we passed on (it came before the child installed its
+            # handlers, or after it removed them): it had stopped, as asked
+            if code != 0 and -code not in self._signals and self.failed_code is None:
                 self.failed_code = code
             return
         pid = child.proc.pid
