@@ -30,7 +30,6 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -42,6 +41,7 @@ from faena.core import events as ev
 from faena.core.retry import RetryPolicy
 from faena.errors import ConfigError
 from faena.observability import logs
+from faena.shutdown import STOP_SIGNALS, on_stop_signals
 
 Handler = Callable[[ExternalTask], Mapping[str, Any] | None]
 
@@ -209,9 +209,13 @@ class ExternalTaskClient:
         if not logging.getLogger("faena").handlers:
             logs.configure()
         if self.install_signals and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
-                    signal.signal(signum, self._on_signal)
+            free = [  # the program's own handlers stay
+                signum
+                for signum in STOP_SIGNALS
+                if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)
+            ]
+            if free:
+                on_stop_signals(self._on_signal, free)
         self._emit(
             ev.WORKER_STARTED,
             status="started",
@@ -240,8 +244,9 @@ class ExternalTaskClient:
             pass
         return 0
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._stop.is_set():
+    def _on_signal(self, count: int) -> None:
+        """The ``count``-th SIGTERM/SIGINT (on the thread of :func:`on_stop_signals`)."""
+        if count > 1:
             self.grace = 0.0  # a second signal: stop now
         self.stop()
 
@@ -518,10 +523,10 @@ class ExternalTaskClient:
         with self._lock:
             count = len(self._running)
         self._emit(ev.WORKER_STOPPING, status="draining", running=count, grace_seconds=self.grace)
-        deadline = time.monotonic() + self.grace
-        with self._lock:
-            while self._running and time.monotonic() < deadline:
-                self._lock.wait(min(deadline - time.monotonic(), 0.5))
+        began = time.monotonic()
+        with self._lock:  # (the grace may be cut to 0 meanwhile, by a second signal)
+            while self._running and time.monotonic() < began + self.grace:
+                self._lock.wait(min(began + self.grace - time.monotonic(), 0.5))
             left = list(self._running.values())
             for r in left:
                 r.released = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from faena.cli.options import broker_option, http_options, load_app
 from faena.observability import logs
 from faena.observability.metrics import broker_collector, new_registry
 from faena.observability.metrics_http import serve
+from faena.shutdown import on_stop_signals
 from faena.worker.runtime import DEFAULT_GRACE_SECONDS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -236,13 +236,12 @@ def run_supervisor(
 def _stop_on_signals(again: Callable[[], None]) -> threading.Event:
     stop = threading.Event()
 
-    def handler(signum: int, _frame: object) -> None:
-        if stop.is_set():
+    def on_signal(count: int) -> None:
+        if count > 1:
             again()
         stop.set()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    on_stop_signals(on_signal)
     return stop
 
 

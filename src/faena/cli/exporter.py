@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from types import FrameType
 
 import click
 
 from faena.cli.options import log_options
 from faena.observability import logs
+from faena.shutdown import on_stop_signals
 
 
 @click.group("exporter")
@@ -80,12 +79,7 @@ def celery(
     registry = new_registry()
     registry.register(collector)
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_stop_signals(lambda _count: stop.set())
     server = serve(registry, port, addr)
     click.echo(f"celery exporter: {server.url}/metrics", err=True)
     try:
