@@ -5,7 +5,9 @@ of a second signal can run inside the first one's (a supervisor passing signals 
 terminal's Ctrl-C twice). A handler that takes a lock, as ``threading.Event.set`` does, then
 waits forever for the lock that the handler it interrupted holds. :func:`on_stop_signals`
 installs a handler that only writes a byte to a socket; a thread of its own reads the bytes
-and calls back, once per signal, outside any handler.
+and calls back, once per signal, outside any handler. (The job worker needs no relay: its
+``Worker.stop`` takes no lock and only pokes its own wake-up socket; the ``--processes``
+supervisor's handler only sends signals.)
 """
 
 from __future__ import annotations
