@@ -152,6 +152,31 @@ def test_lock_of_a_killed_client_expires(kind: str, server: Server, tmp_path: Pa
     assert status == 204
 
 
+def test_a_second_signal_unlocks_at_once(server: Server, tmp_path: Path) -> None:
+    """faena's client: the first SIGTERM drains for ``grace`` (60 s here), a second one
+    unlocks the running task and exits without waiting for the rest of it."""
+    app = server.app()
+    job_id = enqueue(app, "hang")
+    worker = start_worker("faena", server, tmp_path, "faena-twice", GRACE="60")
+
+    def locked() -> bool:
+        status, _, body = http("GET", f"{server.engine}/external-task/{job_id}")
+        return status == 200 and json.loads(body)["workerId"] == "faena-twice"
+
+    wait_for(locked, 30, "the worker to lock the task")
+    worker.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: '"worker.stopping"' in worker.log.read_text(), 10, "the drain to begin")
+    worker.proc.send_signal(signal.SIGTERM)
+    try:
+        assert worker.proc.wait(20) == 0
+    finally:
+        worker.stop(signal.SIGKILL)
+    log = worker.log.read_text()
+    assert '"event": "job.released"' in log, log
+    status, _, body = http("GET", f"{server.engine}/external-task/{job_id}")
+    assert status == 200 and json.loads(body)["workerId"] is None, "unlocked for another worker"
+
+
 def test_the_docs_seed_example_runs_as_written(tmp_path: Path) -> None:
     """The first Python block of docs/camunda.md, with only the host changed."""
     import re

@@ -296,7 +296,8 @@ def handle(task):
 
 client = ExternalTaskClient(os.environ["BASE_URL"], worker_id=WID, lock_duration=LOCK,
                             max_tasks=int(os.environ.get("MAX_TASKS", "4")),
-                            async_response_timeout=3, auth=auth, grace=2)
+                            async_response_timeout=3, auth=auth,
+                            grace=float(os.environ.get("GRACE", "2")))
 client.subscribe(os.environ.get("TOPIC", "process-order"), handle, retries=2,
                  backoff_base=0.05, backoff_cap=0.1, retry_on=[RuntimeError])
 """

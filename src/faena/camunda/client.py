@@ -53,6 +53,8 @@ ERROR_MESSAGE_LIMIT = 666
 #: a subscription added this recently makes polls short, so it is picked up quickly
 SETTLE_SECONDS = 2.0
 REPORT_ATTEMPTS = 3
+#: at shutdown, how long the poller gets to hand back a task its last poll caught
+POLL_SETTLE_SECONDS = 1.0
 _log = logging.getLogger("faena.camunda")
 
 
@@ -142,6 +144,7 @@ class ExternalTaskClient:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._started = False
+        self._poller: threading.Thread | None = None
         self._settle_until = 0.0
         self._rng = random.Random()
         logs.attach_event_logging(self.events)
@@ -223,7 +226,8 @@ class ExternalTaskClient:
             concurrency=self.max_tasks,
             broker=self.base_url,
         )
-        threading.Thread(target=self._poll_loop, name="camunda-poller", daemon=True).start()
+        self._poller = threading.Thread(target=self._poll_loop, name="camunda-poller", daemon=True)
+        self._poller.start()
         threading.Thread(target=self._heartbeat_loop, name="camunda-heartbeat", daemon=True).start()
         threading.Thread(target=self._supervise, name="camunda-supervisor", daemon=False).start()
 
@@ -536,6 +540,10 @@ class ExternalTaskClient:
                 self._emit(ev.JOB_RELEASED, r, status="released")
             except (httpx.HTTPError, EngineError) as exc:
                 self._emit(ev.WORKER_ERROR, r, status="unlock_failed", error_message=str(exc))
+        if left and self._poller is not None:
+            # a long poll still open may have just been handed a task unlocked above: the
+            # poller unlocks what it gets now (the engine answers such a poll at once)
+            self._poller.join(POLL_SETTLE_SECONDS)
         self._emit(ev.WORKER_STOPPED, status="stopped")
         self._stopped.set()
 
