@@ -419,32 +419,11 @@ def test_a_slot_turns_log_line_is_written_while_the_slots_stay_busy(
 
 
 def test_a_signal_inside_the_signal_handler_never_deadlocks(app: faena.App) -> None:
-    """Signal handlers run on the main thread between any two calls, so a second SIGTERM
-    can run its handler inside the first one's. Here a "signal" arrives at every call the
-    handler makes (up to 20): the nested handler must not wait on a lock that the one it
-    interrupted holds (threading.Event.set did), and the second signal still means "release
-    at once" (grace 0)."""
-    import signal
-    import sys
+    """A second SIGTERM can run its handler inside the first one's: the nested handler must
+    not wait on a lock that the one it interrupted holds (threading.Event.set did), and the
+    second signal still means "release at once" (grace 0)."""
+    from tests.nested_signals import handle_with_signals_inside
 
     w = Worker(app, install_signals=False, grace=30)
-    nested = {"left": 20}
-
-    def another_signal(frame: Any, event: str, arg: Any) -> None:
-        if event in ("call", "c_call") and nested["left"] > 0:
-            nested["left"] -= 1
-            w._signal(signal.SIGTERM, None)
-
-    def handle_one() -> None:
-        sys.setprofile(another_signal)
-        try:
-            w._signal(signal.SIGTERM, None)
-        finally:
-            sys.setprofile(None)
-
-    t = threading.Thread(target=handle_one, daemon=True)
-    t.start()
-    t.join(5)
-    assert not t.is_alive(), "the handler deadlocked on a signal that came inside it"
-    assert nested["left"] < 20, "signals did come inside the handler"
+    handle_with_signals_inside(w._signal)
     assert w.grace == 0.0, "a second signal releases at once"
