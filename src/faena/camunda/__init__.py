@@ -2,8 +2,9 @@
 (:mod:`faena.camunda.server`), and :class:`ExternalTaskClient` works the topics of a Camunda
 engine or of a faena server. Camunda's vocabulary stays inside this package."""
 
-from faena.camunda.client import ExternalTaskClient, Subscription, run_subscriptions
+from faena.camunda.client import ExternalTaskClient, run_subscriptions
 from faena.camunda.engine import EngineError
+from faena.camunda.subscription import Subscription
 from faena.camunda.task import BpmnError, ExternalTask
 from faena.camunda.variables import FileValue
 

@@ -26,30 +26,33 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from faena.camunda.engine import EngineClient, EngineError, engine_root
+from faena.camunda.subscription import (
+    Handler,
+    Running,
+    Subscription,
+    attempt,
+    failure,
+    subscription,
+    to_ms,
+)
 from faena.camunda.task import BpmnError, ExternalTask
 from faena.camunda.variables import to_typed_map
 from faena.core import events as ev
-from faena.core.retry import RetryPolicy
 from faena.errors import ConfigError
 from faena.observability import logs
 from faena.shutdown import STOP_SIGNALS, on_stop_signals
-
-Handler = Callable[[ExternalTask], Mapping[str, Any] | None]
 
 DEFAULT_MAX_TASKS = 10
 DEFAULT_LOCK_SECONDS = 30.0
 DEFAULT_ASYNC_RESPONSE_TIMEOUT = 20.0
 DEFAULT_GRACE_SECONDS = 25.0
-ERROR_MESSAGE_LIMIT = 666
 #: a subscription added this recently makes polls short, so it is picked up quickly
 SETTLE_SECONDS = 2.0
 REPORT_ATTEMPTS = 3
@@ -58,47 +61,8 @@ POLL_SETTLE_SECONDS = 1.0
 _log = logging.getLogger("faena.camunda")
 
 
-@dataclass(frozen=True)
-class Subscription:
-    topic: str
-    handler: Handler
-    lock_ms: int
-    variables: list[str] | None
-    retry: RetryPolicy
-    retry_on: tuple[type[BaseException], ...]
-    task_name: str
-    filters: dict[str, Any] = field(default_factory=dict)
-
-    def topic_json(self) -> dict[str, Any]:
-        topic: dict[str, Any] = {
-            "topicName": self.topic,
-            "lockDuration": self.lock_ms,
-            "localVariables": False,
-            "deserializeValues": False,
-        }
-        if self.variables is not None:
-            topic["variables"] = self.variables
-        topic.update(self.filters)
-        return topic
-
-
-@dataclass
-class _Running:
-    task: ExternalTask
-    sub: Subscription
-    started: float
-    lost: bool = False
-    released: bool = False
-
-
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _ms(seconds: float, what: str) -> int:
-    if seconds <= 0:
-        raise ConfigError(f"{what} must be > 0 seconds, got {seconds}")
-    return max(int(seconds * 1000), 1)
 
 
 class ExternalTaskClient:
@@ -130,7 +94,7 @@ class ExternalTaskClient:
         self.base_url = engine_root(base_url, engine)
         self.worker_id = worker_id or _default_worker_id()
         self.max_tasks = max_tasks
-        self.lock_ms = _ms(lock_duration, "lock_duration")
+        self.lock_ms = to_ms(lock_duration, "lock_duration")
         self.async_ms = int(async_response_timeout * 1000)
         self.grace = grace
         self.use_priority = use_priority
@@ -139,7 +103,7 @@ class ExternalTaskClient:
         self.engine = EngineClient(self.base_url, auth=auth, timeout=http_timeout)
         self.events = ev.EventBus()
         self.subscriptions: dict[str, Subscription] = {}
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -171,30 +135,18 @@ class ExternalTaskClient:
         retry (default: all); others go straight to an incident (retries 0)."""
         if topic in self.subscriptions:
             raise ConfigError(f"topic {topic!r} already has a handler")
-        filters: dict[str, Any] = {}
-        if business_key is not None:
-            filters["businessKey"] = business_key
-        if process_definition_key is not None:
-            filters["processDefinitionKey"] = process_definition_key
-        if process_variables:
-            filters["processVariables"] = dict(process_variables)
-        try:
-            policy = RetryPolicy(
-                retries=retries, backoff_base=backoff_base, backoff_cap=backoff_cap
-            )
-        except ValueError as exc:
-            raise ConfigError(f"subscription {topic!r}: {exc}") from None
-        name = getattr(handler, "__qualname__", None) or type(handler).__name__
-        module = getattr(handler, "__module__", None)
-        sub = Subscription(
-            topic=topic,
-            handler=handler,
-            lock_ms=_ms(lock_duration, "lock_duration") if lock_duration else self.lock_ms,
-            variables=list(variables) if variables is not None else None,
-            retry=policy,
-            retry_on=tuple(retry_on) if retry_on is not None else (Exception,),
-            task_name=f"{module}.{name}" if module else name,
-            filters=filters,
+        sub = subscription(
+            topic,
+            handler,
+            lock_ms=to_ms(lock_duration, "lock_duration") if lock_duration else self.lock_ms,
+            variables=variables,
+            retries=retries,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            retry_on=retry_on,
+            business_key=business_key,
+            process_definition_key=process_definition_key,
+            process_variables=process_variables,
         )
         with self._lock:
             self.subscriptions[topic] = sub
@@ -255,7 +207,7 @@ class ExternalTaskClient:
         self.stop()
 
     # events ------------------------------------------------------------------------------
-    def _emit(self, name: str, on: _Running | None = None, **fields: Any) -> None:
+    def _emit(self, name: str, on: Running | None = None, **fields: Any) -> None:
         data: dict[str, Any] = {"worker": self.worker_id}
         if on is not None:
             task = on.task
@@ -263,19 +215,12 @@ class ExternalTaskClient:
                 job_id=task.id,
                 task=on.sub.task_name,
                 queue=task.topic_name,
-                attempt=self._attempt(on),
+                attempt=attempt(on),
                 process_instance_id=task.process_instance_id,
                 business_key=task.business_key,
             )
         data.update(fields)
         self.events.publish(ev.Event(name, time.time(), data))
-
-    @staticmethod
-    def _attempt(running: _Running) -> int:
-        retries = running.task.retries
-        if retries is None:
-            return 1
-        return max(running.sub.retry.max_attempts - retries + 1, 1)
 
     # polling -----------------------------------------------------------------------------
     def _free(self) -> int:
@@ -343,7 +288,7 @@ class ExternalTaskClient:
             )
             self._unlock_quietly(task_id)
             return
-        running = _Running(task, sub, time.monotonic())
+        running = Running(task, sub, time.monotonic())
         with self._lock:
             self._running[task.id] = running
         self._emit(ev.JOB_CLAIMED, running, status="running")
@@ -363,7 +308,7 @@ class ExternalTaskClient:
             )
 
     # running one task ------------------------------------------------------------------------
-    def _execute(self, running: _Running) -> None:
+    def _execute(self, running: Running) -> None:
         sub, task = running.sub, running.task
         try:
             output = sub.handler(task)
@@ -388,10 +333,10 @@ class ExternalTaskClient:
                 self._lock.notify_all()
 
     @staticmethod
-    def _ms_since(running: _Running) -> float:
+    def _ms_since(running: Running) -> float:
         return round((time.monotonic() - running.started) * 1000, 3)
 
-    def _completer(self, running: _Running, output: Any) -> Callable[[], None]:
+    def _completer(self, running: Running, output: Any) -> Callable[[], None]:
         if output is not None and not isinstance(output, Mapping):
             raise TypeError(
                 f"handler {running.sub.task_name} returned {type(output).__name__}; return a dict "
@@ -407,7 +352,7 @@ class ExternalTaskClient:
 
         return send
 
-    def _bpmn_reporter(self, running: _Running, err: BpmnError) -> Callable[[], None]:
+    def _bpmn_reporter(self, running: Running, err: BpmnError) -> Callable[[], None]:
         variables = to_typed_map(err.variables)
 
         def send() -> None:
@@ -426,24 +371,18 @@ class ExternalTaskClient:
 
         return send
 
-    def _failure_reporter(self, running: _Running, exc: Exception) -> Callable[[], None]:
-        sub, task = running.sub, running.task
-        policy = sub.retry
-        if not isinstance(exc, sub.retry_on):
-            left = 0
-        elif task.retries is None:
-            left = policy.retries
-        else:
-            left = max(task.retries - 1, 0)
-        attempts_made = self._attempt(running)
-        delay = policy.delay(attempts_made, self._rng) if left > 0 else 0.0
-        message = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[
-            :ERROR_MESSAGE_LIMIT
-        ]
-        details = "".join(traceback.format_exception(exc))
+    def _failure_reporter(self, running: Running, exc: Exception) -> Callable[[], None]:
+        f = failure(running, exc, self._rng)
 
         def send() -> None:
-            self.engine.failure(task.id, self.worker_id, message, details, left, int(delay * 1000))
+            self.engine.failure(
+                running.task.id,
+                self.worker_id,
+                f.message,
+                f.details,
+                f.retries_left,
+                int(f.delay * 1000),
+            )
             fields: dict[str, Any] = dict(
                 status="failed",
                 duration_ms=self._ms_since(running),
@@ -453,22 +392,22 @@ class ExternalTaskClient:
             self._emit(
                 ev.JOB_FAILED,
                 running,
-                will_retry=left > 0,
-                traceback=details,
-                retry_in_seconds=round(delay, 3),
-                retry_count=attempts_made - 1,
+                will_retry=f.retries_left > 0,
+                traceback=f.details,
+                retry_in_seconds=round(f.delay, 3),
+                retry_count=f.attempts_made - 1,
                 **fields,
             )
-            if left == 0:
+            if f.retries_left == 0:
                 fields["status"] = "dead"
-                self._emit(ev.JOB_DEAD, running, retry_count=attempts_made - 1, **fields)
+                self._emit(ev.JOB_DEAD, running, retry_count=f.attempts_made - 1, **fields)
 
         return send
 
-    def _report(self, running: _Running, send: Callable[[], None]) -> None:
+    def _report(self, running: Running, send: Callable[[], None]) -> None:
         """Send the outcome; 400/404 mean the lock is lost (dropped, logged); optimistic
         locking and 5xx are retried a few times, then the lock is left to expire."""
-        for attempt in range(1, REPORT_ATTEMPTS + 1):
+        for n in range(1, REPORT_ATTEMPTS + 1):
             try:
                 send()
                 return
@@ -485,8 +424,8 @@ class ExternalTaskClient:
                 error: Exception = exc
             except httpx.HTTPError as exc:
                 error = exc
-            if attempt < REPORT_ATTEMPTS:
-                time.sleep(0.5 * 2 ** (attempt - 1))
+            if n < REPORT_ATTEMPTS:
+                time.sleep(0.5 * 2 ** (n - 1))
         self._emit(
             ev.WORKER_ERROR,
             running,
