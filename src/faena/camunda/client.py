@@ -202,8 +202,8 @@ class ExternalTaskClient:
 
     def _on_signal(self, count: int) -> None:
         """The ``count``-th SIGTERM/SIGINT (on the thread of :func:`on_stop_signals`)."""
-        if count > 1:
-            self.grace = 0.0  # a second signal: stop now
+        if self._stop.is_set():
+            self.grace = 0.0  # a second signal (or one after stop()): stop now
         self.stop()
 
     # events ------------------------------------------------------------------------------

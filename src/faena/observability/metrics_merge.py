@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -192,7 +191,7 @@ def fetch(port: int, path: str) -> str | None:
         ) as response:
             body: bytes = response.read()
             return body.decode("utf-8")
-    except (OSError, urllib.error.URLError, ValueError):
+    except (OSError, ValueError):  # URLError and HTTPError (a 503) are OSErrors
         return None
 
 

@@ -42,7 +42,8 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+            busy = exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
