@@ -91,6 +91,23 @@ def test_child_command_keeps_the_broker_url_out_of_the_command_line() -> None:
     assert argv[i + 1] == "1" and argv[argv.index("--concurrency") + 1] == "3"
     assert argv[argv.index("--metrics-port") + 1] == "0"
     assert "--metrics-announce" not in argv, "no metrics unless the supervisor serves them"
+    assert "--prefetch" not in argv, "no prefetch unless asked for"
+
+
+def test_each_child_prefetches_what_the_supervisor_was_told() -> None:
+    argv, _env = child_command(
+        "app:app",
+        2,
+        queues=None,
+        isolation=None,
+        grace=5.0,
+        lease=None,
+        log_format="json",
+        log_level="INFO",
+        broker=None,
+        prefetch=8,
+    )
+    assert argv[argv.index("--prefetch") + 1] == "8"
 
 
 def test_a_child_of_a_supervisor_with_metrics_announces_its_port() -> None:

@@ -38,6 +38,17 @@ from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Wor
     help="Jobs this worker runs at once.",
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    default=0,
+    envvar="FAENA_PREFETCH",
+    show_envvar=True,
+    show_default=True,
+    help="Jobs each worker process claims ahead of a free slot, so a slot whose job ends "
+    "starts the next at once and the broker gets one call for several jobs. They hold a "
+    "lease (and their pool slots) while they wait; SIGTERM releases them at once.",
+)
+@click.option(
     "--processes",
     "-p",
     type=click.IntRange(min=1),
@@ -104,6 +115,7 @@ def worker(
     app_path: str,
     queues: str | None,
     concurrency: int,
+    prefetch: int,
     processes: int,
     isolation: str | None,
     grace: float,
@@ -131,6 +143,7 @@ def worker(
     if processes > 1:
         children = {
             "queues": queues,
+            "prefetch": prefetch,
             "isolation": isolation,
             "grace": grace,
             "lease": lease,
@@ -152,7 +165,14 @@ def worker(
     if lease is not None:
         app.lease_seconds = lease
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    w = Worker(app, queues=queue_list, concurrency=concurrency, isolation=isolation, grace=grace)
+    w = Worker(
+        app,
+        queues=queue_list,
+        concurrency=concurrency,
+        prefetch=prefetch,
+        isolation=isolation,
+        grace=grace,
+    )
     server = None
     if metrics_port or metrics_announce:
         from faena.observability.metrics import start_worker_metrics

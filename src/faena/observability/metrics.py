@@ -187,7 +187,6 @@ class WorkerStateCollector(Collector):
     def __init__(self, worker: Worker, bus: ev.EventBus) -> None:
         self.worker = worker
         self.state = "ready" if worker.ready else "starting"
-        self._running = 0
         self._lock = threading.Lock()
         for name in ev.ALL_EVENTS:
             bus.subscribe(name, self._on_event)
@@ -202,17 +201,14 @@ class WorkerStateCollector(Collector):
                 self.state = "draining"
             elif event.name == ev.WORKER_STOPPED:
                 self.state = "stopped"
-            elif event.name == ev.JOB_CLAIMED:
-                self._running += 1
-            elif event.name in (*_ATTEMPT_END, ev.JOB_LEASE_LOST, ev.JOB_RELEASED):
-                self._running = max(self._running - 1, 0)
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
-            state, running = self.state, self._running
+            state = self.state
+        running = self.worker.jobs_running
         workers = GaugeMetricFamily(
             "faena_workers",
             "Workers by state (each worker reports 1 for its state)",

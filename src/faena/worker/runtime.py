@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -64,6 +65,8 @@ class _Running:
     task: Task[Any, Any] | None
     executor: Executor | None
     lost: bool = False
+    started: bool = False  # handed to an executor (a prefetched job waits until a slot frees)
+    ended: bool = False  # its attempt ended (or never began): no longer takes a slot
 
 
 class Worker:
@@ -77,12 +80,18 @@ class Worker:
         grace: float = DEFAULT_GRACE_SECONDS,
         name: str | None = None,
         install_signals: bool = True,
+        prefetch: int = 0,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+        if prefetch < 0:
+            raise ConfigError(
+                f"prefetch must be >= 0 (jobs claimed ahead of a free slot), got {prefetch}"
+            )
         self.app = app
         self.queues = queues or sorted({t.options.queue for t in app.tasks.values()} or {"default"})
         self.concurrency = concurrency
+        self.prefetch = prefetch
         self.isolation = Isolation(isolation) if isolation is not None else None
         self.grace = grace
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -94,7 +103,11 @@ class Worker:
         # would wait for forever (the handlers run on the main thread, one inside the other)
         self._stop_requested = False
         self._stop_at: float | None = None
+        # every job this worker holds a lease on: running, prefetched (waiting in _ready for a
+        # slot) or ended and not yet reported
         self._running: dict[str, _Running] = {}
+        self._ready: deque[Job] = deque()
+        self._active = 0  # jobs handed to an executor whose attempt has not ended
         self._lock = threading.Lock()
         self._completions = Completions()
         self._unreported: list[tuple[RunResult, Outcome]] = []
@@ -111,6 +124,11 @@ class Worker:
         self._executors: dict[Isolation, Executor] = {}
         self._rng = random.Random()
         attach_event_logging(app.events)
+
+    @property
+    def jobs_running(self) -> int:
+        """Jobs handed to an executor whose attempt has not ended (prefetched ones wait)."""
+        return self._active
 
     # control -------------------------------------------------------------------------
     def stop(self, graceful: bool = True) -> None:
@@ -192,7 +210,7 @@ class Worker:
             try:
                 self._take_turn()
                 timeout = self._idle_timeout(
-                    self._want and self.concurrency > len(self._running) + self._turn_slots,
+                    self._want and self._capacity() > len(self._running) + self._turn_slots,
                     self._saturated,
                 )
             except BrokerError as exc:
@@ -206,6 +224,10 @@ class Worker:
                 self._want = True
             elif not readable:
                 self._want = True  # timed out: a delayed job may be due, or capacity came back
+
+    def _capacity(self) -> int:
+        """How many jobs this worker may hold: its slots and its prefetch."""
+        return self.concurrency + self.prefetch
 
     def _take_unreported(self) -> list[tuple[RunResult, Outcome]]:
         with self._lock:
@@ -222,13 +244,15 @@ class Worker:
             # a slot counts as taken until its job's outcome reaches the broker: the ended
             # jobs leave _running and count in _turn_slots in one step, so another turn never
             # claims for a slot whose lease the broker still holds
-            results, entries = self._pop_ended()
+            results, entries, starts = self._pop_ended()
             earlier, self._unreported = self._unreported, []
-            free = self.concurrency - len(self._running) - self._turn_slots
+            free = self._capacity() - len(self._running) - self._turn_slots
             limit = max(0, free) if self._want else 0
             held = max(limit, len(earlier) + len(results))
             self._turn_slots += held
         outcomes_ = earlier
+        for job in starts:  # prefetched jobs take the slots that freed
+            self._start(job)
         try:
             outcomes_ = earlier + self._decide_all(results, entries)
             if outcomes_ or limit > 0:
@@ -244,7 +268,9 @@ class Worker:
                     held = 0
                     for job in claim.jobs:
                         self._running[job.id] = _Running(job, None, None)
-                self._after_exchange(outcomes_, accepted, claim)
+                    self._ready.extend(claim.jobs)
+                    starts = self._take_ready()
+                self._after_exchange(outcomes_, accepted, claim, starts)
                 if limit > 0:
                     self._want = len(claim.jobs) == limit
                     self._saturated = claim.saturated
@@ -258,7 +284,33 @@ class Worker:
             if held:
                 with self._lock:
                     self._turn_slots -= held
-        return not self._want and len(self._running) < self.concurrency
+        return not self._want and len(self._running) < self._capacity()
+
+    def _job_ended_buffered(self, result: RunResult) -> None:
+        """A thread-executor slot's job ended while the worker prefetches: the slot starts
+        the next prefetched job at once, on its own thread, and leaves the report (and the
+        claim that tops the prefetch up) to the main thread, which sends the reports of
+        every slot in one broker call."""
+        with self._lock:
+            entry = self._running.get(result.job.id)
+            if entry is not None and not entry.ended:
+                entry.ended = True
+                self._active -= 1
+            starts = self._take_ready()
+        for job in starts:
+            self._start(job)
+        self._completions.put(result)
+
+    def _take_ready(self) -> list[Job]:
+        """Prefetched jobs for the free slots, now counted as started (lock held). None once
+        the worker stops: those are released instead."""
+        starts: list[Job] = []
+        while self._ready and self._active < self.concurrency and not self._stop_requested:
+            job = self._ready.popleft()
+            self._active += 1
+            self._running[job.id].started = True
+            starts.append(job)
+        return starts
 
     def _job_ended(self, result: RunResult) -> None:
         """A thread-executor slot's job ended, on that slot's thread: the slot takes a turn
@@ -351,10 +403,14 @@ class Worker:
         )
 
     def _after_exchange(
-        self, done: list[tuple[RunResult, Outcome]], accepted: list[bool], claim: ClaimResult
+        self,
+        done: list[tuple[RunResult, Outcome]],
+        accepted: list[bool],
+        claim: ClaimResult,
+        starts: list[Job],
     ) -> None:
         # Start the new jobs first: they run while the finished ones are logged.
-        for job in claim.jobs:
+        for job in starts:
             self._start(job)
         self._report(done, accepted)
         self._on_reaped(claim.reaped)
@@ -374,6 +430,8 @@ class Worker:
         try:
             if done:
                 self._report(done, self.app.broker.finish([o for _, o in done]))
+            if self._ready:  # prefetched jobs never start once stopping: released at once
+                self._release_all(prefetched_only=True)
             if not self._running:
                 return True
             if remaining <= 0 or self.grace <= 0:
@@ -395,18 +453,30 @@ class Worker:
         self._wait([self._completions], min(remaining, 0.5))
         return False
 
-    def _release_all(self) -> None:
+    def _release_all(self, prefetched_only: bool = False) -> None:
+        """Give the jobs back (no attempt consumed): all of them, or only the prefetched ones
+        that never started. They leave this worker only once the broker took them back."""
         with self._lock:
-            running = list(self._running.values())
-            self._running.clear()
-        leases = [Lease(r.job.id, r.job.attempt) for r in running]
+            held = [
+                r
+                for r in self._running.values()
+                if not prefetched_only or not (r.started or r.ended)
+            ]
+        leases = [Lease(r.job.id, r.job.attempt) for r in held]
         released = self.app.broker.release(leases) if leases else []
-        for r, ok in zip(running, released, strict=True):
+        with self._lock:
+            for r in held:
+                self._running.pop(r.job.id, None)
+                if r.job in self._ready:
+                    self._ready.remove(r.job)
+        for r, ok in zip(held, released, strict=True):
             if ok:
-                self._emit(ev.JOB_RELEASED, r.job, status="released")
+                extra = {} if r.started else {"prefetched": True}  # it never started
+                self._emit(ev.JOB_RELEASED, r.job, status="released", **extra)
 
     # jobs ----------------------------------------------------------------------------
     def _start(self, job: Job) -> None:
+        """Hand a claimed job to its executor (the caller counted it in ``_active``)."""
         if self._publish_claimed:
             self._emit(ev.JOB_CLAIMED, job, status="running")
         try:
@@ -417,7 +487,9 @@ class Worker:
             return
         executor = self._executor_for(task)
         with self._lock:
-            entry = self._running[job.id]  # registered by _take_turn, perhaps marked lost since
+            entry = self._running.get(job.id)  # registered by _take_turn; lost perhaps
+            if entry is None:  # released at the end of a drain meanwhile
+                return
             entry.task, entry.executor = task, executor
         executor.submit(job, task)
 
@@ -430,9 +502,12 @@ class Worker:
         executor = self._executors.get(kind)
         if executor is None:
             if kind is Isolation.THREAD:
-                # a slot that can call the broker alongside the others takes its own turns
-                self._turns_on_slots = self.app.broker.parallel_calls
+                # a slot that can call the broker alongside the others takes its own turns;
+                # with prefetch, it starts the next job itself and the main thread reports
+                self._turns_on_slots = self.app.broker.parallel_calls and not self.prefetch
                 ended = self._job_ended if self._turns_on_slots else None
+                if self.prefetch:
+                    ended = self._job_ended_buffered
                 executor = ThreadExecutor(self.concurrency, self._completions, ended)
             elif kind is Isolation.ASYNC:
                 executor = AsyncExecutor(self._completions)
@@ -445,13 +520,21 @@ class Worker:
 
     def _collect(self) -> list[tuple[RunResult, Outcome]]:
         with self._lock:
-            results, entries = self._pop_ended()
+            results, entries, starts = self._pop_ended()
+        for job in starts:
+            self._start(job)
         return self._decide_all(results, entries)
 
-    def _pop_ended(self) -> tuple[list[RunResult], list[_Running | None]]:
-        """The results waiting and the jobs they end, taken out of ``_running`` (lock held)."""
+    def _pop_ended(self) -> tuple[list[RunResult], list[_Running | None], list[Job]]:
+        """The results waiting and the jobs they end, taken out of ``_running``, and the
+        prefetched jobs that take the slots they free (lock held)."""
         results = self._completions.take_all()
-        return results, [self._running.pop(r.job.id, None) for r in results]
+        entries = [self._running.pop(r.job.id, None) for r in results]
+        for entry in entries:
+            if entry is not None and entry.started and not entry.ended:
+                entry.ended = True
+                self._active -= 1
+        return results, entries, self._take_ready()
 
     def _decide_all(
         self, results: list[RunResult], entries: list[_Running | None]
@@ -526,7 +609,15 @@ class Worker:
                     continue
                 if job_id in result.lost:
                     entry.lost = True
-            if entry.executor is not None:
+                unstarted = not entry.started and not entry.ended and entry.job in self._ready
+                if unstarted:
+                    self._ready.remove(entry.job)
+                    entry.ended = True
+            if unstarted:
+                # a prefetched job never starts: its report is a cancel, which the broker
+                # refuses for a lost lease (logged as lease_lost)
+                self._completions.put(RunResult(entry.job, 0.0, cancelled=True))
+            elif entry.executor is not None:
                 reason = "cancelled"
                 entry.executor.interrupt(job_id, reason)
 
