@@ -81,7 +81,11 @@ def bench_enqueue(kind: str, tmp: Path, variant: str, n_one: int, n_bulk: int) -
 
 
 def start_worker(
-    url: str, env_extra: dict[str, str], processes: int = 1, log_level: str = "INFO"
+    url: str,
+    env_extra: dict[str, str],
+    processes: int = 1,
+    log_level: str = "INFO",
+    prefetch: int = 0,
 ) -> tuple[subprocess.Popen[bytes], float]:
     """Launch ``faena worker`` on the bench app; its output goes to a file, as the peers'
     workers' output does (``bench/peers/common.py``): ``$BENCH_LOG_DIR/faena-worker.log``.
@@ -91,6 +95,7 @@ def start_worker(
     argv = [sys.executable, "-m", "faena.cli.main", "worker", "bench.benchapp:app"]
     argv += ["--queues", "bench", "--concurrency", "2", "--log-format", "json"]
     argv += ["--log-level", log_level, *(["--processes", str(processes)] if processes > 1 else [])]
+    argv += ["--prefetch", str(prefetch)] if prefetch else []
     with open(log_path, "ab") as out:
         offset = out.tell()
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -109,7 +114,13 @@ def start_worker(
 
 
 def bench_drain(
-    kind: str, tmp: Path, n: int, counted: bool, processes: int = 1, log_level: str = "INFO"
+    kind: str,
+    tmp: Path,
+    n: int,
+    counted: bool,
+    processes: int = 1,
+    log_level: str = "INFO",
+    prefetch: int = 0,
 ) -> None:
     """``counted``: each job INCRs a Redis counter that is polled every 2 ms, exactly as the
     peers' harness does (bench/peers/common.py), so the figures compare. Otherwise the jobs
@@ -132,7 +143,7 @@ def bench_drain(
         return sum(c for (_q, s), c in counts if s.value == "succeeded")
 
     t0 = time.perf_counter()  # like the peers' harness: worker start-up counts
-    proc, _ = start_worker(url, {"BENCH_COUNTER": counter_url}, processes, log_level)
+    proc, _ = start_worker(url, {"BENCH_COUNTER": counter_url}, processes, log_level, prefetch)
     try:
         while finished() < n:
             time.sleep(0.002 if counted else 0.2)
@@ -144,6 +155,7 @@ def bench_drain(
         proc.wait(30)
         cleanup(app)
     system = f"faena-{kind}" + (f"-p{processes}" if processes > 1 else "")
+    system += f"-prefetch{prefetch}" if prefetch else ""
     if log_level != "INFO":
         system += f"-{log_level.lower()}"
     settings = "1 worker process, --concurrency 2, thread executor, "
@@ -152,6 +164,8 @@ def bench_drain(
             f"--processes {processes} --concurrency 2: {processes} worker processes under one "
             f"supervisor (as Celery prefork -c 2), thread executor, "
         )
+    if prefetch:
+        settings += f"--prefetch {prefetch} (as Celery's prefetch: jobs claimed ahead); "
     if log_level == "INFO":
         settings += "a JSON log line per job; "
     else:
@@ -224,6 +238,12 @@ def main() -> None:
         help="drain also with faena worker --processes N (repeatable; 1 is always run)",
     )
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        action="append",
+        help="drain also with faena worker --prefetch N, one process (repeatable)",
+    )
+    parser.add_argument(
         "--quiet-too",
         action="store_true",
         help="drain also at --log-level WARNING, the peers' setting (no log line per job)",
@@ -248,6 +268,8 @@ def main() -> None:
                         bench_drain(kind, tmp, args.drain, True, processes=procs)
                         if args.quiet_too:
                             bench_drain(kind, tmp, args.drain, True, procs, "WARNING")
+                for pf in args.prefetch or []:
+                    bench_drain(kind, tmp, args.drain, True, prefetch=pf)
                 if args.quiet_too:
                     bench_drain(kind, tmp, args.drain, True, log_level="WARNING")
                 if not args.counted_only:

@@ -3,11 +3,11 @@
 #
 #   bash bench/drain_rounds.sh [ROUNDS]        (default 3)
 #
-# Each round times, one after the other: faena's counted drain on Redis (one process, and
-# --processes 2 as Celery prefork) and on PostgreSQL, each also at --log-level WARNING (the
-# level the peers run at: no line per job); then the drains of the peers the targets name
-# (Celery threads and prefork, Huey-Redis, Procrastinate), with the same job body and harness
-# as bench/run_all.sh. This machine's speed drifts by tens of percent over minutes; a single
+# Each round times, one after the other: faena's counted drain on Redis and on PostgreSQL (one
+# worker process, concurrency 2), each without and with --prefetch 8 (as Celery's default
+# prefetch: 4 per slot); then the drains of the peers the targets name (Celery threads and
+# prefork, each at prefetch multiplier 1 and at Celery's default 4, Huey-Redis,
+# Procrastinate), with the same job body and harness as bench/run_all.sh. This machine's speed drifts by tens of percent over minutes; a single
 # pass can put faena and a peer minutes apart. Rounds put them seconds apart, and
 # bench/ratios.py reports each round's ratios and their median. Each round starts one step
 # further down the list, and every second round runs it backwards, so no system always runs
@@ -26,15 +26,17 @@ settle="${BENCH_SETTLE:-5}"
 system() {  # system I: run the I-th system's drains (0-based)
     case "$1" in
         0) "$py" "$here/bench_faena.py" --broker redis --only drain --counted-only --drain "$n" \
-               --processes 2 --quiet-too ;;
+               --prefetch 8 ;;
         1) "$py" "$here/bench_faena.py" --broker postgres --only drain --counted-only \
-               --drain "$n" --quiet-too ;;
+               --drain "$n" --prefetch 8 ;;
         2) (cd "$here/peers" && BENCH_ONLY=drain "$peer_py" celery_bench.py threads prefork) ;;
-        3) (cd "$here/peers" && BENCH_ONLY=drain "$peer_py" huey_bench.py redis) ;;
-        4) (cd "$here/peers" && BENCH_ONLY=drain "$peer_py" procrastinate_bench.py) ;;
+        3) (cd "$here/peers" && BENCH_ONLY=drain BENCH_CELERY_PREFETCH=4 \
+               "$peer_py" celery_bench.py threads prefork) ;;
+        4) (cd "$here/peers" && BENCH_ONLY=drain "$peer_py" huey_bench.py redis) ;;
+        5) (cd "$here/peers" && BENCH_ONLY=drain "$peer_py" procrastinate_bench.py) ;;
     esac
 }
-systems=5
+systems=6
 for r in $(seq "$rounds"); do
     echo "== round $r of $rounds" >&2
     for k in $(seq 0 $((systems - 1))); do

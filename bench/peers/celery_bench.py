@@ -2,8 +2,11 @@
 
 usage: python celery_bench.py [threads|prefork ...]   (default: both)
 This module is also the Celery app the worker imports (-A celery_bench).
+BENCH_CELERY_PREFETCH sets worker_prefetch_multiplier (default 1; Celery's own default is 4);
+the system name then ends in -prefetchN.
 """
 
+import os
 import sys
 
 import celery
@@ -13,7 +16,7 @@ from celery import Celery, group
 app = Celery("celery_bench", broker=common.REDIS_URL)
 app.conf.update(
     task_acks_late=True,
-    worker_prefetch_multiplier=1,
+    worker_prefetch_multiplier=int(os.environ.get("BENCH_CELERY_PREFETCH", "1")),
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
@@ -35,13 +38,14 @@ def enqueue_bulk(n):
 
 
 def bench(pool):
+    prefetch = app.conf.worker_prefetch_multiplier
     flags = [
         "--pool",
         pool,
         "-c",
         "2",
         "--prefetch-multiplier",
-        "1",
+        str(prefetch),
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
@@ -60,11 +64,11 @@ def bench(pool):
         *flags,
     ]
     settings = (
-        "task_acks_late=True, worker_prefetch_multiplier=1, "
+        f"task_acks_late=True, worker_prefetch_multiplier={prefetch}, "
         "ignore_result, Redis broker; worker: " + " ".join(flags)
     )
     common.run_all(
-        "celery-redis-" + pool,
+        "celery-redis-" + pool + (f"-prefetch{prefetch}" if prefetch != 1 else ""),
         celery.__version__,
         settings,
         enqueue_one=enqueue_one,
