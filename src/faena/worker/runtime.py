@@ -11,6 +11,10 @@ thread, and the slots' broker round trips overlap each other's jobs. Turns on se
 reserve the free slots they claim for, so the worker never holds more jobs than its
 concurrency. Elsewhere (SQLite's one writer, memory) the main thread takes every turn and
 reports the jobs that ended meanwhile together.
+
+With ``prefetch`` N the worker holds up to N claimed jobs beyond its slots. A slot whose job
+ends starts the next of them itself, without a broker call, and the main thread takes every
+turn: it reports what ended and tops the prefetch up, for several jobs in one round trip.
 """
 
 from __future__ import annotations
@@ -351,7 +355,8 @@ class Worker:
         try:
             while True:
                 step = end - time.monotonic()
-                if self._turns_on_slots and self._running and step > LOG_FLUSH_SECONDS:
+                slots_log = self._turns_on_slots or self.prefetch  # slots start jobs themselves
+                if slots_log and self._running and step > LOG_FLUSH_SECONDS:
                     step = LOG_FLUSH_SECONDS
                 if step <= 0:
                     break
@@ -375,7 +380,7 @@ class Worker:
             d = executor.next_deadline()
             if d is not None:
                 timeout = min(timeout, max(d - now_m, 0.001))
-        if len(self._running) < self.concurrency and not saturated:
+        if len(self._running) < self._capacity() and not saturated:
             # (saturated: the claim said a job is due and held back; no need to ask when)
             nxt = self.app.broker.next_run_at(self.queues)
             if nxt is not None:
