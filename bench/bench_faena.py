@@ -182,11 +182,11 @@ def bench_drain(
         emit(system, "worker_rss_after_drain", rss, "MiB", settings="thread mode")
 
 
-def bench_latency(kind: str, tmp: Path, n: int) -> None:
+def bench_latency(kind: str, tmp: Path, n: int, prefetch: int = 0) -> None:
     url = url_for(kind, tmp, "lat")
-    record = tmp / f"lat-{kind}.txt"
+    record = tmp / f"lat-{kind}-{prefetch}.txt"
     app = fresh_app(url)
-    proc, _ = start_worker(url, {"BENCH_RECORD": str(record)})
+    proc, _ = start_worker(url, {"BENCH_RECORD": str(record)}, prefetch=prefetch)
     try:
         time.sleep(1.0)
         ps = psutil.Process(proc.pid)
@@ -211,7 +211,7 @@ def bench_latency(kind: str, tmp: Path, n: int) -> None:
         proc.wait(30)
         cleanup(app)
     lat.sort()
-    system = f"faena-{kind}"
+    system = f"faena-{kind}" + (f"-prefetch{prefetch}" if prefetch else "")
     for p in (50, 95, 99):
         emit(system, f"latency_p{p}", lat[min(len(lat) - 1, int(len(lat) * p / 100))], "ms", n=n)
     emit(system, "idle_worker_cpu", idle_cpu, "% of a core", settings="5 s idle")
@@ -241,7 +241,7 @@ def main() -> None:
         "--prefetch",
         type=int,
         action="append",
-        help="drain also with faena worker --prefetch N, one process (repeatable)",
+        help="drain and latency also with faena worker --prefetch N, one process (repeatable)",
     )
     parser.add_argument(
         "--quiet-too",
@@ -276,6 +276,8 @@ def main() -> None:
                     bench_drain(kind, tmp, args.drain, counted=False)
             if "latency" in parts:
                 bench_latency(kind, tmp, args.latency)
+                for pf in args.prefetch or []:
+                    bench_latency(kind, tmp, args.latency, prefetch=pf)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,11 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="$here/results/all-$stamp.jsonl"
 mkdir -p "$here/results"
 
-"$py" "$here/bench_faena.py" --broker sqlite --broker postgres --broker redis --processes 2 | tee "$out"
+"$py" "$here/bench_faena.py" --broker sqlite --broker postgres --broker redis --processes 2 \
+    --prefetch 8 | tee "$out"
+if [ $# -eq 0 ]; then
+    set -- celery celery-prefetch4 dramatiq rq arq huey procrastinate
+fi
 bash "$here/run_peers.sh" "$@"
 cat "$(ls -t "$here"/results/peers-*.jsonl | head -n1)" >>"$out"
 "$py" "$here/table.py" "$out"

@@ -2,7 +2,10 @@
 # Benchmark the peer job queues (Celery, Dramatiq, RQ, arq, Huey,
 # Procrastinate) on this machine; one JSON line per figure.
 #
-#   bash bench/run_peers.sh [peer ...]     (peers: celery dramatiq rq arq huey procrastinate)
+#   bash bench/run_peers.sh [peer ...]
+#
+# Peers: celery dramatiq rq arq huey procrastinate (the default), and celery-prefetch4 (Celery
+# at its default prefetch multiplier, 4; the celery run uses 1).
 #
 # Needs Redis on 127.0.0.1:6379 (uses DB 15, flushed) and PostgreSQL on
 # 127.0.0.1:5432 (trust auth, user postgres; uses database faena_bench,
@@ -75,12 +78,17 @@ failed=()
 start=$SECONDS
 for peer in "${peers[@]}"; do
     script="$here/peers/${peer}_bench.py"
+    prefetch=1
+    if [ "$peer" = celery-prefetch4 ]; then
+        script="$here/peers/celery_bench.py" prefetch=4
+    fi
     busy=$(wait_quiet)
     echo "== $peer  (cpu busy before: ${busy}%, loadavg $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$log" >&2
     t0=$SECONDS
     # each peer in its own interpreter, bounded in time; a failure is
     # recorded and the next peer still runs
-    if ! timeout --kill-after=10 420 "$py" "$script" >>"$out" 2> >(tee -a "$log" >&2); then
+    if ! BENCH_CELERY_PREFETCH=$prefetch timeout --kill-after=10 420 "$py" "$script" \
+            >>"$out" 2> >(tee -a "$log" >&2); then
         failed+=("$peer")
         echo "!! $peer FAILED (see $log)" | tee -a "$log" >&2
     fi
