@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,35 +95,28 @@ def test_child_command_keeps_the_broker_url_out_of_the_command_line() -> None:
     assert "--prefetch" not in argv, "no prefetch unless asked for"
 
 
+def _child_argv(**options: Any) -> list[str]:
+    """A child's command line with the supervisor's defaults and ``options``."""
+    defaults: dict[str, Any] = {
+        "queues": None,
+        "isolation": None,
+        "grace": 5.0,
+        "lease": None,
+        "log_format": "json",
+        "log_level": "INFO",
+        "broker": None,
+    }
+    argv, _env = child_command("app:app", 1, **{**defaults, **options})
+    return argv
+
+
 def test_each_child_prefetches_what_the_supervisor_was_told() -> None:
-    argv, _env = child_command(
-        "app:app",
-        2,
-        queues=None,
-        isolation=None,
-        grace=5.0,
-        lease=None,
-        log_format="json",
-        log_level="INFO",
-        broker=None,
-        prefetch=8,
-    )
+    argv = _child_argv(prefetch=8)
     assert argv[argv.index("--prefetch") + 1] == "8"
 
 
 def test_a_child_of_a_supervisor_with_metrics_announces_its_port() -> None:
-    argv, _env = child_command(
-        "app:app",
-        1,
-        queues=None,
-        isolation=None,
-        grace=5.0,
-        lease=None,
-        log_format="json",
-        log_level="INFO",
-        broker=None,
-        metrics_announce="/tmp/faena-metrics-x/process-0.json",
-    )
+    argv = _child_argv(metrics_announce="/tmp/faena-metrics-x/process-0.json")
     assert argv[argv.index("--metrics-announce") + 1] == "/tmp/faena-metrics-x/process-0.json"
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import select
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.worker_threads import run
 
 import faena
 from faena.brokers.memory import MemoryBroker
@@ -34,22 +34,6 @@ class FlakyBroker(MemoryBroker):
 @pytest.fixture
 def app() -> faena.App:
     return faena.App(broker=MemoryBroker(), pools={"tiny": 1})
-
-
-def run(app: faena.App, **kw: Any) -> tuple[Worker, threading.Thread]:
-    w = Worker(app, install_signals=False, **kw)
-    t = threading.Thread(target=w.run, daemon=True)
-    t.start()
-    return w, t
-
-
-@pytest.fixture
-def stop() -> Iterator[list[tuple[Worker, threading.Thread]]]:
-    started: list[tuple[Worker, threading.Thread]] = []
-    yield started
-    for w, t in started:
-        w.stop(graceful=False)
-        t.join(10)
 
 
 def test_success_retry_dead_and_unknown_task(app: faena.App, stop: list) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.worker_threads import run
 
 import faena
 from faena.brokers.memory import MemoryBroker
@@ -17,22 +17,6 @@ from faena.core.job import Lease
 from faena.core.states import JobState
 from faena.errors import ConfigError
 from faena.worker import Worker
-
-
-def run(app: faena.App, **kw: Any) -> tuple[Worker, threading.Thread]:
-    w = Worker(app, install_signals=False, **kw)
-    t = threading.Thread(target=w.run, daemon=True)
-    t.start()
-    return w, t
-
-
-@pytest.fixture
-def stop() -> Iterator[list[tuple[Worker, threading.Thread]]]:
-    started: list[tuple[Worker, threading.Thread]] = []
-    yield started
-    for w, t in started:
-        w.stop(graceful=False)
-        t.join(10)
 
 
 def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
