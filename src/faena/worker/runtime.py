@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from faena.app import App
-from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
+from faena.brokers.protocol import ClaimResult, HeartbeatResult
 from faena.core import events as ev
 from faena.core import outcomes
 from faena.core.job import Job, Lease, Outcome
@@ -48,6 +48,7 @@ from faena.observability.logs import (
     logs_event,
 )
 from faena.task import Task
+from faena.worker.events import WorkerEvents
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
 from faena.worker.heartbeat import Heartbeat
 from faena.worker.processes import ProcessExecutor
@@ -99,6 +100,7 @@ class Worker:
         self.isolation = Isolation(isolation) if isolation is not None else None
         self.grace = grace
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._events = WorkerEvents(app.events, app.clock, self.name)
         self.install_signals = install_signals
         self.ready = False
         self.stopped = threading.Event()
@@ -146,21 +148,6 @@ class Worker:
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
 
-    def _emit(self, name: str, job: Job | None = None, **fields: Any) -> None:
-        if job is None:
-            data: dict[str, Any] = {"worker": self.name, **fields}
-        else:
-            data = {
-                "worker": self.name,
-                "job_id": job.id,
-                "task": job.task,
-                "queue": job.queue,
-                "pool": job.pool,
-                "attempt": job.attempt,
-                **fields,
-            }
-        self.app.events.publish(ev.Event(name, self.app.clock.now(), data))
-
     # main loop -----------------------------------------------------------------------
     def run(self) -> int:
         broker = self.app.broker
@@ -174,7 +161,7 @@ class Worker:
             self.app.lease_seconds,
             self._leases,
             self._on_heartbeat,
-            self._on_reaped,
+            self._events.reaped,
         )
         heartbeat.start()
         batch_event_lines()
@@ -183,7 +170,7 @@ class Worker:
             h is not log_event for h in self.app.events.handlers(ev.JOB_CLAIMED)
         )
         self.ready = True
-        self._emit(
+        self._events.emit(
             ev.WORKER_STARTED,
             queues=self.queues,
             concurrency=self.concurrency,
@@ -198,7 +185,7 @@ class Worker:
             waker.close()
             for executor in self._executors.values():
                 executor.shutdown()
-            self._emit(ev.WORKER_STOPPED, status="stopped")
+            self._events.emit(ev.WORKER_STOPPED, status="stopped")
             flush_events()
             self.stopped.set()
         return 0
@@ -399,7 +386,7 @@ class Worker:
         self._completions.poke()  # results that arrived meanwhile are collected next
 
     def _trouble_event(self, exc: BrokerError, retry_in: float) -> None:
-        self._emit(
+        self._events.emit(
             ev.WORKER_ERROR,
             status="broker_unavailable",
             error_type=type(exc).__name__,
@@ -417,15 +404,15 @@ class Worker:
         # Start the new jobs first: they run while the finished ones are logged.
         for job in starts:
             self._start(job)
-        self._report(done, accepted)
-        self._on_reaped(claim.reaped)
+        self._events.reported(done, accepted)
+        self._events.reaped(claim.reaped)
 
     def _drain_step(self, done: list[tuple[RunResult, Outcome]]) -> bool:
         """One step of the graceful drain; True when the worker may exit."""
         if self._stop_at is None:
             self._stop_at = time.monotonic() + self.grace
             self.ready = False
-            self._emit(
+            self._events.emit(
                 ev.WORKER_STOPPING,
                 status="draining",
                 running=len(self._running),
@@ -434,7 +421,7 @@ class Worker:
         remaining = self._stop_at - time.monotonic()
         try:
             if done:
-                self._report(done, self.app.broker.finish([o for _, o in done]))
+                self._events.reported(done, self.app.broker.finish([o for _, o in done]))
             if self._ready:  # prefetched jobs never start once stopping: released at once
                 self._release_all(prefetched_only=True)
             if not self._running:
@@ -445,7 +432,7 @@ class Worker:
         except BrokerError as exc:
             if remaining <= 0:
                 # leases run out by themselves: the jobs come back after one lease
-                self._emit(
+                self._events.emit(
                     ev.WORKER_ERROR,
                     status="broker_unavailable",
                     error_type=type(exc).__name__,
@@ -477,13 +464,13 @@ class Worker:
         for r, ok in zip(held, released, strict=True):
             if ok:
                 extra = {} if r.started else {"prefetched": True}  # it never started
-                self._emit(ev.JOB_RELEASED, r.job, status="released", **extra)
+                self._events.emit(ev.JOB_RELEASED, r.job, status="released", **extra)
 
     # jobs ----------------------------------------------------------------------------
     def _start(self, job: Job) -> None:
         """Hand a claimed job to its executor (the caller counted it in ``_active``)."""
         if self._publish_claimed:
-            self._emit(ev.JOB_CLAIMED, job, status="running")
+            self._events.emit(ev.JOB_CLAIMED, job, status="running")
         try:
             task = self.app.get_task(job.task)
         except FaenaError as exc:
@@ -564,43 +551,6 @@ class Worker:
             r.job, r.error, retryable=r.retryable, policy=policy, now=now, rng=self._rng
         )
 
-    def _report(self, done: list[tuple[RunResult, Outcome]], accepted: list[bool]) -> None:
-        for (r, o), ok in zip(done, accepted, strict=True):
-            job = r.job
-            ms = round(r.duration * 1000, 3)
-            if not ok:
-                self._emit(ev.JOB_LEASE_LOST, job, status="lease_lost", duration_ms=ms)
-                continue
-            if o.state is JobState.SUCCEEDED:
-                self._emit(ev.JOB_SUCCEEDED, job, status="succeeded", duration_ms=ms)
-            elif o.state is JobState.CANCELLED:
-                self._emit(ev.JOB_CANCELLED, job, status="cancelled", duration_ms=ms)
-            else:
-                assert o.error is not None
-                name = ev.JOB_TIMEOUT if r.timed_out else ev.JOB_FAILED
-                retry_in = None if o.retry_at is None else round(o.retry_at - time.time(), 3)
-                self._emit(
-                    name,
-                    job,
-                    status="failed",
-                    duration_ms=ms,
-                    error_type=o.error.type,
-                    error_message=o.error.message,
-                    traceback=o.error.traceback,
-                    will_retry=o.state is JobState.FAILED,
-                    retry_in_seconds=retry_in,
-                    retry_count=job.tries - 1,
-                )
-                if o.state is JobState.DEAD:
-                    self._emit(
-                        ev.JOB_DEAD,
-                        job,
-                        status="dead",
-                        error_type=o.error.type,
-                        error_message=o.error.message,
-                        retry_count=job.tries - 1,
-                    )
-
     # heartbeat callbacks (heartbeat thread) ------------------------------------------------
     def _leases(self) -> list[Lease]:
         with self._lock:
@@ -625,17 +575,3 @@ class Worker:
             elif entry.executor is not None:
                 reason = "cancelled"
                 entry.executor.interrupt(job_id, reason)
-
-    def _on_reaped(self, reaped: list[Reaped]) -> None:
-        for r in reaped:
-            status = r.new_state.value
-            self._emit(ev.LEASE_EXPIRED, r.job, status=status, previous_worker=r.job.worker)
-            if r.new_state is JobState.DEAD and r.job.error is not None:
-                self._emit(
-                    ev.JOB_DEAD,
-                    r.job,
-                    status="dead",
-                    error_type=r.job.error.type,
-                    error_message=r.job.error.message,
-                    retry_count=r.job.tries - 1,
-                )
