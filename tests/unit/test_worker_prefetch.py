@@ -201,3 +201,26 @@ def test_a_prefetched_jobs_timeout_counts_from_its_start(stop: list) -> None:
     h = brief.enqueue()  # prefetched behind ``slow``: 0.6 s in the buffer, then 0.05 s of work
     stop.append(run(app, concurrency=1, prefetch=1))
     assert h.wait(timeout=10) == "in time"
+
+
+def test_async_jobs_prefetched_start_as_slots_free(stop: list) -> None:
+    """Coroutines end on the event loop's thread, not a slot's: the main thread hands the
+    prefetched ones over as the running ones end, never more than the slots at once."""
+    import asyncio
+
+    app = faena.App(broker=MemoryBroker())
+    now = peak = 0
+
+    @app.task
+    async def nap(i: int) -> int:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        await asyncio.sleep(0.01)
+        now -= 1
+        return i
+
+    handles = [nap.enqueue(i) for i in range(30)]
+    stop.append(run(app, concurrency=2, prefetch=4))
+    assert [h.wait(timeout=20) for h in handles] == list(range(30))
+    assert peak == 2
