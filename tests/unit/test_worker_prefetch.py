@@ -15,7 +15,7 @@ from faena.brokers.protocol import HeartbeatResult
 from faena.core import events as ev
 from faena.core.job import Lease
 from faena.core.states import JobState
-from faena.errors import ConfigError
+from faena.errors import BrokerError, ConfigError
 from faena.worker import Worker
 
 
@@ -224,3 +224,31 @@ def test_async_jobs_prefetched_start_as_slots_free(stop: list) -> None:
     stop.append(run(app, concurrency=2, prefetch=4))
     assert [h.wait(timeout=20) for h in handles] == list(range(30))
     assert peak == 2
+
+
+def test_a_failed_release_of_the_prefetch_is_tried_again_while_the_worker_drains() -> None:
+    class ReleaseFailsOnce(MemoryBroker):
+        failures = 1
+
+        def release(self, leases: Any) -> list[bool]:
+            if self.failures:
+                self.failures -= 1
+                raise BrokerError("connection reset (test)")
+            return super().release(leases)
+
+    app = faena.App(broker=ReleaseFailsOnce())
+    gate = Gate()
+    task = app.task(name="gated")(gate)
+    lost: list[ev.Event] = []
+    app.events.subscribe(ev.JOB_LEASE_LOST, lost.append)
+    first, *rest = [task.enqueue(i) for i in range(3)]
+    w, t = run(app, concurrency=1, prefetch=2, grace=30)
+    wait_for(lambda: gate.ran == [0] and held(app) == 3, "1 job running and 2 prefetched")
+    w.stop()
+    wait_for(lambda: held(app) == 1, "the prefetch released after the broker came back")
+    gate.opened.set()
+    t.join(10)
+    assert not t.is_alive()
+    assert first.refresh().state is JobState.SUCCEEDED
+    assert all(h.refresh().state is JobState.QUEUED and h.refresh().tries == 0 for h in rest)
+    assert gate.ran == [0] and not lost

@@ -422,6 +422,7 @@ class Worker:
         try:
             if done:
                 self._events.reported(done, self.app.broker.finish([o for _, o in done]))
+                done = []  # reported: a failure below must not send them again
             if self._ready:  # prefetched jobs never start once stopping: released at once
                 self._release_all(prefetched_only=True)
             if not self._running:
