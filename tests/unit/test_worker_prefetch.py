@@ -252,3 +252,13 @@ def test_a_failed_release_of_the_prefetch_is_tried_again_while_the_worker_drains
     assert first.refresh().state is JobState.SUCCEEDED
     assert all(h.refresh().state is JobState.QUEUED and h.refresh().tries == 0 for h in rest)
     assert gate.ran == [0] and not lost
+
+
+def test_the_command_refuses_a_negative_prefetch() -> None:
+    from click.testing import CliRunner
+
+    from faena.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["worker", "tests.acceptance.accapp:app", "--prefetch", "-1"])
+    assert result.exit_code == 2, result.output
+    assert "--prefetch" in result.output and "-1 is not in the range x>=0" in result.output
