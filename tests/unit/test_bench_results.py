@@ -1,0 +1,42 @@
+"""The repo keeps only the benchmark runs that docs/benchmarks.md cites, and every one it cites."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+# a run is cited by its file name: results/all-20261128T214459Z.jsonl, or bare when several
+# runs are named in one parenthesis
+RUN = re.compile(r"\b((?:[a-z]+-)+\d{8}T\d{4,6}Z\.jsonl)\b")
+
+
+def cited_runs() -> set[str]:
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    return set(RUN.findall(text))
+
+
+def test_every_cited_run_is_in_the_repo() -> None:
+    cited = cited_runs()
+    assert cited, "docs/benchmarks.md cites no run: the pattern no longer matches its names"
+    missing = sorted(name for name in cited if not (RESULTS / name).is_file())
+    assert not missing, f"docs/benchmarks.md cites runs that bench/results/ lacks: {missing}"
+
+
+def test_the_repo_keeps_only_the_cited_runs() -> None:
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: cannot tell tracked files from local raw output")
+    tracked = subprocess.run(
+        [git, "ls-files", "bench/results"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    extra = sorted(Path(p).name for p in tracked if Path(p).name not in cited_runs())
+    assert not extra, (
+        f"bench/results/ tracks runs docs/benchmarks.md does not cite: {extra}; "
+        "`git rm --cached` them (raw output stays local, see .gitignore)"
+    )
