@@ -12,7 +12,7 @@ import pytest
 from tests.loki_json import JSON_ERROR, LogQLError, json_labels, run
 
 from faena.core import events as ev
-from faena.observability import logs
+from faena.observability import log_lines, logs
 
 STREAM = {"namespace": "data", "pod": "worker-abc", "container": "worker"}
 
@@ -109,7 +109,7 @@ def test_each_write_is_whole_lines_within_a_pipes_atomic_write() -> None:
     for chunk in stream.chunks:
         assert chunk.endswith("\n"), "whole lines only"
         if chunk is not big[0]:
-            assert len(chunk.encode()) <= logs.HOLD_BYTES
+            assert len(chunk.encode()) <= log_lines.HOLD_BYTES
     got = [json.loads(line)["job_id"] for line in lines(stream)]
     assert got == [f"j{i}" for i in range(200)] + ["big"]
 
@@ -124,7 +124,7 @@ def test_a_failed_write_is_reported_on_stderr_and_never_raised(
 ) -> None:
     logs.configure("json", "INFO", stream=_Broken())
     logs.batch_event_lines()
-    for i in range(logs.DEFER_LINES):  # a write is tried in the job's own path
+    for i in range(log_lines.DEFER_LINES):  # a write is tried in the job's own path
         logs.log_event(_succeeded(i))
     err = capsys.readouterr().err
     assert "--- Logging error ---" in err and "BrokenPipeError" in err
@@ -157,12 +157,12 @@ def test_the_logging_thread_writes_deferred_lines_once_too_many_wait() -> None:
     stream = _Writes()
     logs.configure("json", "INFO", stream=stream)
     logs.batch_event_lines()
-    for i in range(logs.DEFER_LINES - 1):
+    for i in range(log_lines.DEFER_LINES - 1):
         logs.log_event(_succeeded(i))
     assert stream.writes == 0
-    logs.log_event(_succeeded(logs.DEFER_LINES - 1))  # no flush comes: memory stays bounded
+    logs.log_event(_succeeded(log_lines.DEFER_LINES - 1))  # no flush comes: memory stays bounded
     got = [json.loads(text)["job_id"] for text in lines(stream)]
-    assert got == [f"j{i}" for i in range(logs.DEFER_LINES)]
+    assert got == [f"j{i}" for i in range(log_lines.DEFER_LINES)]
 
 
 class _Unprintable:
@@ -266,3 +266,35 @@ def test_emulator_queries() -> None:
     assert run([a, b, c], STREAM, q) == 2
     with pytest.raises(LogQLError, match="count_over_time wraps"):
         run([a], STREAM, '{namespace="data"} | json | queue="etl_pool" | count_over_time(1m)')
+
+
+def _record(msg: str, **extra: object) -> logging.LogRecord:
+    record = logging.makeLogRecord({"name": "faena.jobs", "levelname": "INFO", "msg": msg})
+    record.__dict__.update(extra)
+    record.created = 1_000_000_000.25
+    return record
+
+
+def test_a_record_and_an_event_entry_render_the_same_line() -> None:
+    fields = {"job_id": "j1", "task": "etl.load", "attempt": 2, "duration_ms": 1.5}
+    record = _record("job succeeded", event=ev.JOB_SUCCEEDED, **{log_lines.FIELDS_ATTR: fields})
+    through_library = log_lines.JsonFormatter().format(record)
+    direct = log_lines.json_line(
+        1_000_000_000.25, "INFO", "faena.jobs", ev.JOB_SUCCEEDED, "job succeeded", fields
+    )
+    assert through_library == direct
+    assert list(json.loads(direct))[:5] == list(log_lines.HEADER)
+
+
+def test_an_ordinary_record_keeps_its_extra_fields_drops_nones_and_names_the_traceback() -> None:
+    try:
+        raise ValueError("bad row")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = _record("loading %s", table="users", skipped=None, level="mine", exc_info=exc_info)
+    record.args = ("users",)
+    line = json.loads(log_lines.JsonFormatter().format(record))
+    assert line["message"] == "loading users" and line["event"] == "log"
+    assert line["table"] == "users" and "skipped" not in line
+    assert line["level"] == "info"  # a field never replaces the header's
+    assert "ValueError: bad row" in line["traceback"] and "exc_info" not in line
