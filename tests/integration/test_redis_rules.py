@@ -200,7 +200,9 @@ def test_without_hiredis_the_calls_go_through_redis_py(broker, monkeypatch) -> N
 
     monkeypatch.setattr(connection, "hiredis", None)
     monkeypatch.setattr(connection, "_pack_command", None)
+    broker._link.close()  # the connections opened with hiredis go: new ones open without it
     first = broker.enqueue([NewJob(task="t", queue="q")])[0]
+    assert [type(w).__name__ for w in broker._link._free] == ["ClientWire"]
     redis.Redis.from_url(REDIS_URL).function_delete(library().name)
     second = broker.enqueue([NewJob(task="t", queue="q")])[0]
     claimed = broker.claim("w", ["q"], 5, LEASE).jobs

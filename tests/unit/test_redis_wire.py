@@ -31,3 +31,18 @@ def test_priority_ranks_are_remembered_and_still_checked() -> None:
     for _ in range(2):  # a refused priority is never remembered
         with pytest.raises(ConfigError, match="out of range"):
             priority_rank(2**63)
+
+
+def test_error_replies_become_redis_py_s_classes() -> None:
+    from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
+
+    from faena.brokers.redis.wire import CredentialsRefused, _reply_error
+
+    loading = _reply_error("LOADING Redis is loading the dataset in memory")
+    assert isinstance(loading, BusyLoadingError)  # a ConnectionError: the call is retried
+    assert isinstance(_reply_error("READONLY You can't write against a read only replica."),
+                      ReadOnlyError)  # fmt: skip
+    assert isinstance(_reply_error("WRONGPASS invalid username-password pair"),
+                      CredentialsRefused)  # fmt: skip
+    plain = _reply_error("ERR unknown command 'NOPE'")
+    assert type(plain) is ResponseError and str(plain) == "unknown command 'NOPE'"

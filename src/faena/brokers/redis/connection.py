@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from faena.brokers.redis.wire import CredentialsRefused, Wire, open_wire
 from faena.errors import BrokerError, BrokerURLError
 
 _pack_command: Callable[[tuple[str, ...]], bytes] | None
@@ -125,6 +126,11 @@ def make_client(target: RedisURL, *, retry: bool = True, **options: Any) -> Any:
 
 
 def describe(target: RedisURL, exc: BaseException) -> str:
+    if isinstance(exc, CredentialsRefused):
+        return (
+            f"Redis at {target.masked} refused faena's credentials ({exc}); put the right "
+            f"user and password in the broker URL: redis://[USER]:PASSWORD@HOST:6379/0"
+        )
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return (
             f"cannot reach Redis at {target.masked} ({exc}); start redis-server there, or "
@@ -185,19 +191,20 @@ class Link:
     """Runs library functions on dedicated connections, one per concurrent caller.
 
     This is the hot path (every enqueue, claim and finish), so it skips the pool's per-call
-    checkout checks: connections wait in a free list, a caller takes one for one command and
-    puts it back. On a lost connection the command is retried with exponential backoff (the
-    connection reconnects on its next use); a server that lost its functions (a restart
-    without persistence, ``FUNCTION FLUSH``) gets the library again.
+    checkout checks: connections (:mod:`faena.brokers.redis.wire`) wait in a free list, a
+    caller takes one for one command and puts it back. On a lost connection the command is
+    retried with exponential backoff (the connection reconnects on its next use); a server
+    that lost its functions (a restart without persistence, ``FUNCTION FLUSH``) gets the
+    library again.
     """
 
     def __init__(self, client: Any) -> None:
         pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
         kwargs["retry"] = Retry(ExponentialBackoff(), 0)  # retried here, not inside
-        self._pool_class = pool.connection_class
+        self._connection_class = pool.connection_class
         self._kwargs = kwargs
-        self._free: list[Any] = []
+        self._free: list[Wire] = []
         self._lock = threading.Lock()
         self._retry = retry_policy()
         # A forked child must not share its parent's sockets: it starts with none.
@@ -215,45 +222,42 @@ class Link:
         outage. ``meanwhile`` runs once, after the command is first sent and while Redis
         works on it."""
         try:
-            conn = self._free.pop()
+            wire = self._free.pop()
         except IndexError:
-            conn = self._pool_class(**self._kwargs)
+            wire = open_wire(self._connection_class, self._kwargs, hiredis)
         pending = [meanwhile] if meanwhile is not None else []
 
         def attempt() -> Any:
             command = call.command(args() if callable(args) else args)
-            return self._once(conn, call, command, pending)
+            return self._once(wire, call, command, pending)
 
         try:
             try:
                 return attempt()  # the usual case, without the retry loop's own calls
             except (RedisConnectionError, RedisTimeoutError):
-                conn.disconnect()
-            return self._retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+                wire.disconnect()
+            return self._retry.call_with_retry(attempt, lambda _error: wire.disconnect())
         finally:
-            self._free.append(conn)
+            self._free.append(wire)
 
     @staticmethod
     def _once(
-        conn: Any, call: FunctionCall, command: bytes, pending: list[Callable[[], object]]
+        wire: Wire, call: FunctionCall, command: bytes, pending: list[Callable[[], object]]
     ) -> Any:
-        if hiredis is None or not hasattr(conn, "_sock"):
-            return _once_through_client(conn, call, command, pending)
-        wire = _Wire.of(conn)
         wire.send(command)
         while pending:
             pending.pop()()
         reply = wire.read()
-        if isinstance(reply, ResponseError):
-            if not _function_missing(reply):
+        if isinstance(reply, RedisError):  # an error reply (LOADING: retried as a lost link)
+            if not (isinstance(reply, ResponseError) and _function_missing(reply)):
                 raise reply
             wire.send(call.load_command)
             loaded = wire.read()
-            if isinstance(loaded, ResponseError):
+            if isinstance(loaded, RedisError):
                 raise loaded
             wire.send(command)
             reply = wire.read()
-            if isinstance(reply, ResponseError):
+            if isinstance(reply, RedisError):
                 raise reply
         return reply
 
@@ -261,90 +265,6 @@ class Link:
         with self._lock:
             while self._free:
                 self._free.pop().disconnect()
-
-
-def _once_through_client(
-    conn: Any, call: FunctionCall, command: bytes, pending: list[Callable[[], object]]
-) -> Any:
-    """The same exchange through redis-py's connection (no hiredis)."""
-    conn.send_packed_command([command])
-    while pending:
-        pending.pop()()
-    try:
-        return conn.read_response()
-    except ResponseError as exc:
-        if not _function_missing(exc):
-            raise
-    conn.send_packed_command([call.load_command])
-    conn.read_response()
-    conn.send_packed_command([command])
-    return conn.read_response()
-
-
-class _Wire:
-    """One connection's socket and reply parser, used directly on the hot path.
-
-    redis-py connects (authentication, database selection, TLS) and disconnects; a command
-    and its reply then go straight through the socket and a hiredis reader, without the
-    client's per-command checks. Socket errors become redis-py's ``ConnectionError`` and
-    ``TimeoutError``, so the caller's retry reconnects as before. A reconnected socket gets
-    a fresh reader (a half-read reply of the old one is dropped with it).
-    """
-
-    __slots__ = ("conn", "reader", "sock")
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        if conn._sock is None:
-            conn.connect()
-        self.sock = conn._sock
-        self.reader = _reader()
-
-    @staticmethod
-    def of(conn: Any) -> _Wire:
-        wire: _Wire | None = getattr(conn, "_faena_wire", None)
-        if wire is None or wire.sock is not conn._sock or conn._sock is None:
-            wire = _Wire(conn)
-            conn._faena_wire = wire
-        return wire
-
-    def send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError as exc:
-            raise self._lost("writing to", exc) from exc
-
-    def read(self) -> Any:
-        reader = self.reader
-        reply = reader.gets()
-        while reply is False:
-            try:
-                data = self.sock.recv(65536)
-            except OSError as exc:
-                raise self._lost("reading from", exc) from exc
-            if not data:
-                raise self._lost("reading from", None)
-            reader.feed(data)
-            reply = reader.gets()
-        return reply
-
-    def _lost(self, doing: str, exc: OSError | None) -> RedisError:
-        """Drop the connection; the error that makes the caller's retry reconnect."""
-        self.conn.disconnect()
-        if isinstance(exc, TimeoutError):
-            return RedisTimeoutError(f"timeout {doing} Redis: {exc}")
-        if exc is None:
-            return RedisConnectionError(f"Redis closed the connection while {doing} it")
-        return RedisConnectionError(f"error {doing} Redis: {exc}")
-
-
-def _reply_error(message: str) -> ResponseError:
-    """An error reply as redis-py words it: without the generic ``ERR`` code."""
-    return ResponseError(message[4:] if message.startswith("ERR ") else message)
-
-
-def _reader() -> Any:
-    return hiredis.Reader(encoding="utf-8", replyError=_reply_error)
 
 
 def _forget_connections(ref: weakref.ref[Link]) -> None:
