@@ -1,4 +1,4 @@
-"""Read autoscaling/v2 HorizontalPodAutoscaler and Deployment YAML into typed objects.
+"""Read autoscaling/v2 HorizontalPodAutoscaler YAML into typed objects.
 
 Parsing applies the API server's defaulting (``minReplicas`` 1, CPU 80 % when ``metrics`` is
 empty, every unset ``behavior`` field of both directions) and its validation limits, so the
@@ -10,14 +10,10 @@ field, the value and the fix.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from faena.autoscale.errors import ManifestError
-from faena.autoscale.quantity import QUANTITY_HINT, QuantityFormatError, parse_quantity, to_milli
 from faena.autoscale.spec import (
     Behavior,
     ExternalMetric,
@@ -39,78 +35,17 @@ from faena.autoscale.spec import (
     default_scale_down_rules,
     default_scale_up_rules,
 )
+from faena.autoscale.yaml_fields import FieldReader, documents, header
 
 HPA_API_VERSION = "autoscaling/v2"
 MAX_STABILIZATION_WINDOW_S = 3600
 MAX_POLICY_PERIOD_S = 1800
 
 
-class _Reader:
-    """Typed access to a YAML mapping that reports errors with the full field path."""
-
-    def __init__(self, source: str | None) -> None:
-        self.source = source
-
-    def fail(self, path: str, value: object, fix: str) -> ManifestError:
-        return ManifestError(path, value, fix, source=self.source)
-
-    def mapping(self, value: object, path: str) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.fail(path, value, "write a mapping (key: value lines) here")
-        return value
-
-    def only_keys(self, obj: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-        for key in obj:
-            if key not in allowed:
-                raise self.fail(
-                    f"{path}.{key}", obj[key], f"unknown field; use one of {sorted(allowed)}"
-                )
-
-    def string(self, obj: Mapping[str, Any], key: str, path: str) -> str:
-        value = obj.get(key)
-        if not isinstance(value, str) or not value:
-            raise self.fail(f"{path}.{key}", value, "give a non-empty string")
-        return value
-
-    def integer(
-        self, obj: Mapping[str, Any], key: str, path: str, *, low: int, high: int | None = None
-    ) -> int:
-        value = obj.get(key)
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(f"{path}.{key}", value, f"give a whole number {bounds}")
-        if value < low or (high is not None and value > high):
-            raise self.fail(f"{path}.{key}", value, f"give a whole number {bounds}")
-        return value
-
-    def quantity_milli(
-        self, obj: Mapping[str, Any], key: str, path: str, *, allow_zero: bool = False
-    ) -> int:
-        value = obj.get(key)
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise self.fail(f"{path}.{key}", value, QUANTITY_HINT)
-        try:
-            milli = to_milli(parse_quantity(value))
-        except QuantityFormatError:
-            raise self.fail(f"{path}.{key}", value, QUANTITY_HINT) from None
-        if milli < 0 or (milli == 0 and not allow_zero):
-            least = "zero or more" if allow_zero else "greater than zero"
-            raise self.fail(f"{path}.{key}", value, f"give a quantity {least}")
-        return milli
-
-    def choice(self, obj: Mapping[str, Any], key: str, path: str, options: list[str]) -> str:
-        value = obj.get(key)
-        if value not in options:
-            raise self.fail(f"{path}.{key}", value, f"use one of {options}")
-        return str(value)
-
-
 # ------------------------------------------------------------------------------ metrics
 
 
-def _target(r: _Reader, raw: object, path: str, allowed: list[str]) -> MetricTarget:
+def _target(r: FieldReader, raw: object, path: str, allowed: list[str]) -> MetricTarget:
     obj = r.mapping(raw, path)
     if not obj:
         raise r.fail(path, raw, f"give a target with type one of {allowed}")
@@ -123,7 +58,7 @@ def _target(r: _Reader, raw: object, path: str, allowed: list[str]) -> MetricTar
     return MetricTarget.value(r.quantity_milli(obj, "value", path))
 
 
-def _selector(r: _Reader, raw: object, path: str) -> LabelSelector | None:
+def _selector(r: FieldReader, raw: object, path: str) -> LabelSelector | None:
     if raw is None:
         return None
     obj = r.mapping(raw, path)
@@ -144,19 +79,19 @@ def _selector(r: _Reader, raw: object, path: str) -> LabelSelector | None:
     return LabelSelector(tuple((str(k), str(v)) for k, v in labels.items()), tuple(expressions))
 
 
-def _metric_identifier(r: _Reader, raw: object, path: str) -> tuple[str, LabelSelector | None]:
+def _metric_identifier(r: FieldReader, raw: object, path: str) -> tuple[str, LabelSelector | None]:
     obj = r.mapping(raw, path)
     r.only_keys(obj, path, {"name", "selector"})
     return r.string(obj, "name", path), _selector(r, obj.get("selector"), f"{path}.selector")
 
 
-def _resource_metric(r: _Reader, body: Mapping[str, Any], path: str) -> MetricSpec:
+def _resource_metric(r: FieldReader, body: Mapping[str, Any], path: str) -> MetricSpec:
     r.only_keys(body, path, {"name", "target"})
     target = _target(r, body.get("target"), f"{path}.target", ["Utilization", "AverageValue"])
     return ResourceMetric(r.string(body, "name", path), target)
 
 
-def _pods_metric(r: _Reader, body: Mapping[str, Any], path: str) -> MetricSpec:
+def _pods_metric(r: FieldReader, body: Mapping[str, Any], path: str) -> MetricSpec:
     r.only_keys(body, path, {"metric", "target"})
     name, selector = _metric_identifier(r, body.get("metric"), f"{path}.metric")
     return PodsMetric(
@@ -164,7 +99,7 @@ def _pods_metric(r: _Reader, body: Mapping[str, Any], path: str) -> MetricSpec:
     )
 
 
-def _object_metric(r: _Reader, body: Mapping[str, Any], path: str) -> MetricSpec:
+def _object_metric(r: FieldReader, body: Mapping[str, Any], path: str) -> MetricSpec:
     r.only_keys(body, path, {"metric", "target", "describedObject"})
     name, selector = _metric_identifier(r, body.get("metric"), f"{path}.metric")
     dpath = f"{path}.describedObject"
@@ -178,14 +113,15 @@ def _object_metric(r: _Reader, body: Mapping[str, Any], path: str) -> MetricSpec
     return ObjectMetric(name, target, ref, selector)
 
 
-def _external_metric(r: _Reader, body: Mapping[str, Any], path: str) -> MetricSpec:
+def _external_metric(r: FieldReader, body: Mapping[str, Any], path: str) -> MetricSpec:
     r.only_keys(body, path, {"metric", "target"})
     name, selector = _metric_identifier(r, body.get("metric"), f"{path}.metric")
     target = _target(r, body.get("target"), f"{path}.target", ["Value", "AverageValue"])
     return ExternalMetric(name, target, selector)
 
 
-_METRIC_PARSERS: dict[str, tuple[str, Callable[[_Reader, Mapping[str, Any], str], MetricSpec]]] = {
+_MetricParser = Callable[[FieldReader, Mapping[str, Any], str], MetricSpec]
+_METRIC_PARSERS: dict[str, tuple[str, _MetricParser]] = {
     "Resource": ("resource", _resource_metric),
     "Pods": ("pods", _pods_metric),
     "Object": ("object", _object_metric),
@@ -193,7 +129,7 @@ _METRIC_PARSERS: dict[str, tuple[str, Callable[[_Reader, Mapping[str, Any], str]
 }
 
 
-def _metric(r: _Reader, raw: object, path: str) -> MetricSpec:
+def _metric(r: FieldReader, raw: object, path: str) -> MetricSpec:
     obj = r.mapping(raw, path)
     kind = obj.get("type")
     if kind not in _METRIC_PARSERS:
@@ -210,7 +146,7 @@ def _metric(r: _Reader, raw: object, path: str) -> MetricSpec:
 # ----------------------------------------------------------------------------- behavior
 
 
-def _rules(r: _Reader, raw: object, path: str, default: ScalingRules) -> ScalingRules:
+def _rules(r: FieldReader, raw: object, path: str, default: ScalingRules) -> ScalingRules:
     if raw is None:
         return default
     obj = r.mapping(raw, path)
@@ -250,7 +186,7 @@ def _rules(r: _Reader, raw: object, path: str, default: ScalingRules) -> Scaling
     return ScalingRules(select, policies, window, tolerance)
 
 
-def _behavior(r: _Reader, raw: object, path: str) -> Behavior | None:
+def _behavior(r: FieldReader, raw: object, path: str) -> Behavior | None:
     if raw is None:
         return None
     obj = r.mapping(raw, path)
@@ -264,18 +200,11 @@ def _behavior(r: _Reader, raw: object, path: str) -> Behavior | None:
 # ---------------------------------------------------------------------------------- HPA
 
 
-def _header(r: _Reader, doc: Mapping[str, Any], kind: str, api_versions: list[str]) -> None:
-    if doc.get("kind") != kind:
-        raise r.fail("kind", doc.get("kind"), f"expected kind: {kind}")
-    if doc.get("apiVersion") not in api_versions:
-        raise r.fail("apiVersion", doc.get("apiVersion"), f"use apiVersion: {api_versions[0]}")
-
-
 def parse_hpa(doc: Mapping[str, Any], *, source: str | None = None) -> HorizontalPodAutoscaler:
     """One HorizontalPodAutoscaler document (already loaded from YAML)."""
-    r = _Reader(source)
+    r = FieldReader(source)
     doc = r.mapping(doc, "(document)")
-    _header(r, doc, "HorizontalPodAutoscaler", [HPA_API_VERSION])
+    header(r, doc, "HorizontalPodAutoscaler", [HPA_API_VERSION])
     meta = r.mapping(doc.get("metadata"), "metadata")
     name = r.string(meta, "name", "metadata")
     namespace = str(meta.get("namespace") or "default")
@@ -319,24 +248,9 @@ def parse_hpa(doc: Mapping[str, Any], *, source: str | None = None) -> Horizonta
     )
 
 
-def _documents(text: str, source: str | None) -> list[Mapping[str, Any]]:
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ManifestError(
-            "(yaml)", str(exc).splitlines()[0], "fix the YAML syntax", source=source
-        ) from exc
-    for doc in docs:
-        if not isinstance(doc, Mapping):
-            raise ManifestError(
-                "(document)", doc, "each YAML document must be a mapping", source=source
-            )
-    return docs
-
-
 def load_hpa(text: str, *, source: str | None = None) -> HorizontalPodAutoscaler:
     """The single HorizontalPodAutoscaler in a YAML text (other kinds are skipped)."""
-    hpas = [d for d in _documents(text, source) if d.get("kind") == "HorizontalPodAutoscaler"]
+    hpas = [d for d in documents(text, source) if d.get("kind") == "HorizontalPodAutoscaler"]
     if len(hpas) != 1:
         raise ManifestError(
             "kind",
@@ -350,80 +264,3 @@ def load_hpa(text: str, *, source: str | None = None) -> HorizontalPodAutoscaler
 def load_hpa_file(path: str | Path) -> HorizontalPodAutoscaler:
     p = Path(path)
     return load_hpa(p.read_text(encoding="utf-8"), source=str(p))
-
-
-# --------------------------------------------------------------------------- Deployment
-
-
-@dataclass(frozen=True)
-class ContainerRequests:
-    name: str
-    cpu_milli: int | None
-    memory_milli: int | None
-
-
-@dataclass(frozen=True)
-class DeploymentResources:
-    """A Deployment's pod template requests: the denominators of Utilization targets."""
-
-    name: str
-    replicas: int
-    containers: tuple[ContainerRequests, ...]
-
-    def _pod_sum(self, values: list[int | None]) -> int | None:
-        return None if any(v is None for v in values) else sum(v or 0 for v in values)
-
-    @property
-    def cpu_request_milli(self) -> int | None:
-        """Sum over containers; ``None`` if any container lacks a cpu request (the HPA then
-        cannot compute cpu utilization)."""
-        return self._pod_sum([c.cpu_milli for c in self.containers])
-
-    @property
-    def memory_request_milli(self) -> int | None:
-        return self._pod_sum([c.memory_milli for c in self.containers])
-
-
-def parse_deployment(doc: Mapping[str, Any], *, source: str | None = None) -> DeploymentResources:
-    r = _Reader(source)
-    _header(r, doc, "Deployment", ["apps/v1"])
-    name = r.string(r.mapping(doc.get("metadata"), "metadata"), "name", "metadata")
-    spec = r.mapping(doc.get("spec"), "spec")
-    replicas = 1 if spec.get("replicas") is None else r.integer(spec, "replicas", "spec", low=0)
-    pod_spec = r.mapping(
-        r.mapping(spec.get("template"), "spec.template").get("spec"), "spec.template.spec"
-    )
-    raw_containers = pod_spec.get("containers")
-    if not isinstance(raw_containers, list) or not raw_containers:
-        raise r.fail("spec.template.spec.containers", raw_containers, "give at least one container")
-    containers: list[ContainerRequests] = []
-    for i, raw in enumerate(raw_containers):
-        cpath = f"spec.template.spec.containers[{i}]"
-        container = r.mapping(raw, cpath)
-        requests = r.mapping(
-            r.mapping(container.get("resources"), f"{cpath}.resources").get("requests"),
-            f"{cpath}.resources.requests",
-        )
-        rpath = f"{cpath}.resources.requests"
-        cpu = r.quantity_milli(requests, "cpu", rpath) if "cpu" in requests else None
-        memory = r.quantity_milli(requests, "memory", rpath) if "memory" in requests else None
-        containers.append(ContainerRequests(str(container.get("name", f"#{i}")), cpu, memory))
-    return DeploymentResources(name, replicas, tuple(containers))
-
-
-def load_deployment(text: str, *, source: str | None = None) -> DeploymentResources:
-    """The single Deployment in a YAML text (other kinds are skipped)."""
-    deployments = [d for d in _documents(text, source) if d.get("kind") == "Deployment"]
-    if len(deployments) != 1:
-        raise ManifestError(
-            "kind",
-            f"{len(deployments)} Deployment documents",
-            "give exactly one Deployment per file",
-            source=source,
-        )
-    return parse_deployment(deployments[0], source=source)
-
-
-def load_deployment_file(path: str | Path) -> DeploymentResources:
-    p = Path(path)
-    return load_deployment(p.read_text(encoding="utf-8"), source=str(p))

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import psutil
 
+from faena.autoscale.deployment import DeploymentResources
 from faena.autoscale.hpa import MetricReading, Observation
 from faena.autoscale.hpa_calc import PodInfo, PodPhase, PodSample
-from faena.autoscale.manifest import DeploymentResources
 from faena.autoscale.spec import (
     ExternalMetric,
     HPASpec,

@@ -1,16 +1,12 @@
 """The local supervisor: worker processes scaled by an HPA manifest, as a cluster would.
 
-Two halves:
-
-* :class:`Autoscaler` is pure: given a :class:`~faena.autoscale.signals.Signals` snapshot and
-  ``now`` it runs :func:`faena.autoscale.hpa.reconcile` (the same code as ``faena simulate``),
-  keeps the controller's memory (recommendations, its own scale events) and returns a
-  :class:`Decision` with its reason.
-* :class:`Supervisor` does the I/O: it starts ``faena worker`` subprocesses (their stdout is
-  passed through, so their JSON lines reach ours), samples them and the broker every sync
-  period, applies decisions (new workers, or SIGTERM to the newest: a graceful drain, so a
-  scale-down never loses a job), replaces workers that die, logs every decision
-  (``autoscale.decision``) and exports ``faena_desired_workers`` / ``faena_workers``.
+:class:`Supervisor` does the I/O around the pure :class:`~faena.autoscale.autoscaler.Autoscaler`:
+it starts ``faena worker`` subprocesses (their stdout is passed through, so their JSON lines
+reach ours), samples them and the broker every sync period into a
+:class:`~faena.autoscale.signals.Signals` snapshot, applies the decisions (new workers, or
+SIGTERM to the newest: a graceful drain, so a scale-down never loses a job), replaces workers
+that die, logs every decision (``autoscale.decision``) and exports ``faena_desired_workers`` /
+``faena_workers``.
 """
 
 from __future__ import annotations
@@ -24,29 +20,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from dataclasses import dataclass, field
+from typing import IO
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from faena.autoscale.hpa import ControllerConfig, HPAState, MetricStatus, reconcile
-from faena.autoscale.hpa_behavior import (
-    SCALE_DOWN_LIMIT,
-    SCALE_UP_LIMIT,
-    scale_down_limit,
-    scale_up_limit,
-)
-from faena.autoscale.quantity import format_milli
+from faena.autoscale.autoscaler import Autoscaler, Decision
 from faena.autoscale.signals import (
-    DEFAULT_REQUESTS,
     ProcessSampler,
-    Requests,
     Signals,
     WorkerView,
-    observe,
     queue_depths,
 )
-from faena.autoscale.spec import HPASpec, PolicyType, ScalingRules, SelectPolicy, TargetType
 from faena.brokers.protocol import QueueStat
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.observability.metrics import DesiredWorkers
@@ -58,144 +43,6 @@ STOP_MARGIN_SECONDS = 5.0
 #: a worker that dies sooner than this after its start is crash-looping: back off
 CRASH_WINDOW_SECONDS = 10.0
 MAX_CRASH_BACKOFF_SECONDS = 60.0
-
-
-# ------------------------------------------------------------------------- pure decisions
-
-
-@dataclass(frozen=True)
-class MetricValue:
-    """One metric's line in a decision: its current value as the HPA reports it, and its
-    proposal (or the error that kept it from proposing)."""
-
-    metric: str
-    current: str | None
-    proposal: int | None
-    error: str | None = None
-
-    @classmethod
-    def of(cls, status: MetricStatus) -> MetricValue:
-        m = status.metric
-        label = f"{m.kind}/{getattr(m, 'name', '')}"
-        if status.proposal is None:
-            return cls(label, None, None, status.error)
-        target = getattr(m, "target", None)
-        usage = status.proposal.usage
-        shown = (
-            f"{usage}%"
-            if target is not None and target.type == TargetType.UTILIZATION
-            else format_milli(usage)
-        )
-        return cls(label, shown, status.proposal.replicas)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One sync: ``current`` -> ``desired`` (equal when nothing changes), the combined metric
-    proposal before normalization, the reason and, when a policy or a stabilization window
-    held the count back, which one."""
-
-    at: float
-    current: int
-    desired: int
-    reason: str
-    metric_desired: int | None
-    metrics: tuple[MetricValue, ...] = ()
-    limited_by: str | None = None
-
-    @property
-    def rescale(self) -> bool:
-        return self.desired != self.current
-
-
-def _policy_text(rules: ScalingRules, index: int) -> str:
-    p = rules.policies[index]
-    unit = "%" if p.type == PolicyType.PERCENT else ""
-    return f"{p.type.value} {p.value}{unit} per {p.period_seconds}s"
-
-
-def _limiting_policy(
-    spec: HPASpec, before: HPAState, decision: Decision, config: ControllerConfig
-) -> str | None:
-    """Name the policy behind a ScaleUpLimit/ScaleDownLimit, or the stabilization window."""
-    behavior = spec.behavior
-    if behavior is None:
-        if decision.reason == SCALE_UP_LIMIT:
-            return (
-                f"legacy rule: at most max({config.scale_up_limit_factor:g} x current, "
-                f"{config.scale_up_limit_minimum:g}) per sync"
-            )
-        return None
-    if decision.reason in (SCALE_UP_LIMIT, SCALE_DOWN_LIMIT):
-        up = decision.reason == SCALE_UP_LIMIT
-        rules = behavior.scale_up if up else behavior.scale_down
-        if rules.select_policy == SelectPolicy.DISABLED:
-            return f"scale{'Up' if up else 'Down'}.selectPolicy Disabled"
-        limit_of = scale_up_limit if up else scale_down_limit
-        for i, policy in enumerate(rules.policies):
-            single = replace(rules, select_policy=SelectPolicy.MAX, policies=(policy,))
-            limit = limit_of(
-                decision.current,
-                before.scale_up_events,
-                before.scale_down_events,
-                single,
-                decision.at,
-            )
-            if limit == decision.desired:
-                return f"scale{'Up' if up else 'Down'} policy {_policy_text(rules, i)}"
-        return f"scale{'Up' if up else 'Down'} policies (no change allowed in their periods)"
-    wanted = decision.metric_desired
-    if wanted is None or decision.desired == max(spec.min_replicas, min(wanted, spec.max_replicas)):
-        return None
-    if wanted < decision.desired:
-        window = behavior.scale_down.stabilization_window_seconds
-        if window is None:
-            window = int(config.downscale_stabilization_s)
-        return f"scaleDown stabilization window {window}s"
-    return f"scaleUp stabilization window {behavior.scale_up.stabilization_window_seconds}s"
-
-
-class Autoscaler:
-    """The HPA controller for one set of local workers (pure: ``now`` is passed in).
-
-    ``replicas`` plays ``scale.spec.replicas``: the count the supervisor maintains.
-    """
-
-    def __init__(
-        self,
-        spec: HPASpec,
-        *,
-        replicas: int,
-        requests: Requests = DEFAULT_REQUESTS,
-        config: ControllerConfig | None = None,
-    ) -> None:
-        self.spec = spec
-        self.replicas = replicas
-        self.requests = requests
-        self.config = config or ControllerConfig()
-        self.state = HPAState()
-
-    def decide(self, signals: Signals, now: float) -> Decision:
-        obs = observe(self.spec, self.replicas, signals, self.requests)
-        before = self.state
-        result = reconcile(self.spec, obs, before, now, self.config)
-        self.state = result.state
-        decision = Decision(
-            at=now,
-            current=self.replicas,
-            desired=result.desired_replicas if result.rescale else self.replicas,
-            reason=result.reason,
-            metric_desired=result.metric_desired,
-            metrics=tuple(MetricValue.of(s) for s in result.metrics),
-        )
-        decision = replace(
-            decision, limited_by=_limiting_policy(self.spec, before, decision, self.config)
-        )
-        self.replicas = decision.desired
-        return decision
 
 
 # -------------------------------------------------------------------------------- processes

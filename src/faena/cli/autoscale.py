@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 import click
 
 from faena.app import App
+from faena.autoscale.autoscaler import Autoscaler
+from faena.autoscale.deployment import load_deployment_file
 from faena.autoscale.hpa import ControllerConfig
-from faena.autoscale.manifest import load_deployment_file, load_hpa_file
+from faena.autoscale.manifest import load_hpa_file
 from faena.autoscale.signals import Requests, pitfalls, watched_queues
 from faena.autoscale.spec import (
     Behavior,
@@ -25,7 +27,7 @@ from faena.autoscale.spec import (
     LabelSelector,
     MetricTarget,
 )
-from faena.autoscale.supervisor import Autoscaler, Supervisor, SupervisorMetrics, WorkerCommand
+from faena.autoscale.supervisor import Supervisor, SupervisorMetrics, WorkerCommand
 from faena.cli.options import broker_option, http_options, load_app
 from faena.observability import logs
 from faena.observability.metrics import broker_collector, new_registry

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from faena.autoscale.manifest import load_deployment_file, load_hpa_file
+from faena.autoscale.deployment import load_deployment_file
+from faena.autoscale.manifest import load_hpa_file
 from faena.autoscale.sim_load import LoadSpec, load_load_spec, parse_duration
 from faena.autoscale.sim_report import (
     format_summaries,

@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from faena.autoscale.deployment import load_deployment, load_deployment_file
 from faena.autoscale.errors import ManifestError
-from faena.autoscale.manifest import (
-    load_deployment,
-    load_deployment_file,
-    load_hpa,
-    load_hpa_file,
-)
+from faena.autoscale.manifest import load_hpa, load_hpa_file
 from faena.autoscale.quantity import QuantityFormatError, format_milli, milli, parse_quantity
 from faena.autoscale.spec import (
     ExternalMetric,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from faena.autoscale.autoscaler import Autoscaler, Decision
 from faena.autoscale.hpa import ControllerConfig
 from faena.autoscale.hpa_calc import PodSample
 from faena.autoscale.manifest import load_hpa
@@ -26,7 +27,7 @@ from faena.autoscale.signals import (
     watched_queues,
 )
 from faena.autoscale.spec import HPASpec, LabelSelector
-from faena.autoscale.supervisor import Autoscaler, Decision, Supervisor, WorkerCommand
+from faena.autoscale.supervisor import Supervisor, WorkerCommand
 from faena.brokers.protocol import QueueStat
 from faena.core.clock import ManualClock
 
