@@ -347,3 +347,21 @@ def test_the_limit_is_configurable(small: faena.App) -> None:
     assert status == 413 and "100 bytes" in json.loads(answer)["message"]
     status, answer, _ = asgi_post(web, f"{BASE}/count", [b" " * 98 + b"{}"], [])
     assert status == 200
+
+
+def test_a_variable_no_camunda_type_holds_is_sent_as_json(
+    app: faena.App, client: TestClient
+) -> None:
+    """faena's payloads allow integers past 64 bits; the fetch must answer them (as ``Json``)
+    rather than fail after the claim and leave the task locked."""
+    job = app.enqueue("x", kwargs={"big": 2**70, "a": 1}, queue="t")
+    response = client.post(FETCH, json=fetch_body())
+    assert response.status_code == 200, response.text
+    (task,) = response.json()
+    assert task["variables"]["big"] == {
+        "type": "Json",
+        "value": str(2**70),
+        "valueInfo": {},
+    }
+    assert task["variables"]["a"]["type"] == "Integer"
+    assert client.get(f"{BASE}/{job.id}").json()["workerId"] == "w"
