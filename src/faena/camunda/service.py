@@ -44,6 +44,8 @@ class ExternalTaskService:
 
     # lookups ---------------------------------------------------------------------------
     def task(self, task_id: str) -> Job:
+        if "\x00" in task_id:  # no job has one, and PostgreSQL cannot even be asked
+            raise not_found(task_id)
         job = self.broker.get(task_id)
         if job is None or not tasks.is_external_task(job):
             raise not_found(task_id)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from tests.conftest import PG_URL, REDIS_URL, need, port_open
 
 import faena
 from faena.camunda.variables import parse_date
@@ -31,6 +33,32 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> faena.App:
     if request.param == "memory":
         return faena.App(broker="memory://")
     return faena.App(broker=f"sqlite:///{tmp_path / 'faena.db'}")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
+def every_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[faena.App]:
+    """An app on each backend, its store dropped afterwards (for the rules of stored values)."""
+    urls = {
+        "memory": "memory://",
+        "sqlite": f"sqlite:///{tmp_path / 'faena.db'}",
+        "postgres": f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema=ci_{uuid.uuid4().hex[:12]}",
+        "redis": f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}prefix=ci{uuid.uuid4().hex[:12]}",
+    }
+    if request.param in ("postgres", "redis"):
+        port = 5432 if request.param == "postgres" else 6379
+        need(port_open("127.0.0.1", port), f"{request.param} is not running on port {port}")
+    app = faena.App(broker=urls[request.param])
+    yield app
+    destroy = getattr(app.broker, "destroy", None)
+    if callable(destroy):
+        destroy()
+    app.broker.close()
+
+
+@pytest.fixture
+def every_client(every_app: faena.App) -> Iterator[TestClient]:
+    with TestClient(create_app(every_app), raise_server_exceptions=False) as c:
+        yield c
 
 
 @pytest.fixture
@@ -90,7 +118,10 @@ def test_fetch_with_an_unbounded_value_claims_nothing(
     assert_reads_answer(client, job.id)
 
 
-def test_a_lock_at_the_limit_is_taken_and_shown(app: faena.App, client: TestClient) -> None:
+def test_a_lock_at_the_limit_is_taken_and_shown(
+    every_app: faena.App, every_client: TestClient
+) -> None:
+    app, client = every_app, every_client
     job = app.enqueue("x", queue="t")
     locked = client.post(FETCH, json=fetch_body(lockDuration=MAX_DURATION_MS))
     assert locked.status_code == 200 and [t["id"] for t in locked.json()] == [job.id]
@@ -149,8 +180,11 @@ def test_put_retries_is_bounded(app: faena.App, client: TestClient) -> None:
     )
 
 
-def test_reads_survive_an_absurd_lease_already_stored(app: faena.App, client: TestClient) -> None:
+def test_reads_survive_an_absurd_lease_already_stored(
+    every_app: faena.App, every_client: TestClient
+) -> None:
     """A lease of 31,686 years, as an unbounded lockDuration stored before the fix."""
+    app, client = every_app, every_client
     job = app.enqueue("x", queue="t")
     claimed = app.broker.claim("w", ["t"], 1, 1e12)
     assert [j.id for j in claimed.jobs] == [job.id]
@@ -225,6 +259,26 @@ def test_surrogate_pairs_and_deep_enough_json_still_work(
     assert done is not None and done.state is JobState.SUCCEEDED
     deep: Any = json.loads(nested)
     assert done.result == {"emoji": "\U0001f600", "deep": deep}
+
+
+def test_nul_in_a_task_id_is_not_found_on_every_backend(
+    every_app: faena.App, every_client: TestClient
+) -> None:
+    client = every_client
+    job = every_app.enqueue("x", queue="t")
+    for method, url in [
+        ("GET", f"{BASE}/a%00b"),
+        ("GET", f"{BASE}/a%00b/errorDetails"),
+        ("POST", f"{BASE}/a%00b/complete"),
+        ("POST", f"{BASE}/a%00b/unlock"),
+        ("PUT", f"{BASE}/a%00b/retries"),
+    ]:
+        body = {"workerId": "w", "retries": 1}
+        response = client.request(method, url, json=None if "unlock" in url else body)
+        assert response.status_code == 404, (url, response.text)
+    retries = {"retries": 1, "externalTaskIds": ["a\x00b", job.id]}
+    assert client.put(f"{BASE}/retries", json=retries).status_code == 204
+    assert_reads_answer(client, job.id)
 
 
 @pytest.mark.parametrize("field", ["workerId", "topicName"])
