@@ -19,7 +19,7 @@ import json
 import math
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from faena.core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from faena.errors import FaenaError
@@ -64,11 +64,16 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(limit, f"Content-Length is {size}")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise _too_large(limit, f"more than {limit} bytes were sent")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(limit, f"more than {limit} bytes were sent")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BodyError(
+            400, f"the client closed the connection after {total} bytes of the body"
+        ) from None
     return b"".join(chunks)
 
 

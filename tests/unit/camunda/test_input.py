@@ -308,6 +308,9 @@ def asgi_post(
 
     async def receive() -> dict[str, Any]:
         nonlocal pulled
+        if pulled < len(chunks) and chunks[pulled] == DISCONNECT:
+            pulled += 1
+            return {"type": "http.disconnect"}
         if pulled < len(chunks):
             pulled += 1
             return {
@@ -341,6 +344,7 @@ def asgi_post(
     return status, body, pulled
 
 
+DISCONNECT = b"<the client leaves>"
 PAYLOAD_LIMIT = 1000
 LIMIT = 1024 * 1024 + PAYLOAD_LIMIT  # the default: 1 MiB + the app's payload limit
 CHUNK = b" " * 16 * 1024  # whitespace: valid JSON padding if the limit were not enforced
@@ -419,3 +423,16 @@ def test_a_variable_no_camunda_type_holds_is_sent_as_json(
     }
     assert task["variables"]["a"]["type"] == "Integer"
     assert client.get(f"{BASE}/{job.id}").json()["workerId"] == "w"
+
+
+def test_a_client_leaving_mid_body_is_a_bad_request_not_a_server_error(
+    small: faena.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = small.enqueue("x", queue="t")
+    web = create_app(small)
+    chunks = [json.dumps(fetch_body()).encode()[:20], DISCONNECT]
+    status, answer, _ = asgi_post(web, FETCH, chunks, [])
+    assert status == 400 and "closed the connection after 20 bytes" in answer.decode()
+    assert "camunda endpoint failed" not in caplog.text
+    stored = small.broker.get(job.id)
+    assert stored is not None and stored.state is JobState.QUEUED
