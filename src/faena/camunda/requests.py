@@ -200,7 +200,8 @@ def fetch_request(raw: Any) -> FetchRequest:
     if timeout is not None and timeout > MAX_ASYNC_RESPONSE_TIMEOUT_MS:
         raise bad_request(
             "The asynchronous response timeout cannot be set to a value greater than "
-            f"{MAX_ASYNC_RESPONSE_TIMEOUT_MS} milliseconds"
+            f"{MAX_ASYNC_RESPONSE_TIMEOUT_MS} milliseconds (asyncResponseTimeout is "
+            f"{shown_int(timeout)})"
         )
     if timeout is not None and timeout < 0:
         raise bad_request(f"asyncResponseTimeout must be >= 0, got {timeout}")
