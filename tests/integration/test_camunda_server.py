@@ -4,12 +4,15 @@ and error body, and no harm to anything else. Then HTTP basic auth with the real
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import need
 from tests.integration.test_camunda_support import (
     Server,
     broker_url,
@@ -253,3 +256,81 @@ def test_real_clients_with_basic_auth(kind: str, guarded: Server, tmp_path: Path
     finally:
         worker.stop()
     assert job.state is JobState.SUCCEEDED, worker.log.read_text()
+
+
+def test_basic_auth_guards_every_path_but_the_engine_list(guarded: Server) -> None:
+    """Only ``/engine-rest/engine`` itself is open; a path that merely ends in ``/engine``
+    needs credentials like any other."""
+    right = {"Authorization": "Basic " + base64.b64encode(b"demo:pw").decode()}
+    for path in (
+        "/external-task/engine",
+        "/engine/default/external-task/engine",
+        "/engine/default/engine",
+        "/version/engine",
+    ):
+        status, headers, body = http("GET", f"{guarded.engine}{path}")
+        assert (status, body) == (401, b""), path
+        assert headers["www-authenticate"] == 'Basic realm="default"'
+        assert http("GET", f"{guarded.engine}{path}", headers=right)[0] == 404, path
+    assert http("GET", f"{guarded.engine}/engine/")[0] in (200, 307)
+    assert json.loads(http("GET", f"{guarded.engine}/engine")[2]) == [{"name": "default"}]
+
+
+def _raw_post(server: Server, path: str, head: bytes, chunks: list[bytes]) -> bytes:
+    """Send a request by hand (a declared length, or chunks) and read the answer's start."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode() + head + b"\r\n")
+        with contextlib.suppress(OSError):  # the server may stop reading at the limit
+            for chunk in chunks:
+                sock.sendall(chunk)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+        return answer
+
+
+def _peak_kib(status: Path) -> int:
+    """The process's peak resident memory (``VmHWM``), in KiB."""
+    line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1])
+
+
+def test_bodies_over_the_limit_are_413_and_the_server_stays_fine(server: Server) -> None:
+    """Issue 18: the body is bounded before it is read (default 1 MiB + the payload limit:
+    2 MiB here), whether its length is declared or it comes in chunks."""
+    app = server.app()
+    job_id = enqueue(app, "ok")
+    path = "/engine-rest/external-task/fetchAndLock"
+    fetch = json.dumps(
+        {
+            "workerId": "big",
+            "maxTasks": 1,
+            "topics": [{"topicName": "process-order", "lockDuration": 1000}],
+        }
+    ).encode()
+    # a declared 50 MB: refused before the body comes (only 2 bytes are ever sent)
+    answer = _raw_post(server, path, b"Content-Length: 50000000\r\n", [b"{}"])
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"Content-Length is 50000000" in answer
+    # 64 MiB in chunks, no length declared: refused once past the limit, and the server's
+    # peak memory grows by far less than the body (it held the whole body before the fix)
+    status_file = Path(f"/proc/{server.proc.pid}/status")
+    need(status_file.exists(), "no /proc: cannot read the server's peak memory")
+    peak_before = _peak_kib(status_file)
+    pad = b" " * 65536
+    chunks = [b"%x\r\n%s\r\n" % (len(fetch), fetch)]
+    chunks += [b"%x\r\n%s\r\n" % (len(pad), pad)] * 1024 + [b"0\r\n\r\n"]
+    answer = _raw_post(server, path, b"Transfer-Encoding: chunked\r\n", chunks)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"2097152 bytes" in answer
+    assert _peak_kib(status_file) - peak_before < 32 * 1024
+    # nothing was claimed, and the server answers as before
+    job = app.broker.get(job_id)
+    assert job is not None and job.state is JobState.QUEUED and job.attempt == 0
+    assert http("GET", f"{server.url}/healthz")[0] == 200
+    status, _, body = http("GET", f"{server.engine}/external-task/{job_id}")
+    assert status == 200 and json.loads(body)["workerId"] is None

@@ -26,3 +26,9 @@ def bad_request(message: str, type_: str = "InvalidRequestException") -> RestErr
 
 def not_found(task_id: str) -> RestError:
     return RestError(404, f"External task with id {task_id} does not exist")
+
+
+def shown_int(value: int) -> str:
+    """An integer for a message: a huge one (up to Python's 4300 digits) is cut."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from faena.camunda.errors import bad_request
+from faena.camunda.errors import bad_request, shown_int
 from faena.camunda.variables import VariableError, parse_date
 from faena.core.job import Job
 
@@ -157,9 +157,9 @@ def _coerce(text: str) -> Any:
 # reading criteria -------------------------------------------------------------------------
 def _as_list(value: Any, key: str) -> list[str]:
     if isinstance(value, str):
-        return [v for v in value.split(",") if v]
+        return [_text(v, key) for v in value.split(",") if v]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
+        return [_text(v, key) for v in value]
     raise bad_request(f"{key} must be a list of strings, got {value!r}")
 
 
@@ -171,13 +171,33 @@ def _as_bool(value: Any, key: str) -> bool:
     raise bad_request(f"Cannot set query parameter '{key}' to value '{value}'")
 
 
-def _as_int(value: Any, key: str) -> int:
+#: Java's int and long, the types of Camunda's paging and priority parameters
+INT_MAX = 2**31 - 1
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+
+
+def _as_int(value: Any, key: str, low: int = LONG_MIN, high: int = LONG_MAX) -> int:
     try:
         if isinstance(value, bool):
             raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise bad_request(f"Cannot set query parameter '{key}' to value '{value}'") from None
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        shown = str(value)[:40]
+        raise bad_request(f"Cannot set query parameter '{key}' to value '{shown}'") from None
+    if not low <= number <= high:
+        raise bad_request(
+            f"Cannot set query parameter '{key}' to value '{shown_int(number)}': it must be "
+            f"between "
+            f"{low} and {high}"
+        )
+    return number
+
+
+def _text(value: Any, key: str) -> str:
+    text = str(value)
+    if "\x00" in text:
+        raise bad_request(f"{key} must not contain the NUL character (\\u0000), got {text!r}")
+    return text
 
 
 def _as_date(value: Any, key: str) -> float:
@@ -238,8 +258,8 @@ _SCALARS: dict[str, Callable[[TaskQuery, Any, str], None]] = {
     "processVariables": lambda q, v, k: setattr(q, "variables", _process_variables(v)),
 }
 _PAGING: dict[str, Callable[[TaskQuery, Any, str], None]] = {
-    "firstResult": lambda q, v, k: setattr(q, "first", max(_as_int(v, k), 0)),
-    "maxResults": lambda q, v, k: setattr(q, "max_results", max(_as_int(v, k), 0)),
+    "firstResult": lambda q, v, k: setattr(q, "first", max(_as_int(v, k, high=INT_MAX), 0)),
+    "maxResults": lambda q, v, k: setattr(q, "max_results", max(_as_int(v, k, high=INT_MAX), 0)),
 }
 
 
@@ -251,7 +271,7 @@ def parse(params: Mapping[str, Any], *, paging: bool = True) -> TaskQuery:
         if value is None:
             continue
         if key in EQUALS:
-            query.equals[EQUALS[key]] = str(value)
+            query.equals[EQUALS[key]] = _text(value, key)
         elif key in MEMBER:
             query.members[MEMBER[key]] = _as_list(value, key)
         elif key in FLAGS:

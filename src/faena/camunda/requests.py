@@ -10,10 +10,16 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from faena.camunda.errors import RestError, bad_request
+from faena.camunda.errors import RestError, bad_request, shown_int
 from faena.camunda.variables import VariableError, plain_map
 
-MAX_ASYNC_RESPONSE_TIMEOUT_MS = 1_800_000
+MAX_ASYNC_RESPONSE_TIMEOUT_MS = 1_800_000  # Camunda's own limit, 30 minutes
+#: lockDuration (fetchAndLock, lock), newDuration (extendLock), retryTimeout (failure): 30 days
+MAX_DURATION_MS = 30 * 24 * 3600 * 1000
+#: tasks one fetchAndLock may ask for
+MAX_TASKS = 1000
+#: retries of failure and PUT retries (faena's attempt budget is a 32-bit integer)
+MAX_RETRIES = 1_000_000
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -24,6 +30,13 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+def identifier(value: str, key: str) -> str:
+    """A name that reaches the broker (worker id, topic): no NUL, which no store keeps."""
+    if "\x00" in value:
+        raise bad_request(f"{key} must not contain the NUL character (\\u0000), got {value!r}")
+    return value
+
+
 def worker_of(body: dict[str, Any]) -> str:
     """``workerId`` as a string (the Python client sends it raw: an int stays an int)."""
     worker = body.get("workerId")
@@ -31,7 +44,14 @@ def worker_of(body: dict[str, Any]) -> str:
         raise bad_request("workerId is null", "NullValueException")
     if isinstance(worker, bool) or not isinstance(worker, str | int | float):
         raise bad_request(f"workerId must be a string, got {worker!r}")
-    return str(worker)
+    return identifier(str(worker), "workerId")
+
+
+def bounded(value: int, key: str, low: int, high: int) -> int:
+    """``value`` if ``low <= value <= high``, else a 400 naming the field, value and limits."""
+    if not low <= value <= high:
+        raise bad_request(f"{key} must be between {low} and {high}, got {shown_int(value)}")
+    return value
 
 
 def _int(body: dict[str, Any], key: str, *, default: int | None = None) -> int | None:
@@ -75,10 +95,11 @@ def _variables(body: dict[str, Any], key: str) -> dict[str, Any]:
         raise bad_request(str(exc)) from None
 
 
-def positive_duration(value: int | None, what: str) -> int:
+def positive_duration(value: int | None, what: str, key: str) -> int:
+    """A lock duration in ms: > 0 (Camunda's message) and at most :data:`MAX_DURATION_MS`."""
     if value is None or value <= 0:
         raise bad_request(f"{what} is not greater than 0: {value}")
-    return value
+    return bounded(value, key, 1, MAX_DURATION_MS)
 
 
 # fetchAndLock ---------------------------------------------------------------------------
@@ -131,7 +152,8 @@ def _topic(raw: Any) -> TopicRequest:
     name = topic.get("topicName")
     if not isinstance(name, str) or not name:
         raise bad_request("topicName is null", "NullValueException")
-    lock_ms = positive_duration(_int(topic, "lockDuration"), "lockTime")
+    identifier(name, "topicName")
+    lock_ms = positive_duration(_int(topic, "lockDuration"), "lockTime", "lockDuration")
     pvars = topic.get("processVariables") or {}
     if not isinstance(pvars, dict):
         raise bad_request("processVariables must be an object of name -> value")
@@ -173,11 +195,13 @@ def fetch_request(raw: Any) -> FetchRequest:
     max_tasks = _int(body, "maxTasks")
     if max_tasks is None or max_tasks < 0:
         raise bad_request(f"maxTasks must be a number >= 0, got {body.get('maxTasks')!r}")
+    bounded(max_tasks, "maxTasks", 0, MAX_TASKS)
     timeout = _int(body, "asyncResponseTimeout")
     if timeout is not None and timeout > MAX_ASYNC_RESPONSE_TIMEOUT_MS:
         raise bad_request(
             "The asynchronous response timeout cannot be set to a value greater than "
-            f"{MAX_ASYNC_RESPONSE_TIMEOUT_MS} milliseconds"
+            f"{MAX_ASYNC_RESPONSE_TIMEOUT_MS} milliseconds (asyncResponseTimeout is "
+            f"{shown_int(timeout)})"
         )
     if timeout is not None and timeout < 0:
         raise bad_request(f"asyncResponseTimeout must be >= 0, got {timeout}")
@@ -229,6 +253,8 @@ def failure(raw: Any) -> Failure:
         raise bad_request(f"retries is not greater than or equal to 0: {retries}")
     if timeout < 0:
         raise bad_request(f"retryTimeout is not greater than or equal to 0: {timeout}")
+    bounded(retries, "retries", 0, MAX_RETRIES)
+    bounded(timeout, "retryTimeout", 0, MAX_DURATION_MS)
     _variables(body, "variables")  # checked; faena keeps no variables of a failed attempt
     _variables(body, "localVariables")
     return Failure(
@@ -256,13 +282,13 @@ def bpmn_error(raw: Any) -> BpmnError:
 def extend_lock(raw: Any) -> tuple[str, int]:
     body = _object(raw)
     worker = worker_of(body)
-    return worker, positive_duration(_int(body, "newDuration"), "lockTime")
+    return worker, positive_duration(_int(body, "newDuration"), "lockTime", "newDuration")
 
 
 def lock(raw: Any) -> tuple[str, int]:
     body = _object(raw)
     worker = worker_of(body)
-    return worker, positive_duration(_int(body, "lockDuration"), "lockTime")
+    return worker, positive_duration(_int(body, "lockDuration"), "lockTime", "lockDuration")
 
 
 def retries_value(raw: Any) -> int:
@@ -272,4 +298,4 @@ def retries_value(raw: Any) -> int:
         raise bad_request("The number of retries cannot be null.")
     if retries < 0:
         raise RestError(400, "The number of retries cannot be negative", "BadUserRequestException")
-    return retries
+    return bounded(retries, "retries", 0, MAX_RETRIES)

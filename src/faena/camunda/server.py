@@ -27,8 +27,13 @@ from faena.camunda import query as q
 from faena.camunda import requests as rq
 from faena.camunda.errors import RestError
 from faena.camunda.longpoll import SAFETY_SECONDS, WakeHub
-from faena.camunda.service import ExternalTaskService, decode_json
+from faena.camunda.service import ExternalTaskService
 from faena.core.job import Job
+from faena.errors import ConfigError, PayloadError, UnknownPoolError, UnknownQueueError
+from faena.web import body
+
+#: errors of faena's own checks (broker or payload) that mean the request was bad: 400
+_BAD_INPUT = (PayloadError, ConfigError, UnknownQueueError, UnknownPoolError)
 
 ENGINE = "default"
 VERSION = "7.24.0"
@@ -40,9 +45,19 @@ Handler = Callable[[Request], Awaitable[Response]]
 class CamundaAPI:
     """The routes, bound to one service (built on first use: opening a broker blocks)."""
 
-    def __init__(self, service_of: Callable[[], ExternalTaskService]) -> None:
+    def __init__(
+        self,
+        service_of: Callable[[], ExternalTaskService],
+        *,
+        max_body_bytes: int | None = None,
+    ) -> None:
         self._service_of = service_of
+        self.max_body_bytes = body.default_limit() if max_body_bytes is None else max_body_bytes
         self.hub = WakeHub(lambda: self._service_of().broker)
+
+    async def _body(self, request: Request) -> Any:
+        """The JSON body, bounded and checked (:mod:`faena.web.body`); empty is ``None``."""
+        return await body.read_json(request, self.max_body_bytes)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         def run() -> Any:
@@ -52,7 +67,7 @@ class CamundaAPI:
 
     # fetchAndLock ------------------------------------------------------------------------
     async def fetch_and_lock(self, request: Request) -> Response:
-        req = rq.fetch_request(decode_json(await request.body()))
+        req = rq.fetch_request(await self._body(request))
         topics = sorted({t.name for t in req.topics})
         if req.max_tasks == 0 or not topics:
             return _json([])
@@ -129,25 +144,23 @@ class CamundaAPI:
         method = methods.get(name)
         if method is None:
             return _error(RestError(404, f"no external task action {name!r}", "NotFound"))
-        body = decode_json(await request.body())
-        await self._call(method, task_id, body)
+        await self._call(method, task_id, await self._body(request))
         return _void()
 
     async def set_retries(self, request: Request) -> Response:
-        retries = rq.retries_value(decode_json(await request.body()))
+        retries = rq.retries_value(await self._body(request))
         await self._call(ExternalTaskService.set_retries, request.path_params["id"], retries)
         return _void()
 
     async def set_retries_batch(self, request: Request) -> Response:
-        body = decode_json(await request.body())
-        await self._call(ExternalTaskService.set_retries_batch, body)
+        await self._call(ExternalTaskService.set_retries_batch, await self._body(request))
         return _void()
 
     # queries -----------------------------------------------------------------------------
     async def _criteria(self, request: Request, paging: bool) -> q.TaskQuery:
         if request.method == "POST":
-            body = decode_json(await request.body())
-            params: dict[str, Any] = body if isinstance(body, dict) else {}
+            parsed = await self._body(request)
+            params: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
             # POST keeps paging in the query string
             params = {
                 **params,
@@ -225,6 +238,10 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except RestError as exc:
             return _error(exc)
+        except body.BodyError as exc:
+            return _error(RestError(exc.status, exc.message, "InvalidRequestException"))
+        except _BAD_INPUT as exc:
+            return _error(RestError(400, str(exc), "InvalidRequestException"))
         except Exception as exc:
             _log.exception(
                 "camunda endpoint failed",
@@ -246,7 +263,8 @@ async def _watch_disconnect(request: Request, signal: Any) -> None:
 
 
 class BasicAuth:
-    """HTTP basic auth for the Camunda routes; ``GET /engine`` stays open, as in Camunda.
+    """HTTP basic auth for the Camunda routes; ``/engine`` (the engine list, right under the
+    mount point) stays open, as in Camunda; every other path needs credentials.
 
     ``check(user, password)`` decides; a failure is ``401`` with an empty body and
     ``WWW-Authenticate: Basic realm="default"``. ``bearer`` (optional) also admits
@@ -261,7 +279,7 @@ class BasicAuth:
         self.bearer = bearer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path", "").rstrip("/").endswith("/engine"):
+        if scope["type"] != "http" or _route_path(scope).rstrip("/") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
@@ -284,6 +302,17 @@ class BasicAuth:
         except (binascii.Error, ValueError):
             return False
         return bool(sep) and self.check(user, password)
+
+
+#: paths under the mount point that need no credentials (exact matches only)
+OPEN_PATHS = frozenset({"/engine"})
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the mount point (Starlette keeps the full path and sets ``root_path``)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def basic_checker(user: str, password: str) -> Callable[[str, str], bool]:

@@ -8,7 +8,6 @@ between: the write then reports ``False`` and the answer is recomputed from the 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +44,8 @@ class ExternalTaskService:
 
     # lookups ---------------------------------------------------------------------------
     def task(self, task_id: str) -> Job:
+        if "\x00" in task_id:  # no job has one, and PostgreSQL cannot even be asked
+            raise not_found(task_id)
         job = self.broker.get(task_id)
         if job is None or not tasks.is_external_task(job):
             raise not_found(task_id)
@@ -84,12 +85,21 @@ class ExternalTaskService:
 
     # fetchAndLock ------------------------------------------------------------------------
     def fetch(self, request: rq.FetchRequest) -> list[tuple[Job, dict[str, Any]]]:
-        """Lock up to ``maxTasks`` tasks now (no waiting): each job with its locked DTO."""
-        wanted = request.max_tasks
+        """Lock up to ``maxTasks`` tasks now (no waiting): each job with its locked DTO. If
+        anything fails on the way, what was locked is given back: no claim goes untold."""
         got: list[tuple[Job, rq.TopicRequest]] = []
-        plain = [t for t in request.topics if not t.filtered]
+        try:
+            self._claim_all(request, got)
+            now = self.clock.now()
+            return [(job, tasks.locked_dto(job, now, topic.variables)) for job, topic in got]
+        except BaseException:
+            self.release([job for job, _ in got])
+            raise
+
+    def _claim_all(self, request: rq.FetchRequest, got: list[tuple[Job, rq.TopicRequest]]) -> None:
+        wanted = request.max_tasks
         by_lock: dict[int, list[rq.TopicRequest]] = {}
-        for topic in plain:
+        for topic in (t for t in request.topics if not t.filtered):
             by_lock.setdefault(topic.lock_ms, []).append(topic)
         for lock_ms, topics in by_lock.items():
             if len(got) >= wanted:
@@ -105,8 +115,6 @@ class ExternalTaskService:
             got.extend(
                 (job, topic) for job in self._claim_filtered(request, topic, wanted - len(got))
             )
-        now = self.clock.now()
-        return [(job, tasks.locked_dto(job, now, topic.variables)) for job, topic in got]
 
     def release(self, jobs: list[Job]) -> None:
         """Give back tasks locked for a client that went away before getting them."""
@@ -338,13 +346,3 @@ def _topic_matches(job: Job, topic: rq.TopicRequest) -> bool:
             for name, value in topic.process_variables.items()
         )
     return True
-
-
-def decode_json(raw: bytes) -> Any:
-    """Parse a request body; an empty body is ``None``; malformed JSON is a 400."""
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the request body is not valid JSON: {exc}") from None

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from faena.camunda.variables import format_date, to_typed
+from faena.camunda.variables import VariableError, format_date, to_typed
+from faena.core import payload
 from faena.core.job import Job
 from faena.core.states import PENDING, JobState
 
@@ -104,7 +105,16 @@ def variables(job: Job, names: list[str] | None) -> dict[str, Any]:
     """The job's keyword arguments as typed variables (``names`` None: all of them)."""
     kwargs = job.kwargs
     wanted = kwargs if names is None else {n: kwargs[n] for n in names if n in kwargs}
-    return {name: to_typed(value) for name, value in wanted.items()}
+    return {name: _typed(value) for name, value in wanted.items()}
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    """A stored value as a typed variable; one no Camunda type holds (an integer past 64
+    bits, which faena's JSON payloads allow) is sent as ``Json``, its exact JSON text."""
+    try:
+        return to_typed(value)
+    except VariableError:
+        return {"type": "Json", "value": payload.encode("variable", value), "valueInfo": {}}
 
 
 def locked_dto(job: Job, now: float, names: list[str] | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import base64
 import binascii
 import contextlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ from typing import Any
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 INT16 = (-(2**15), 2**15 - 1)
+#: the first and last millisecond a date can show
+FIRST_DATE = datetime(1, 1, 1, tzinfo=UTC)
+LAST_DATE = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 #: the canonical (output) spelling of every type we accept
 TYPES = {
@@ -64,13 +68,23 @@ class FileValue:
 
 # dates ---------------------------------------------------------------------------------
 def format_date(when: datetime | float) -> str:
-    """Camunda's date format, ``yyyy-MM-dd'T'HH:mm:ss.SSSZ``: ``2025-01-31T12:00:00.000+0000``."""
+    """Camunda's date format, ``yyyy-MM-dd'T'HH:mm:ss.SSSZ``: ``2025-01-31T12:00:00.000+0000``.
+
+    A timestamp past what a date can show (a lease of thousands of years stored before faena
+    bounded lock durations) is shown as the last millisecond of year 9999, or the first of
+    year 1, instead of failing the whole answer."""
     if not isinstance(when, datetime):
-        when = datetime.fromtimestamp(when, UTC)
+        if math.isnan(when) or when >= LAST_DATE.timestamp():
+            when = LAST_DATE
+        elif when <= FIRST_DATE.timestamp():
+            when = FIRST_DATE
+        else:
+            when = datetime.fromtimestamp(when, UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (
-        when.strftime("%Y-%m-%dT%H:%M:%S.")
+        f"{when.year:04d}"
+        + when.strftime("-%m-%dT%H:%M:%S.")
         + f"{when.microsecond // 1000:03d}"
         + (when.strftime("%z") or "+0000")
     )

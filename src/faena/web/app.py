@@ -24,7 +24,7 @@ from faena.app import App
 from faena.camunda.server import BasicAuth, CamundaAPI, basic_checker
 from faena.camunda.service import ExternalTaskService
 from faena.observability.metrics import broker_collector, new_registry, render
-from faena.web import jobs
+from faena.web import body, jobs
 from faena.web.auth import TokenAuth
 
 READY_TIMEOUT_SECONDS = 5.0
@@ -42,8 +42,14 @@ def _camunda_check(
 
 
 def create_app(
-    app: App, *, token: str | None = None, camunda_auth: tuple[str, str] | None = None
+    app: App,
+    *,
+    token: str | None = None,
+    camunda_auth: tuple[str, str] | None = None,
+    max_body_bytes: int | None = None,
 ) -> Starlette:
+    """``max_body_bytes``: the largest request body read (default 1 MiB plus the app's payload
+    limit); a larger one is answered ``413`` before it is read."""
     service: list[ExternalTaskService] = []
 
     def service_of() -> ExternalTaskService:
@@ -55,7 +61,8 @@ def create_app(
             )
         return service[0]
 
-    camunda = CamundaAPI(service_of)
+    limit = body.default_limit(app.max_payload_bytes) if max_body_bytes is None else max_body_bytes
+    camunda = CamundaAPI(service_of, max_body_bytes=limit)
     engine: Router | BasicAuth = Router(routes=camunda.routes())
     check = _camunda_check(token, camunda_auth)
     if check is not None:
