@@ -9,6 +9,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 OPEN_PATHS = frozenset({"/healthz"})
+#: the Camunda routes' mount point: they check HTTP basic auth themselves
+CAMUNDA_ROOT = "/engine-rest"
 
 
 class TokenAuth:
@@ -20,7 +22,8 @@ class TokenAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith("/engine-rest"):
+        camunda = path == CAMUNDA_ROOT or path.startswith(CAMUNDA_ROOT + "/")  # basic auth there
+        if scope["type"] != "http" or path in OPEN_PATHS or camunda:
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")

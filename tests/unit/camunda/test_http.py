@@ -81,3 +81,6 @@ def test_token_guards_all_but_healthz(app: faena.App) -> None:
         assert c.get("/engine-rest/external-task/count").status_code == 401
         ok = c.get("/engine-rest/external-task/count", auth=("anyone", "t0k"))
         assert ok.json() == {"count": 0}
+        # a path that only starts like the Camunda mount is not under it: the token guards it
+        assert c.get("/engine-restX").status_code == 401
+        assert c.get("/engine-rest-other/x").status_code == 401
