@@ -211,6 +211,16 @@ def run_supervisor(
     if opts["metrics_port"]:
         warn_exposed("the autoscaler's /metrics", opts["metrics_addr"], "--metrics-addr")
         server = serve(registry, opts["metrics_port"], opts["metrics_addr"])
+    supervisor = Supervisor(
+        autoscaler,
+        command,
+        queue_stats=lambda: app.broker.queue_stats(),
+        known_queues=known,
+        pool=pool,
+        sync_period=opts["sync_period"],
+        metrics=metrics,
+    )
+    stop = _stop_on_signals(supervisor.hurry)  # before "started": a SIGTERM then is handled
     log.info(
         f"supervising {pool}: {spec.min_replicas}..{spec.max_replicas} workers on "
         f"{','.join(queues)}, starting {start}, sync every {opts['sync_period']:g}s",
@@ -224,17 +234,8 @@ def run_supervisor(
             "metrics_url": server.url if server else None,
         },
     )
-    supervisor = Supervisor(
-        autoscaler,
-        command,
-        queue_stats=lambda: app.broker.queue_stats(),
-        known_queues=known,
-        pool=pool,
-        sync_period=opts["sync_period"],
-        metrics=metrics,
-    )
     try:
-        return supervisor.run(_stop_on_signals(supervisor.hurry))
+        return supervisor.run(stop)
     finally:
         if server is not None:
             server.close()
