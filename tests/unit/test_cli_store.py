@@ -115,3 +115,6 @@ def test_describe_url_hides_passwords_and_shows_the_sqlite_file(folder: Path) ->
     )
     assert describe_url("redis://:pw@[::1]:6379/0") == "redis://:***@[::1]:6379/0"
     assert describe_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+    assert describe_url("postgresql://db/jobs?user=a&password=pw&sslmode=require") == (
+        "postgresql://db/jobs?user=a&password=***&sslmode=require"
+    )
