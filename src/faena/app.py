@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from faena.brokers.protocol import Broker
-from faena.brokers.url import open_broker, resolve_url
+from faena.brokers.url import describe_url, open_broker, resolve_url
 from faena.core import payload
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.events import JOB_ENQUEUED, Event, EventBus
@@ -18,7 +19,7 @@ from faena.core.options import DEFAULT_QUEUE, Isolation, TaskOptions, normalize_
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
-from faena.errors import ConfigError, UnknownTaskError
+from faena.errors import ConfigError, PayloadError, UnknownTaskError
 from faena.task import JobHandle, Task
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,6 +71,7 @@ class App:
         self.import_path: str | None = None  # "module:attr", set by the CLI
         self._broker_arg = broker
         self._broker: Broker | None = None
+        self._existing = False
         self._lock = threading.Lock()
 
     # broker ------------------------------------------------------------------------
@@ -87,14 +89,26 @@ class App:
                     self._broker = self._open()
         return self._broker
 
+    @property
+    def store(self) -> str:
+        """The broker URL to show (password hidden, SQLite path absolute)."""
+        return describe_url(self.broker_url)
+
+    def open_existing(self) -> None:
+        """Use the broker only to read and act on jobs (``faena jobs``, ``pools``, ``queues``):
+        an SQLite file that does not exist is refused instead of created, and this app's pools
+        and parallelism are not applied (reading never writes them). Call before first use."""
+        self._existing = True
+
     def _open(self) -> Broker:
         if self._broker_arg is None or isinstance(self._broker_arg, str):
-            broker = open_broker(self._broker_arg, clock=self.clock)
+            broker = open_broker(self._broker_arg, clock=self.clock, existing=self._existing)
         else:
             broker = self._broker_arg
         broker.setup()
-        broker.set_pools(self.pools)
-        broker.set_parallelism(self.parallelism)
+        if not self._existing:
+            broker.set_pools(self.pools)
+            broker.set_parallelism(self.parallelism)
         return broker
 
     def use_broker(self, broker: str | Broker) -> None:
@@ -178,6 +192,40 @@ class App:
             retry=retry,
             retry_on=normalize_retry_on(options.get("retry_on")),
         )
+
+    def resolve_task_name(self, name: str) -> str:
+        """The registered name ``name`` means: itself if registered, else the one task whose
+        function is called ``name`` (``load_table`` for ``myproject.jobs.load_table``).
+        Refused (:class:`UnknownTaskError`, listing the candidates) when no task or several
+        have that name."""
+        if name in self.tasks:
+            return name
+        matches = sorted(n for n, t in self.tasks.items() if t.fn.__name__ == name)
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UnknownTaskError(
+                f"task name {name!r} is ambiguous: {', '.join(matches)} all have it; give the "
+                f"registered name"
+            )
+        self.get_task(name)  # raises, naming the registered tasks
+        return name  # pragma: no cover
+
+    def check_call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Refuse arguments the task's function cannot take (:class:`PayloadError` with the
+        signature), before a job that could only fail is enqueued."""
+        fn = self.get_task(name).fn
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):  # a builtin or C function: nothing to check against
+            return
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise PayloadError(
+                f"task {name} takes {fn.__name__}{signature}; the arguments {list(args)!r} "
+                f"{dict(kwargs)!r} do not fit it ({exc})"
+            ) from None
 
     def get_task(self, name: str) -> Task[Any, Any]:
         task = self.tasks.get(name)

@@ -22,6 +22,10 @@ class BrokerError(FaenaError):
     """The broker's store failed; the driver's error is the ``__cause__``."""
 
 
+class StoreNotFoundError(BrokerError):
+    """The store a broker URL names does not exist, and the command creates none."""
+
+
 class SchemaError(BrokerError):
     """The store is not faena's, or was written by a newer faena."""
 

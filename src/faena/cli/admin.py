@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from faena.cli.options import app_for, app_option, broker_option, json_option
+from faena.cli.options import app_for, app_option, broker_option, existing_app, json_option
 from faena.cli.render import emit_json, table
 
 
@@ -18,7 +18,7 @@ def pools(ctx: click.Context, app_path: str | None, broker: str | None, as_json:
     ctx.obj = (app_path, broker)
     if ctx.invoked_subcommand is not None:
         return
-    stats = app_for(app_path, broker).broker.pool_stats()
+    stats = existing_app(app_path, broker).broker.pool_stats()  # never applies the app's sizes
     if as_json:
         emit_json([{"pool": p.pool, "size": p.size, "used": p.used} for p in stats])
         return
@@ -29,11 +29,20 @@ def pools(ctx: click.Context, app_path: str | None, broker: str | None, as_json:
 
 @pools.command("set")
 @click.argument("name")
-@click.argument("size", type=click.IntRange(min=0))
+@click.argument("size", type=click.IntRange(min=1))
+@app_option
+@broker_option
 @click.pass_obj
-def set_pool(obj: tuple[str | None, str | None], name: str, size: int) -> None:
-    """Create pool NAME or resize it to SIZE slots (running jobs keep theirs)."""
-    app = app_for(None, obj[1])
+def set_pool(
+    obj: tuple[str | None, str | None],
+    name: str,
+    size: int,
+    app_path: str | None,
+    broker: str | None,
+) -> None:
+    """Create pool NAME or resize it to SIZE slots, at least 1 (running jobs keep theirs).
+    An app that declares NAME sets its own size again when a worker or producer starts."""
+    app = existing_app(app_path or obj[0], broker or obj[1])
     app.broker.set_pools({name: size})
     click.echo(f"pool {name} has {size} slots")
 
@@ -44,7 +53,7 @@ def set_pool(obj: tuple[str | None, str | None], name: str, size: int) -> None:
 @json_option
 def queues(app_path: str | None, broker: str | None, as_json: bool) -> None:
     """Queue depth (waiting now, scheduled for later, running) and oldest waiting job's age."""
-    stats = app_for(app_path, broker).broker.queue_stats()
+    stats = existing_app(app_path, broker).broker.queue_stats()
     if as_json:
         emit_json(
             [
@@ -71,7 +80,7 @@ def migrate(broker: str | None) -> None:
     """Create or upgrade the broker's schema (workers also do it on start)."""
     app = app_for(None, broker)
     app.broker.setup()
-    click.echo(f"{app.broker_url}: schema up to date")
+    click.echo(f"{app.store}: schema up to date")
 
 
 commands = [pools, queues, migrate]

@@ -28,7 +28,15 @@ from faena.autoscale.spec import (
     MetricTarget,
 )
 from faena.autoscale.supervisor import Supervisor, SupervisorMetrics, WorkerCommand
-from faena.cli.options import broker_option, http_options, load_app
+from faena.cli.options import (
+    broker_option,
+    check_exposure,
+    http_options,
+    insecure_option,
+    load_app,
+    warn_exposed,
+    web_missing,
+)
 from faena.observability import logs
 from faena.observability.metrics import broker_collector, new_registry
 from faena.observability.metrics_http import serve
@@ -128,6 +136,7 @@ def _supervisor_options(f: F) -> F:
         ),
         click.option(
             "--log-level",
+            type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
             default="INFO",
             envvar="FAENA_LOG_LEVEL",
             show_envvar=True,
@@ -200,11 +209,20 @@ def run_supervisor(
     )
     for warning in pitfalls(spec):
         log.warning(warning, extra={"event": "autoscale.pitfall", "pool": pool})
-    server = (
-        serve(registry, opts["metrics_port"], opts["metrics_addr"])
-        if opts["metrics_port"]
-        else None
+    server = None
+    if opts["metrics_port"]:
+        warn_exposed("the autoscaler's /metrics", opts["metrics_addr"], "--metrics-addr")
+        server = serve(registry, opts["metrics_port"], opts["metrics_addr"])
+    supervisor = Supervisor(
+        autoscaler,
+        command,
+        queue_stats=lambda: app.broker.queue_stats(),
+        known_queues=known,
+        pool=pool,
+        sync_period=opts["sync_period"],
+        metrics=metrics,
     )
+    stop = _stop_on_signals(supervisor.hurry)  # before "started": a SIGTERM then is handled
     log.info(
         f"supervising {pool}: {spec.min_replicas}..{spec.max_replicas} workers on "
         f"{','.join(queues)}, starting {start}, sync every {opts['sync_period']:g}s",
@@ -218,17 +236,8 @@ def run_supervisor(
             "metrics_url": server.url if server else None,
         },
     )
-    supervisor = Supervisor(
-        autoscaler,
-        command,
-        queue_stats=lambda: app.broker.queue_stats(),
-        known_queues=known,
-        pool=pool,
-        sync_period=opts["sync_period"],
-        metrics=metrics,
-    )
     try:
-        return supervisor.run(_stop_on_signals(supervisor.hurry))
+        return supervisor.run(stop)
     finally:
         if server is not None:
             server.close()
@@ -292,24 +301,43 @@ def autoscale(app_path: str, hpa: Path, deployment: Path | None, **opts: Any) ->
     f"1..{DEFAULT_MAX_WORKERS}, scale-down after 5 minutes).",
 )
 @http_options
+@click.option(
+    "--token",
+    envvar="FAENA_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on every route but /healthz (as faena server).",
+)
+@insecure_option
 @_supervisor_options
 def up(
-    app_path: str, hpa: Path | None, host: str, port: int, deployment: Path | None, **opts: Any
+    app_path: str,
+    hpa: Path | None,
+    host: str,
+    port: int,
+    token: str | None,
+    insecure: bool,
+    deployment: Path | None,
+    **opts: Any,
 ) -> None:
     """Run everything for APP on one machine: the HTTP server (API, /metrics, Camunda
     routes) and the supervisor of autoscaled workers. SIGTERM/SIGINT stops both."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from faena.cli.server import SHUTDOWN_GRACE_SECONDS
-    from faena.web import create_app
+        from faena.cli.server import SHUTDOWN_GRACE_SECONDS
+        from faena.web import create_app
+    except ImportError as exc:
+        raise web_missing("up", exc) from exc
 
+    check_exposure(host, token, insecure)
     logs.configure(opts["log_format"], opts["log_level"])
     app = load_app(app_path)
     if opts["broker"]:
         app.use_broker(opts["broker"])
     spec = load_hpa_file(hpa).spec if hpa else default_spec(_queue_list(app, opts["queues"]))
     config = uvicorn.Config(
-        create_app(app),
+        create_app(app, token=token),
         host=host,
         port=port,
         log_config=None,

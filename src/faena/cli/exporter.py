@@ -6,7 +6,7 @@ import threading
 
 import click
 
-from faena.cli.options import log_options
+from faena.cli.options import log_options, warn_exposed
 from faena.observability import logs
 from faena.shutdown import on_stop_signals
 
@@ -43,11 +43,11 @@ def exporter() -> None:
 )
 @click.option(
     "--addr",
-    default="0.0.0.0",
+    default="127.0.0.1",
     envvar="FAENA_EXPORTER_ADDR",
     show_envvar=True,
     show_default=True,
-    help="Address for /metrics.",
+    help="Address for /metrics (0.0.0.0 for a Prometheus on another machine: a warning).",
 )
 @click.option(
     "--key-prefix",
@@ -80,6 +80,7 @@ def celery(
     registry.register(collector)
     stop = threading.Event()
     on_stop_signals(lambda _count: stop.set())
+    warn_exposed("the Celery exporter's /metrics", addr, "--addr")
     server = serve(registry, port, addr)
     click.echo(f"celery exporter: {server.url}/metrics", err=True)
     try:

@@ -7,10 +7,17 @@ from typing import Any
 
 import click
 
-from faena.cli.options import app_for, app_option, broker_option, json_option
+from faena.cli.options import (
+    app_for,
+    app_option,
+    broker_option,
+    existing_app,
+    json_option,
+    say_store,
+)
 from faena.cli.render import ago, emit_json, job_dict, table
 from faena.core.states import JobState
-from faena.errors import PayloadError
+from faena.errors import JobFailedError, PayloadError, WaitTimeoutError
 
 
 def _json_arg(name: str, text: str, kind: type) -> Any:
@@ -50,7 +57,7 @@ def _json_arg(name: str, text: str, kind: type) -> Any:
     default=None,
     envvar="FAENA_QUEUE",
     show_envvar=True,
-    help="Queue (default: the task's, or 'default' for a task this app lacks).",
+    help="Queue (default: the task's).",
 )
 @click.option("--pool", default=None, envvar="FAENA_POOL", show_envvar=True)
 @click.option("--priority", type=int, default=None, envvar="FAENA_PRIORITY", show_envvar=True)
@@ -66,11 +73,11 @@ def _json_arg(name: str, text: str, kind: type) -> Any:
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
     envvar="FAENA_WAIT",
     show_envvar=True,
-    help="Wait up to this many seconds and print the result.",
+    help="Wait up to this many seconds and print the result (with --json: the ended job).",
 )
 @app_option
 @broker_option
@@ -89,10 +96,26 @@ def enqueue(
     broker: str | None,
     as_json: bool,
 ) -> None:
-    """Enqueue a job of TASK (its registered name) with JSON arguments; print its id."""
+    """Enqueue a job of TASK with JSON arguments; print its id.
+
+    TASK is the registered name (module.function) or, when one task of the app has it, the
+    function's name. --app is required: the task's queue, pool, retries and timeout are in its
+    code, and the arguments are checked against its signature before anything is enqueued.
+    """
     args = _json_arg("args", args_text, list)
     kwargs = _json_arg("kwargs", kwargs_text, dict)
+    if not app_path:
+        raise click.UsageError(
+            f"faena enqueue needs --app module:attr (or FAENA_APP), e.g. --app "
+            f"myproject.jobs:app: the task {task!r} takes its queue, pool, retries and timeout "
+            f"from its code, and without them the job would run on queue 'default' in pool "
+            f"'default_pool'. A producer without the task's code enqueues from Python: "
+            f"app.enqueue(name, args, queue=..., pool=..., retries=..., timeout=...)"
+        )
     app = app_for(app_path, broker)
+    name = app.resolve_task_name(task)
+    app.check_call(name, args, kwargs)
+    say_store(app)
     options: dict[str, Any] = {
         k: v
         for k, v in {
@@ -104,13 +127,23 @@ def enqueue(
         }.items()
         if v is not None
     }
-    handle = app.enqueue(task, args, kwargs, **options)
-    if as_json:
-        emit_json(job_dict(handle.job))
-    else:
+    handle = app.enqueue(name, args, kwargs, **options)
+    if wait_s is None:
+        if as_json:
+            emit_json(job_dict(handle.job))
+        else:
+            click.echo(handle.id)
+        return
+    if not as_json:
         click.echo(handle.id)
-    if wait_s is not None:
         click.echo(json.dumps(handle.wait(timeout=wait_s)))
+        return
+    try:  # one JSON document: the job as the wait left it (state, result or error)
+        handle.wait(timeout=wait_s)
+    except (JobFailedError, WaitTimeoutError):
+        emit_json(job_dict(handle.refresh()))
+        raise
+    emit_json(job_dict(handle.refresh()))
 
 
 @click.group()
@@ -149,7 +182,7 @@ def list_jobs(
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
-    app = app_for(app_path, broker)
+    app = existing_app(app_path, broker)
     found = app.broker.list_jobs(
         state=JobState(state) if state else None, queue=queue, task=task, limit=limit
     )
@@ -179,7 +212,7 @@ def list_jobs(
 @broker_option
 def show(job_id: str, app_path: str | None, broker: str | None) -> None:
     """Show one job as JSON (with its error and traceback)."""
-    emit_json(job_dict(app_for(app_path, broker).job(job_id).job))
+    emit_json(job_dict(existing_app(app_path, broker).job(job_id).job))
 
 
 @jobs.command("retry")
@@ -188,7 +221,7 @@ def show(job_id: str, app_path: str | None, broker: str | None) -> None:
 @broker_option
 def retry(job_ids: tuple[str, ...], app_path: str | None, broker: str | None) -> None:
     """Run dead or cancelled jobs again with a fresh budget of attempts."""
-    app = app_for(app_path, broker)
+    app = existing_app(app_path, broker)
     for job_id in job_ids:
         click.echo(f"{app.retry(job_id).id} queued")
 
@@ -199,7 +232,7 @@ def retry(job_ids: tuple[str, ...], app_path: str | None, broker: str | None) ->
 @broker_option
 def cancel(job_ids: tuple[str, ...], app_path: str | None, broker: str | None) -> None:
     """Cancel pending jobs; ask running ones to stop."""
-    app = app_for(app_path, broker)
+    app = existing_app(app_path, broker)
     for job_id in job_ids:
         job = app.cancel(job_id).job
         click.echo(f"{job.id} {'cancel requested' if job.cancel_requested else 'cancelled'}")

@@ -47,7 +47,23 @@ def module_commands(module_name: str) -> dict[str, click.Command]:
     return {command.name or "": command for command in found}
 
 
+class FaenaFailure(click.ClickException):
+    """A :class:`FaenaError` out of a command: ``error: MESSAGE`` on stderr, exit code 1 (the
+    same under ``main()`` and under click's own runner, as in tests)."""
+
+    exit_code = EXIT_FAILURE
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
 class _LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except FaenaError as exc:
+            raise FaenaFailure(str(exc)) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
 

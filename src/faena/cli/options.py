@@ -54,6 +54,89 @@ def app_for(path: str | None, broker: str | None) -> App:
     return app
 
 
+def say_store(app: App) -> None:
+    """Tell the user (on stderr: stdout stays the command's output) which store is used."""
+    click.echo(f"store: {app.store}", err=True)
+
+
+def existing_app(path: str | None, broker: str | None) -> App:
+    """The app for commands that read or act on jobs already there (``jobs``, ``pools``,
+    ``queues``): it never creates a store (a missing SQLite file is refused) and never applies
+    the app's pools or parallelism. Says on stderr which store it uses."""
+    app = app_for(path, broker)
+    app.open_existing()
+    say_store(app)
+    return app
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` accepts connections from this machine only."""
+    import ipaddress
+
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_exposed(what: str, host: str, option: str) -> None:
+    """Warn loudly (stderr) that a read-only listener accepts other machines."""
+    if not is_loopback(host):
+        click.secho(
+            f"WARNING: {what} listens on {host}, reachable from other machines, with no "
+            f"authentication (queue names, pool sizes and job counts are readable by anyone "
+            f"who can reach it); bind {option} 127.0.0.1 unless a network policy or a "
+            f"firewall limits who can connect",
+            err=True,
+            fg="yellow",
+        )
+
+
+def insecure_option(f: F) -> F:
+    return click.option(
+        "--insecure-no-token",
+        "insecure",
+        is_flag=True,
+        envvar="FAENA_INSECURE_NO_TOKEN",
+        show_envvar=True,
+        help="Serve a non-loopback --host without --token: anyone who can reach it may "
+        "enqueue, retry and cancel jobs. Only behind a proxy that authenticates.",
+    )(f)
+
+
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """Refuse an HTTP server that other machines reach with no token (its routes enqueue,
+    retry and cancel jobs), unless ``--insecure-no-token`` says so; then warn."""
+    if token or is_loopback(host):
+        return
+    if not insecure:
+        raise click.UsageError(
+            f"--host {host} accepts other machines, and the API's routes enqueue, retry and "
+            f"cancel jobs: give a token (--token or FAENA_TOKEN; clients send 'Authorization: "
+            f"Bearer TOKEN'), bind --host 127.0.0.1, or pass --insecure-no-token if a proxy in "
+            f"front authenticates"
+        )
+    click.secho(
+        f"WARNING: the HTTP API listens on {host} with no token (--insecure-no-token): anyone "
+        f"who can reach it may enqueue, retry and cancel jobs",
+        err=True,
+        fg="yellow",
+    )
+
+
+def web_missing(command: str, exc: ImportError) -> ConfigError:
+    """The error for ``faena server`` / ``faena up`` without the ``web`` extra."""
+    return ConfigError(
+        f"faena {command} needs the HTTP server, which is not installed ({exc}); "
+        f"pip install 'faena[web]'"
+    )
+
+
 def broker_option(f: F) -> F:
     return click.option(
         "--broker",
@@ -71,7 +154,7 @@ def app_option(f: F) -> F:
         envvar="FAENA_APP",
         show_envvar=True,
         default=None,
-        help="module:attr of the faena.App (needed to apply its pools; optional for inspection).",
+        help="module:attr of the faena.App: its broker is used (required by enqueue).",
     )(f)
 
 
@@ -90,6 +173,7 @@ def log_options(f: F) -> F:
     """``--log-format`` and ``--log-level``, shared by every long-running command."""
     f = click.option(
         "--log-level",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
         default="INFO",
         envvar="FAENA_LOG_LEVEL",
         show_envvar=True,
@@ -124,5 +208,5 @@ def http_options(f: F) -> F:
         envvar="FAENA_HOST",
         show_envvar=True,
         show_default=True,
-        help="Address to bind (0.0.0.0 to accept other machines).",
+        help="Address to bind (0.0.0.0 to accept other machines: then --token is required).",
     )(f)

@@ -6,7 +6,14 @@ import logging
 
 import click
 
-from faena.cli.options import app_for, http_options, log_options
+from faena.cli.options import (
+    app_for,
+    check_exposure,
+    http_options,
+    insecure_option,
+    log_options,
+    web_missing,
+)
 from faena.observability import logs
 
 #: how long open requests (a pending long poll) may take after SIGTERM
@@ -45,6 +52,7 @@ SHUTDOWN_GRACE_SECONDS = 5
     default=None,
     help="HTTP basic password for /engine-rest.",
 )
+@insecure_option
 @log_options
 def server(
     app_path: str | None,
@@ -54,6 +62,7 @@ def server(
     token: str | None,
     camunda_user: str | None,
     camunda_password: str | None,
+    insecure: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -62,12 +71,16 @@ def server(
     APP is module:attribute, like uvicorn (optional: without it the server works the broker
     given by --broker). Camunda clients use http://HOST:PORT/engine-rest as their base URL.
     """
-    import uvicorn
+    try:
+        import uvicorn
 
-    from faena.web import create_app
+        from faena.web import create_app
+    except ImportError as exc:
+        raise web_missing("server", exc) from exc
 
     if (camunda_user is None) != (camunda_password is None):
         raise click.UsageError("give both --camunda-user and --camunda-password, or neither")
+    check_exposure(host, token, insecure)
     logs.configure(log_format, log_level)
     app = app_for(app_path, broker)
     auth = (camunda_user, camunda_password) if camunda_user and camunda_password else None

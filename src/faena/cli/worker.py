@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from faena.app import App
-from faena.cli.options import broker_option, import_object, load_app, log_options
+from faena.cli.options import broker_option, import_object, load_app, log_options, warn_exposed
 from faena.core.options import Isolation
 from faena.errors import ConfigError
 from faena.observability import logs
@@ -96,11 +96,11 @@ from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Wor
 )
 @click.option(
     "--metrics-addr",
-    default="0.0.0.0",
+    default="127.0.0.1",
     envvar="FAENA_METRICS_ADDR",
     show_envvar=True,
     show_default=True,
-    help="Address for /metrics.",
+    help="Address for /metrics (0.0.0.0 for a Prometheus on another machine or pod: a warning).",
 )
 @click.option(
     "--metrics-announce",
@@ -140,6 +140,8 @@ def worker(
     """
     logs.configure(log_format, log_level)
     logs.capture_uncaught()
+    if metrics_port:
+        warn_exposed("the worker's /metrics", metrics_addr, "--metrics-addr")
     if processes > 1:
         children = {
             "queues": queues,

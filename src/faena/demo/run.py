@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -40,6 +42,23 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+def faena_command() -> str:
+    """How to run ``faena`` again, as this process was run: the executable it was started
+    as (``.venv/bin/faena`` from ``make demo``), bare ``faena`` only when that is the one the
+    shell finds, else the ``faena`` beside this Python or ``python -m faena.cli.main``."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    candidates = [argv0] if Path(argv0).name == "faena" else []
+    candidates.append(str(Path(sys.executable).parent / "faena"))
+    for candidate in candidates:
+        path = Path(candidate)
+        if path.is_file() and os.access(path, os.X_OK):
+            on_path = shutil.which("faena")
+            if on_path is not None and Path(on_path).resolve() == path.resolve():
+                return "faena"
+            return shlex.quote(candidate)
+    return f"{shlex.quote(sys.executable)} -m faena.cli.main"
+
+
 def report(jobs: list[Job], elapsed: float) -> None:
     by_state = Counter(j.state.value for j in jobs)
     done = [j for j in jobs if j.state is JobState.SUCCEEDED]
@@ -68,7 +87,8 @@ def report(jobs: list[Job], elapsed: float) -> None:
                 f"{j.error.message}"
             )
             click.echo(
-                f"      inspect: faena jobs show {j.id} --broker {os.environ['FAENA_DEMO_BROKER']}"
+                f"      inspect: {faena_command()} jobs show {j.id} "
+                f"--broker {os.environ['FAENA_DEMO_BROKER']}"
             )
 
 
@@ -132,4 +152,4 @@ def run_demo(workers: int, concurrency: int, days: int, keep: bool) -> None:
             p.wait(40)
         app.close()
         if keep:
-            click.echo(f"database kept for inspection: faena jobs list --broker {url}")
+            click.echo(f"database kept for inspection: {faena_command()} jobs list --broker {url}")

@@ -52,6 +52,8 @@ _MESSAGES = {
     ev.WORKER_STOPPED: "worker stopped",
     ev.WORKER_ERROR: "worker error",
 }
+#: a dead job whose error is never retried (``reason`` ``not_retryable``) had attempts left
+_NOT_RETRYABLE = "job is dead: its error is not retried (unknown task, or not in retry_on)"
 _event_log = logging.getLogger("faena.jobs")
 
 
@@ -148,6 +150,8 @@ def log_event(event: ev.Event) -> None:
     if "job_id" in fields:
         fields.setdefault("task_id", fields["job_id"])  # the seed's name for the same id
     message = _MESSAGES.get(event.name, event.name)
+    if fields.get("reason") == "not_retryable":
+        message = _NOT_RETRYABLE
     writer = _writer
     if writer is not None and writer.active():
         writer.write(level, event.name, message, fields)

@@ -260,7 +260,7 @@ def worker_registry(app: App, worker: Worker) -> CollectorRegistry:
 
 
 def start_worker_metrics(
-    app: App, worker: Worker, port: int, addr: str = "0.0.0.0"
+    app: App, worker: Worker, port: int, addr: str = "127.0.0.1"
 ) -> MetricsServer:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` (from ``worker.ready``) for one worker
     on ``addr:port`` in a daemon thread. Call before ``worker.run()``; ``close()`` after.

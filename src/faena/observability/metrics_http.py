@@ -89,7 +89,7 @@ class MetricsServer:
 def serve(
     registry: CollectorRegistry,
     port: int,
-    addr: str = "0.0.0.0",
+    addr: str = "127.0.0.1",
     ready: Callable[[], bool] | None = None,
 ) -> MetricsServer:
     """Serve ``registry`` on ``addr:port`` (0 = any free port) in a daemon thread."""

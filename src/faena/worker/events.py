@@ -79,6 +79,9 @@ class WorkerEvents:
                 self._dead(r.job, r.job.error.type, r.job.error.message)
 
     def _dead(self, job: Job, error_type: str, error_message: str) -> None:
+        # dead with attempts left: its error is one that is never retried (an unknown task,
+        # an exception outside retry_on), not "no attempts left"
+        reason = "no_attempts_left" if job.tries >= job.max_attempts else "not_retryable"
         self.emit(
             ev.JOB_DEAD,
             job,
@@ -86,4 +89,6 @@ class WorkerEvents:
             error_type=error_type,
             error_message=error_message,
             retry_count=job.tries - 1,
+            max_attempts=job.max_attempts,
+            reason=reason,
         )

@@ -175,6 +175,7 @@ class Worker:
             queues=self.queues,
             concurrency=self.concurrency,
             broker=broker.kind,
+            store=self.app.store,
             status="started",
         )
         try:

@@ -34,15 +34,25 @@ class SQLiteBroker(SQLiteOperators):
     shared_across_processes = True
     parallel_calls = False
 
-    def __init__(self, path: str, *, clock: Clock = SYSTEM_CLOCK, sync: str = "enqueue") -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        sync: str = "enqueue",
+        existing: bool = False,
+    ) -> None:
         self.path = path
         self._clock = clock
-        self._store = Store(path, sync=sync)
+        self._store = Store(path, sync=sync, existing=existing)
         self._wake_dir = wake_dir(path)
         self._notifier = Notifier(self._wake_dir)
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> SQLiteBroker:
+    def from_url(
+        cls, url: str, *, clock: Clock = SYSTEM_CLOCK, existing: bool = False
+    ) -> SQLiteBroker:
+        """``existing``: refuse a database file that does not exist instead of creating it."""
         parts = urlsplit(url)
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if parts.netloc or not path or path == ":memory:":
@@ -59,7 +69,7 @@ class SQLiteBroker(SQLiteOperators):
                 f"enqueue fsyncs, worker writes do not), full (every commit fsyncs), normal "
                 f"(no fsync: a power cut may lose recent enqueues)"
             )
-        return cls(path, clock=clock, sync=sync)
+        return cls(path, clock=clock, sync=sync, existing=existing)
 
     def setup(self) -> None:
         self._store.migrate()

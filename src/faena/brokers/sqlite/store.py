@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
-from faena.errors import BrokerError, SchemaError
+from faena.errors import BrokerError, SchemaError, StoreNotFoundError
 
 APP_MARKER = "faena"
 BUSY_TIMEOUT_MS = 30_000
@@ -58,11 +59,14 @@ class Store:
     worst undo the last claims and completions, which then run again (at-least-once).
     """
 
-    def __init__(self, path: str, *, sync: str = "enqueue") -> None:
+    def __init__(self, path: str, *, sync: str = "enqueue", existing: bool = False) -> None:
+        """``existing``: open the database file only if it exists (commands that read or act
+        on jobs never create a store); otherwise the file is created when missing."""
         if sync not in ("enqueue", "full", "normal"):
             raise ValueError(f"sync must be enqueue, full or normal, got {sync!r}")
         self.path = path
         self.sync = sync
+        self.existing = existing
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -70,13 +74,33 @@ class Store:
         # sleeps in steps of milliseconds; processes still meet at SQLite's write lock
         self._write_lock = threading.Lock()
 
+    def _check_path(self) -> None:
+        """Refuse a file faena would have to create in a folder that does not exist, or
+        (``existing``) a file that does not exist: a typo in a path creates nothing."""
+        path = Path(self.path)
+        if self.existing and not path.is_file():
+            raise StoreNotFoundError(
+                f"no faena store at {path.absolute()} (no such file; a worker, faena migrate or "
+                f"faena enqueue creates it, this command does not); point --broker / "
+                f"FAENA_BROKER_URL at the store your workers use (sqlite:///path/to/faena.db), "
+                f"or pass --app so its broker is used"
+            )
+        parent = path.absolute().parent
+        if not parent.is_dir():
+            raise StoreNotFoundError(
+                f"cannot create the SQLite store {path.absolute()}: the folder {parent} does "
+                f"not exist; create it (mkdir -p {parent}) or fix the path in the broker URL"
+            )
+
     def _open(self, synchronous: str) -> sqlite3.Connection:
+        self._check_path()
         try:
             conn = sqlite3.connect(
-                self.path,
+                f"file:{quote(self.path)}?mode={'rw' if self.existing else 'rwc'}",
                 isolation_level=None,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
+                uri=True,
             )
             _use_wal(conn)
             conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -136,7 +160,6 @@ class Store:
         return self.conn(False)
 
     def migrate(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self.write(durable=True) as conn:
             current = self._version(conn)
             if current > SCHEMA_VERSION:

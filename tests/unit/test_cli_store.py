@@ -1,0 +1,120 @@
+"""The commands that read or act on jobs say which store they use, never create one, and
+never write the app's pool sizes; a store whose folder does not exist is refused."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from faena.cli.main import cli
+
+APP_SOURCE = """
+import faena
+
+app = faena.App(broker="sqlite:///faena.db", pools={"etl_pool": 24}, parallelism=64)
+"""
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for var in ("FAENA_BROKER_URL", "FAENA_APP"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def app_path(folder: Path) -> Iterator[str]:
+    name = f"storeapp_{next(_names)}"
+    (folder / f"{name}.py").write_text(APP_SOURCE)
+    yield f"{name}:app"
+    sys.modules.pop(name, None)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+READERS = [
+    ["jobs", "list"],
+    ["jobs", "show", "0123"],
+    ["jobs", "retry", "0123"],
+    ["jobs", "cancel", "0123"],
+    ["pools"],
+    ["pools", "set", "etl_pool", "3"],
+    ["queues"],
+]
+
+
+@pytest.mark.parametrize("command", READERS, ids=" ".join)
+def test_without_a_store_the_command_says_which_and_creates_nothing(
+    folder: Path, command: list[str]
+) -> None:
+    code, _out, err = invoke(*command)
+    assert code == 1
+    assert f"store: sqlite:///{folder}/faena.db" in err
+    assert f"no faena store at {folder}/faena.db" in err
+    assert "Traceback" not in err
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [*READERS, ["migrate"]], ids=" ".join)
+def test_a_store_in_a_folder_that_does_not_exist_is_refused_and_no_folder_is_made(
+    folder: Path, command: list[str]
+) -> None:
+    missing = folder / "missing" / "dir"
+    code, _out, err = invoke(*command, "--broker", f"sqlite:///{missing}/x.db")
+    assert code == 1
+    assert str(missing) in err
+    assert not (folder / "missing").exists()
+
+
+def test_the_app_broker_is_used_and_reading_never_writes_its_pool_sizes(
+    folder: Path, app_path: str
+) -> None:
+    assert invoke("migrate")[0] == 0
+    code, _out, err = invoke("pools", "--app", app_path, "set", "etl_pool", "30")
+    assert code == 0, err
+    for _ in range(2):  # reading with the app (which declares 24) leaves 30
+        code, out, err = invoke("pools", "--app", app_path, "--json")
+        assert code == 0, err
+        assert {p["pool"]: p["size"] for p in json.loads(out)}["etl_pool"] == 30
+    assert invoke("queues", "--app", app_path)[0] == 0
+    from faena.brokers.url import open_broker
+
+    broker = open_broker(f"sqlite:///{folder}/faena.db", existing=True)
+    assert broker.get_parallelism() is None  # nor its parallelism (64)
+    broker.close()
+
+
+def test_a_pool_of_zero_slots_is_refused(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    code, _out, err = invoke("pools", "set", "etl_pool", "0")
+    assert code == 2
+    assert "SIZE" in err
+    code, out, _err = invoke("pools", "--json")
+    assert "etl_pool" not in out
+
+
+def test_describe_url_hides_passwords_and_shows_the_sqlite_file(folder: Path) -> None:
+    from faena.brokers.url import describe_url
+
+    assert describe_url("sqlite:///faena.db") == f"sqlite:///{folder}/faena.db"
+    assert describe_url("sqlite:////abs/x.db?sync=full") == "sqlite:////abs/x.db?sync=full"
+    assert (
+        describe_url("postgresql://app:s3cret@db:5432/jobs") == "postgresql://app:***@db:5432/jobs"
+    )
+    assert describe_url("redis://:pw@[::1]:6379/0") == "redis://:***@[::1]:6379/0"
+    assert describe_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+    assert describe_url("postgresql://db/jobs?user=a&password=pw&sslmode=require") == (
+        "postgresql://db/jobs?user=a&password=***&sslmode=require"
+    )
