@@ -1,0 +1,151 @@
+"""A stored job that cannot be read (its row or hash changed outside faena: a number that
+is not one, an unknown state) goes dead by itself with a clear error; the jobs claimed with
+it run normally and the claim never fails (issue 16, item 7).
+
+The corruption is real: written with sqlite3 into the SQLite file and with HSET into the
+Redis hash. PostgreSQL's typed columns cannot hold these values (an integer column refuses
+'abc', state has a CHECK), and the memory broker holds Job objects only; payloads that are
+not JSON, which every store can hold, are covered in ``tests/unit/test_corrupt_payloads.py``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from faena.brokers.protocol import Broker
+from faena.core.clock import ManualClock
+from faena.core.job import NewJob, Outcome
+from faena.core.states import JobState
+from tests.contract.conftest import Backend
+
+LEASE = 30.0
+Q = ["etl"]
+
+#: (Job field, SQLite column, Redis hash field)
+FIELDS = {
+    "attempt": ("attempt", "attempt"),
+    "tries": ("tries", "tries"),
+    "max_attempts": ("max_attempts", "max"),
+    "pool_slots": ("pool_slots", "slots"),
+    "timeout": ("timeout", "timeout"),
+    "priority": ("priority", "priority"),
+    "run_at": ("run_at", "run_at"),
+    "enqueued_at": ("enqueued_at", "enq"),
+    "state": ("state", "state"),
+}
+
+
+def corrupt(backend: Backend, job_id: str, field: str, value: str) -> None:
+    """Write ``value`` into the stored job as an outside hand would."""
+    if backend.name == "sqlite":
+        assert backend.url is not None
+        path = backend.url.removeprefix("sqlite:///").split("?")[0]
+        with sqlite3.connect(path) as conn:
+            sql = f"UPDATE faena_jobs SET {FIELDS[field][0]} = ? WHERE id = ?"
+            try:
+                cur = conn.execute(sql, (value, job_id))
+            except sqlite3.IntegrityError as exc:
+                pytest.skip(f"SQLite cannot hold {field}={value!r}: {exc}")
+            assert cur.rowcount == 1
+            stored = conn.execute(
+                f"SELECT typeof({FIELDS[field][0]}) FROM faena_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            assert stored == ("text",), "SQLite kept the text as it is"
+        return
+    if backend.name == "redis":
+        import redis
+
+        assert backend.url is not None
+        prefix = parse_qs(urlsplit(backend.url).query)["prefix"][0]
+        client = redis.Redis.from_url(backend.url.split("?")[0])
+        try:
+            key = "{" + prefix + "}:j:" + job_id
+            assert client.exists(key)
+            client.hset(key, FIELDS[field][1], value)
+        finally:
+            client.close()
+        return
+    pytest.skip(f"the {backend.name} broker cannot hold {field}={value!r}: {REASON[backend.name]}")
+
+
+REASON = {
+    "memory": "it keeps Job objects, never stored text",
+    "postgres": "its columns are typed (integer, double precision; state has a CHECK)",
+}
+
+
+def new(**kw: object) -> NewJob:
+    return NewJob(task="t", queue="etl", **kw)  # type: ignore[arg-type]
+
+
+def claim(broker: Broker, limit: int = 10) -> list:
+    return broker.claim("w1", Q, limit, LEASE).jobs
+
+
+def assert_buried(broker: Broker, job_id: str, field: str, value: str) -> None:
+    job = broker.get(job_id)
+    assert job is not None, "a buried job can still be read"
+    assert job.state is JobState.DEAD
+    assert job.error is not None and job.error.type == "CorruptJobError"
+    assert f"its stored {field} is {value!r}" in job.error.message
+    assert job.lease_expires_at is None
+
+
+CASES = [
+    ("attempt", "abc"),
+    ("tries", "x1"),
+    ("max_attempts", ""),
+    ("pool_slots", "abc"),
+    ("timeout", "abc"),
+    ("priority", "high"),
+    ("run_at", "tomorrow"),
+    ("enqueued_at", "0x10"),
+    ("state", "bogus"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), CASES)
+def test_a_corrupt_job_goes_dead_alone_and_the_others_run(
+    backend: Backend, broker: Broker, field: str, value: str
+) -> None:
+    first, bad, last = broker.enqueue([new(), new(), new()])
+    corrupt(backend, bad.id, field, value)
+    for _ in range(3):  # every claim works; the good jobs are claimed once, at attempt 1
+        claimed = claim(broker, limit=1) + claim(broker)
+        assert all(j.id != bad.id for j in claimed)
+        if claimed:
+            assert sorted(j.id for j in claimed) == sorted([first.id, last.id])
+            assert all(j.attempt == 1 and j.state is JobState.RUNNING for j in claimed)
+            assert broker.finish([Outcome(j.id, 1, JobState.SUCCEEDED, "1") for j in claimed])
+    assert_buried(broker, bad.id, field, value)
+    for good in (first, last):
+        done = broker.get(good.id)
+        assert done is not None and done.state is JobState.SUCCEEDED and done.attempt == 1
+    counts = broker.count_by_state()
+    assert counts.get(("etl", JobState.DEAD)) == 1
+    assert counts.get(("etl", JobState.SUCCEEDED)) == 2
+    assert counts.get(("etl", JobState.QUEUED), 0) == 0
+    assert claim(broker) == []
+
+
+@pytest.mark.parametrize(("field", "value"), [("attempt", "abc"), ("tries", "x")])
+def test_a_running_job_corrupted_under_its_lease_is_reaped_dead(
+    backend: Backend, broker: Broker, clock: ManualClock, field: str, value: str
+) -> None:
+    """A job whose record is damaged while it runs: when its lease runs out it is made dead
+    (not requeued), its slots go back, and the claim that reaps it still claims the rest."""
+    [running] = broker.enqueue([new(pool="tiny")])
+    assert [j.id for j in claim(broker)] == [running.id]
+    corrupt(backend, running.id, field, value)
+    [waiting] = broker.enqueue([new(pool="tiny")])
+    clock.advance(LEASE + 1)
+    result = broker.claim("w2", Q, 10, LEASE)
+    assert [j.id for j in result.jobs] == [waiting.id]
+    assert [(r.job.id, r.new_state) for r in result.reaped] == [(running.id, JobState.DEAD)]
+    assert_buried(broker, running.id, field, value)
+    assert broker.finish([Outcome(waiting.id, 1, JobState.SUCCEEDED, "1")]) == [True]
+    [tiny] = [p for p in broker.pool_stats() if p.pool == "tiny"]
+    assert tiny.used == 0
