@@ -11,47 +11,59 @@ not JSON, which every store can hold, are covered in ``tests/unit/test_corrupt_p
 from __future__ import annotations
 
 import sqlite3
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+import faena
 from faena.brokers.protocol import Broker
 from faena.core.clock import ManualClock
 from faena.core.job import NewJob, Outcome
 from faena.core.states import JobState
+from faena.worker import Worker
+from tests.conftest import PG_URL
 from tests.contract.conftest import Backend
+from tests.worker_threads import run
 
 LEASE = 30.0
 Q = ["etl"]
 
-#: (Job field, SQLite column, Redis hash field)
+#: Job field: (SQLite column, Redis hash field, PostgreSQL column or None: its type refuses)
 FIELDS = {
-    "attempt": ("attempt", "attempt"),
-    "tries": ("tries", "tries"),
-    "max_attempts": ("max_attempts", "max"),
-    "pool_slots": ("pool_slots", "slots"),
-    "timeout": ("timeout", "timeout"),
-    "priority": ("priority", "priority"),
-    "run_at": ("run_at", "run_at"),
-    "enqueued_at": ("enqueued_at", "enq"),
-    "state": ("state", "state"),
+    "attempt": ("attempt", "attempt", None),
+    "tries": ("tries", "tries", None),
+    "max_attempts": ("max_attempts", "max", None),
+    "pool_slots": ("pool_slots", "slots", None),
+    "timeout": ("timeout", "timeout", None),
+    "priority": ("priority", "priority", None),
+    "run_at": ("run_at", "run_at", None),
+    "enqueued_at": ("enqueued_at", "enq", None),
+    "state": ("state", "state", None),
+    "args": ("args", "args", "args_json"),
+    "kwargs": ("kwargs", "kwargs", "kwargs_json"),
 }
+
+
+def _query(url: str, name: str) -> str:
+    return parse_qs(urlsplit(url).query)[name][0]
 
 
 def corrupt(backend: Backend, job_id: str, field: str, value: str) -> None:
     """Write ``value`` into the stored job as an outside hand would."""
+    sqlite_column, redis_field, pg_column = FIELDS[field]
     if backend.name == "sqlite":
         assert backend.url is not None
         path = backend.url.removeprefix("sqlite:///").split("?")[0]
         with sqlite3.connect(path) as conn:
-            sql = f"UPDATE faena_jobs SET {FIELDS[field][0]} = ? WHERE id = ?"
+            sql = f"UPDATE faena_jobs SET {sqlite_column} = ? WHERE id = ?"
             try:
                 cur = conn.execute(sql, (value, job_id))
             except sqlite3.IntegrityError as exc:
                 pytest.skip(f"SQLite cannot hold {field}={value!r}: {exc}")
             assert cur.rowcount == 1
             stored = conn.execute(
-                f"SELECT typeof({FIELDS[field][0]}) FROM faena_jobs WHERE id = ?", (job_id,)
+                f"SELECT typeof({sqlite_column}) FROM faena_jobs WHERE id = ?", (job_id,)
             ).fetchone()
             assert stored == ("text",), "SQLite kept the text as it is"
         return
@@ -59,14 +71,24 @@ def corrupt(backend: Backend, job_id: str, field: str, value: str) -> None:
         import redis
 
         assert backend.url is not None
-        prefix = parse_qs(urlsplit(backend.url).query)["prefix"][0]
         client = redis.Redis.from_url(backend.url.split("?")[0])
         try:
-            key = "{" + prefix + "}:j:" + job_id
+            key = "{" + _query(backend.url, "prefix") + "}:j:" + job_id
             assert client.exists(key)
-            client.hset(key, FIELDS[field][1], value)
+            client.hset(key, redis_field, value)
         finally:
             client.close()
+        return
+    if backend.name == "postgres" and pg_column is not None:
+        import psycopg
+
+        assert backend.url is not None
+        schema = _query(backend.url, "schema")
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            cur = conn.execute(
+                f'UPDATE "{schema}".jobs SET {pg_column} = %s WHERE id = %s', (value, job_id)
+            )
+            assert cur.rowcount == 1
         return
     pytest.skip(f"the {backend.name} broker cannot hold {field}={value!r}: {REASON[backend.name]}")
 
@@ -149,3 +171,68 @@ def test_a_running_job_corrupted_under_its_lease_is_reaped_dead(
     assert broker.finish([Outcome(waiting.id, 1, JobState.SUCCEEDED, "1")]) == [True]
     [tiny] = [p for p in broker.pool_stats() if p.pool == "tiny"]
     assert tiny.used == 0
+
+
+# --- a real worker ----------------------------------------------------------------------
+
+
+def _app(backend: Backend) -> faena.App:
+    if backend.url is None:
+        pytest.skip(f"the {backend.name} broker cannot hold a corrupt record: {REASON['memory']}")
+    app = faena.App(backend.url)
+
+    @app.task(name="echo", retries=3)
+    def echo(x: int = 0, **kw: object) -> int:
+        return x
+
+    return app
+
+
+def _stopped(w: Worker, t: threading.Thread) -> None:
+    w.stop(graceful=False)
+    t.join(10)
+
+
+def test_a_worker_runs_on_past_a_job_whose_timeout_is_not_a_number(
+    backend: Backend, broker: Broker
+) -> None:
+    """``timeout='abc'`` once crashed the worker, and the good job claimed in the same call
+    died as WorkerLost: now the bad job goes dead at the claim and the worker runs on."""
+    app = _app(backend)
+    bad, good = app.enqueue("echo", [1]), app.enqueue("echo", [2])
+    corrupt(backend, bad.id, "timeout", "abc")
+    w, t = run(app, concurrency=2)
+    try:
+        assert good.wait(timeout=10) == 2
+        assert app.enqueue("echo", [3]).wait(timeout=10) == 3
+        assert t.is_alive(), "the worker runs on"
+        assert_buried(app.broker, bad.id, "timeout", "abc")
+        assert good.refresh().attempt == 1
+    finally:
+        _stopped(w, t)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("args", "[1, 2"), ("kwargs", "[1]"), ("args", '{"x": 1}'), ("kwargs", "\ufffd")],
+)
+def test_a_payload_that_cannot_be_decoded_makes_the_job_dead_at_once(
+    backend: Backend, broker: Broker, field: str, value: str
+) -> None:
+    """Issue 22: arguments that are not JSON (or not an array / an object) make the job dead
+    on its first attempt with CorruptJobError (retrying cannot help); the others run."""
+    app = _app(backend)
+    bad, good = app.enqueue("echo", [1]), app.enqueue("echo", [2])
+    corrupt(backend, bad.id, field, value)
+    w, t = run(app, concurrency=2)
+    try:
+        assert good.wait(timeout=10) == 2
+        with pytest.raises(faena.JobFailedError, match="CorruptJobError"):
+            bad.wait(timeout=10)
+        job = bad.refresh()
+        assert job.state is JobState.DEAD and job.tries == 1, "not retried"
+        assert job.error is not None and job.error.type == "CorruptJobError"
+        assert f"its stored {field} is {value!r}" in job.error.message
+        assert t.is_alive()
+    finally:
+        _stopped(w, t)
