@@ -47,10 +47,18 @@ NEUTRAL: dict[str, Any] = {
 }
 
 
-def _is_int(value: object, text: bool) -> bool:
+#: integers the Redis scripts count with: at most 13 digits as text, so that one more is
+#: still written back as an integer (Lua numbers are doubles, printed with 14 digits)
+_COUNTERS = frozenset({"pool_slots", "attempt", "tries"})
+_COUNTER_DIGITS = 13
+
+
+def _is_int(value: object, text: bool, name: str = "") -> bool:
     if type(value) is int:
         return True
-    return text and isinstance(value, str) and _INT_TEXT.fullmatch(value) is not None
+    if not text or not isinstance(value, str) or _INT_TEXT.fullmatch(value) is None:
+        return False
+    return name not in _COUNTERS or len(value) <= _COUNTER_DIGITS
 
 
 def _is_float(value: object, text: bool) -> bool:
@@ -75,7 +83,7 @@ def unreadable(values: Mapping[str, object], *, text: bool = False) -> tuple[str
     if state not in _STATES:
         return "state", state
     for name in INT_FIELDS:
-        if name in values and not _is_int(values[name], text):
+        if name in values and not _is_int(values[name], text, name):
             return name, values[name]
     for name in FLOAT_FIELDS:
         if name in values and not _is_float(values[name], text):

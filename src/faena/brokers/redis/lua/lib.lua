@@ -112,8 +112,10 @@ end
 -- record never makes a function fail halfway, after some of its writes (Redis keeps those).
 local STATES = { scheduled = true, queued = true, running = true, succeeded = true,
                  failed = true, dead = true, cancelled = true }
-local INTS = { { I.priority, 'priority', '0' }, { I.slots, 'pool_slots', '1' },
-               { I.attempt, 'attempt', '0' }, { I.tries, 'tries', '0' },
+-- (position, Job field, neutral value, whether the scripts count with it: then at most 13
+-- digits, so that a count plus one is still written back as an integer by tostring)
+local INTS = { { I.priority, 'priority', '0' }, { I.slots, 'pool_slots', '1', true },
+               { I.attempt, 'attempt', '0', true }, { I.tries, 'tries', '0', true },
                { I.max, 'max_attempts', '1' } }
 local NUMS = { { I.enq, 'enqueued_at' }, { I.run_at, 'run_at' } }
 local OPTIONAL_NUMS = { { I.timeout, 'timeout' }, { I.started, 'started_at' },
@@ -121,7 +123,10 @@ local OPTIONAL_NUMS = { { I.timeout, 'timeout' }, { I.started, 'started_at' },
 local CORRUPT_TEXT = CORRUPT_MESSAGE
 local EXPECTED = CORRUPT_EXPECTED
 
-local function is_int(v) return type(v) == 'string' and string.match(v, '^-?%d+$') ~= nil end
+local function is_int(v, count)
+  if type(v) ~= 'string' or not string.match(v, '^-?%d+$') then return false end
+  return not count or #v <= 13
+end
 
 local function is_num(v)
   if type(v) ~= 'string' or string.find(v, '[xX_]') then return false end
@@ -138,7 +143,7 @@ local function unreadable(r, fix)
   end
   if not STATES[r[I.state]] then bad('state', r[I.state]) end
   for _, c in ipairs(INTS) do
-    if not is_int(r[c[1]]) then
+    if not is_int(r[c[1]], c[4]) then
       bad(c[2], r[c[1]])
       if fix then fix[#fix + 1] = c[1]; fix[#fix + 1] = c[3] end
     end
@@ -167,7 +172,7 @@ end
 
 -- The slots a record holds while it runs: 0 if its slots cannot be read.
 local function slots_of(r)
-  if is_int(r[I.slots]) then return tonumber(r[I.slots]) end
+  if is_int(r[I.slots], true) then return tonumber(r[I.slots]) end
   return 0
 end
 
@@ -326,7 +331,7 @@ local function absorb()
         redis.call('HSET', jkey(id), 'rank', rank)
         all[#all + 1] = seq + i
         all[#all + 1] = id
-        if not (is_num(v[4]) and is_int(v[3]) and STATES[v[6]]) then
+        if not (is_num(v[4]) and is_int(v[3], true) and STATES[v[6]]) then
           local r = rec(id)  -- its indexes cannot be written: dead by itself
           bury(id, r, unreadable(r))
         else
@@ -361,7 +366,7 @@ local function heads(queues, limit)
       local key = ready_key(q, sub)
       local list = redis.call('ZRANGE', key, 0, limit - 1)
       local bar = string.find(sub, '|', 1, true)
-      if #list > 0 and not is_int(string.sub(sub, bar + 1)) then
+      if #list > 0 and not is_int(string.sub(sub, bar + 1), true) then
         -- jobs indexed with slots that cannot be read: each is made dead by itself
         for _, m in ipairs(list) do
           local id = string.sub(m, 32)
@@ -469,6 +474,12 @@ local function finish_one(a, woken, w)
   local v = redis.call('HMGET', jkey(id), 'state', 'attempt', 'queue', 'pool', 'slots',
                        'rank', 'run_at')
   if v[1] ~= 'running' or tonumber(v[2]) ~= attempt then return 0 end
+  if not is_int(v[5], true) then  -- damaged while it ran: dead by itself, the outcome unsaid
+    local r = rec(id)
+    gather(w.running, K_RUNNING, id)
+    bury(id, r, unreadable(r))
+    return 0
+  end
   local r = {}
   r[I.state], r[I.queue], r[I.pool], r[I.slots], r[I.rank], r[I.run_at] =
     v[1], v[3], v[4], v[5], v[6], v[7]
