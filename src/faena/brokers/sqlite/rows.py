@@ -94,7 +94,26 @@ _CHECKED = (
 def unreadable_field(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, object] | None:
     """The first field of a row that cannot be read (SQLite keeps any text in a numeric
     column), and its value; None for a sound row."""
+    if (  # the common case, cheaply: a claim checks every row it reads
+        type(row[6]) is int
+        and type(row[8]) is int
+        and type(row[9]) is int
+        and type(row[10]) is int
+        and type(row[11]) is int
+        and type(row[14]) is float
+        and type(row[15]) is float
+        and type(row[12]) in _FLOAT_OR_NONE
+        and type(row[16]) in _FLOAT_OR_NONE
+        and type(row[17]) in _FLOAT_OR_NONE
+        and type(row[18]) in _FLOAT_OR_NONE
+        and row[5] in _STATES
+    ):
+        return None
     return records.unreadable({name: row[at] for name, at in _CHECKED})
+
+
+_FLOAT_OR_NONE = frozenset({float, type(None)})
+_STATES = frozenset(state.value for state in JobState)
 
 
 def bury(

@@ -138,27 +138,35 @@ end
 -- `fix`, a change list that puts a neutral value in each unreadable field.
 local function unreadable(r, fix)
   local field, value
-  local function bad(name, v)
-    if not field then field, value = name, v end
+  if not STATES[r[I.state]] then
+    field, value = 'state', r[I.state]
+    if not fix then return field, value end
   end
-  if not STATES[r[I.state]] then bad('state', r[I.state]) end
   for _, c in ipairs(INTS) do
-    if not is_int(r[c[1]], c[4]) then
-      bad(c[2], r[c[1]])
-      if fix then fix[#fix + 1] = c[1]; fix[#fix + 1] = c[3] end
+    local v = r[c[1]]
+    if not is_int(v, c[4]) then
+      if not field then field, value = c[2], v end
+      if not fix then return field, value end
+      fix[#fix + 1] = c[1]
+      fix[#fix + 1] = c[3]
     end
   end
   for _, c in ipairs(NUMS) do
-    if not is_num(r[c[1]]) then
-      bad(c[2], r[c[1]])
-      if fix then fix[#fix + 1] = c[1]; fix[#fix + 1] = NOW_S end
+    local v = r[c[1]]
+    if not is_num(v) then
+      if not field then field, value = c[2], v end
+      if not fix then return field, value end
+      fix[#fix + 1] = c[1]
+      fix[#fix + 1] = NOW_S
     end
   end
   for _, c in ipairs(OPTIONAL_NUMS) do
     local v = r[c[1]]
     if v and v ~= '' and not is_num(v) then
-      bad(c[2], v)
-      if fix then fix[#fix + 1] = c[1]; fix[#fix + 1] = '' end
+      if not field then field, value = c[2], v end
+      if not fix then return field, value end
+      fix[#fix + 1] = c[1]
+      fix[#fix + 1] = ''
     end
   end
   return field, value
