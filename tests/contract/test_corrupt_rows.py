@@ -18,6 +18,7 @@ import pytest
 
 import faena
 from faena.brokers.protocol import Broker
+from faena.core import records
 from faena.core.clock import ManualClock
 from faena.core.job import Lease, NewJob, Outcome
 from faena.core.states import JobState
@@ -309,3 +310,41 @@ def test_redis_reading_a_corrupt_record_names_the_field(backend: Backend, broker
     corrupt(backend, job.id, "enqueued_at", "yesterday")
     with pytest.raises(CorruptJobError, match="its stored enqueued_at is 'yesterday'"):
         broker.get(job.id)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timeout", " 1.5"),
+        ("timeout", "1e3"),
+        ("timeout", "inf"),
+        ("timeout", "nan"),
+        ("timeout", "0x10"),
+        ("timeout", "1_0"),
+        ("timeout", ".5"),
+        ("timeout", "1e"),
+        ("attempt", "+1"),
+        ("attempt", "007"),
+        ("attempt", "-0"),
+        ("attempt", "1.0"),
+        ("attempt", "\u0661"),  # an Arabic-Indic one: Python's int() reads it, Lua does not
+        ("priority", "9" * 18),
+    ],
+)
+def test_redis_scripts_and_python_agree_on_what_can_be_read(
+    backend: Backend, broker: Broker, field: str, value: str
+) -> None:
+    """A record the scripts claim is one Python can decode (else the claim would be written
+    and the worker would fail to read its reply); one they bury is one Python cannot read."""
+    if backend.name != "redis":
+        pytest.skip("the Lua checks are Redis's")
+    [job] = broker.enqueue([new()])
+    corrupt(backend, job.id, field, value)
+    claimed = claim(broker)
+    as_text = {field: value, "state": "queued"}
+    if claimed:
+        assert records.unreadable(as_text, text=True) is None
+        assert claimed[0].id == job.id
+    else:
+        assert records.unreadable(as_text, text=True) == (field, value)
+        assert_buried(broker, job.id, field, value)
