@@ -51,7 +51,7 @@ def _query(url: str, name: str) -> str:
     return parse_qs(urlsplit(url).query)[name][0]
 
 
-def corrupt(backend: Backend, job_id: str, field: str, value: str) -> None:
+def corrupt(backend: Backend, job_id: str, field: str, value: object) -> None:
     """Write ``value`` into the stored job as an outside hand would."""
     sqlite_column, redis_field, pg_column = FIELDS[field]
     if backend.name == "sqlite":
@@ -67,7 +67,8 @@ def corrupt(backend: Backend, job_id: str, field: str, value: str) -> None:
             stored = conn.execute(
                 f"SELECT typeof({sqlite_column}) FROM faena_jobs WHERE id = ?", (job_id,)
             ).fetchone()
-            assert stored == ("text",), "SQLite kept the text as it is"
+            if isinstance(value, str):
+                assert stored == ("text",), "SQLite kept the text as it is"
         return
     if backend.name == "redis":
         import redis
@@ -82,17 +83,19 @@ def corrupt(backend: Backend, job_id: str, field: str, value: str) -> None:
             client.close()
         return
     if backend.name == "postgres" and pg_column is not None:
-        import psycopg
-
-        assert backend.url is not None
-        schema = _query(backend.url, "schema")
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            cur = conn.execute(
-                f'UPDATE "{schema}".jobs SET {pg_column} = %s WHERE id = %s', (value, job_id)
-            )
-            assert cur.rowcount == 1
+        _pg_update(backend, job_id, pg_column, value)
         return
     pytest.skip(f"the {backend.name} broker cannot hold {field}={value!r}: {REASON[backend.name]}")
+
+
+def _pg_update(backend: Backend, job_id: str, column: str, value: object) -> None:
+    import psycopg
+
+    assert backend.url is not None
+    schema = _query(backend.url, "schema")
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        sql = f'UPDATE "{schema}".jobs SET {column} = %s WHERE id = %s'
+        assert conn.execute(sql, (value, job_id)).rowcount == 1
 
 
 REASON = {
@@ -291,15 +294,23 @@ def test_finishing_beside_a_job_damaged_while_it_ran_writes_the_other_outcomes(
     assert [j.id for j in claim(broker)] == [c.id]
 
 
-def test_redis_an_attempt_too_large_to_count_on_goes_dead(backend: Backend, broker: Broker) -> None:
-    """Lua numbers are doubles written back with 14 digits: 1e14 plus one would be stored as
-    '1e+14', which no reader takes for an integer. SQLite counts to 2**63 in SQL."""
-    if backend.name != "redis":
-        pytest.skip("only Redis counts attempts in Lua doubles")
+@pytest.mark.parametrize("value", ["2147483647", "99999999999999"])
+def test_an_attempt_too_large_to_count_on_goes_dead(
+    backend: Backend, broker: Broker, value: str
+) -> None:
+    """A count one more of which cannot be stored: PostgreSQL's integer overflows (the whole
+    claim failed, every time), Lua's doubles write 1e14 plus one back as '1e+14'."""
     bad, good = broker.enqueue([new(), new()])
-    corrupt(backend, bad.id, "attempt", "99999999999999")
+    if backend.name == "postgres" and int(value) < 2**31:
+        _pg_update(backend, bad.id, "attempt", int(value))
+    else:
+        corrupt(backend, bad.id, "attempt", int(value) if backend.name == "sqlite" else value)
     assert [j.id for j in claim(broker)] == [good.id]
-    assert_buried(broker, bad.id, "attempt", "99999999999999")
+    job = broker.get(bad.id)
+    assert job is not None and job.state is JobState.DEAD
+    assert job.error is not None and job.error.type == "CorruptJobError"
+    assert f"its stored attempt is {int(value)!r}" in job.error.message.replace("'", "")
+    assert claim(broker) == []
 
 
 def test_redis_reading_a_corrupt_record_names_the_field(backend: Backend, broker: Broker) -> None:

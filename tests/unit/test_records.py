@@ -64,6 +64,8 @@ def test_a_sound_record_is_readable_as_numbers_or_as_text() -> None:
         ("attempt", "1"),  # text where the store returns numbers: not what faena wrote
         ("attempt", True),
         ("attempt", 1.0),
+        ("attempt", 2**31 - 1),  # a count one more of which no backend can store
+        ("pool_slots", 2**63),
         ("pool_slots", None),
         ("timeout", "abc"),
         ("timeout", math.nan),
@@ -82,8 +84,9 @@ def test_a_value_faena_never_writes_is_named(field: str, value: object) -> None:
         ("attempt", "-3", True),
         ("attempt", "1.0", False),
         ("attempt", " 1", False),
-        ("attempt", "1" * 13, True),
-        ("attempt", "1" * 14, False),  # Lua would write one more back as 1.1111111111111e+13
+        ("attempt", "2147483646", True),
+        ("attempt", "2147483647", False),  # one more would not fit PostgreSQL's integer
+        ("tries", "1" * 14, False),  # Lua would write one more back as 1.1111111111111e+13
         ("priority", "9" * 18, True),  # priorities are compared, never counted with
         ("timeout", "1e3", True),
         ("timeout", "inf", True),

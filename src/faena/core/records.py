@@ -47,18 +47,20 @@ NEUTRAL: dict[str, Any] = {
 }
 
 
-#: integers the Redis scripts count with: at most 13 digits as text, so that one more is
-#: still written back as an integer (Lua numbers are doubles, printed with 14 digits)
-_COUNTERS = frozenset({"pool_slots", "attempt", "tries"})
-_COUNTER_DIGITS = 13
+#: the counts faena adds to (and sums): below this on every backend, so that one more still
+#: fits PostgreSQL's integer, and Lua (whose numbers are doubles) writes it back as digits
+COUNT_LIMIT = 2**31 - 1
+COUNTERS = frozenset({"pool_slots", "attempt", "tries"})
 
 
 def _is_int(value: object, text: bool, name: str = "") -> bool:
     if type(value) is int:
-        return True
-    if not text or not isinstance(value, str) or _INT_TEXT.fullmatch(value) is None:
+        number = value
+    elif text and isinstance(value, str) and _INT_TEXT.fullmatch(value) is not None:
+        number = int(value)
+    else:
         return False
-    return name not in _COUNTERS or len(value) <= _COUNTER_DIGITS
+    return name not in COUNTERS or -COUNT_LIMIT < number < COUNT_LIMIT
 
 
 def _is_float(value: object, text: bool) -> bool:
@@ -123,6 +125,7 @@ def corrupt_message(job_id: str, field: str, value: object, expected: str = "") 
 EXPECTED = {
     "state": "a job state (" + ", ".join(sorted(_STATES)) + ")",
     **{name: "an integer" for name in INT_FIELDS},
+    **{name: f"an integer (a count below {COUNT_LIMIT})" for name in COUNTERS},
     **{name: "a number" for name in FLOAT_FIELDS},
     **{name: "a number or empty" for name in OPTIONAL_FLOAT_FIELDS},
     "args": "a JSON array (the positional arguments)",

@@ -100,6 +100,9 @@ def unreadable_field(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, object] |
         and type(row[9]) is int
         and type(row[10]) is int
         and type(row[11]) is int
+        and -_LIMIT < row[8] < _LIMIT
+        and -_LIMIT < row[9] < _LIMIT
+        and -_LIMIT < row[10] < _LIMIT
         and type(row[14]) is float
         and type(row[15]) is float
         and type(row[12]) in _FLOAT_OR_NONE
@@ -113,6 +116,7 @@ def unreadable_field(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, object] |
 
 
 _FLOAT_OR_NONE = frozenset({float, type(None)})
+_LIMIT = records.COUNT_LIMIT
 _STATES = frozenset(state.value for state in JobState)
 
 

@@ -112,8 +112,9 @@ end
 -- record never makes a function fail halfway, after some of its writes (Redis keeps those).
 local STATES = { scheduled = true, queued = true, running = true, succeeded = true,
                  failed = true, dead = true, cancelled = true }
--- (position, Job field, neutral value, whether the scripts count with it: then at most 13
--- digits, so that a count plus one is still written back as an integer by tostring)
+-- (position, Job field, neutral value, whether it is a count: then below 2147483647, as
+-- faena.core.records.COUNT_LIMIT, so one more is still an integer that tostring writes back
+-- as digits)
 local INTS = { { I.priority, 'priority', '0' }, { I.slots, 'pool_slots', '1', true },
                { I.attempt, 'attempt', '0', true }, { I.tries, 'tries', '0', true },
                { I.max, 'max_attempts', '1' } }
@@ -125,7 +126,7 @@ local EXPECTED = CORRUPT_EXPECTED
 
 local function is_int(v, count)
   if type(v) ~= 'string' or not string.match(v, '^-?%d+$') then return false end
-  return not count or #v <= 13
+  return not count or (#v <= 11 and math.abs(tonumber(v)) < 2147483647)
 end
 
 local function is_num(v)
