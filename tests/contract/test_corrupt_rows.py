@@ -179,6 +179,11 @@ def test_a_corrupt_job_goes_dead_alone_and_the_others_run(
     assert counts.get(("etl", JobState.SUCCEEDED)) == 2
     assert counts.get(("etl", JobState.QUEUED), 0) == 0
     assert claim(broker) == []
+    # the unreadable value was put right (the message keeps it): a retry by hand runs it
+    assert broker.retry(bad.id).state is JobState.QUEUED
+    [again] = claim(broker)
+    assert again.id == bad.id
+    assert broker.finish([Outcome(bad.id, again.attempt, JobState.SUCCEEDED, "1")]) == [True]
 
 
 @only("sqlite", "redis")
