@@ -289,8 +289,9 @@ class PostgresBroker:
             try:
                 return self._db.execute(conn, self._q.exchange, params)
             except psycopg.errors.NumericValueOutOfRange:  # a count set by hand to the limit
-                if not bury_overflowing(conn, self._q.overflowing, self._q.bury, self._clock.now()):
-                    raise
+                # once more after the burial (another worker may have buried the job first);
+                # nothing of the failed call was written: it is one statement
+                bury_overflowing(conn, self._q.overflowing, self._q.bury, self._clock.now())
                 return self._db.execute(conn, self._q.exchange, params)
 
         finished, result = rows.to_claim_result(self._db.run(what, call))
