@@ -65,3 +65,14 @@ class JobFailedError(FaenaError):
 
 class WaitTimeoutError(FaenaError, TimeoutError):
     """``job.wait()`` gave up before the job reached a terminal state."""
+
+
+class CorruptJobError(FaenaError):
+    """A stored job record holds a value faena cannot read (edited by hand, a bad migration,
+    a disk fault). The job is made dead by itself; the others are not touched."""
+
+    def __init__(self, message: str, *, job_id: str, field: str, value: object) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.field = field
+        self.value = value

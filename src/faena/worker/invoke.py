@@ -5,7 +5,6 @@ Shared by the thread, async and process executors.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -13,7 +12,8 @@ from faena.context import set_current_job
 from faena.core import payload
 from faena.core.job import ErrorInfo, Job
 from faena.core.outcomes import error_info
-from faena.errors import PayloadError
+from faena.core.records import call_args
+from faena.errors import CorruptJobError, PayloadError
 from faena.task import Task
 from faena.worker.results import RunResult
 
@@ -30,9 +30,9 @@ class JobInterrupted(BaseException):
 
 
 def decode_call(job: Job) -> tuple[list[Any], dict[str, Any]]:
-    args: list[Any] = [] if job.args_json == "[]" else json.loads(job.args_json)
-    kwargs: dict[str, Any] = {} if job.kwargs_json == "{}" else json.loads(job.kwargs_json)
-    return args, kwargs
+    """The job's arguments; a stored text that is not JSON raises :class:`CorruptJobError`,
+    which makes the job dead at once (never retried)."""
+    return call_args(job)
 
 
 def result_from_value(job: Job, task: Task[Any, Any], value: Any, started: float) -> RunResult:
@@ -54,7 +54,8 @@ def result_from_error(
         if exc.reason == "cancelled":
             return RunResult(job, duration, cancelled=True)
         return RunResult(job, duration, error=timeout_error(job), timed_out=True)
-    retryable = task is not None and task.options.retries_on(exc)
+    corrupt = isinstance(exc, CorruptJobError)
+    retryable = task is not None and not corrupt and task.options.retries_on(exc)
     return RunResult(job, duration, error=error_info(exc), retryable=retryable)
 
 

@@ -67,6 +67,8 @@ class Queries:
     pool_stats: str
     count_by_state: str
     prune: str
+    overflowing: str
+    bury: str
 
     @classmethod
     def load(cls, config: PgConfig) -> Queries:

@@ -125,3 +125,21 @@ SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY queue, state;
 -- name: prune
 DELETE FROM @schema@.jobs
  WHERE state IN ('succeeded', 'dead', 'cancelled') AND finished_at < %(older_than)s;
+
+-- name: overflowing
+-- live jobs holding a count that one more would overflow (typed columns refuse other damage)
+SELECT id, attempt, tries, pool_slots FROM @schema@.jobs
+ WHERE state IN ('scheduled', 'queued', 'failed', 'running')
+   AND (greatest(attempt, tries, pool_slots) >= %(limit)s
+        OR least(attempt, tries, pool_slots) <= -%(limit)s)
+   FOR UPDATE;
+
+-- name: bury
+-- a job that cannot be read, made dead by itself; the counts that cannot be used are reset
+UPDATE @schema@.jobs SET
+    state = 'dead', error_type = %(etype)s, error_message = %(emsg)s, error_traceback = '',
+    finished_at = %(now)s::double precision, lease_expires_at = NULL,
+    attempt = CASE WHEN abs(attempt::bigint) >= %(limit)s THEN 0 ELSE attempt END,
+    tries = CASE WHEN abs(tries::bigint) >= %(limit)s THEN 0 ELSE tries END,
+    pool_slots = CASE WHEN abs(pool_slots::bigint) >= %(limit)s THEN 1 ELSE pool_slots END
+ WHERE id = %(id)s;

@@ -12,9 +12,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from faena.core import records
 from faena.core.job import ErrorInfo, Job, NewJob, Outcome
 from faena.core.states import JobState
-from faena.errors import ConfigError
+from faena.errors import ConfigError, CorruptJobError
 
 FIELDS = (
     "id",
@@ -192,7 +193,38 @@ _STATES = {state.value: state for state in JobState}
 
 
 def to_job(record: Sequence[Any]) -> Job:
-    """A job from its fields in ``FIELDS`` order (from HMGET, or decoded from JSON)."""
+    """A job from its fields in ``FIELDS`` order (from HMGET, or decoded from JSON). A
+    record that cannot be read (the scripts make such a job dead when they meet it: it
+    can still be seen before) raises :class:`CorruptJobError` naming the field."""
+    try:
+        return _to_job(record)
+    except (TypeError, ValueError) as exc:
+        values = dict(zip(_JOB_FIELDS, record, strict=False))
+        job_id = str(values.get("id"))
+        bad = records.unreadable(values, text=True) or ("record", exc)
+        message = records.corrupt_message(job_id, *bad)
+        raise CorruptJobError(message, job_id=job_id, field=bad[0], value=bad[1]) from exc
+
+
+#: ``FIELDS`` by :class:`Job` field name
+_JOB_FIELDS = tuple(
+    {
+        "args": "args_json",
+        "kwargs": "kwargs_json",
+        "slots": "pool_slots",
+        "max": "max_attempts",
+        "ikey": "idempotency_key",
+        "enq": "enqueued_at",
+        "started": "started_at",
+        "finished": "finished_at",
+        "lease": "lease_expires_at",
+        "result": "result_json",
+    }.get(name, name)
+    for name in FIELDS
+)
+
+
+def _to_job(record: Sequence[Any]) -> Job:
     (
         job_id,
         task,

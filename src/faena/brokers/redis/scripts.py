@@ -21,6 +21,7 @@ from functools import cache
 from importlib.resources import files
 
 from faena.brokers.redis.codec import prepare_lua
+from faena.core import records
 
 NAMES = (
     "setup",
@@ -64,13 +65,28 @@ def _entry(name: str, body: str) -> str:
     )
 
 
+def _lua_string(text: str) -> str:
+    if "]==]" in text:
+        raise ValueError(f"cannot quote {text!r} as a Lua long string")
+    return f"[==[{text}]==]"
+
+
+def _corrupt_rules(text: str) -> str:
+    """Fill in the message of a corrupt job and what each field must hold, from
+    :mod:`faena.core.records` (one owner of the wording)."""
+    expected = ", ".join(f"{name} = {_lua_string(what)}" for name, what in records.EXPECTED.items())
+    return text.replace("CORRUPT_MESSAGE", _lua_string(records.MESSAGE_TEMPLATE)).replace(
+        "CORRUPT_EXPECTED", "{ " + expected + " }"
+    )
+
+
 @cache
 def library() -> Library:
     lua = files("faena.brokers.redis").joinpath("lua")
     parts = [lua.joinpath("lib.lua").read_text(encoding="utf-8")]
     for name in NAMES:
         parts.append(_entry(name, lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")))
-    text = prepare_lua("\n".join(parts))
+    text = prepare_lua(_corrupt_rules("\n".join(parts)))
     name = "faena_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
     code = f"#!lua name={name}\n" + text.replace(_LIB, name)
     return Library(name, code)

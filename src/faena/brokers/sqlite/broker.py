@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
@@ -13,7 +14,13 @@ from faena.brokers.refusals import (
 )
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.operators import SQLiteOperators
-from faena.brokers.sqlite.rows import error_columns, to_claimed_job, to_job
+from faena.brokers.sqlite.rows import (
+    bury,
+    error_columns,
+    to_claimed_job,
+    to_job,
+    unreadable_field,
+)
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier, SocketWaker, wake_dir
 from faena.core import lifecycle
@@ -178,27 +185,44 @@ class SQLiteBroker(SQLiteOperators):
         reaped = self._reap(conn, now) if expired else []
         if limit <= 0 or not queues:
             return ClaimResult([], reaped, False)
-        sql = q.candidates(len(queues))
-        after: tuple[int, int] = (2**62, -1)
         chosen: list[Job] = []
         fetch = limit + 2
         until = now + lease_seconds
+        last: Any = None
         for _ in range(_FETCH_ROUNDS):
-            rows = conn.execute(sql, (*queues, now, after[0], after[0], after[1], fetch)).fetchall()
+            if last is None:
+                cur = conn.execute(q.candidates(len(queues), True), (*queues, now, fetch))
+            else:
+                after = (last[6], last[6], last[25])
+                cur = conn.execute(q.candidates(len(queues)), (*queues, now, *after, fetch))
+            rows: list[Any] = cur.fetchall()
             if not rows:
                 break
+            last, fetched = rows[-1], len(rows)
+            rows = self._sound(conn, rows, now)
             by_id = {r[0]: r for r in rows}
             picked = admission.admit(Candidate(r[0], r[7], r[8]) for r in rows)
             chosen.extend(to_claimed_job(by_id[i], worker, now, until) for i in picked)
             admission.limit -= len(picked)
-            last = rows[-1]
-            after = (last[6], last[25])
-            if admission.limit <= 0 or len(rows) < fetch or admission.parallelism_free == 0:
+            if admission.limit <= 0 or fetched < fetch or admission.parallelism_free == 0:
                 break
             fetch *= 4
         if chosen:
             conn.execute(q.claim(len(chosen)), (worker, now, until, *(j.id for j in chosen)))
         return ClaimResult(chosen, reaped, admission.blocked)
+
+    @staticmethod
+    def _sound(conn: sqlite3.Connection, rows: list[Any], now: float) -> list[Any]:
+        """The rows that can be read; each of the others is made dead by itself (a row that
+        cannot be read must not fail the claim of the rest, again and again)."""
+        sound = []
+        for row in rows:
+            bad = unreadable_field(row)
+            if bad is None:
+                sound.append(row)
+            else:
+                bury(conn, row, bad, now)
+        return sound
 
     @staticmethod
     def _admission(conn: sqlite3.Connection, now: float, limit: int) -> tuple[Admission, int]:
@@ -323,6 +347,10 @@ class SQLiteBroker(SQLiteOperators):
         rows = conn.execute(q.EXPIRED, (now,)).fetchall()
         reaped = []
         for row in rows:
+            bad = unreadable_field(row)
+            if bad is not None:  # a running job whose row was damaged: dead, lease ended
+                reaped.append(Reaped(bury(conn, row, bad, now), JobState.DEAD))
+                continue
             job = lifecycle.expire(to_job(row), now)
             etype, emsg, etb = error_columns(job.error)
             conn.execute(

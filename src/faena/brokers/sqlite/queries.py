@@ -52,13 +52,18 @@ CAPACITY = (
 
 
 @cache
-def candidates(n_queues: int) -> str:
+def candidates(n_queues: int, first: bool = False) -> str:
+    """Runnable jobs by priority then enqueue order, after a (priority, seq) position (the
+    ``first`` page: from the start). SQLite keeps any text in a numeric column and orders
+    text after every number, so rows whose run_at or priority is not a number are picked
+    too: the claim then makes them dead instead of leaving them unseen forever."""
     marks = ", ".join("?" * n_queues)
+    after = "" if first else "AND (priority < ? OR (priority = ? AND seq > ?)) "
     return (
         f"SELECT {COLUMNS} FROM faena_jobs "
-        f"WHERE state IN {_PENDING} AND queue IN ({marks}) AND run_at <= ? "
-        f"AND (priority < ? OR (priority = ? AND seq > ?)) "
-        f"ORDER BY priority DESC, seq LIMIT ?"
+        f"WHERE state IN {_PENDING} AND queue IN ({marks}) "
+        f"AND (run_at <= ? OR typeof(run_at) NOT IN ('real', 'integer')) "
+        f"{after}ORDER BY priority DESC, seq LIMIT ?"
     )
 
 

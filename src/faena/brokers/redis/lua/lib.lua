@@ -55,7 +55,10 @@ local function ready_key(q, sub) return P .. ':ready:' .. q .. '|' .. sub end
 
 -- A rank is 16 hex digits of inverted priority then 15 digits of sequence: the lowest rank
 -- runs first. Ready sets hold rank..id with score 0, so they are ordered by rank.
-local function seq_of(rank) return tonumber(string.sub(rank, 17, 31)) end
+local function seq_of(rank)
+  if type(rank) ~= 'string' then return 0 end
+  return tonumber(string.sub(rank, 17, 31)) or 0
+end
 
 -- The whole record (an array in F order), or nil if there is no such job.
 local function rec(id)
@@ -104,6 +107,127 @@ local function move_state(id, r, old)
   if INDEXED[new] then redis.call('ZADD', st_key(new), seq_of(r[I.rank]), id) end
 end
 
+-- What faena.core.records.unreadable checks, on the text of a record: a record that fails
+-- is made dead by itself (bury) before anything else is written for it, so a corrupt
+-- record never makes a function fail halfway, after some of its writes (Redis keeps those).
+local STATES = { scheduled = true, queued = true, running = true, succeeded = true,
+                 failed = true, dead = true, cancelled = true }
+-- (position, Job field, neutral value, whether it is a count: then below 2147483647, as
+-- faena.core.records.COUNT_LIMIT, so one more is still an integer that tostring writes back
+-- as digits)
+local INTS = { { I.priority, 'priority', '0' }, { I.slots, 'pool_slots', '1', true },
+               { I.attempt, 'attempt', '0', true }, { I.tries, 'tries', '0', true },
+               { I.max, 'max_attempts', '1' } }
+local NUMS = { { I.enq, 'enqueued_at' }, { I.run_at, 'run_at' } }
+local OPTIONAL_NUMS = { { I.timeout, 'timeout' }, { I.started, 'started_at' },
+                        { I.finished, 'finished_at' }, { I.lease, 'lease_expires_at' } }
+local CORRUPT_TEXT = CORRUPT_MESSAGE
+local EXPECTED = CORRUPT_EXPECTED
+
+local function is_int(v, count)
+  if type(v) ~= 'string' or not string.find(v, '^-?%d+$') then return false end
+  if not count or #v < 10 then return true end
+  return #v <= 11 and math.abs(tonumber(v)) < 2147483647
+end
+
+-- Lua reads hex ('0x10') and Python does not; Python reads '1_0' and Lua does not
+local function is_num(v)
+  if type(v) ~= 'string' then return false end
+  local n = tonumber(v)
+  return n ~= nil and n == n and not string.find(v, '[xX]')
+end
+
+local function is_opt_num(v) return not v or v == '' or is_num(v) end
+
+-- Whether every field of r can be read, as unreadable() below finds, cheaply for the text
+-- faena writes (a claim checks each job it takes): counts of up to 9 digits, decimals; any
+-- other text takes the full test. Absent fields read as false. (A library's top level
+-- cannot reach string.*: Redis runs it with a restricted global table.)
+local COUNT, DECIMAL = '^%d%d?%d?%d?%d?%d?%d?%d?%d?$', '^%d+%.?%d*$'
+
+local function count_ok(v) return v and (string.find(v, COUNT) or is_int(v, true)) end
+local function num_ok(v) return v and (string.find(v, DECIMAL) or is_num(v)) end
+local function opt_ok(v) return not v or v == '' or string.find(v, DECIMAL) or is_num(v) end
+
+local function sound(r)
+  local v = r[I.priority]
+  if not (STATES[r[I.state]] and v and string.find(v, '^-?%d+$')) then return false end
+  v = r[I.max]
+  if not (v and string.find(v, '^-?%d+$')) then return false end
+  return count_ok(r[I.slots]) and count_ok(r[I.attempt]) and count_ok(r[I.tries])
+    and num_ok(r[I.enq]) and num_ok(r[I.run_at]) and opt_ok(r[I.timeout])
+    and opt_ok(r[I.started]) and opt_ok(r[I.finished]) and opt_ok(r[I.lease])
+end
+
+-- The first field of r that cannot be read, and its value (nil if every one can be); with
+-- `fix`, a change list that puts a neutral value in each unreadable field.
+local function unreadable(r, fix)
+  local field, value
+  if not STATES[r[I.state]] then
+    field, value = 'state', r[I.state]
+    if not fix then return field, value end
+  end
+  for _, c in ipairs(INTS) do
+    local v = r[c[1]]
+    if not is_int(v, c[4]) then
+      if not field then field, value = c[2], v end
+      if not fix then return field, value end
+      fix[#fix + 1] = c[1]
+      fix[#fix + 1] = c[3]
+    end
+  end
+  for _, c in ipairs(NUMS) do
+    local v = r[c[1]]
+    if not is_num(v) then
+      if not field then field, value = c[2], v end
+      if not fix then return field, value end
+      fix[#fix + 1] = c[1]
+      fix[#fix + 1] = NOW_S
+    end
+  end
+  for _, c in ipairs(OPTIONAL_NUMS) do
+    local v = r[c[1]]
+    if not is_opt_num(v) then
+      if not field then field, value = c[2], v end
+      if not fix then return field, value end
+      fix[#fix + 1] = c[1]
+      fix[#fix + 1] = ''
+    end
+  end
+  return field, value
+end
+
+local function shown(v)
+  if not v then return 'absent' end
+  if #v > 80 then v = string.sub(v, 1, 80) .. '...(cut)' end
+  return "'" .. v .. "'"
+end
+
+-- The slots a record holds while it runs: 0 if its slots cannot be read.
+local function slots_of(r)
+  if is_int(r[I.slots], true) then return tonumber(r[I.slots]) end
+  return 0
+end
+
+-- Make a record that cannot be read dead by itself (see unreadable): each unreadable field
+-- gets a neutral value, so the record can be read (listed, retried by hand), and the
+-- message names the first and the value it held. The caller drops it from its indexes.
+local function bury(id, r, field, value)
+  local parts = { job_id = id, field = field, value = shown(value),
+                  expected = EXPECTED[field] or 'a value faena wrote' }
+  local msg = string.gsub(CORRUPT_TEXT, '{([%w_]+)}', parts)
+  local old = r[I.state]
+  if not STATES[old] then old = 'queued' end  -- it was found where queued jobs wait
+  local ch = {}
+  unreadable(r, ch)
+  local more = { I.state, 'dead', I.finished, NOW_S, I.lease, '', I.etype, 'CorruptJobError',
+                 I.emsg, msg, I.etb, '' }
+  for i = 1, #more do ch[#ch + 1] = more[i] end
+  put(id, r, ch)
+  redis.call('ZADD', K_DONE, NOW_S, id)
+  move_state(id, r, old)
+end
+
 -- A pending job is in its queue's pend set (by run_at) and either ready (due) or delayed.
 local function make_pending(id, r)
   local q = r[I.queue]
@@ -126,7 +250,7 @@ end
 
 local function end_lease(id, r)
   redis.call('ZREM', K_RUNNING, id)
-  bump(D_USED, r[I.pool], -tonumber(r[I.slots]))
+  bump(D_USED, r[I.pool], -slots_of(r))
 end
 
 local function wake(queues)
@@ -141,6 +265,10 @@ local function expire_all()
     local r = rec(id)
     if not r or r[I.state] ~= 'running' then
       redis.call('ZREM', K_RUNNING, id)
+    elseif not sound(r) then
+      end_lease(id, r)
+      bury(id, r, unreadable(r))
+      out[#out + 1] = r
     else
       end_lease(id, r)
       if r[I.cancel] == '1' then
@@ -232,17 +360,22 @@ local function absorb()
     for i, id in ipairs(ids) do
       local v = redis.call('HMGET', jkey(id), 'queue', 'pool', 'slots', 'run_at', 'rank', 'state')
       if v[1] then
-        local q, rank = v[1], v[5] .. string.format('%015d', seq + i)
+        local q, rank = v[1], (v[5] or '') .. string.format('%015d', seq + i)
         redis.call('HSET', jkey(id), 'rank', rank)
         all[#all + 1] = seq + i
         all[#all + 1] = id
-        gather(pend, pend_key(q), v[4], id)
-        if v[6] == 'queued' then
-          local sub = v[2] .. '|' .. v[3]
-          gather(ready, ready_key(q, sub), 0, rank .. id)
-          gather(subs, subs_key(q), sub)
+        if not (is_num(v[4]) and is_int(v[3], true) and STATES[v[6]]) then
+          local r = rec(id)  -- its indexes cannot be written: dead by itself
+          bury(id, r, unreadable(r))
         else
-          gather(delayed, delayed_key(q), v[4], id)
+          gather(pend, pend_key(q), v[4], id)
+          if v[6] == 'queued' then
+            local sub = v[2] .. '|' .. v[3]
+            gather(ready, ready_key(q, sub), 0, rank .. id)
+            gather(subs, subs_key(q), sub)
+          else
+            gather(delayed, delayed_key(q), v[4], id)
+          end
         end
       end
     end
@@ -265,8 +398,19 @@ local function heads(queues, limit)
     for _, sub in ipairs(redis.call('SMEMBERS', subs_key(q))) do
       local key = ready_key(q, sub)
       local list = redis.call('ZRANGE', key, 0, limit - 1)
-      if #list > 0 then
-        local bar = string.find(sub, '|', 1, true)
+      local bar = string.find(sub, '|', 1, true)
+      if #list > 0 and not is_int(string.sub(sub, bar + 1), true) then
+        -- jobs indexed with slots that cannot be read: each is made dead by itself
+        for _, m in ipairs(list) do
+          local id = string.sub(m, 32)
+          local r = rec(id)
+          if r then
+            redis.call('ZREM', pend_key(q), id)
+            bury(id, r, 'pool_slots', r[I.slots])
+          end
+        end
+        variadic('ZREM', key, list)
+      elseif #list > 0 then
         out[#out + 1] = { key = key, list = list, at = 1, m = list[1],
                           pool = string.sub(sub, 1, bar - 1),
                           slots = tonumber(string.sub(sub, bar + 1)) }
@@ -281,6 +425,11 @@ end
 -- `w` gathers the index writes (pend: ZREM per queue, running: ZADD) of the whole claim.
 local function take(id, worker, deadline, w)
   local r = rec(id)
+  gather(w.pend, pend_key(r[I.queue]), id)
+  if not sound(r) then
+    bury(id, r, unreadable(r))
+    return nil
+  end
   local old = r[I.state]
   local attempt = tostring(tonumber(r[I.attempt]) + 1)
   local tries = tostring(tonumber(r[I.tries]) + 1)
@@ -288,7 +437,6 @@ local function take(id, worker, deadline, w)
     'running', attempt, tries, worker, NOW_S, deadline
   redis.call('HSET', jkey(id), 'state', 'running', 'attempt', attempt, 'tries', tries,
              'worker', worker, 'started', NOW_S, 'lease', deadline)
-  gather(w.pend, pend_key(r[I.queue]), id)
   gather(w.running, K_RUNNING, deadline, id)
   bump(D_USED, r[I.pool], tonumber(r[I.slots]))
   move_state(id, r, old)
@@ -325,9 +473,12 @@ local function claim(worker, limit, deadline, queues)
     end
     if not best then break end
     gather(w.ready, best.key, best.m)
-    chosen[#chosen + 1] = take(string.sub(best.m, 32), worker, deadline, w)
-    free[best.pool] = free[best.pool] - best.slots
-    if par_free then par_free = par_free - 1 end
+    local r = take(string.sub(best.m, 32), worker, deadline, w)
+    if r then
+      chosen[#chosen + 1] = r
+      free[best.pool] = free[best.pool] - best.slots
+      if par_free then par_free = par_free - 1 end
+    end
     best.at = best.at + 1
     best.m = best.list[best.at]
   end
@@ -356,11 +507,17 @@ local function finish_one(a, woken, w)
   local v = redis.call('HMGET', jkey(id), 'state', 'attempt', 'queue', 'pool', 'slots',
                        'rank', 'run_at')
   if v[1] ~= 'running' or tonumber(v[2]) ~= attempt then return 0 end
+  if not is_int(v[5], true) then  -- damaged while it ran: dead by itself, the outcome unsaid
+    local r = rec(id)
+    gather(w.running, K_RUNNING, id)
+    bury(id, r, unreadable(r))
+    return 0
+  end
   local r = {}
   r[I.state], r[I.queue], r[I.pool], r[I.slots], r[I.rank], r[I.run_at] =
     v[1], v[3], v[4], v[5], v[6], v[7]
   gather(w.running, K_RUNNING, id)
-  bump(D_USED, r[I.pool], -tonumber(r[I.slots]))
+  bump(D_USED, r[I.pool], -slots_of(r))
   if state ~= 'failed' and ARGV[a + 5] ~= '1' and ARGV[a + 10] == '' then
     -- the common end (success, no error to keep): one HSET, no change list
     local result = ''

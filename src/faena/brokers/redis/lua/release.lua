@@ -7,6 +7,10 @@ for a = 3, #ARGV, 2 do
   local r = rec(id)
   if not r or r[I.state] ~= 'running' or tonumber(r[I.attempt]) ~= tonumber(ARGV[a + 1]) then
     out[#out + 1] = 0
+  elseif not sound(r) then  -- damaged while it ran: dead by itself, not runnable again
+    end_lease(id, r)
+    bury(id, r, unreadable(r))
+    out[#out + 1] = 0
   else
     end_lease(id, r)
     local tries = math.max(tonumber(r[I.tries]) - 1, 0)

@@ -5,7 +5,7 @@ absorb()
 local used = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_RUNNING, '(' .. NOW_S, '+inf')) do
   local v = redis.call('HMGET', jkey(id), 'pool', 'slots')
-  if v[1] then used[v[1]] = (used[v[1]] or 0) + tonumber(v[2]) end
+  if v[1] then used[v[1]] = (used[v[1]] or 0) + (tonumber(v[2]) or 0) end
 end
 local pools = {}
 local flat = redis.call('HGETALL', K_POOLS)
