@@ -8,7 +8,6 @@ message that names what was asked and what exists; the Camunda routes keep Camun
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -58,35 +57,33 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     method, path = request.method, request.url.path
     headers = dict(exc.headers or {})
+    body: dict[str, Any]
     if exc.status_code == 404:
-        body = problem(
-            404,
-            "not_found",
-            f"faena server has no route {method} {path}; it serves: {', '.join(ROUTES)}",
-            method=method,
-            path=path,
-            routes=list(ROUTES),
-        )
+        body = {
+            "error": "not_found",
+            "message": f"faena server has no route {method} {path}; it serves: "
+            + ", ".join(ROUTES),
+            "method": method,
+            "path": path,
+            "routes": list(ROUTES),
+        }
     elif exc.status_code == 405:
         allowed = next((v for k, v in headers.items() if k.lower() == "allow"), "")
-        body = problem(
-            405,
-            "method_not_allowed",
-            f"{path} does not accept {method}; allowed: {allowed or 'none'}",
-            method=method,
-            path=path,
-            allowed=[m.strip() for m in allowed.split(",") if m.strip()],
-        )
+        body = {
+            "error": "method_not_allowed",
+            "message": f"{path} does not accept {method}; allowed: {allowed or 'none'}",
+            "method": method,
+            "path": path,
+            "allowed": [m.strip() for m in allowed.split(",") if m.strip()],
+        }
     else:
-        code = _CODES.get(exc.status_code, "http_error")
-        body = problem(exc.status_code, code, f"{method} {path}: {exc.detail}")
+        body = {
+            "error": _CODES.get(exc.status_code, "http_error"),
+            "message": f"{method} {path}: {exc.detail}",
+        }
     if path.startswith("/engine-rest"):  # Camunda clients read "type" and "message"
-        body = JSONResponse(
-            {"type": "InvalidRequestException", **json.loads(body.body)},
-            status_code=body.status_code,
-        )
-    body.headers.update(headers)
-    return body
+        body = {"type": "InvalidRequestException", **body}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
