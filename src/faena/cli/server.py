@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from faena.cli.options import app_for, http_options, log_options
@@ -62,8 +60,7 @@ def server(
     APP is module:attribute, like uvicorn (optional: without it the server works the broker
     given by --broker). Camunda clients use http://HOST:PORT/engine-rest as their base URL.
     """
-    import uvicorn
-
+    from faena.cli.serving import serve
     from faena.web import create_app
 
     if (camunda_user is None) != (camunda_password is None):
@@ -72,19 +69,7 @@ def server(
     app = app_for(app_path, broker)
     auth = (camunda_user, camunda_password) if camunda_user and camunda_password else None
     asgi = create_app(app, token=token, camunda_auth=auth)
-    logging.getLogger("faena.server").info(
-        f"faena server on http://{host}:{port} (Camunda clients: base URL "
-        f"http://{host}:{port}/engine-rest)",
-        extra={"event": "server.started", "host": host, "port": port},
-    )
-    uvicorn.run(
-        asgi,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-    )
+    serve(asgi, host, port, grace_seconds=SHUTDOWN_GRACE_SECONDS)
 
 
 commands = [server]
