@@ -4,9 +4,17 @@ statements the brokers really send (traced), not timings."""
 from __future__ import annotations
 
 import itertools
+import re
 import sqlite3
+import uuid
 from pathlib import Path
+from typing import Any
 
+import psycopg
+import pytest
+from tests.conftest import PG_URL, need, port_open
+
+from faena.brokers.protocol import Broker
 from faena.brokers.sqlite import SQLiteBroker
 from faena.core.job import NewJob
 from faena.core.states import JobState
@@ -14,7 +22,7 @@ from faena.core.states import JobState
 QUEUES = ["qa", "qb", "qc"]
 
 
-def _operator_calls(broker: SQLiteBroker) -> None:
+def _operator_calls(broker: Broker) -> None:
     for state, queue, task in itertools.product([None, *JobState], [None, "qb"], [None, "ta"]):
         broker.list_jobs(state=state, queue=queue, task=task, limit=50, offset=10)
     broker.count_by_state()
@@ -70,3 +78,43 @@ def test_the_listing_indexes_come_with_an_upgrade(tmp_path: Path) -> None:
     }
     assert {"faena_jobs_state", "faena_jobs_task"} <= names
     broker.close()
+
+
+def test_postgres_listings_and_counts_use_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    need(port_open("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
+    from faena.brokers.postgres import PostgresBroker
+
+    schema = f"plans_{uuid.uuid4().hex[:12]}"
+    broker = PostgresBroker.from_url(f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}")
+    broker.setup()
+    try:
+        broker.enqueue(
+            [NewJob(task=f"t{i % 2}", queue=QUEUES[i % 3]) for i in range(30)]  # type: ignore[arg-type]
+        )
+        broker.claim("w", ["qa"], 3, 30.0)
+        sent: list[tuple[str, Any]] = []
+        real = psycopg.Connection.execute
+
+        def spy(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+            sent.append((str(query), params))
+            return real(self, query, params, **kw)
+
+        monkeypatch.setattr(psycopg.Connection, "execute", spy)
+        _operator_calls(broker)
+        monkeypatch.undo()
+        statements = [
+            (q, p) for q, p in sent if "jobs" in q and q.lstrip().startswith(("SELECT", "WITH"))
+        ]
+        assert len(statements) > 30
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            # the planner may not pick a scan of every row, nor a sort, where an index serves
+            for setting in ("enable_seqscan", "enable_sort", "enable_bitmapscan"):
+                conn.execute(f"SET {setting} = off")
+            for sql, params in statements:
+                plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {sql}", params))
+                assert "Seq Scan on jobs" not in plan, (sql, plan)
+                if "ORDER BY" in sql and "seq DESC" in sql:
+                    assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.M), (sql, plan)
+    finally:
+        broker.destroy()
+        broker.close()

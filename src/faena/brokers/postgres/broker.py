@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from faena.brokers.postgres import rows
+from faena.brokers.postgres import listing, rows
 from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.database import Conn, Database, array_literal
 from faena.brokers.postgres.queries import Queries
@@ -385,15 +385,25 @@ class PostgresBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        params = {
-            "state": None if state is None else state.value,
-            "queue": queue,
-            "task": task,
-            "limit": limit,
-            "offset": offset,
-        }
-        found = self._db.run("list_jobs", lambda c: c.execute(self._q.list_jobs, params).fetchall())
-        return [rows.to_job(row) for row in found]
+        schema = self.config.quoted_schema
+
+        def run(conn: Conn) -> list[Any]:
+            found = listing.plain(schema, state, queue, task)
+            if found is not None:
+                sql, params = found
+            elif state is not None:
+                probe = conn.execute(listing.queues_of_state(schema), {"state": state.value})
+                queues = [r[0] for r in probe.fetchall()]
+                if not queues:
+                    return []
+                sql, params = listing.by_state(schema, state, queues)
+            else:
+                assert queue is not None
+                sql, params = listing.by_queue(schema, queue)
+            page = {"limit": limit, "offset": offset, "reach": limit + offset}
+            return conn.execute(sql, {**params, **page}).fetchall()
+
+        return [rows.to_job(row) for row in self._db.run("list_jobs", run)]
 
     def retry(self, job_id: str) -> Job:
         def run(conn: Conn) -> Job:
