@@ -41,7 +41,10 @@ class Readiness:
         """Return once the broker answered; raise its error, or ``TimeoutError`` when the
         probe takes longer than ``timeout`` seconds."""
         future = asyncio.wrap_future(self._start())
-        await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except TimeoutError:
+            raise TimeoutError(f"the broker did not answer within {self.timeout:g} s") from None
 
     def close(self) -> None:
         with self._lock:
