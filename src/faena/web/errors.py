@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from faena.errors import BrokerError
+
 #: the routes a 404 lists (what exists)
 ROUTES = (
     "GET /healthz",
@@ -68,13 +70,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
             "routes": list(ROUTES),
         }
     elif exc.status_code == 405:
-        allowed = next((v for k, v in headers.items() if k.lower() == "allow"), "")
+        allow = next((v for k, v in headers.items() if k.lower() == "allow"), "")
+        allowed = sorted(m.strip() for m in allow.split(",") if m.strip())
+        headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+        headers["Allow"] = ", ".join(allowed)  # Starlette's order varies from run to run
         body = {
             "error": "method_not_allowed",
-            "message": f"{path} does not accept {method}; allowed: {allowed or 'none'}",
+            "message": f"{path} does not accept {method}; allowed: "
+            + (", ".join(allowed) or "none"),
             "method": method,
             "path": path,
-            "allowed": [m.strip() for m in allowed.split(",") if m.strip()],
+            "allowed": allowed,
         }
     else:
         body = {
@@ -95,4 +101,17 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-EXCEPTION_HANDLERS = {HTTPException: http_error, Exception: internal_error}
+async def broker_error(request: Request, exc: Exception) -> Response:
+    """The broker failed or cannot be reached: 503, with the broker's own message."""
+    return problem(
+        503,
+        "broker_unavailable",
+        f"{request.method} {request.url.path}: the broker failed: {exc}",
+    )
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_error,
+    BrokerError: broker_error,
+    Exception: internal_error,
+}
