@@ -385,23 +385,8 @@ class PostgresBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        schema = self.config.quoted_schema
-
         def run(conn: Conn) -> list[Any]:
-            found = listing.plain(schema, state, queue, task)
-            if found is not None:
-                sql, params = found
-            elif state is not None:
-                probe = conn.execute(listing.queues_of_state(schema), {"state": state.value})
-                queues = [r[0] for r in probe.fetchall()]
-                if not queues:
-                    return []
-                sql, params = listing.by_state(schema, state, queues)
-            else:
-                assert queue is not None
-                sql, params = listing.by_queue(schema, queue)
-            page = {"limit": limit, "offset": offset, "reach": limit + offset}
-            return conn.execute(sql, {**params, **page}).fetchall()
+            return listing.fetch(conn, self.config.quoted_schema, state, queue, task, limit, offset)
 
         return [rows.to_job(row) for row in self._db.run("list_jobs", run)]
 

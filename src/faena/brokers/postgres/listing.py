@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from faena.brokers.postgres.database import Conn
 from faena.core.states import JobState
 
 #: beyond this many queues of one state, a state listing sorts that state's rows instead
@@ -67,3 +68,29 @@ def by_state(schema: str, state: JobState, queues: list[str]) -> tuple[str, dict
 
 def by_queue(schema: str, queue: str) -> tuple[str, dict[str, Any]]:
     return _merged(schema, [(s.value, queue) for s in JobState])
+
+
+def fetch(
+    conn: Conn,
+    schema: str,
+    state: JobState | None,
+    queue: str | None,
+    task: str | None,
+    limit: int,
+    offset: int,
+) -> list[tuple[Any, ...]]:
+    """The rows of one listing page (``list_jobs``), newest first."""
+    found = plain(schema, state, queue, task)
+    if found is not None:
+        sql, params = found
+    elif state is not None:
+        probe = conn.execute(queues_of_state(schema), {"state": state.value})
+        queues = [r[0] for r in probe.fetchall()]
+        if not queues:
+            return []
+        sql, params = by_state(schema, state, queues)
+    else:
+        assert queue is not None
+        sql, params = by_queue(schema, queue)
+    page = {"limit": limit, "offset": offset, "reach": limit + offset}
+    return conn.execute(sql, {**params, **page}).fetchall()
