@@ -27,8 +27,9 @@ from faena.errors import InvalidTransitionError, PayloadError
 FILTER_WINDOW = 32
 #: growing claim sizes tried to reach one given job for ``lock``
 LOCK_WINDOWS = (8, 64, 512)
-#: jobs read per broker call while a query walks the tasks (the most /api/v1/jobs allows)
-LIST_PAGE = 1000
+#: jobs read per broker call while a query walks every task (each page starts where the
+#: last ended by offset, which a broker may have to walk again: few large pages)
+LIST_PAGE = 10_000
 VIEW_STATES = (*sorted(PENDING), JobState.RUNNING, JobState.DEAD)
 
 
