@@ -83,6 +83,20 @@ class TaskQuery:
             and all(_variable_matches(job, *cond) for cond in self.variables)
         )
 
+    def by_topic_alone(self) -> bool:
+        """Whether ``topicName`` is the only criterion, if any (paging and sorting aside)."""
+        return not (
+            self.members
+            or self.flags
+            or self.variables
+            or set(self.equals) - {"topicName"}
+            or self.name_like is not None
+            or self.lock_after is not None
+            or self.lock_before is not None
+            or self.priority_min is not None
+            or self.priority_max is not None
+        )
+
     def order(self, dtos: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for key, desc in reversed(self.sort):
             dtos.sort(key=_sort_key(key), reverse=desc)

@@ -82,8 +82,9 @@ class _LazyGroup(click.Group):
 def cli() -> None:
     """faena: durable background jobs with pools, leases, autoscaling and Camunda tasks.
 
-    Exit codes: 0 success, 1 a faena error (the message names the problem and the fix),
-    2 bad usage.
+    Exit codes: 0 success (or stopped by SIGTERM), 1 a faena error (the message names the
+    problem and the fix), 2 bad usage or an address faena server cannot listen on, 3 faena
+    server could not start its application.
     """
 
 

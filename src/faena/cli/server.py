@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from faena.cli.options import (
@@ -72,9 +70,8 @@ def server(
     given by --broker). Camunda clients use http://HOST:PORT/engine-rest as their base URL.
     """
     try:
-        import uvicorn
-
-        from faena.web import create_app
+        from faena.cli.serving import serve  # uvicorn
+        from faena.web import create_app  # starlette
     except ImportError as exc:
         raise web_missing("server", exc) from exc
 
@@ -85,19 +82,7 @@ def server(
     app = app_for(app_path, broker)
     auth = (camunda_user, camunda_password) if camunda_user and camunda_password else None
     asgi = create_app(app, token=token, camunda_auth=auth)
-    logging.getLogger("faena.server").info(
-        f"faena server on http://{host}:{port} (Camunda clients: base URL "
-        f"http://{host}:{port}/engine-rest)",
-        extra={"event": "server.started", "host": host, "port": port},
-    )
-    uvicorn.run(
-        asgi,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-    )
+    serve(asgi, host, port, grace_seconds=SHUTDOWN_GRACE_SECONDS)
 
 
 commands = [server]

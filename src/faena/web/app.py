@@ -25,7 +25,10 @@ from faena.camunda.server import BasicAuth, CamundaAPI, basic_checker
 from faena.camunda.service import ExternalTaskService
 from faena.observability.metrics import broker_collector, new_registry, render
 from faena.web import body, jobs
+from faena.web.access import AccessLog
 from faena.web.auth import TokenAuth
+from faena.web.errors import EXCEPTION_HANDLERS
+from faena.web.health import Readiness
 
 READY_TIMEOUT_SECONDS = 5.0
 
@@ -81,11 +84,11 @@ def create_app(
         body = await asyncio.to_thread(render, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    readiness = Readiness(lambda: app.broker.get("readyz"), READY_TIMEOUT_SECONDS)
+
     async def readyz(request: Request) -> Response:
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(lambda: app.broker.get("readyz")), READY_TIMEOUT_SECONDS
-            )
+            await readiness.check()
         except Exception as exc:
             return JSONResponse(
                 {
@@ -99,10 +102,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        camunda.hub.close()
+        try:
+            yield
+        finally:
+            camunda.hub.close()
+            readiness.close()
 
-    middleware = []
+    middleware = [Middleware(AccessLog)]
     if token is not None:
         middleware.append(Middleware(TokenAuth, token=token))
     return Starlette(
@@ -114,5 +120,6 @@ def create_app(
             Mount("/engine-rest", app=engine),
         ],
         middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

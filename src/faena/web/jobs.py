@@ -12,8 +12,13 @@ from starlette.routing import BaseRoute, Route
 from faena.app import App
 from faena.core.job import Job
 from faena.core.states import JobState
+from faena.web.errors import InvalidParameter, problem
 
+#: page size of ``GET /api/v1/jobs`` (``limit``): default and most
+DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: deepest ``offset``: past it, filter instead (``state``, ``queue``, ``task``)
+MAX_OFFSET = 100_000
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -51,32 +56,56 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
-def _problem(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _int(request: Request, name: str, default: int, top: int) -> int:
+def _int(request: Request, name: str, default: int, low: int, top: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    value = int(raw)  # ValueError is answered as 400 by the caller
-    if not 0 <= value <= top:
-        raise ValueError(f"{name} must be between 0 and {top}, got {value}")
+    allowed = f"a whole number from {low} to {top}"
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise InvalidParameter(name, raw, allowed) from None
+    if not low <= value <= top:
+        raise InvalidParameter(name, raw, allowed)
     return value
+
+
+def _state(request: Request) -> JobState | None:
+    raw = request.query_params.get("state")
+    if raw is None:
+        return None
+    try:
+        return JobState(raw)
+    except ValueError:
+        states = ", ".join(s.value for s in JobState)
+        raise InvalidParameter("state", raw, f"one of {states}") from None
+
+
+LIST_PARAMS = ("state", "queue", "task", "limit", "offset")
+
+
+def _known(request: Request) -> None:
+    for name, value in request.query_params.items():
+        if name not in LIST_PARAMS:
+            takes = ", ".join(LIST_PARAMS)
+            raise InvalidParameter(
+                name,
+                value,
+                f"one of {takes}",
+                f"unknown query parameter {name}={value!r}: GET /api/v1/jobs takes {takes}",
+            )
 
 
 def routes(app: App) -> list[BaseRoute]:
     async def list_jobs(request: Request) -> Response:
         params = request.query_params
         try:
-            state = JobState(params["state"]) if "state" in params else None
-            limit = _int(request, "limit", 100, MAX_LIMIT)
-            offset = _int(request, "offset", 0, 10**9)
-        except ValueError as exc:
-            states = ", ".join(s.value for s in JobState)
-            return _problem(
-                400, f"{exc} (state is one of: {states}; limit and offset are integers)"
-            )
+            _known(request)
+            state = _state(request)
+            limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+            offset = _int(request, "offset", 0, 0, MAX_OFFSET)
+        except InvalidParameter as exc:
+            return exc.response()
         jobs = await asyncio.to_thread(
             app.broker.list_jobs,
             state=state,
@@ -91,7 +120,12 @@ def routes(app: App) -> list[BaseRoute]:
         job_id = request.path_params["id"]
         job = await asyncio.to_thread(app.broker.get, job_id)
         if job is None:
-            return _problem(404, f"no job with id {job_id!r}")
+            return problem(
+                404,
+                "not_found",
+                f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs",
+                id=job_id,
+            )
         return JSONResponse(job_json(job))
 
     return [

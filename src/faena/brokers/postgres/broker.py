@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from faena.brokers.postgres import rows
+from faena.brokers.postgres import listing, rows
 from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.corrupt import bury_overflowing
 from faena.brokers.postgres.database import Conn, Database, array_literal
@@ -392,15 +392,10 @@ class PostgresBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        params = {
-            "state": None if state is None else state.value,
-            "queue": queue,
-            "task": task,
-            "limit": limit,
-            "offset": offset,
-        }
-        found = self._db.run("list_jobs", lambda c: c.execute(self._q.list_jobs, params).fetchall())
-        return [rows.to_job(row) for row in found]
+        def run(conn: Conn) -> list[Any]:
+            return listing.fetch(conn, self.config.quoted_schema, state, queue, task, limit, offset)
+
+        return [rows.to_job(row) for row in self._db.run("list_jobs", run)]
 
     def retry(self, job_id: str) -> Job:
         def run(conn: Conn) -> Job:

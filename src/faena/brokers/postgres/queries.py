@@ -52,7 +52,6 @@ class Queries:
     jobs_by_ids: str
     get: str
     get_for_update: str
-    list_jobs: str
     key_holder: str
     manual_retry: str
     cancel_pending: str

@@ -52,14 +52,6 @@ SELECT j.* FROM @schema@.jobs j WHERE j.id = %(id)s;
 -- name: get_for_update
 SELECT j.* FROM @schema@.jobs j WHERE j.id = %(id)s FOR UPDATE;
 
--- name: list_jobs
-SELECT j.* FROM @schema@.jobs j
- WHERE (%(state)s::text IS NULL OR j.state = %(state)s::text)
-   AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
-   AND (%(task)s::text IS NULL OR j.task = %(task)s::text)
- ORDER BY j.seq DESC
- LIMIT %(limit)s OFFSET %(offset)s;
-
 -- name: key_holder
 SELECT j.id FROM @schema@.jobs j
  WHERE j.idempotency_key = %(key)s AND j.id <> %(id)s
@@ -101,6 +93,7 @@ SELECT min(run_at) FROM @schema@.jobs
  WHERE queue = ANY(%(queues)s::text[]) AND state IN ('scheduled', 'queued', 'failed');
 
 -- name: queue_stats
+-- pending and running jobs only, found through jobs_state_queue (finished ones are not read)
 SELECT queue,
        count(*) FILTER (WHERE state IN ('scheduled', 'queued', 'failed') AND run_at <= %(now)s),
        count(*) FILTER (WHERE state IN ('scheduled', 'queued', 'failed') AND run_at > %(now)s),
@@ -108,6 +101,7 @@ SELECT queue,
        greatest(0, coalesce(max(%(now)s - run_at) FILTER (
            WHERE state IN ('scheduled', 'queued', 'failed') AND run_at <= %(now)s), 0))
   FROM @schema@.jobs
+ WHERE state IN ('scheduled', 'queued', 'failed', 'running')
  GROUP BY queue
  ORDER BY queue COLLATE "C";
 
@@ -120,7 +114,8 @@ SELECT p.name, p.size, coalesce(u.used, 0)
  ORDER BY p.name COLLATE "C";
 
 -- name: count_by_state
-SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY queue, state;
+-- jobs_state_queue holds every (state, queue): an index-only scan where the table is vacuumed
+SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY state, queue;
 
 -- name: prune
 DELETE FROM @schema@.jobs

@@ -7,6 +7,7 @@ never used for a decision.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -56,6 +57,9 @@ from faena.errors import (
 
 SCHEMA_VERSION = 1
 _PRUNE_BATCH = 1000
+#: jobs one ``list`` call looks at before it returns (and is called again from there): a
+#: listing over many jobs is many short calls, so Redis keeps serving everyone between them
+LIST_BUDGET = 2000
 
 
 class RedisBroker:
@@ -301,14 +305,23 @@ class RedisBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        args = [
-            "" if state is None else JobState(state).value,
-            queue or "",
-            task or "",
-            str(int(limit)),
-            str(max(int(offset), 0)),
-        ]
-        return to_jobs(rows(self._run("list", self._clock.now(), args)))
+        found: list[Job] = []
+        skip, cursor = max(int(offset), 0), ""
+        while True:  # one short script call per LIST_BUDGET jobs looked at
+            args = [
+                "" if state is None else JobState(state).value,
+                queue or "",
+                task or "",
+                str(int(limit) - len(found)),
+                str(skip),
+                cursor,
+                str(LIST_BUDGET),
+            ]
+            reply = json.loads(self._run("list", self._clock.now(), args))
+            found.extend(to_jobs(reply["records"]))
+            skip, cursor = int(reply["skip"]), str(reply["cursor"])
+            if not cursor or len(found) >= limit:
+                return found
 
     def retry(self, job_id: str) -> Job:
         reply = rows(self._run("retry", self._clock.now(), [job_id]))

@@ -7,6 +7,7 @@ import sqlite3
 
 from faena.brokers.protocol import PoolStat, QueueStat
 from faena.brokers.refusals import cancel_refused, key_taken, no_such_job, retry_refused
+from faena.brokers.sqlite import listing
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.rows import COLUMNS, to_job
 from faena.brokers.sqlite.store import Store
@@ -58,22 +59,19 @@ class SQLiteOperators:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        where, args = [], []
-        for column, value in (("state", state), ("queue", queue), ("task", task)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(str(value))
-        if state is not None:
-            where.append(q.STATE_INDEX_HINT.get(state.value, "1"))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = (
-            self._store.read()
-            .execute(
-                f"SELECT {COLUMNS} FROM faena_jobs {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                (*args, limit, offset),
-            )
-            .fetchall()
-        )
+        conn = self._store.read()
+        plain = listing.filtered(state, queue, task)
+        if plain is not None:
+            sql, args = plain
+        elif state is not None:
+            queues = [r[0] for r in conn.execute(listing.QUEUES_OF_STATE, {"state": state.value})]
+            if not queues:
+                return []
+            sql, args = listing.by_state(state, queues)
+        else:
+            assert queue is not None
+            sql, args = listing.by_queue(queue)
+        rows = conn.execute(sql, (*args, limit, offset)).fetchall()
         return [to_job(r) for r in rows]
 
     def retry(self, job_id: str) -> Job:
@@ -134,11 +132,7 @@ class SQLiteOperators:
         return [PoolStat(r[0], r[1], r[2]) for r in rows]
 
     def count_by_state(self) -> dict[tuple[str, JobState], int]:
-        rows = (
-            self._store.read()
-            .execute("SELECT queue, state, COUNT(*) FROM faena_jobs GROUP BY queue, state")
-            .fetchall()
-        )
+        rows = self._store.read().execute(listing.COUNT_BY_STATE).fetchall()
         return {(r[0], JobState(r[1])): r[2] for r in rows}
 
     def prune(self, older_than: float) -> int:

@@ -144,29 +144,9 @@ QUEUE_STATS = (
     f"WHERE state = 'running' GROUP BY queue"
 )
 
-#: extra terms that let a state filter use the partial index holding that state
-STATE_INDEX_HINT = {
-    "scheduled": f"state IN {_PENDING}",
-    "queued": f"state IN {_PENDING}",
-    "failed": f"state IN {_PENDING}",
-    "succeeded": "finished_at IS NOT NULL",
-    "dead": "finished_at IS NOT NULL",
-    "cancelled": "finished_at IS NOT NULL",
-}
-
 POOL_STATS = (
     "SELECT p.name, p.size, COALESCE(u.used, 0) FROM faena_pools p LEFT JOIN ("
     "  SELECT pool, SUM(pool_slots) AS used FROM faena_jobs "
     "  WHERE state = 'running' AND lease_expires_at > ? GROUP BY pool"
     ") u ON u.pool = p.name ORDER BY p.name"
-)
-
-# each part reads one partial index: pending, running, finished
-COUNT_BY_STATE = (
-    f"SELECT queue, state, COUNT(*) FROM faena_jobs WHERE state IN {_PENDING} "
-    "GROUP BY queue, state "
-    "UNION ALL SELECT queue, state, COUNT(*) FROM faena_jobs WHERE state = 'running' "
-    "GROUP BY queue, state "
-    "UNION ALL SELECT queue, state, COUNT(*) FROM faena_jobs WHERE finished_at IS NOT NULL "
-    "AND state IN ('succeeded', 'dead', 'cancelled') GROUP BY queue, state"
 )

@@ -1,11 +1,16 @@
--- list: ARGV[3..7] = state, queue, task ('' = any), limit, offset. Newest first.
--- Failed, dead and cancelled jobs have an index each; running jobs come from the running set;
--- other states are found by walking every job from the newest. Reply (JSON): records.
+-- list: ARGV[3..9] = state, queue, task ('' = any), limit, offset, cursor, budget.
+-- Newest first. Failed, dead and cancelled jobs have an index each (by sequence); running
+-- jobs come from the running set (as many as the workers run); other states are found by
+-- walking every job from the newest. A walk looks at no more than `budget` jobs per call, so
+-- a listing over many jobs never blocks Redis for long: it returns where it stopped
+-- (`cursor`, a sequence; '' when the walk is done) and the matches still to skip, and the
+-- caller calls again from there. Reply (JSON): {records, cursor, skip}.
 absorb()
 local state, queue, task = ARGV[3], ARGV[4], ARGV[5]
 local limit, skip = tonumber(ARGV[6]), tonumber(ARGV[7])
+local cursor, budget = ARGV[8], tonumber(ARGV[9])
 local out = {}
-if limit <= 0 then return cjson.encode(out) end
+if limit <= 0 then return cjson.encode({ records = out, cursor = '', skip = skip }) end
 
 local function wanted(id)
   local v = redis.call('HMGET', jkey(id), 'state', 'queue', 'task')
@@ -13,13 +18,8 @@ local function wanted(id)
     and (task == '' or v[3] == task)
 end
 
-local function walk(ids)
-  for _, id in ipairs(ids) do
-    if #out >= limit then return end
-    if wanted(id) then
-      if skip > 0 then skip = skip - 1 else out[#out + 1] = rec(id) end
-    end
-  end
+local function take(id)
+  if skip > 0 then skip = skip - 1 else out[#out + 1] = rec(id) end
 end
 
 if state == 'running' then
@@ -27,16 +27,31 @@ if state == 'running' then
   local seqs = {}
   for _, id in ipairs(ids) do seqs[id] = seq_of(redis.call('HGET', jkey(id), 'rank') or '') end
   table.sort(ids, function(x, y) return (seqs[x] or 0) > (seqs[y] or 0) end)
-  walk(ids)
-else
-  local index = K_ALL
-  if INDEXED[state] then index = st_key(state) end
-  local start = 0
-  while #out < limit do
-    local ids = redis.call('ZREVRANGE', index, start, start + 499)
-    if #ids == 0 then break end
-    walk(ids)
-    start = start + 500
+  for _, id in ipairs(ids) do
+    if #out >= limit then break end
+    if wanted(id) then take(id) end
+  end
+  return cjson.encode({ records = out, cursor = '', skip = skip })
+end
+
+local index = K_ALL
+if INDEXED[state] then index = st_key(state) end
+local top = '+inf'
+if cursor ~= '' then top = '(' .. cursor end
+local seen = 0
+while #out < limit and seen < budget do
+  local page = redis.call('ZREVRANGEBYSCORE', index, top, '-inf', 'WITHSCORES', 'LIMIT', 0,
+                          math.min(500, budget - seen))
+  if #page == 0 then return cjson.encode({ records = out, cursor = '', skip = skip }) end
+  for i = 1, #page, 2 do
+    local id = page[i]
+    seen = seen + 1
+    top = '(' .. page[i + 1]
+    if wanted(id) then
+      take(id)
+      if #out >= limit then break end
+    end
   end
 end
-return cjson.encode(out)
+-- stopped for the limit or the budget: the caller goes on below the last job looked at
+return cjson.encode({ records = out, cursor = string.sub(top, 2), skip = skip })

@@ -1,0 +1,67 @@
+"""The SQL of the SQLite broker's listings and counts: each reads an index, never the whole
+table (``tests/contract/test_query_plans.py`` checks the plans).
+
+``faena_jobs_state (state, queue, seq)`` holds the jobs of one state and queue newest first;
+a listing by state alone merges one such range per queue (SQLite's ``MERGE (UNION ALL)``),
+by queue alone one per state; ``faena_jobs_task (task, seq)`` serves a task filter.
+"""
+
+from __future__ import annotations
+
+from faena.brokers.sqlite.rows import COLUMNS
+from faena.core.states import JobState
+
+#: beyond this many queues of one state, a state listing sorts instead of merging (SQLite
+#: allows 500 terms in a compound SELECT)
+MERGE_LIMIT = 200
+
+_SELECT = f"SELECT {COLUMNS} FROM faena_jobs"
+_PAGE = "ORDER BY seq DESC LIMIT ? OFFSET ?"
+
+# the queues holding jobs of one state: a skip scan of faena_jobs_state, one seek per queue
+QUEUES_OF_STATE = (
+    "WITH RECURSIVE qs(q) AS ("
+    " SELECT (SELECT MIN(queue) FROM faena_jobs WHERE state = :state)"
+    " UNION ALL SELECT (SELECT MIN(queue) FROM faena_jobs WHERE state = :state AND queue > q)"
+    " FROM qs WHERE q IS NOT NULL"
+    ") SELECT q FROM qs WHERE q IS NOT NULL"
+)
+
+COUNT_BY_STATE = "SELECT queue, state, COUNT(*) FROM faena_jobs GROUP BY state, queue"
+
+
+def merged(parts: int, where: str) -> str:
+    """``parts`` ranges of ``where`` (each with its own parameters), merged newest first."""
+    return " UNION ALL ".join([f"{_SELECT} WHERE {where}"] * parts) + f" {_PAGE}"
+
+
+def filtered(
+    state: JobState | None, queue: str | None, task: str | None
+) -> tuple[str, list[str]] | None:
+    """The listing when it needs no merge (``None`` when it does), with its parameters."""
+    where, args = [], []
+    for column, value in (("task", task), ("state", state), ("queue", queue)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(str(value))
+    if task is None and (state is None) != (queue is None):
+        return None  # state alone or queue alone: merged
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"{_SELECT}{clause} {_PAGE}", args
+
+
+def by_state(state: JobState, queues: list[str]) -> tuple[str, list[str]]:
+    """The jobs of ``state`` in the given queues (those holding jobs of that state)."""
+    if len(queues) > MERGE_LIMIT:
+        return f"{_SELECT} WHERE state = ? {_PAGE}", [state.value]
+    args: list[str] = []
+    for queue in queues:
+        args += [state.value, queue]
+    return merged(len(queues), "state = ? AND queue = ?"), args
+
+
+def by_queue(queue: str) -> tuple[str, list[str]]:
+    args: list[str] = []
+    for state in JobState:
+        args += [state.value, queue]
+    return merged(len(JobState), "state = ? AND queue = ?"), args

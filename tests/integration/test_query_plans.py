@@ -1,0 +1,120 @@
+"""Operators' listings and counts read indexes, never the whole jobs table: the plans of the
+statements the brokers really send (traced), not timings."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from tests.conftest import PG_URL, need, port_open
+
+from faena.brokers.protocol import Broker
+from faena.brokers.sqlite import SQLiteBroker
+from faena.core.job import NewJob
+from faena.core.states import JobState
+
+QUEUES = ["qa", "qb", "qc"]
+
+
+def _operator_calls(broker: Broker) -> None:
+    for state, queue, task in itertools.product([None, *JobState], [None, "qb"], [None, "ta"]):
+        broker.list_jobs(state=state, queue=queue, task=task, limit=50, offset=10)
+    broker.count_by_state()
+    broker.queue_stats()
+    broker.pool_stats()
+
+
+def test_sqlite_listings_and_counts_use_indexes(tmp_path: Path) -> None:
+    broker = SQLiteBroker(str(tmp_path / "plans.db"))
+    broker.setup()
+    broker.enqueue(
+        [NewJob(task=f"t{i % 2}", queue=QUEUES[i % 3]) for i in range(30)]  # type: ignore[arg-type]
+    )
+    conn = broker._store.read()  # the connection the operator calls of this thread use
+    sent: list[str] = []
+    conn.set_trace_callback(sent.append)
+    _operator_calls(broker)
+    conn.set_trace_callback(None)
+    selects = [s for s in dict.fromkeys(sent) if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(selects) > 30
+    unfiltered = 0
+    for sql in selects:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        scans = [p for p in plan if p.startswith("SCAN faena_jobs") and "INDEX" not in p]
+        sorts = [p for p in plan if "TEMP B-TREE FOR ORDER BY" in p]
+        if " WHERE " not in sql and "ORDER BY seq DESC LIMIT" in sql:
+            unfiltered += 1  # newest first without a filter: the table in rowid order, LIMIT
+            assert plan == ["SCAN faena_jobs"], sql
+            continue
+        assert not scans, (sql, plan)
+        assert not sorts, (sql, plan)
+    assert unfiltered == 1
+    broker.close()
+
+
+def test_the_listing_indexes_come_with_an_upgrade(tmp_path: Path) -> None:
+    """A version 1 database (before the listing indexes) gets them from setup()."""
+    path = tmp_path / "v1.db"
+    from faena.brokers.sqlite import store
+
+    v1 = next(sql for version, sql in store.migrations() if version == 1)
+    conn = sqlite3.connect(path)
+    for statement in store._statements(v1):
+        conn.execute(statement)
+    conn.execute("INSERT INTO faena_meta VALUES ('schema_version', '1'), ('app', 'faena')")
+    conn.commit()
+    conn.close()
+    broker = SQLiteBroker(str(path))
+    broker.setup()
+    names = {
+        r[0]
+        for r in broker._store.read().execute("SELECT name FROM sqlite_master WHERE type='index'")
+    }
+    assert {"faena_jobs_state", "faena_jobs_task"} <= names
+    broker.close()
+
+
+def test_postgres_listings_and_counts_use_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    need(port_open("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
+    from faena.brokers.postgres import PostgresBroker
+
+    schema = f"plans_{uuid.uuid4().hex[:12]}"
+    broker = PostgresBroker.from_url(f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}")
+    broker.setup()
+    try:
+        broker.enqueue(
+            [NewJob(task=f"t{i % 2}", queue=QUEUES[i % 3]) for i in range(30)]  # type: ignore[arg-type]
+        )
+        broker.claim("w", ["qa"], 3, 30.0)
+        sent: list[tuple[str, Any]] = []
+        real = psycopg.Connection.execute
+
+        def spy(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+            sent.append((str(query), params))
+            return real(self, query, params, **kw)
+
+        monkeypatch.setattr(psycopg.Connection, "execute", spy)
+        _operator_calls(broker)
+        monkeypatch.undo()
+        statements = [
+            (q, p) for q, p in sent if "jobs" in q and q.lstrip().startswith(("SELECT", "WITH"))
+        ]
+        assert len(statements) > 30
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            # the planner may not pick a scan of every row, nor a sort, where an index serves
+            for setting in ("enable_seqscan", "enable_sort", "enable_bitmapscan"):
+                conn.execute(f"SET {setting} = off")
+            for sql, params in statements:
+                plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {sql}", params))
+                assert "Seq Scan on jobs" not in plan, (sql, plan)
+                if "ORDER BY" in sql and "seq DESC" in sql:
+                    assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.M), (sql, plan)
+    finally:
+        broker.destroy()
+        broker.close()

@@ -1,0 +1,66 @@
+"""Every error of ``faena server``'s own routes is JSON in faena's words: what was asked,
+what is allowed or exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+import faena
+from faena.web.app import create_app
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'e.db'}")
+    return TestClient(create_app(app), raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter", "allowed"),
+    [
+        ("limit=abc", "limit", "a whole number from 1 to 1000"),
+        ("limit=0", "limit", "a whole number from 1 to 1000"),
+        ("limit=1001", "limit", "a whole number from 1 to 1000"),
+        ("offset=-1", "offset", "a whole number from 0 to 100000"),
+        ("state=bogus", "state", "one of scheduled, queued, running, succeeded, failed, dead"),
+        ("stat=dead", "stat", "one of state, queue, task, limit, offset"),
+    ],
+)
+def test_a_bad_query_parameter_is_a_400_naming_it(
+    client: TestClient, query: str, parameter: str, allowed: str
+) -> None:
+    answer = client.get(f"/api/v1/jobs?{query}")
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["error"] == "invalid_parameter"
+    assert body["parameter"] == parameter
+    assert body["value"] == query.split("=", 1)[1]
+    assert body["allowed"].startswith(allowed)
+    assert parameter in body["message"] and "invalid literal" not in body["message"]
+
+
+def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
+    answer = client.get("/api/v2/jobs")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["error"] == "not_found"
+    assert "GET /api/v1/jobs" in answer.json()["routes"]
+    answer = client.post("/api/v1/jobs")
+    assert answer.status_code == 405
+    assert answer.json()["allowed"] == ["GET", "HEAD"]
+    assert answer.headers["allow"] == "GET, HEAD"
+    answer = client.get("/api/v1/jobs/nope")
+    assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
+
+
+def test_a_broker_that_fails_is_a_503_with_its_message(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    app = faena.App(broker=f"sqlite:///{folder}")  # a folder is no database
+    answer = TestClient(create_app(app), raise_server_exceptions=False).get("/api/v1/jobs")
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "broker_unavailable"
+    assert str(folder) in answer.json()["message"]
