@@ -69,9 +69,11 @@ def server(
     APP is module:attribute, like uvicorn (optional: without it the server works the broker
     given by --broker). Camunda clients use http://HOST:PORT/engine-rest as their base URL.
     """
-    try:
-        from faena.cli.serving import serve  # uvicorn
-        from faena.web import create_app  # starlette
+    try:  # the web extra: uvicorn and starlette
+        import uvicorn  # noqa: F401  (asked first: faena.cli.serving may be imported already)
+
+        from faena.cli.serving import serve
+        from faena.web import create_app
     except ImportError as exc:
         raise web_missing("server", exc) from exc
 
