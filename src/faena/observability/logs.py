@@ -29,6 +29,7 @@ _LEVELS = {
     ev.LEASE_EXPIRED: logging.WARNING,
     ev.JOB_DEAD: logging.ERROR,
     ev.WORKER_ERROR: logging.ERROR,
+    ev.WORKER_BROKER_UNAVAILABLE: logging.ERROR,
     ev.JOB_CLAIMED: logging.DEBUG,
     ev.JOB_ENQUEUED: logging.DEBUG,
 }
@@ -47,6 +48,8 @@ _MESSAGES = {
     ev.WORKER_STOPPING: "worker stopping: no new jobs, draining",
     ev.WORKER_STOPPED: "worker stopped",
     ev.WORKER_ERROR: "worker error",
+    ev.WORKER_BROKER_UNAVAILABLE: "broker unavailable: jobs go on, calls retried with backoff",
+    ev.WORKER_BROKER_RECOVERED: "broker answers again",
 }
 _event_log = logging.getLogger("faena.jobs")
 

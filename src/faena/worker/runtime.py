@@ -36,6 +36,7 @@ from faena.app import App
 from faena.brokers.protocol import ClaimResult, HeartbeatResult
 from faena.core import events as ev
 from faena.core import outcomes
+from faena.core.backoff import Backoff
 from faena.core.job import Job, Lease, Outcome
 from faena.core.options import Isolation
 from faena.core.states import JobState
@@ -51,6 +52,7 @@ from faena.task import Task
 from faena.worker.events import WorkerEvents
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
 from faena.worker.heartbeat import Heartbeat
+from faena.worker.outage import Outage
 from faena.worker.processes import ProcessExecutor
 from faena.worker.results import Completions, RunResult
 
@@ -102,7 +104,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._events = WorkerEvents(app.events, app.clock, self.name)
         self.install_signals = install_signals
-        self.ready = False
+        self._serving = False  # started and not draining (see ``ready``)
         self.stopped = threading.Event()
         # a plain flag, not a threading.Event: stop() runs in signal handlers, and Event.set
         # takes a lock that a second signal, arriving while the first handler holds it,
@@ -126,10 +128,15 @@ class Worker:
         self._want = True  # the last claim filled every free slot: more work may be waiting
         self._saturated = False  # the last claim was held back by a full pool or cap
         self._publish_claimed = True
-        self._trouble = 0
+        self._outage = Outage(self._events)
+        self._backoff = Backoff()
         self._executors: dict[Isolation, Executor] = {}
         self._rng = random.Random()
         attach_event_logging(app.events)
+
+    @property
+    def ready(self) -> bool:  # started, not draining, the broker answers: /readyz
+        return self._serving and not self._outage.active
 
     @property
     def jobs_running(self) -> int:
@@ -162,14 +169,16 @@ class Worker:
             self._leases,
             self._on_heartbeat,
             self._events.reaped,
+            self._outage,
         )
+        detach = self._outage.attach(broker)  # its client's retries tell of an outage
         heartbeat.start()
         batch_event_lines()
         # a claim is an event per job: skip building it when only a silent logger would get it
         self._publish_claimed = logs_event(ev.JOB_CLAIMED) or any(
             h is not log_event for h in self.app.events.handlers(ev.JOB_CLAIMED)
         )
-        self.ready = True
+        self._serving = True
         self._events.emit(
             ev.WORKER_STARTED,
             queues=self.queues,
@@ -180,7 +189,8 @@ class Worker:
         try:
             self._loop(waker)
         finally:
-            self.ready = False
+            self._serving = False
+            detach()
             heartbeat.stop()
             waker.close()
             for executor in self._executors.values():
@@ -208,7 +218,7 @@ class Worker:
                 self._broker_trouble(exc)
                 self._want = True
                 continue
-            self._trouble = 0
+            self._outage.in_a_row = 0
             readable = self._wait([waker, self._completions], timeout)
             if waker in readable:
                 waker.drain()
@@ -254,6 +264,7 @@ class Worker:
                     limit,
                     self.app.lease_seconds,
                 )
+                self._outage.succeeded()
                 with self._lock:  # the slots pass to the claimed jobs at once: a job started
                     self._turn_slots -= held  # below may end before this turn is over
                     held = 0
@@ -308,17 +319,16 @@ class Worker:
         itself, so its next job is claimed without waking the main thread, and the slots'
         broker calls overlap each other's jobs."""
         with self._lock:
-            if self._stop_requested:
-                self._completions.put(result)  # the main thread drains
+            if self._stop_requested or self._outage.active:
+                # the main thread drains, or calls the failing broker (backing off)
+                self._completions.put(result)
                 return
             self._completions.put_quiet(result)
             self._turns += 1
         try:
             look_again = self._take_turn()
-        except BrokerError as exc:
-            # the results wait in _unreported; the main thread tries again at once (and backs
-            # off if the broker still fails)
-            self._trouble_event(exc, 0.0)
+        except BrokerError as exc:  # the results wait in _unreported for the main thread
+            self._outage.failed(exc)
             look_again = True
         finally:
             with self._turns_over:
@@ -377,22 +387,14 @@ class Worker:
                 timeout = min(timeout, due_in if due_in > 0 else SATURATED_POLL_SECONDS)
         return timeout
 
-    def _broker_trouble(self, exc: BrokerError) -> None:
-        """The broker failed (restarting, unreachable): log, back off, keep jobs running."""
-        self._trouble += 1
-        pause = min(0.1 * 2 ** (self._trouble - 1), 5.0)
-        self._trouble_event(exc, pause)
-        self._wait([self._completions], pause)
-        self._completions.poke()  # results that arrived meanwhile are collected next
-
-    def _trouble_event(self, exc: BrokerError, retry_in: float) -> None:
-        self._events.emit(
-            ev.WORKER_ERROR,
-            status="broker_unavailable",
-            error_type=type(exc).__name__,
-            error_message=str(exc),
-            retry_in_seconds=retry_in,
-        )
+    def _broker_trouble(self, exc: BrokerError, most: float = float("inf")) -> None:
+        """The broker failed (unreachable, refusing writes): note it, back off, keep jobs
+        running. Results that end meanwhile wait in the inbox for the next turn."""
+        self._outage.failed(exc, loop=True)
+        flush_events()
+        asked = (self._stop_requested, self.grace)  # a (second) stop request cuts it short
+        pause = min(self._backoff.delay(self._outage.in_a_row, self._rng), most)
+        self._completions.pause(pause, lambda: (self._stop_requested, self.grace) != asked)
 
     def _after_exchange(
         self,
@@ -411,7 +413,7 @@ class Worker:
         """One step of the graceful drain; True when the worker may exit."""
         if self._stop_at is None:
             self._stop_at = time.monotonic() + self.grace
-            self.ready = False
+            self._serving = False
             self._events.emit(
                 ev.WORKER_STOPPING,
                 status="draining",
@@ -422,6 +424,7 @@ class Worker:
         try:
             if done:
                 self._events.reported(done, self.app.broker.finish([o for _, o in done]))
+                self._outage.succeeded()
                 done = []  # reported: a failure below must not send them again
             if self._ready:  # prefetched jobs never start once stopping: released at once
                 self._release_all(prefetched_only=True)
@@ -431,17 +434,13 @@ class Worker:
                 self._release_all()
                 return True
         except BrokerError as exc:
-            if remaining <= 0:
+            if remaining <= 0 or self.grace <= 0:
                 # leases run out by themselves: the jobs come back after one lease
-                self._events.emit(
-                    ev.WORKER_ERROR,
-                    status="broker_unavailable",
-                    error_type=type(exc).__name__,
-                    error_message=str(exc),
-                )
+                what = {"error_type": type(exc).__name__, "error_message": str(exc)}
+                self._events.emit(ev.WORKER_ERROR, None, status="broker_unavailable", **what)
                 return True
             self._unreported = done
-            self._broker_trouble(exc)
+            self._broker_trouble(exc, most=remaining)
             return False
         self._wait([self._completions], min(remaining, 0.5))
         return False

@@ -30,6 +30,7 @@ from psycopg.adapt import Transformer
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from faena.brokers.listeners import RetryListeners
 from faena.brokers.postgres.config import PgConfig
 from faena.errors import BrokerError, FaenaError
 
@@ -93,6 +94,7 @@ class Database:
         # the Prepared names made on each connection (a connection gone is forgotten)
         self._prepared: weakref.WeakKeyDictionary[Conn, set[bytes]] = weakref.WeakKeyDictionary()
         self._prepared_lock = threading.Lock()
+        self.retried = RetryListeners()  # told of every retry (a worker notes the outage)
 
     def connect(self) -> Conn:
         """A new autocommit connection of its own (the caller closes it)."""
@@ -147,6 +149,7 @@ class Database:
                         f"PostgreSQL {what} failed at {self.config.display_url} and kept "
                         f"failing for {self.retry_seconds:.0f} s: {exc}"
                     ) from exc
+                self.retried(exc)
                 log.warning(
                     "postgres.retry",
                     extra={"event": "postgres.retry", "operation": what, "error": str(exc)},

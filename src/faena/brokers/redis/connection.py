@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from faena.brokers.listeners import RetryListeners
 from faena.errors import BrokerError, BrokerURLError
 
 _pack_command: Callable[[tuple[str, ...]], bytes] | None
@@ -200,6 +201,7 @@ class Link:
         self._free: list[Any] = []
         self._lock = threading.Lock()
         self._retry = retry_policy()
+        self.retried = RetryListeners()  # told of every retry (a worker notes the outage)
         # A forked child must not share its parent's sockets: it starts with none.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connections(ref))
@@ -227,9 +229,15 @@ class Link:
         try:
             try:
                 return attempt()  # the usual case, without the retry loop's own calls
-            except (RedisConnectionError, RedisTimeoutError):
+            except (RedisConnectionError, RedisTimeoutError) as exc:
                 conn.disconnect()
-            return self._retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+                self.retried(exc)
+
+            def failed(error: BaseException) -> None:
+                conn.disconnect()
+                self.retried(error)
+
+            return self._retry.call_with_retry(attempt, failed)
         finally:
             self._free.append(conn)
 
