@@ -133,6 +133,7 @@ def ride_out(url: str, tmp: Path, refuse: Callable[[], None], accept: Callable[[
         [up] = worker.named("worker.broker_recovered")
         assert up["failed_calls"] >= 1 and up["duration_ms"] > 0
         assert not worker.named("worker.error")
+        assert not worker.named("postgres.retry")  # the client's retries: not a line each
         worker.proc.send_signal(signal.SIGTERM)
         assert worker.proc.wait(30) == 0
     finally:

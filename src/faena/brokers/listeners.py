@@ -22,6 +22,10 @@ class RetryListeners:
     def remove(self, listener: Listener) -> None:
         self._listeners = tuple(x for x in self._listeners if x != listener)
 
+    def __bool__(self) -> bool:
+        """Whether anyone listens."""
+        return bool(self._listeners)
+
     def __call__(self, error: BaseException) -> None:
         for listener in self._listeners:
             with contextlib.suppress(Exception):

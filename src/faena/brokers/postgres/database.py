@@ -150,7 +150,9 @@ class Database:
                         f"failing for {self.retry_seconds:.0f} s: {exc}"
                     ) from exc
                 self.retried(exc)
-                log.warning(
+                # a worker listening logs the outage once; a line per retry is for debugging
+                log.log(
+                    logging.DEBUG if self.retried else logging.WARNING,
                     "postgres.retry",
                     extra={"event": "postgres.retry", "operation": what, "error": str(exc)},
                 )
