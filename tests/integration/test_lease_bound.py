@@ -11,15 +11,19 @@ job's state is the second attempt's alone.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import REDIS_URL, need, port_open
+from tests.integration.test_worker_refused_writes import WorkerProcess
 from tests.partition import Partition
 from tests.worker_threads import run
 
@@ -63,6 +67,8 @@ class First:
     thread: threading.Thread
     handle: Any
     finish: threading.Event
+    interrupted: threading.Event
+    held: Any
     told: list[tuple[str, dict[str, Any]]]
 
     def names(self) -> list[str]:
@@ -80,19 +86,23 @@ def start(proxied: str, lease: float) -> First:
     app = faena.App(broker=proxied, lease_seconds=lease)
     told: list[tuple[str, dict[str, Any]]] = []
     app.events.subscribe(None, lambda e: told.append((e.name, dict(e.fields))))
-    started, finish = threading.Event(), threading.Event()
+    started, finish, interrupted = threading.Event(), threading.Event(), threading.Event()
 
     @app.task(queue=QUEUE)
     def held() -> str:
         started.set()
-        while not finish.wait(0.05):
-            pass
+        try:
+            while not finish.wait(0.05):
+                pass
+        except BaseException:  # the worker interrupted it
+            interrupted.set()
+            raise
         return "done"
 
     handle = held.enqueue()
     worker, thread = run(app, concurrency=1)
     assert started.wait(20)
-    return First(app, worker, thread, handle, finish, told)
+    return First(app, worker, thread, handle, finish, interrupted, held, told)
 
 
 def test_an_outage_shorter_than_the_lease_hands_no_live_job_out_again(
@@ -125,7 +135,7 @@ def test_an_outage_shorter_than_the_lease_hands_no_live_job_out_again(
         first.close(partition)
 
 
-def test_an_outage_longer_than_the_lease_may_hand_the_job_out_and_fences_the_late_report(
+def test_an_outage_longer_than_the_lease_stops_the_job_before_another_worker_is_given_it(
     setup: tuple[str, str, Partition],
 ) -> None:
     lease = 2.0
@@ -135,8 +145,13 @@ def test_an_outage_longer_than_the_lease_may_hand_the_job_out_and_fences_the_lat
     handle = first.handle
     try:
         partition.cut()
+        # unrenewed for 90 % of the lease, the first worker stops the job (a thread job is
+        # interrupted) and says so; it will never report it
+        wait_for(lambda: first.interrupted.is_set(), "the first worker to stop its job")
+        [gave_up] = [f for n, f in first.told if n == "job.lease_lost"]
+        assert (gave_up["job_id"], gave_up["attempt"]) == (handle.id, 1)
+        assert gave_up["status"] == "lease_expired"
         # the lease runs out at the broker: the other worker reaps it and is given the job
-        # while the first one, alive, still runs it
         claimed: list[Any] = []
         wait_for(
             lambda: claimed.extend(other.claim("other", [QUEUE], 10, 30.0).jobs) or claimed,
@@ -144,17 +159,74 @@ def test_an_outage_longer_than_the_lease_may_hand_the_job_out_and_fences_the_lat
         )
         [second] = claimed
         assert (second.id, second.attempt) == (handle.id, 2)
-        assert first.thread.is_alive()  # the first worker still runs it
         partition.heal()
+        # the first worker takes turns again (a new job runs) and never reported attempt 1
+        wait_for(lambda: first.worker.jobs_running == 0, "the stopped job to be let go")
         first.finish.set()
-        # the first worker's report of attempt 1 comes late: refused
-        wait_for(lambda: "job.lease_lost" in first.names(), "job.lease_lost")
-        [lost] = [f for n, f in first.told if n == "job.lease_lost"]
-        assert (lost["job_id"], lost["attempt"]) == (handle.id, 1)
+        assert first.held.enqueue().wait(timeout=20) == "done"
         job = handle.refresh()
         assert (job.state, job.attempt, job.worker) == (JobState.RUNNING, 2, "other")
+        told = [(n, f["status"]) for n, f in first.told if f.get("job_id") == handle.id]
+        assert told == [
+            ("job.enqueued", "queued"),
+            ("job.claimed", "running"),
+            ("job.lease_lost", "lease_expired"),  # and no report of attempt 1
+        ]
         done = Outcome(second.id, second.attempt, JobState.SUCCEEDED, result_json='"again"')
         assert other.finish([done]) == [True]
         assert handle.wait(timeout=10) == "again"
     finally:
         first.close(partition)
+
+
+@pytest.mark.slow  # a worker process, and the back-off after the partition heals
+def test_a_process_jobs_child_is_killed_when_its_lease_runs_out_unrenewed(
+    setup: tuple[str, str, Partition], tmp_path: Path
+) -> None:
+    direct, proxied, partition = setup
+    app = faena.App(broker=direct)
+    flag = tmp_path / "hold"
+    flag.touch()
+    record = tmp_path / "record.log"
+    worker = WorkerProcess(proxied, tmp_path, lease=3.0)
+
+    def records() -> list[tuple[str, int, int]]:
+        lines = record.read_text().splitlines() if record.exists() else []
+        return [(k, int(a), int(p)) for k, _j, a, p, _t in (line.split() for line in lines)]
+
+    try:
+        handle = app.enqueue("hold_process", [str(flag)], queue="acc")
+        wait_for(lambda: worker.alive() and records(), "the job to start in its child")
+        [(_, attempt, child)] = records()
+        assert attempt == 1
+        partition.cut()
+        wait_for(lambda: worker.alive() and worker.named("job.lease_lost"), "the worker to give up")
+        [gave_up] = worker.named("job.lease_lost")
+        assert (gave_up["job_id"], gave_up["attempt"], gave_up["status"]) == (
+            handle.id,
+            1,
+            "lease_expired",
+        )
+
+        def gone() -> bool:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(gone, "the child to be killed")
+        assert records() == [("start", 1, child)]  # it never got to its end
+        partition.heal()
+        # the lease is reaped and the job runs again (here: the only worker), to its end
+        wait_for(lambda: [k for k, a, _p in records() if a == 2] == ["start"], "attempt 2")
+        flag.unlink()
+        assert handle.wait(timeout=30) == "held"
+        assert handle.refresh().attempt == 2
+        assert [(k, a) for k, a, _p in records()] == [("start", 1), ("start", 2), ("end", 2)]
+        assert not [e for e in worker.named("job.succeeded") if e["attempt"] == 1]
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.proc.wait(30) == 0
+    finally:
+        worker.kill()
+        app.close()

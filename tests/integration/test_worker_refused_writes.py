@@ -54,14 +54,14 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) 
 
 
 class WorkerProcess:
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(self, url: str, tmp: Path, lease: float = 30.0) -> None:
         self.port = free_port()
         self.log_path = tmp / "worker.log"
         env = dict(
             os.environ,
             ACC_BROKER=url,
             ACC_RECORD=str(tmp / "record.log"),
-            ACC_LEASE="30",  # longer than the outage: no job's lease runs out meanwhile
+            ACC_LEASE=str(lease),  # 30 s: longer than the outage, no lease runs out meanwhile
             PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this tree's faena
             PYTHONUNBUFFERED="1",
         )

@@ -46,3 +46,16 @@ def test_a_backoff_without_a_positive_base_below_its_cap_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match="0 < base <= cap"):
         Backoff(base=base, cap=cap)
+
+
+def test_a_lease_is_given_up_unrenewed_before_the_brokers_deadline() -> None:
+    from faena.core.lease import next_check, overdue
+
+    renewed = [("a", 100.0), ("b", 103.0)]
+    assert overdue(renewed, 10.0, 108.9) == []
+    assert overdue(renewed, 10.0, 109.0) == ["a"]  # 90 % of the lease: the broker's is 110
+    assert overdue(renewed, 10.0, 112.0) == ["a", "b"]
+    assert next_check(renewed, 10.0, 105.0) == 2.5  # a quarter lease at most
+    assert next_check(renewed, 10.0, 108.0) == pytest.approx(1.0)
+    assert next_check(renewed, 10.0, 200.0) == 0.01
+    assert next_check([], 10.0, 0.0) == 2.5

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 from faena.brokers.protocol import Broker, HeartbeatResult, Reaped
+from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Lease
 from faena.core.lease import heartbeat_interval
 from faena.errors import BrokerError
@@ -25,9 +26,10 @@ class Heartbeat:
         worker: str,
         lease_seconds: float,
         leases: Callable[[], list[Lease]],
-        on_result: Callable[[HeartbeatResult], None],
+        on_result: Callable[[HeartbeatResult, list[Lease], float], None],
         on_reaped: Callable[[list[Reaped]], None],
         outage: Outage | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._broker = broker
         self._worker = worker
@@ -36,6 +38,7 @@ class Heartbeat:
         self._on_result = on_result
         self._on_reaped = on_reaped
         self._outage = outage
+        self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faena-heartbeat", daemon=True)
         self.beats = 0
@@ -69,7 +72,9 @@ class Heartbeat:
     def beat(self) -> None:
         leases = self._leases()
         if leases:
-            self._on_result(self._broker.heartbeat(self._worker, leases, self._lease_seconds))
+            at = self._clock.now()  # the broker's deadlines run from here at least
+            result = self._broker.heartbeat(self._worker, leases, self._lease_seconds)
+            self._on_result(result, leases, at)
         self.beats += 1
         reaped = self._broker.reap()
         if self._outage is not None:

@@ -28,12 +28,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from faena.app import App
-from faena.brokers.protocol import ClaimResult, HeartbeatResult
+from faena.brokers.protocol import ClaimResult
 from faena.core import events as ev
 from faena.core import outcomes
 from faena.core.backoff import Backoff
@@ -52,6 +51,7 @@ from faena.task import Task
 from faena.worker.events import WorkerEvents
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
 from faena.worker.heartbeat import Heartbeat
+from faena.worker.leases import LeaseKeeping, LeaseWatch, Running
 from faena.worker.outage import Outage
 from faena.worker.processes import ProcessExecutor
 from faena.worker.results import Completions, RunResult
@@ -66,17 +66,7 @@ SATURATED_POLL_SECONDS = 0.05
 LOG_FLUSH_SECONDS = 0.1
 
 
-@dataclass
-class _Running:
-    job: Job
-    task: Task[Any, Any] | None
-    executor: Executor | None
-    lost: bool = False
-    started: bool = False  # handed to an executor (a prefetched job waits until a slot frees)
-    ended: bool = False  # its attempt ended (or never began): no longer takes a slot
-
-
-class Worker:
+class Worker(LeaseKeeping):
     def __init__(
         self,
         app: App,
@@ -113,7 +103,7 @@ class Worker:
         self._stop_at: float | None = None
         # every job this worker holds a lease on: running, prefetched (waiting in _ready for a
         # slot) or ended and not yet reported
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
         self._ready: deque[Job] = deque()
         self._active = 0  # jobs handed to an executor whose attempt has not ended
         self._lock = threading.Lock()
@@ -170,9 +160,14 @@ class Worker:
             self._on_heartbeat,
             self._events.reaped,
             self._outage,
+            self.app.clock,
+        )
+        watch = LeaseWatch(
+            self.app.clock, self.app.lease_seconds, self._renewals, self._lease_ran_out
         )
         detach = self._outage.attach(broker)  # its client's retries tell of an outage
         heartbeat.start()
+        watch.start()
         batch_event_lines()
         # a claim is an event per job: skip building it when only a silent logger would get it
         self._publish_claimed = logs_event(ev.JOB_CLAIMED) or any(
@@ -192,6 +187,7 @@ class Worker:
             self._serving = False
             detach()
             heartbeat.stop()
+            watch.stop()
             waker.close()
             for executor in self._executors.values():
                 executor.shutdown()
@@ -257,6 +253,7 @@ class Worker:
         try:
             outcomes_ = earlier + self._decide_all(results, entries)
             if outcomes_ or limit > 0:
+                asked = self.app.clock.now()  # the leases granted run from here at least
                 accepted, claim = self.app.broker.finish_and_claim(
                     [o for _, o in outcomes_],
                     self.name,
@@ -269,7 +266,7 @@ class Worker:
                     self._turn_slots -= held  # below may end before this turn is over
                     held = 0
                     for job in claim.jobs:
-                        self._running[job.id] = _Running(job, None, None)
+                        self._running[job.id] = Running(job, None, None, asked)
                     self._ready.extend(claim.jobs)
                     starts = self._take_ready()
                 self._after_exchange(outcomes_, accepted, claim, starts)
@@ -517,7 +514,7 @@ class Worker:
             self._start(job)
         return self._decide_all(results, entries)
 
-    def _pop_ended(self) -> tuple[list[RunResult], list[_Running | None], list[Job]]:
+    def _pop_ended(self) -> tuple[list[RunResult], list[Running | None], list[Job]]:
         """The results waiting and the jobs they end, taken out of ``_running``, and the
         prefetched jobs that take the slots they free (lock held)."""
         results = self._completions.take_all()
@@ -529,7 +526,7 @@ class Worker:
         return results, entries, self._take_ready()
 
     def _decide_all(
-        self, results: list[RunResult], entries: list[_Running | None]
+        self, results: list[RunResult], entries: list[Running | None]
     ) -> list[tuple[RunResult, Outcome]]:
         if not results:
             return []
@@ -537,6 +534,7 @@ class Worker:
         return [
             (r, self._decide(r, e.task if e else None, now))
             for r, e in zip(results, entries, strict=True)
+            if e is None or not e.expired  # its lease ran out here: never reported
         ]
 
     def _decide(self, r: RunResult, task: Task[Any, Any] | None, now: float) -> Outcome:
@@ -550,28 +548,3 @@ class Worker:
         return outcomes.after_failure(
             r.job, r.error, retryable=r.retryable, policy=policy, now=now, rng=self._rng
         )
-
-    # heartbeat callbacks (heartbeat thread) ------------------------------------------------
-    def _leases(self) -> list[Lease]:
-        with self._lock:
-            return [Lease(r.job.id, r.job.attempt) for r in self._running.values() if not r.lost]
-
-    def _on_heartbeat(self, result: HeartbeatResult) -> None:
-        for job_id in result.lost | result.cancel:
-            with self._lock:
-                entry = self._running.get(job_id)
-                if entry is None:
-                    continue
-                if job_id in result.lost:
-                    entry.lost = True
-                unstarted = not entry.started and not entry.ended and entry.job in self._ready
-                if unstarted:
-                    self._ready.remove(entry.job)
-                    entry.ended = True
-            if unstarted:
-                # a prefetched job never starts: its report is a cancel, which the broker
-                # refuses for a lost lease (logged as lease_lost)
-                self._completions.put(RunResult(entry.job, 0.0, cancelled=True))
-            elif entry.executor is not None:
-                reason = "cancelled"
-                entry.executor.interrupt(job_id, reason)
