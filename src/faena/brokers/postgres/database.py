@@ -149,7 +149,8 @@ class Database:
                         f"PostgreSQL {what} failed at {self.config.display_url} and kept "
                         f"failing for {self.retry_seconds:.0f} s: {exc}"
                     ) from exc
-                self.retried(exc)
+                if delay > _FIRST_DELAY:  # the fresh connection failed too: an outage
+                    self.retried(exc)
                 # a worker listening logs the outage once; a line per retry is for debugging
                 log.log(
                     logging.DEBUG if self.retried else logging.WARNING,

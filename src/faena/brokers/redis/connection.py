@@ -229,11 +229,10 @@ class Link:
         try:
             try:
                 return attempt()  # the usual case, without the retry loop's own calls
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                conn.disconnect()
-                self.retried(exc)
+            except (RedisConnectionError, RedisTimeoutError):
+                conn.disconnect()  # a dropped idle connection: reconnecting is no outage yet
 
-            def failed(error: BaseException) -> None:
+            def failed(error: BaseException) -> None:  # the reconnected call failed too
                 conn.disconnect()
                 self.retried(error)
 
