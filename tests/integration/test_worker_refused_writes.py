@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -226,3 +227,28 @@ def test_a_worker_tells_of_a_redis_outage_its_client_rides_out(
     # and the worker used to log nothing at all; the client's retries now tell it.
     url = f"redis://127.0.0.1:{redis_server.port}/0?prefix=stopped{uuid.uuid4().hex[:6]}"
     ride_out(url, tmp_path, redis_server.stop, redis_server.start)
+
+
+@pytest.mark.redis
+def test_a_dropped_idle_connection_is_no_outage_but_a_failed_reconnect_is(
+    private_redis: tuple[str, Any], redis_server: RedisServer
+) -> None:
+    from faena.brokers.redis import RedisBroker
+
+    url, admin = private_redis
+    broker = RedisBroker.from_url(url)
+    broker.setup()
+    heard: list[BaseException] = []
+    broker.add_retry_listener(heard.append)
+    try:
+        assert broker.claim("w", ["q"], 1, 30.0).jobs == []  # its connection is open
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert broker.claim("w", ["q"], 1, 30.0).jobs == []  # reconnected at once
+        assert heard == []
+        redis_server.stop()
+        threading.Timer(1.0, redis_server.start).start()
+        assert broker.claim("w", ["q"], 1, 30.0).jobs == []  # rode it out, and told
+        assert heard and all(isinstance(e, Exception) for e in heard)
+    finally:
+        broker.remove_retry_listener(heard.append)
+        broker.close()
