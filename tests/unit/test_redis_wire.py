@@ -31,16 +31,3 @@ def test_priority_ranks_are_remembered_and_still_checked() -> None:
     for _ in range(2):  # a refused priority is never remembered
         with pytest.raises(ConfigError, match="out of range"):
             priority_rank(2**63)
-
-
-def test_a_loading_reply_is_a_connection_error_that_is_retried_as_redis_py_makes_it() -> None:
-    # a restarted server answers LOADING while it reads its AOF: the call must wait it out
-    # (the Link retries connection errors), not fail (it used to be a plain ResponseError)
-    from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError
-
-    reader = connection._reader()
-    reader.feed(b"-LOADING Redis is loading the dataset in memory\r\n-ERR no such key\r\n")
-    loading, other = reader.gets(), reader.gets()
-    assert isinstance(loading, BusyLoadingError) and isinstance(loading, ConnectionError)
-    assert str(loading) == "Redis is loading the dataset in memory"
-    assert type(other) is ResponseError and str(other) == "no such key"
