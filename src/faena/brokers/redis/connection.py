@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -251,8 +251,6 @@ class Link:
         while pending:
             pending.pop()()
         reply = wire.read()
-        if isinstance(reply, BusyLoadingError):  # a restart reads its data: tried again
-            raise reply
         if isinstance(reply, ResponseError):
             if not _function_missing(reply):
                 raise reply
@@ -347,12 +345,8 @@ class _Wire:
         return RedisConnectionError(f"error {doing} Redis: {exc}")
 
 
-def _reply_error(message: str) -> ResponseError | BusyLoadingError:
-    """An error reply as redis-py words it: without the generic ``ERR`` code; ``LOADING`` (a
-    server still reading its data after a start) is redis-py's ``BusyLoadingError``, a
-    connection error that the caller's retry waits out."""
-    if message.startswith("LOADING "):
-        return BusyLoadingError(message[8:])
+def _reply_error(message: str) -> ResponseError:
+    """An error reply as redis-py words it: without the generic ``ERR`` code."""
     return ResponseError(message[4:] if message.startswith("ERR ") else message)
 
 
