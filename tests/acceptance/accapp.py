@@ -55,3 +55,13 @@ def suicide() -> None:
 def suicide_thread() -> None:
     record("start")
     os._exit(3)
+
+
+@app.task(name="hold_process", queue="acc", isolation="process")
+def hold_process(flag: str) -> str:
+    """Runs while the file ``flag`` exists."""
+    record("start")
+    while os.path.exists(flag):
+        time.sleep(0.02)
+    record("end")
+    return "held"

@@ -116,7 +116,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
         os.environ,
         ACC_BROKER=url,
         ACC_RECORD=str(tmp_path / "record.log"),
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this tree's faena
         PYTHONUNBUFFERED="1",
     )
     c = Cluster(url, tmp_path / "record.log", env, tmp_path)

@@ -79,7 +79,7 @@ def make_cluster(url: str, tmp_path: Path) -> Cluster:
         os.environ,
         ACC_BROKER=url,
         ACC_RECORD=str(tmp_path / "record.log"),
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this tree's faena
         PYTHONUNBUFFERED="1",
     )
     return Cluster(url, tmp_path / "record.log", env, tmp_path)

@@ -31,6 +31,13 @@ class FlakyBroker(MemoryBroker):
         return super().finish_and_claim(*args, **kwargs)
 
 
+def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def app() -> faena.App:
     return faena.App(broker=MemoryBroker(), pools={"tiny": 1})
@@ -342,16 +349,25 @@ def test_a_job_that_ends_while_the_turn_that_claimed_it_still_logs_gets_a_succes
 def test_a_slot_turn_that_meets_a_broker_error_keeps_its_results(stop: list) -> None:
     broker = ThreadRecordingBroker(fail_on_slot_thread=2)
     app = faena.App(broker=broker)
-    errors: list[dict[str, Any]] = []
-    app.events.subscribe("worker.error", lambda e: errors.append(dict(e.fields)))
+    told: list[tuple[str, dict[str, Any]]] = []
+    for name in ("worker.broker_unavailable", "worker.broker_recovered", "worker.error"):
+        app.events.subscribe(name, lambda e: told.append((e.name, dict(e.fields))))
     handles = _quick_jobs(app, 20)
     stop.append(run(app, concurrency=2))
     assert [h.wait(timeout=20) for h in handles] == list(range(20))
     assert all(h.refresh().tries == 1 for h in handles)  # nothing ran twice
     assert broker.fail_on_slot_thread == 0
-    assert [e["status"] for e in errors] == ["broker_unavailable"] * 2
-    assert errors[0]["retry_in_seconds"] == 0.0
-    assert "connection reset (test)" in errors[0]["error_message"]
+    # each outage (both failures in one, or one each) is told once when it begins and once
+    # when the broker answers again, never a line per failed call
+    recovered = [f for n, f in told if n == "worker.broker_recovered"]
+    _wait_for(lambda: sum(f["failed_calls"] for f in recovered) == 2)
+    names = [n for n, _ in told]
+    assert names in (
+        ["worker.broker_unavailable", "worker.broker_recovered"],
+        ["worker.broker_unavailable", "worker.broker_recovered"] * 2,
+    )
+    assert "connection reset (test)" in told[0][1]["error_message"]
+    assert told[0][1]["status"] == "broker_unavailable"
 
 
 def test_a_slot_turns_log_line_is_written_while_the_slots_stay_busy(

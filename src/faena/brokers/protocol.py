@@ -22,7 +22,7 @@ Guarantees each implementation must keep (DESIGN section 2):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -79,6 +79,16 @@ class Waker(Protocol):
         """Consume pending wake-ups (call after the descriptor turned readable)."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RetryReporting(Protocol):
+    """A broker whose client retries a failed call itself (reconnecting, for a while) tells
+    listeners of each retry, so a worker knows of an outage before a call gives up."""
+
+    def add_retry_listener(self, listener: Callable[[BaseException], None]) -> None: ...
+
+    def remove_retry_listener(self, listener: Callable[[BaseException], None]) -> None: ...
 
 
 @runtime_checkable

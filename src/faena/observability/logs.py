@@ -33,6 +33,7 @@ _LEVELS = {
     ev.LEASE_EXPIRED: logging.WARNING,
     ev.JOB_DEAD: logging.ERROR,
     ev.WORKER_ERROR: logging.ERROR,
+    ev.WORKER_BROKER_UNAVAILABLE: logging.ERROR,
     ev.JOB_CLAIMED: logging.DEBUG,
     ev.JOB_ENQUEUED: logging.DEBUG,
 }
@@ -51,6 +52,8 @@ _MESSAGES = {
     ev.WORKER_STOPPING: "worker stopping: no new jobs, draining",
     ev.WORKER_STOPPED: "worker stopped",
     ev.WORKER_ERROR: "worker error",
+    ev.WORKER_BROKER_UNAVAILABLE: "broker unavailable: jobs go on, calls retried with backoff",
+    ev.WORKER_BROKER_RECOVERED: "broker answers again",
 }
 #: a dead job whose error is never retried (``reason`` ``not_retryable``) had attempts left
 _NOT_RETRYABLE = "job is dead: its error is not retried (unknown task, or not in retry_on)"

@@ -10,8 +10,11 @@ import threading
 from collections.abc import Callable
 
 from faena.brokers.protocol import Broker, HeartbeatResult, Reaped
+from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Lease
 from faena.core.lease import heartbeat_interval
+from faena.errors import BrokerError
+from faena.worker.outage import Outage
 
 _log = logging.getLogger("faena.worker")
 
@@ -23,8 +26,10 @@ class Heartbeat:
         worker: str,
         lease_seconds: float,
         leases: Callable[[], list[Lease]],
-        on_result: Callable[[HeartbeatResult], None],
+        on_result: Callable[[HeartbeatResult, list[Lease], float], None],
         on_reaped: Callable[[list[Reaped]], None],
+        outage: Outage | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._broker = broker
         self._worker = worker
@@ -32,6 +37,8 @@ class Heartbeat:
         self._leases = leases
         self._on_result = on_result
         self._on_reaped = on_reaped
+        self._outage = outage
+        self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faena-heartbeat", daemon=True)
         self.beats = 0
@@ -49,6 +56,9 @@ class Heartbeat:
             try:
                 self.beat()
             except Exception as exc:
+                if self._outage is not None and isinstance(exc, BrokerError):
+                    self._outage.failed(exc)  # logged once per outage, not once per beat
+                    continue
                 _log.warning(
                     "heartbeat failed; retrying at the next interval",
                     extra={
@@ -62,8 +72,12 @@ class Heartbeat:
     def beat(self) -> None:
         leases = self._leases()
         if leases:
-            self._on_result(self._broker.heartbeat(self._worker, leases, self._lease_seconds))
+            at = self._clock.now()  # the broker's deadlines run from here at least
+            result = self._broker.heartbeat(self._worker, leases, self._lease_seconds)
+            self._on_result(result, leases, at)
         self.beats += 1
         reaped = self._broker.reap()
+        if self._outage is not None:
+            self._outage.succeeded()
         if reaped:
             self._on_reaped(reaped)

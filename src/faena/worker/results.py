@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from faena.core.job import ErrorInfo, Job
@@ -78,6 +81,17 @@ class Completions:
             with contextlib.suppress(OSError):
                 while self._r.recv(4096):
                     pass
+
+    def pause(self, seconds: float, cut_short: Callable[[], bool]) -> None:
+        """Sleep ``seconds`` whatever arrives (a back-off): results wait for the next
+        :meth:`take_all`; only a :meth:`poke` after which ``cut_short()`` is true ends it."""
+        end = time.monotonic() + seconds
+        while (step := end - time.monotonic()) > 0:
+            with contextlib.suppress(InterruptedError):
+                if select.select([self._r], [], [], step)[0]:
+                    self.disarm(True)  # consume the byte
+            if cut_short():
+                return
 
     def take_all(self) -> list[RunResult]:
         """Every result waiting; safe while other threads put and take."""

@@ -28,14 +28,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from faena.app import App
-from faena.brokers.protocol import ClaimResult, HeartbeatResult
+from faena.brokers.protocol import ClaimResult
 from faena.core import events as ev
 from faena.core import outcomes
+from faena.core.backoff import Backoff
 from faena.core.job import Job, Lease, Outcome
 from faena.core.options import Isolation
 from faena.core.states import JobState
@@ -51,6 +51,8 @@ from faena.task import Task
 from faena.worker.events import WorkerEvents
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
 from faena.worker.heartbeat import Heartbeat
+from faena.worker.leases import LeaseKeeping, LeaseWatch, Running
+from faena.worker.outage import Outage
 from faena.worker.processes import ProcessExecutor
 from faena.worker.results import Completions, RunResult
 
@@ -64,17 +66,7 @@ SATURATED_POLL_SECONDS = 0.05
 LOG_FLUSH_SECONDS = 0.1
 
 
-@dataclass
-class _Running:
-    job: Job
-    task: Task[Any, Any] | None
-    executor: Executor | None
-    lost: bool = False
-    started: bool = False  # handed to an executor (a prefetched job waits until a slot frees)
-    ended: bool = False  # its attempt ended (or never began): no longer takes a slot
-
-
-class Worker:
+class Worker(LeaseKeeping):
     def __init__(
         self,
         app: App,
@@ -102,7 +94,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._events = WorkerEvents(app.events, app.clock, self.name)
         self.install_signals = install_signals
-        self.ready = False
+        self._serving = False  # started and not draining (see ``ready``)
         self.stopped = threading.Event()
         # a plain flag, not a threading.Event: stop() runs in signal handlers, and Event.set
         # takes a lock that a second signal, arriving while the first handler holds it,
@@ -111,7 +103,7 @@ class Worker:
         self._stop_at: float | None = None
         # every job this worker holds a lease on: running, prefetched (waiting in _ready for a
         # slot) or ended and not yet reported
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
         self._ready: deque[Job] = deque()
         self._active = 0  # jobs handed to an executor whose attempt has not ended
         self._lock = threading.Lock()
@@ -126,10 +118,15 @@ class Worker:
         self._want = True  # the last claim filled every free slot: more work may be waiting
         self._saturated = False  # the last claim was held back by a full pool or cap
         self._publish_claimed = True
-        self._trouble = 0
+        self._outage = Outage(self._events)
+        self._backoff = Backoff()
         self._executors: dict[Isolation, Executor] = {}
         self._rng = random.Random()
         attach_event_logging(app.events)
+
+    @property
+    def ready(self) -> bool:  # started, not draining, the broker answers: /readyz
+        return self._serving and not self._outage.active
 
     @property
     def jobs_running(self) -> int:
@@ -162,14 +159,21 @@ class Worker:
             self._leases,
             self._on_heartbeat,
             self._events.reaped,
+            self._outage,
+            self.app.clock,
         )
+        watch = LeaseWatch(
+            self.app.clock, self.app.lease_seconds, self._renewals, self._lease_ran_out
+        )
+        detach = self._outage.attach(broker)  # its client's retries tell of an outage
         heartbeat.start()
+        watch.start()
         batch_event_lines()
         # a claim is an event per job: skip building it when only a silent logger would get it
         self._publish_claimed = logs_event(ev.JOB_CLAIMED) or any(
             h is not log_event for h in self.app.events.handlers(ev.JOB_CLAIMED)
         )
-        self.ready = True
+        self._serving = True
         self._events.emit(
             ev.WORKER_STARTED,
             queues=self.queues,
@@ -181,8 +185,10 @@ class Worker:
         try:
             self._loop(waker)
         finally:
-            self.ready = False
+            self._serving = False
+            detach()
             heartbeat.stop()
+            watch.stop()
             waker.close()
             for executor in self._executors.values():
                 executor.shutdown()
@@ -209,7 +215,7 @@ class Worker:
                 self._broker_trouble(exc)
                 self._want = True
                 continue
-            self._trouble = 0
+            self._outage.in_a_row = 0
             readable = self._wait([waker, self._completions], timeout)
             if waker in readable:
                 waker.drain()
@@ -248,6 +254,7 @@ class Worker:
         try:
             outcomes_ = earlier + self._decide_all(results, entries)
             if outcomes_ or limit > 0:
+                asked = self.app.clock.now()  # the leases granted run from here at least
                 accepted, claim = self.app.broker.finish_and_claim(
                     [o for _, o in outcomes_],
                     self.name,
@@ -255,11 +262,12 @@ class Worker:
                     limit,
                     self.app.lease_seconds,
                 )
+                self._outage.succeeded()
                 with self._lock:  # the slots pass to the claimed jobs at once: a job started
                     self._turn_slots -= held  # below may end before this turn is over
                     held = 0
                     for job in claim.jobs:
-                        self._running[job.id] = _Running(job, None, None)
+                        self._running[job.id] = Running(job, None, None, asked)
                     self._ready.extend(claim.jobs)
                     starts = self._take_ready()
                 self._after_exchange(outcomes_, accepted, claim, starts)
@@ -309,17 +317,16 @@ class Worker:
         itself, so its next job is claimed without waking the main thread, and the slots'
         broker calls overlap each other's jobs."""
         with self._lock:
-            if self._stop_requested:
-                self._completions.put(result)  # the main thread drains
+            if self._stop_requested or self._outage.active:
+                # the main thread drains, or calls the failing broker (backing off)
+                self._completions.put(result)
                 return
             self._completions.put_quiet(result)
             self._turns += 1
         try:
             look_again = self._take_turn()
-        except BrokerError as exc:
-            # the results wait in _unreported; the main thread tries again at once (and backs
-            # off if the broker still fails)
-            self._trouble_event(exc, 0.0)
+        except BrokerError as exc:  # the results wait in _unreported for the main thread
+            self._outage.failed(exc)
             look_again = True
         finally:
             with self._turns_over:
@@ -378,22 +385,14 @@ class Worker:
                 timeout = min(timeout, due_in if due_in > 0 else SATURATED_POLL_SECONDS)
         return timeout
 
-    def _broker_trouble(self, exc: BrokerError) -> None:
-        """The broker failed (restarting, unreachable): log, back off, keep jobs running."""
-        self._trouble += 1
-        pause = min(0.1 * 2 ** (self._trouble - 1), 5.0)
-        self._trouble_event(exc, pause)
-        self._wait([self._completions], pause)
-        self._completions.poke()  # results that arrived meanwhile are collected next
-
-    def _trouble_event(self, exc: BrokerError, retry_in: float) -> None:
-        self._events.emit(
-            ev.WORKER_ERROR,
-            status="broker_unavailable",
-            error_type=type(exc).__name__,
-            error_message=str(exc),
-            retry_in_seconds=retry_in,
-        )
+    def _broker_trouble(self, exc: BrokerError, most: float = float("inf")) -> None:
+        """The broker failed (unreachable, refusing writes): note it, back off, keep jobs
+        running. Results that end meanwhile wait in the inbox for the next turn."""
+        self._outage.failed(exc, loop=True)
+        flush_events()
+        asked = (self._stop_requested, self.grace)  # a (second) stop request cuts it short
+        pause = min(self._backoff.delay(self._outage.in_a_row, self._rng), most)
+        self._completions.pause(pause, lambda: (self._stop_requested, self.grace) != asked)
 
     def _after_exchange(
         self,
@@ -412,7 +411,7 @@ class Worker:
         """One step of the graceful drain; True when the worker may exit."""
         if self._stop_at is None:
             self._stop_at = time.monotonic() + self.grace
-            self.ready = False
+            self._serving = False
             self._events.emit(
                 ev.WORKER_STOPPING,
                 status="draining",
@@ -423,6 +422,7 @@ class Worker:
         try:
             if done:
                 self._events.reported(done, self.app.broker.finish([o for _, o in done]))
+                self._outage.succeeded()
                 done = []  # reported: a failure below must not send them again
             if self._ready:  # prefetched jobs never start once stopping: released at once
                 self._release_all(prefetched_only=True)
@@ -432,17 +432,13 @@ class Worker:
                 self._release_all()
                 return True
         except BrokerError as exc:
-            if remaining <= 0:
+            if remaining <= 0 or self.grace <= 0:
                 # leases run out by themselves: the jobs come back after one lease
-                self._events.emit(
-                    ev.WORKER_ERROR,
-                    status="broker_unavailable",
-                    error_type=type(exc).__name__,
-                    error_message=str(exc),
-                )
+                what = {"error_type": type(exc).__name__, "error_message": str(exc)}
+                self._events.emit(ev.WORKER_ERROR, None, status="broker_unavailable", **what)
                 return True
             self._unreported = done
-            self._broker_trouble(exc)
+            self._broker_trouble(exc, most=remaining)
             return False
         self._wait([self._completions], min(remaining, 0.5))
         return False
@@ -519,7 +515,7 @@ class Worker:
             self._start(job)
         return self._decide_all(results, entries)
 
-    def _pop_ended(self) -> tuple[list[RunResult], list[_Running | None], list[Job]]:
+    def _pop_ended(self) -> tuple[list[RunResult], list[Running | None], list[Job]]:
         """The results waiting and the jobs they end, taken out of ``_running``, and the
         prefetched jobs that take the slots they free (lock held)."""
         results = self._completions.take_all()
@@ -531,7 +527,7 @@ class Worker:
         return results, entries, self._take_ready()
 
     def _decide_all(
-        self, results: list[RunResult], entries: list[_Running | None]
+        self, results: list[RunResult], entries: list[Running | None]
     ) -> list[tuple[RunResult, Outcome]]:
         if not results:
             return []
@@ -539,6 +535,7 @@ class Worker:
         return [
             (r, self._decide(r, e.task if e else None, now))
             for r, e in zip(results, entries, strict=True)
+            if e is None or not e.expired  # its lease ran out here: never reported
         ]
 
     def _decide(self, r: RunResult, task: Task[Any, Any] | None, now: float) -> Outcome:
@@ -552,28 +549,3 @@ class Worker:
         return outcomes.after_failure(
             r.job, r.error, retryable=r.retryable, policy=policy, now=now, rng=self._rng
         )
-
-    # heartbeat callbacks (heartbeat thread) ------------------------------------------------
-    def _leases(self) -> list[Lease]:
-        with self._lock:
-            return [Lease(r.job.id, r.job.attempt) for r in self._running.values() if not r.lost]
-
-    def _on_heartbeat(self, result: HeartbeatResult) -> None:
-        for job_id in result.lost | result.cancel:
-            with self._lock:
-                entry = self._running.get(job_id)
-                if entry is None:
-                    continue
-                if job_id in result.lost:
-                    entry.lost = True
-                unstarted = not entry.started and not entry.ended and entry.job in self._ready
-                if unstarted:
-                    self._ready.remove(entry.job)
-                    entry.ended = True
-            if unstarted:
-                # a prefetched job never starts: its report is a cancel, which the broker
-                # refuses for a lost lease (logged as lease_lost)
-                self._completions.put(RunResult(entry.job, 0.0, cancelled=True))
-            elif entry.executor is not None:
-                reason = "cancelled"
-                entry.executor.interrupt(job_id, reason)

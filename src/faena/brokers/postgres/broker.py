@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from faena.brokers.listeners import Listener
 from faena.brokers.postgres import listing, rows
 from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.corrupt import bury_overflowing
@@ -68,6 +69,12 @@ class PostgresBroker:
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> PostgresBroker:
         return cls(PgConfig.parse(url), clock=clock)
+
+    def add_retry_listener(self, listener: Listener) -> None:
+        self._db.retried.add(listener)
+
+    def remove_retry_listener(self, listener: Listener) -> None:
+        self._db.retried.remove(listener)
 
     @property
     def database(self) -> Database:

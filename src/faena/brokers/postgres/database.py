@@ -30,6 +30,7 @@ from psycopg.adapt import Transformer
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from faena.brokers.listeners import RetryListeners
 from faena.brokers.postgres.config import PgConfig
 from faena.errors import BrokerError, FaenaError
 
@@ -93,6 +94,7 @@ class Database:
         # the Prepared names made on each connection (a connection gone is forgotten)
         self._prepared: weakref.WeakKeyDictionary[Conn, set[bytes]] = weakref.WeakKeyDictionary()
         self._prepared_lock = threading.Lock()
+        self.retried = RetryListeners()  # told of every retry (a worker notes the outage)
 
     def connect(self) -> Conn:
         """A new autocommit connection of its own (the caller closes it)."""
@@ -147,7 +149,11 @@ class Database:
                         f"PostgreSQL {what} failed at {self.config.display_url} and kept "
                         f"failing for {self.retry_seconds:.0f} s: {exc}"
                     ) from exc
-                log.warning(
+                if delay > _FIRST_DELAY:  # the fresh connection failed too: an outage
+                    self.retried(exc)
+                # a worker listening logs the outage once; a line per retry is for debugging
+                log.log(
+                    logging.DEBUG if self.retried else logging.WARNING,
                     "postgres.retry",
                     extra={"event": "postgres.retry", "operation": what, "error": str(exc)},
                 )

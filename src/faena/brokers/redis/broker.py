@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from faena.brokers.listeners import Listener
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
 from faena.brokers.redis.codec import (
     FIELDS,
@@ -80,6 +81,12 @@ class RedisBroker:
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> RedisBroker:
         return cls(url, clock=clock)
+
+    def add_retry_listener(self, listener: Listener) -> None:
+        self._link.retried.add(listener)
+
+    def remove_retry_listener(self, listener: Listener) -> None:
+        self._link.retried.remove(listener)
 
     @property
     def url(self) -> str:

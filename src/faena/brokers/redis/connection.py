@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from faena.brokers.listeners import RetryListeners
 from faena.brokers.redis.wire import CredentialsRefused, Wire, open_wire
 from faena.errors import BrokerError, BrokerURLError
 
@@ -207,6 +208,7 @@ class Link:
         self._free: list[Wire] = []
         self._lock = threading.Lock()
         self._retry = retry_policy()
+        self.retried = RetryListeners()  # told of every retry (a worker notes the outage)
         # A forked child must not share its parent's sockets: it starts with none.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connections(ref))
@@ -235,8 +237,13 @@ class Link:
             try:
                 return attempt()  # the usual case, without the retry loop's own calls
             except (RedisConnectionError, RedisTimeoutError):
+                wire.disconnect()  # a dropped idle connection: reconnecting is no outage yet
+
+            def failed(error: BaseException) -> None:  # the reconnected call failed too
                 wire.disconnect()
-            return self._retry.call_with_retry(attempt, lambda _error: wire.disconnect())
+                self.retried(error)
+
+            return self._retry.call_with_retry(attempt, failed)
         finally:
             self._free.append(wire)
 

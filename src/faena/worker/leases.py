@@ -1,0 +1,135 @@
+"""The leases a worker holds: what the heartbeat renews, what it learns back, and what
+happens to a job whose lease this worker can no longer vouch for.
+
+A lease is renewed by the claim that grants it and by every heartbeat the broker answers.
+When the broker cannot be reached for a whole lease after the last renewal (an outage, a
+partition), the broker may already have handed the job to another worker: the job is stopped
+here (a ``process`` job's child is killed; a ``thread`` or ``async`` job is interrupted, which
+a job blocked outside Python only sees once it returns) and its result is never reported. It
+runs again once the broker reaps the lease, elsewhere or here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from faena.brokers.protocol import HeartbeatResult
+from faena.core import events as ev
+from faena.core.clock import Clock
+from faena.core.job import Job, Lease
+from faena.core.lease import next_check, overdue
+from faena.observability.logs import flush_events
+from faena.task import Task
+from faena.worker.events import WorkerEvents
+from faena.worker.executors import Executor
+from faena.worker.results import Completions, RunResult
+
+
+@dataclass
+class Running:
+    job: Job
+    task: Task[Any, Any] | None
+    executor: Executor | None
+    renewed: float = 0.0  # when the call that last renewed its lease was sent (app clock)
+    lost: bool = False
+    expired: bool = False  # its lease ran out here unrenewed: stopped, never reported
+    started: bool = False  # handed to an executor (a prefetched job waits until a slot frees)
+    ended: bool = False  # its attempt ended (or never began): no longer takes a slot
+
+
+class LeaseKeeping:
+    """The worker's lease callbacks (heartbeat and lease-watch threads)."""
+
+    _lock: threading.Lock
+    _running: dict[str, Running]
+    _ready: deque[Job]
+    _completions: Completions
+    _events: WorkerEvents
+
+    def _leases(self) -> list[Lease]:
+        with self._lock:
+            return [Lease(r.job.id, r.job.attempt) for r in self._running.values() if not r.lost]
+
+    def _renewals(self) -> list[tuple[str, float]]:
+        with self._lock:
+            return [(r.job.id, r.renewed) for r in self._running.values() if not r.lost]
+
+    def _on_heartbeat(
+        self, result: HeartbeatResult, sent: Sequence[Lease] = (), at: float = 0.0
+    ) -> None:
+        with self._lock:  # the leases the broker renewed, as of when the call was sent
+            for lease in sent:
+                entry = self._running.get(lease.job_id)
+                if entry is not None and entry.job.attempt == lease.attempt:
+                    entry.renewed = max(entry.renewed, at)
+        for job_id in result.lost | result.cancel:
+            with self._lock:
+                entry = self._running.get(job_id)
+                if entry is None:
+                    continue
+                if job_id in result.lost:
+                    entry.lost = True
+                unstarted = not entry.started and not entry.ended and entry.job in self._ready
+                if unstarted:
+                    self._ready.remove(entry.job)
+                    entry.ended = True
+            if unstarted:
+                # a prefetched job never starts: its report is a cancel, which the broker
+                # refuses for a lost lease (logged as lease_lost)
+                self._completions.put(RunResult(entry.job, 0.0, cancelled=True))
+            elif entry.executor is not None:
+                reason = "cancelled"
+                entry.executor.interrupt(job_id, reason)
+
+    def _lease_ran_out(self, job_ids: list[str]) -> None:
+        """Leases not renewed for a whole lease: stop the jobs, never report them."""
+        with self._lock:
+            entries = [self._running.get(job_id) for job_id in job_ids]
+            gone = [e for e in entries if e is not None and not e.lost]
+            for entry in gone:
+                entry.expired = True
+        for entry in gone:
+            self._events.emit(ev.JOB_LEASE_LOST, entry.job, status="lease_expired")
+        flush_events()  # the main thread may be stuck in a broker call: write them out now
+        self._on_heartbeat(HeartbeatResult(lost=frozenset(e.job.id for e in gone)))
+
+
+class LeaseWatch:
+    """A thread that wakes when a lease may run out and hands the overdue ones on."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        lease_seconds: float,
+        renewals: Callable[[], list[tuple[str, float]]],
+        ran_out: Callable[[list[str]], None],
+    ) -> None:
+        self._clock, self._lease = clock, lease_seconds
+        self._renewals, self._ran_out = renewals, ran_out
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="faena-lease-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check(self) -> float:
+        """Hand on the overdue leases; the seconds until the next check."""
+        renewed, now = self._renewals(), self._clock.now()
+        late = overdue(renewed, self._lease, now)
+        if late:
+            self._ran_out(late)
+            renewed = self._renewals()
+        return next_check(renewed, self._lease, now)
+
+    def _run(self) -> None:
+        wait = self._lease / 4
+        while not self._stop.wait(wait):
+            wait = self.check()
