@@ -1,0 +1,481 @@
+-- The current faena PostgreSQL schema, as a freshly migrated store has it (generated from the
+-- server's catalog by tests/integration/test_postgres_schema_file.py, which checks it; write
+-- it anew with FAENA_WRITE_SCHEMA=1). The source of truth is migrations/: faena applies those,
+-- never this file. @schema@ stands for the schema's name (?schema= in the broker URL).
+
+CREATE TABLE @schema@.faena_schema_version (
+    version integer NOT NULL,
+    faena_version text NOT NULL,
+    applied_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT faena_schema_version_pkey PRIMARY KEY (version)
+);
+
+CREATE TABLE @schema@.jobs (
+    id text NOT NULL,
+    seq bigint NOT NULL DEFAULT nextval('@schema@.jobs_seq_seq'::regclass),
+    task text NOT NULL,
+    queue text NOT NULL,
+    args_json text NOT NULL,
+    kwargs_json text NOT NULL,
+    state text NOT NULL,
+    priority integer NOT NULL DEFAULT 0,
+    pool text NOT NULL,
+    pool_slots integer NOT NULL DEFAULT 1,
+    attempt integer NOT NULL DEFAULT 0,
+    tries integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL,
+    timeout double precision,
+    idempotency_key text,
+    enqueued_at double precision NOT NULL,
+    run_at double precision NOT NULL,
+    started_at double precision,
+    finished_at double precision,
+    lease_expires_at double precision,
+    worker text,
+    result_json text,
+    error_type text,
+    error_message text,
+    error_traceback text,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    CONSTRAINT jobs_pkey PRIMARY KEY (id),
+    CONSTRAINT jobs_pool_slots_check CHECK ((pool_slots >= 0)),
+    CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'dead'::text, 'cancelled'::text])))
+);
+
+CREATE TABLE @schema@.pools (
+    name text NOT NULL,
+    size integer NOT NULL,
+    CONSTRAINT pools_pkey PRIMARY KEY (name),
+    CONSTRAINT pools_size_check CHECK ((size >= 0))
+);
+
+CREATE TABLE @schema@.settings (
+    singleton boolean NOT NULL DEFAULT true,
+    parallelism integer,
+    CONSTRAINT settings_parallelism_check CHECK (((parallelism IS NULL) OR (parallelism >= 0))),
+    CONSTRAINT settings_pkey PRIMARY KEY (singleton),
+    CONSTRAINT settings_singleton_check CHECK (singleton)
+);
+
+CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
+
+CREATE INDEX jobs_finished ON @schema@.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'dead'::text, 'cancelled'::text]));
+
+CREATE UNIQUE INDEX jobs_idempotency ON @schema@.jobs USING btree (idempotency_key) WHERE ((idempotency_key IS NOT NULL) AND (state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text])));
+
+CREATE INDEX jobs_pending ON @schema@.jobs USING btree (queue, priority DESC, seq) WHERE (state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'failed'::text]));
+
+CREATE UNIQUE INDEX jobs_pkey ON @schema@.jobs USING btree (id);
+
+CREATE INDEX jobs_running ON @schema@.jobs USING btree (pool) WHERE (state = 'running'::text);
+
+CREATE INDEX jobs_seq ON @schema@.jobs USING btree (seq);
+
+CREATE INDEX jobs_state_queue ON @schema@.jobs USING btree (state, queue, seq);
+
+CREATE INDEX jobs_task ON @schema@.jobs USING btree (task, seq);
+
+CREATE UNIQUE INDEX pools_pkey ON @schema@.pools USING btree (name);
+
+CREATE UNIQUE INDEX settings_pkey ON @schema@.settings USING btree (singleton);
+
+CREATE OR REPLACE FUNCTION @schema@.claim(p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision)
+ RETURNS SETOF @schema@.job_event
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    RETURN QUERY SELECT * FROM @schema@.exchange(NULL, p_worker, p_queues, p_limit, p_lease,
+                                                 p_now) AS e
+                  ORDER BY e.kind = 'c', e.ord;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.enqueue(p_jobs json, p_now double precision)
+ RETURNS TABLE(ord integer, holder text)
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+#variable_conflict use_column
+DECLARE
+    v_inserted text[];
+BEGIN
+    WITH ins AS (
+        INSERT INTO @schema@.jobs (id, task, queue, args_json, kwargs_json, state, priority,
+                                   pool, pool_slots, max_attempts, timeout, idempotency_key,
+                                   enqueued_at, run_at)
+        SELECT s.id, s.task, s.queue, s.args, s.kwargs, s.state, s.priority, s.pool,
+               s.pool_slots, s.max_attempts, s.timeout, s.key, p_now, s.run_at
+          FROM ROWS FROM (json_to_recordset(p_jobs) AS (
+                   id text, task text, queue text, args text, kwargs text, state text,
+                   priority integer, pool text, pool_slots integer, max_attempts integer,
+                   timeout double precision, key text, run_at double precision))
+               WITH ORDINALITY AS s(id, task, queue, args, kwargs, state, priority, pool,
+                                    pool_slots, max_attempts, timeout, key, run_at, n)
+         ORDER BY s.n
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    SELECT array_agg(ins.id) INTO v_inserted FROM ins;
+    IF coalesce(cardinality(v_inserted), 0) = json_array_length(p_jobs) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT s.n::integer,
+           coalesce((SELECT j.id FROM @schema@.jobs j WHERE j.id = s.id),
+                    (SELECT j.id FROM @schema@.jobs j
+                      WHERE j.idempotency_key = s.key
+                        AND j.state IN ('scheduled', 'queued', 'running', 'succeeded',
+                                        'failed')))
+      FROM ROWS FROM (json_to_recordset(p_jobs) AS (id text, key text))
+           WITH ORDINALITY AS s(id, key, n)
+     WHERE v_inserted IS NULL OR NOT (s.id = ANY(v_inserted));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.exchange(p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision)
+ RETURNS SETOF @schema@.job_event
+ LANGUAGE sql
+AS $function$
+    SELECT * FROM @schema@.exchange(p_done, p_worker, p_queues, p_limit, p_lease, p_now, false)
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.exchange(p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision, p_tell_saturated boolean)
+ RETURNS SETOF @schema@.job_event
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_bitmapscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+AS $function$
+DECLARE
+    v_names   text[];
+    v_free0   integer[];
+    v_open    text[];
+    v_cap     integer;
+    v_busy    integer;
+    v_free    integer[];
+    v_par     integer;
+    v_ids     text[];
+    v_take    integer;
+    v_seen    integer;
+    v_i       integer;
+    v_first   text;
+    v_pool    text;
+    v_slots   integer;
+    v_expired boolean;
+    v_locked  boolean;
+    v_blocked boolean := false;
+    c         refcursor;
+    r         record;
+BEGIN
+    IF p_done IS NOT NULL THEN
+        IF p_done::jsonb @> '[{"state": "failed"}]' THEN
+            PERFORM pg_notify('@channel@', '');
+        END IF;
+        RETURN QUERY
+        UPDATE @schema@.jobs j SET
+            state = o.state,
+            max_attempts = coalesce(o.max_attempts, j.max_attempts),
+            run_at = CASE WHEN o.state = 'failed' THEN coalesce(o.retry_at, p_now)
+                          ELSE j.run_at END,
+            worker = CASE WHEN o.state = 'failed' THEN NULL ELSE j.worker END,
+            result_json = CASE WHEN o.state = 'failed' THEN j.result_json ELSE o.result END,
+            error_type = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                              THEN o.etype ELSE j.error_type END,
+            error_message = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                 THEN o.emsg ELSE j.error_message END,
+            error_traceback = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                   THEN o.etb ELSE j.error_traceback END,
+            finished_at = CASE WHEN o.state = 'failed' THEN j.finished_at ELSE p_now END,
+            lease_expires_at = NULL
+        FROM ROWS FROM (json_to_recordset(p_done) AS (
+                 id text, attempt integer, state text, result text, etype text, emsg text,
+                 etb text, retry_at double precision, max_attempts integer))
+             WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
+                                  max_attempts, ord)
+        WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
+        RETURNING 'f'::"char", o.ord::integer, NULL::@schema@.jobs;
+    END IF;
+    IF p_queues IS NULL THEN
+        RETURN;
+    END IF;
+    IF p_limit <= 0 THEN
+        IF EXISTS (SELECT 1 FROM @schema@.jobs
+                    WHERE state = 'running' AND lease_expires_at <= p_now) THEN
+            RETURN QUERY SELECT * FROM @schema@.reap(p_now);
+        END IF;
+        RETURN;
+    END IF;
+
+    -- One statement: whether leases ran out; the first runnable job, locked; then, once it is
+    -- read (the lock is in the aggregate's result), the claim lock, if there is a job.
+    IF cardinality(p_queues) = 1 THEN
+        -- one queue: an ordered scan of jobs_pending, no sort
+        SELECT min(s.id), min(s.pool), min(s.pool_slots),
+               EXISTS (SELECT 1 FROM @schema@.jobs
+                        WHERE state = 'running' AND lease_expires_at <= p_now),
+               CASE WHEN count(*) > 0 THEN pg_advisory_xact_lock(@claim_lock@) IS NULL END
+          INTO v_first, v_pool, v_slots, v_expired, v_locked
+          FROM (SELECT id, pool, pool_slots FROM @schema@.jobs
+                 WHERE queue = p_queues[1]
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
+                 ORDER BY priority DESC, seq
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) s;
+    ELSE
+        SELECT min(s.id), min(s.pool), min(s.pool_slots),
+               EXISTS (SELECT 1 FROM @schema@.jobs
+                        WHERE state = 'running' AND lease_expires_at <= p_now),
+               CASE WHEN count(*) > 0 THEN pg_advisory_xact_lock(@claim_lock@) IS NULL END
+          INTO v_first, v_pool, v_slots, v_expired, v_locked
+          FROM (SELECT id, pool, pool_slots FROM @schema@.jobs
+                 WHERE queue = ANY(p_queues)
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
+                 ORDER BY priority DESC, seq
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) s;
+    END IF;
+
+    IF v_expired THEN
+        -- jobs whose lease ran out are runnable again and keep their place: they may come
+        -- before the one just locked, so the search below looks again
+        RETURN QUERY SELECT * FROM @schema@.reap(p_now);
+        v_first := NULL;
+        IF v_locked IS NULL THEN
+            PERFORM pg_advisory_xact_lock(@claim_lock@);
+        END IF;
+    ELSIF v_first IS NULL THEN
+        RETURN;
+    END IF;
+
+    IF v_first IS NOT NULL AND p_limit = 1 THEN
+        -- admitted if its pool has a slot free and its slots fit, and the parallelism cap has
+        -- room: read in this statement, after the lock
+        RETURN QUERY
+        UPDATE @schema@.jobs j SET
+            state = 'running',
+            attempt = j.attempt + 1,
+            tries = j.tries + 1,
+            worker = p_worker,
+            started_at = p_now,
+            lease_expires_at = p_now + p_lease
+        WHERE j.id = v_first
+          AND (SELECT p.size FROM @schema@.pools p WHERE p.name = v_pool)
+              - (SELECT coalesce(sum(u.pool_slots), 0)::integer FROM @schema@.jobs u
+                  WHERE u.state = 'running' AND u.pool = v_pool
+                    AND u.lease_expires_at > p_now) >= greatest(v_slots, 1)
+          AND coalesce((SELECT s.parallelism FROM @schema@.settings s)
+                       > (SELECT count(*) FROM @schema@.jobs u
+                           WHERE u.state = 'running' AND u.lease_expires_at > p_now), true)
+        RETURNING 'c'::"char", 1, j;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    -- the version 2 search: free slots per pool and the running jobs of every pool (known
+    -- or not), then admission over the first v_take candidates; if they ran out before the
+    -- limit was reached while more may follow (pools filled up on the way), look further.
+    -- Rows are locked as they are fetched, so only the candidates read are locked (the one
+    -- locked above is this transaction's and is read again).
+    SELECT array_agg(p.name), array_agg(p.size - u.used),
+           array_agg(p.name) FILTER (WHERE p.size - u.used > 0),
+           (SELECT count(*) FROM @schema@.jobs
+             WHERE state = 'running' AND lease_expires_at > p_now),
+           (SELECT parallelism FROM @schema@.settings)
+      INTO v_names, v_free0, v_open, v_busy, v_cap
+      FROM @schema@.pools p,
+           LATERAL (SELECT coalesce(sum(j.pool_slots), 0)::integer AS used
+                      FROM @schema@.jobs j
+                     WHERE j.state = 'running' AND j.pool = p.name
+                       AND j.lease_expires_at > p_now) u;
+    IF v_open IS NULL OR v_cap - v_busy <= 0 THEN
+        IF p_tell_saturated AND v_first IS NOT NULL THEN
+            RETURN QUERY SELECT 's'::"char", 0, NULL::@schema@.jobs;
+        END IF;
+        RETURN;
+    END IF;
+
+    v_take := p_limit * 4 + 16;
+    LOOP
+        v_free := v_free0;
+        v_par := v_cap - v_busy;
+        v_ids := '{}';
+        v_seen := 0;
+        IF cardinality(p_queues) = 1 THEN
+            OPEN c FOR
+                SELECT id, pool, pool_slots FROM @schema@.jobs
+                 WHERE queue = p_queues[1]
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
+                   AND pool = ANY(v_open)
+                 ORDER BY priority DESC, seq
+                 LIMIT v_take
+                   FOR UPDATE SKIP LOCKED;
+        ELSE
+            OPEN c FOR
+                SELECT id, pool, pool_slots FROM @schema@.jobs
+                 WHERE queue = ANY(p_queues)
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
+                   AND pool = ANY(v_open)
+                 ORDER BY priority DESC, seq
+                 LIMIT v_take
+                   FOR UPDATE SKIP LOCKED;
+        END IF;
+        LOOP
+            FETCH c INTO r;
+            EXIT WHEN NOT FOUND;
+            v_seen := v_seen + 1;
+            v_i := array_position(v_names, r.pool);
+            IF v_i IS NULL OR r.pool_slots > v_free[v_i] THEN
+                v_blocked := true;
+                CONTINUE;
+            END IF;
+            v_free[v_i] := v_free[v_i] - r.pool_slots;
+            v_par := v_par - 1;
+            v_ids := v_ids || r.id;
+            EXIT WHEN cardinality(v_ids) >= p_limit OR v_par <= 0;
+        END LOOP;
+        CLOSE c;
+        EXIT WHEN cardinality(v_ids) >= p_limit OR v_par <= 0 OR v_seen < v_take;
+        v_take := v_take * 16;
+    END LOOP;
+
+    -- saturated: a runnable job was left because its pool or the cap was full (the first
+    -- candidate, locked above, is admitted first unless its pool is full)
+    IF p_tell_saturated AND (v_blocked OR (v_par <= 0 AND cardinality(v_ids) < p_limit)
+                             OR (v_first IS NOT NULL AND NOT v_first = ANY(v_ids))) THEN
+        RETURN QUERY SELECT 's'::"char", 0, NULL::@schema@.jobs;
+    END IF;
+    IF cardinality(v_ids) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    UPDATE @schema@.jobs j SET
+        state = 'running',
+        attempt = j.attempt + 1,
+        tries = j.tries + 1,
+        worker = p_worker,
+        started_at = p_now,
+        lease_expires_at = p_now + p_lease
+    WHERE j.id = ANY(v_ids)
+    RETURNING 'c'::"char", array_position(v_ids, j.id), j;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.finish(p_id text[], p_attempt integer[], p_state text[], p_result text[], p_error_type text[], p_error_message text[], p_error_traceback text[], p_retry_at double precision[], p_max_attempts integer[], p_now double precision)
+ RETURNS SETOF integer
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    RETURN QUERY
+    SELECT e.ord FROM @schema@.exchange(
+        @schema@.outcomes_json(p_id, p_attempt, p_state, p_result, p_error_type,
+                               p_error_message, p_error_traceback, p_retry_at,
+                               p_max_attempts),
+        NULL, NULL, 0, 0, p_now) AS e;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.finish_and_claim(p_id text[], p_attempt integer[], p_state text[], p_result text[], p_error_type text[], p_error_message text[], p_error_traceback text[], p_retry_at double precision[], p_max_attempts integer[], p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision)
+ RETURNS SETOF @schema@.job_event
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    RETURN QUERY SELECT * FROM @schema@.exchange(
+        CASE WHEN cardinality(p_id) > 0
+             THEN @schema@.outcomes_json(p_id, p_attempt, p_state, p_result, p_error_type,
+                                         p_error_message, p_error_traceback, p_retry_at,
+                                         p_max_attempts) END,
+        p_worker, p_queues, p_limit, p_lease, p_now) AS e
+    ORDER BY e.kind = 'c', e.ord;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.outcomes_json(p_id text[], p_attempt integer[], p_state text[], p_result text[], p_error_type text[], p_error_message text[], p_error_traceback text[], p_retry_at double precision[], p_max_attempts integer[])
+ RETURNS json
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+BEGIN
+    RETURN (
+        SELECT coalesce(json_agg(json_build_object(
+                   'id', o.id, 'attempt', o.attempt, 'state', o.state, 'result', o.result,
+                   'etype', o.etype, 'emsg', o.emsg, 'etb', o.etb, 'retry_at', o.retry_at,
+                   'max_attempts', o.max_attempts) ORDER BY o.n), '[]')
+          FROM unnest(p_id, p_attempt, p_state, p_result, p_error_type, p_error_message,
+                      p_error_traceback, p_retry_at, p_max_attempts)
+               WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
+                                    max_attempts, n)
+    );
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.reap(p_now double precision)
+ RETURNS SETOF @schema@.job_event
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_bitmapscan TO 'off'
+AS $function$
+BEGIN
+    RETURN QUERY
+    WITH expired AS (
+        SELECT id FROM @schema@.jobs
+        WHERE state = 'running' AND lease_expires_at <= p_now
+        FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        UPDATE @schema@.jobs j SET
+            state = CASE WHEN j.cancel_requested THEN 'cancelled'
+                         WHEN j.tries >= j.max_attempts THEN 'dead'
+                         ELSE 'queued' END,
+            finished_at = CASE WHEN j.cancel_requested OR j.tries >= j.max_attempts
+                               THEN p_now ELSE j.finished_at END,
+            worker = CASE WHEN j.cancel_requested OR j.tries >= j.max_attempts
+                          THEN j.worker END,
+            error_type = CASE WHEN NOT j.cancel_requested AND j.tries >= j.max_attempts
+                              THEN 'WorkerLost' ELSE j.error_type END,
+            error_message = CASE WHEN NOT j.cancel_requested AND j.tries >= j.max_attempts
+                THEN format('worker %s stopped renewing its lease during attempt %s of %s '
+                            '(killed, out of memory, or lost its broker)',
+                            coalesce(j.worker, 'None'), j.attempt, j.max_attempts)
+                ELSE j.error_message END,
+            error_traceback = CASE WHEN NOT j.cancel_requested AND j.tries >= j.max_attempts
+                                   THEN '' ELSE j.error_traceback END,
+            lease_expires_at = NULL
+        FROM expired WHERE j.id = expired.id
+        RETURNING j AS job
+    )
+    SELECT 'r'::"char", NULL::integer, gone.job FROM gone;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.release(p_id text[], p_attempt integer[])
+ RETURNS SETOF integer
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+BEGIN
+    PERFORM pg_notify('@channel@', '');
+    RETURN QUERY
+    WITH done AS (
+        UPDATE @schema@.jobs j SET
+            state = 'queued',
+            tries = greatest(j.tries - 1, 0),
+            lease_expires_at = NULL,
+            worker = NULL
+        FROM unnest(p_id, p_attempt) WITH ORDINALITY AS l(id, attempt, ord)
+        WHERE j.id = l.id AND j.attempt = l.attempt AND j.state = 'running'
+        RETURNING l.ord
+    )
+    SELECT done.ord::integer FROM done;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.wake()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM pg_notify('@channel@', '');
+    RETURN NULL;
+END
+$function$;
