@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 
 from faena.brokers.protocol import Broker
 from faena.brokers.url import open_broker, resolve_url
-from faena.core import payload
+from faena.core import checks, payload
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.events import JOB_ENQUEUED, Event, EventBus
 from faena.core.job import NewJob, new_job_id, new_job_ids
@@ -159,9 +159,10 @@ class App:
         name = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
         isolation = options.get("isolation")
         iso = Isolation(isolation) if isolation is not None else None
+        retries = checks.check_retries(f"task {name!r}", options.get("retries", 3))
         try:
             retry = RetryPolicy(
-                retries=options.get("retries", 3),
+                retries=retries,
                 backoff_base=options.get("backoff_base", 1.0),
                 backoff_cap=options.get("backoff_cap", 300.0),
             )
@@ -199,27 +200,35 @@ class App:
                 f"unknown enqueue option(s) {sorted(unknown)}; known: "
                 f"{', '.join(sorted(_ENQUEUE_OPTIONS))}"
             )
+        checks.check_text("task name", task_name)
+        where = f"task {task_name!r}"
         task = self.tasks.get(task_name)
         opts = task.options if task is not None else None
         queue = options.get("queue") or (opts.queue if opts else DEFAULT_QUEUE)
-        check_name("queue", queue)
-        run_at = options.get("run_at")
+        run_at = checks.check_run_at(where, options.get("run_at"))
         delay = options.get("delay")
         if delay is not None:
-            if delay < 0:
-                raise ConfigError(f"delay must be >= 0 seconds, got {delay}")
-            run_at = self.clock.now() + delay
+            run_at = checks.check_run_at(where, self.clock.now() + checks.check_delay(where, delay))
         retries = options.get("retries", opts.retry.retries if opts else 3)
+        key = options.get("idempotency_key")
         return {
             "task": task_name,
-            "queue": queue,
-            "priority": int(options.get("priority", opts.priority if opts else 0)),
-            "pool": options.get("pool", opts.pool if opts else DEFAULT_POOL),
-            "pool_slots": int(options.get("pool_slots", opts.pool_slots if opts else 1)),
-            "max_attempts": int(retries) + 1,
-            "timeout": options.get("timeout", opts.timeout if opts else None),
+            "queue": check_name("queue", queue),
+            "priority": checks.check_priority(
+                where, options.get("priority", opts.priority if opts else 0)
+            ),
+            "pool": check_name("pool", options.get("pool", opts.pool if opts else DEFAULT_POOL)),
+            "pool_slots": checks.check_pool_slots(
+                where, options.get("pool_slots", opts.pool_slots if opts else 1)
+            ),
+            "max_attempts": checks.check_retries(where, retries) + 1,
+            "timeout": checks.check_timeout(
+                where, options.get("timeout", opts.timeout if opts else None)
+            ),
             "run_at": run_at,
-            "idempotency_key": options.get("idempotency_key"),
+            "idempotency_key": None
+            if key is None
+            else checks.check_text(f"{where}: idempotency_key", key),
         }
 
     def _new_job(
