@@ -241,8 +241,8 @@ class App:
         args_list, kwargs_dict = payload.check_args(args, kwargs if kwargs is not None else {})
         limit = self.max_payload_bytes
         return NewJob(
-            args_json=payload.encode("args", args_list, limit),
-            kwargs_json=payload.encode("kwargs", kwargs_dict, limit),
+            args_json=payload.encode("args", args_list, limit, str_keys=True),
+            kwargs_json=payload.encode("kwargs", kwargs_dict, limit, str_keys=True),
             id=job_id or new_job_id(),
             **fields,
         )
