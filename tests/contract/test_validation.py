@@ -181,10 +181,20 @@ def test_finish_and_claim_refuses_before_it_finishes(broker: Broker) -> None:
 
 @pytest.mark.parametrize(
     "filters",
-    [{"task": "a\0b"}, {"queue": "etl\0"}, {"task": ""}, {"queue": ""}, {"state": "queued"}],
+    [
+        {"task": "a\0b"},
+        {"queue": "etl\0"},
+        {"task": ""},
+        {"queue": ""},
+        {"state": "queued"},
+        {"limit": -1},
+        {"offset": -1},
+    ],
     ids=str,
 )
-def test_list_filters_with_nul_are_refused(broker: Broker, filters: dict[str, Any]) -> None:
+def test_list_filters_no_job_could_match_are_refused(
+    broker: Broker, filters: dict[str, Any]
+) -> None:
     broker.enqueue([_job(task="a")])
     with pytest.raises(InvalidValueError):
         broker.list_jobs(**filters)

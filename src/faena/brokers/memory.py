@@ -272,7 +272,7 @@ class MemoryBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        checks.check_filters(state, queue, task)
+        checks.check_filters(state, queue, task, limit, offset)
         with self._lock:
             jobs = [
                 j

@@ -27,8 +27,8 @@ def _refuse(field: str, value: object, why: str) -> InvalidValueError:
 
 
 def check_text(field: str, value: object) -> str:
-    """An identifier the stores keep as text (task name, idempotency key, worker id, job id,
-    a queue asked for): a non-empty ``str`` without NUL that encodes to UTF-8.
+    """An identifier the stores keep as text (task name, queue, pool, idempotency key, worker
+    id, job id, a filter): a non-empty ``str`` without NUL that encodes to UTF-8.
 
     PostgreSQL cannot store NUL in text (its C strings end there) and no store can encode a
     lone surrogate: both are refused everywhere, so every backend gives the same answer."""
@@ -194,11 +194,18 @@ def check_outcomes(outcomes: Iterable[Outcome]) -> None:
         check_text("job id", outcome.job_id)
 
 
-def check_filters(state: object, queue: str | None, task: str | None) -> None:
-    """The filters of ``list_jobs``: ``None`` or a value a job could have."""
+def check_filters(
+    state: object, queue: str | None, task: str | None, limit: int = 0, offset: int = 0
+) -> None:
+    """The filters of ``list_jobs``: ``None`` or a value a job could have; a page of
+    ``limit`` jobs from ``offset``, both integers >= 0 (SQL stores read a negative one
+    differently)."""
     if state is not None and not isinstance(state, JobState):
         raise _refuse("state", state, "it must be a JobState or None")
     if queue is not None:
         check_text("queue", queue)
     if task is not None:
         check_text("task", task)
+    for field, value in (("limit", limit), ("offset", offset)):
+        if not _is_int(value) or value < 0:
+            raise _refuse(field, value, "it must be an integer >= 0")

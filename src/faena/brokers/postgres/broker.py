@@ -392,7 +392,7 @@ class PostgresBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        checks.check_filters(state, queue, task)
+        checks.check_filters(state, queue, task, limit, offset)
         params = {
             "state": None if state is None else state.value,
             "queue": queue,

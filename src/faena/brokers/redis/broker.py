@@ -310,7 +310,7 @@ class RedisBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        checks.check_filters(state, queue, task)
+        checks.check_filters(state, queue, task, limit, offset)
         args = [
             "" if state is None else JobState(state).value,
             queue or "",

@@ -59,7 +59,7 @@ class SQLiteOperators:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        checks.check_filters(state, queue, task)
+        checks.check_filters(state, queue, task, limit, offset)
         where, args = [], []
         for column, value in (("state", state), ("queue", queue), ("task", task)):
             if value is not None:
