@@ -38,6 +38,16 @@ _ENQUEUE_OPTIONS = frozenset(
 )
 
 
+#: enqueue options checked as they are given (the task's own were checked at registration)
+_OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "priority": checks.check_priority,
+    "pool_slots": checks.check_pool_slots,
+    "timeout": checks.check_timeout,
+    "run_at": checks.check_run_at,
+    "idempotency_key": checks.check_key,
+}
+
+
 class App:
     """Tasks, pools and a broker::
 
@@ -159,7 +169,7 @@ class App:
         name = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
         isolation = options.get("isolation")
         iso = Isolation(isolation) if isolation is not None else None
-        retries = checks.check_retries(f"task {name!r}", options.get("retries", 3))
+        retries = checks.check_retries(name, options.get("retries", 3))
         try:
             retry = RetryPolicy(
                 retries=retries,
@@ -200,36 +210,36 @@ class App:
                 f"unknown enqueue option(s) {sorted(unknown)}; known: "
                 f"{', '.join(sorted(_ENQUEUE_OPTIONS))}"
             )
-        checks.check_text("task name", task_name)
-        where = f"task {task_name!r}"
-        task = self.tasks.get(task_name)
+        name = checks.check_text("task name", task_name)
+        task = self.tasks.get(name)
         opts = task.options if task is not None else None
-        queue = options.get("queue") or (opts.queue if opts else DEFAULT_QUEUE)
-        run_at = checks.check_run_at(where, options.get("run_at"))
+        fields: dict[str, Any] = {
+            "task": name,
+            "queue": opts.queue if opts else DEFAULT_QUEUE,
+            "priority": opts.priority if opts else 0,
+            "pool": opts.pool if opts else DEFAULT_POOL,
+            "pool_slots": opts.pool_slots if opts else 1,
+            "max_attempts": opts.retry.max_attempts if opts else 4,
+            "timeout": opts.timeout if opts else None,
+            "run_at": None,
+            "idempotency_key": None,
+        }
+        if not options:  # the task's options, checked when it was registered
+            return fields
+        if options.get("queue"):
+            fields["queue"] = check_name("queue", options["queue"])
+        if "pool" in options:
+            fields["pool"] = check_name("pool", options["pool"])
+        for option, check in _OPTION_CHECKS.items():
+            if option in options:
+                fields[option] = check(name, options[option])
+        if "retries" in options:
+            fields["max_attempts"] = checks.check_retries(name, options["retries"]) + 1
         delay = options.get("delay")
         if delay is not None:
-            run_at = checks.check_run_at(where, self.clock.now() + checks.check_delay(where, delay))
-        retries = options.get("retries", opts.retry.retries if opts else 3)
-        key = options.get("idempotency_key")
-        return {
-            "task": task_name,
-            "queue": check_name("queue", queue),
-            "priority": checks.check_priority(
-                where, options.get("priority", opts.priority if opts else 0)
-            ),
-            "pool": check_name("pool", options.get("pool", opts.pool if opts else DEFAULT_POOL)),
-            "pool_slots": checks.check_pool_slots(
-                where, options.get("pool_slots", opts.pool_slots if opts else 1)
-            ),
-            "max_attempts": checks.check_retries(where, retries) + 1,
-            "timeout": checks.check_timeout(
-                where, options.get("timeout", opts.timeout if opts else None)
-            ),
-            "run_at": run_at,
-            "idempotency_key": None
-            if key is None
-            else checks.check_text(f"{where}: idempotency_key", key),
-        }
+            at = self.clock.now() + checks.check_delay(name, delay)
+            fields["run_at"] = checks.check_run_at(name, at)
+        return fields
 
     def _new_job(
         self,

@@ -22,7 +22,10 @@ PRIORITY_MIN = -(2**31)
 PRIORITY_MAX = 2**31 - 1
 
 
-def _refuse(field: str, value: object, why: str) -> InvalidValueError:
+def _refuse(field: str, value: object, why: str, task: str | None = None) -> InvalidValueError:
+    """The error for ``field`` (of ``task``'s jobs, if given), built only when refusing."""
+    if task is not None:
+        field = f"task {task!r}: {field}"
     return InvalidValueError(f"{field} {value!r} is not valid: {why}", field=field, value=value)
 
 
@@ -34,126 +37,152 @@ def check_text(field: str, value: object) -> str:
     lone surrogate: both are refused everywhere, so every backend gives the same answer."""
     if type(value) is str and value and "\0" not in value and value.isascii():
         return value  # the usual case: one pass over a short string
+    why = _text_problem(value)
+    if why is not None:
+        raise _refuse(field, value, why)
+    return value  # type: ignore[return-value]  # _text_problem found it to be a str
+
+
+def _text_problem(value: object) -> str | None:
     if not isinstance(value, str):
-        raise _refuse(field, value, f"it must be a string, got {type(value).__name__}")
+        return f"it must be a string, got {type(value).__name__}"
     if not value:
-        raise _refuse(field, value, "it must not be empty")
+        return "it must not be empty"
     if "\0" in value:
-        raise _refuse(
-            field,
-            value,
+        return (
             f"it contains a NUL character (\\x00) at position {value.index(chr(0))}, which "
-            f"the stores cannot keep in text; remove it",
+            f"the stores cannot keep in text; remove it"
         )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise _refuse(
-            field,
-            value,
+        return (
             f"it is not valid Unicode: a lone surrogate {value[exc.start]!r} at position "
-            f"{exc.start}; pass text that encodes to UTF-8",
-        ) from None
-    return value
+            f"{exc.start}; pass text that encodes to UTF-8"
+        )
+    return None
 
 
 def _is_int(value: object) -> TypeGuard[int]:
     return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def check_pool_slots(where: str, value: object) -> int:
+def check_pool_slots(task: str, value: object) -> int:
     if _is_int(value) and value >= 1:
         return value
-    raise _refuse(
-        f"{where}: pool_slots",
-        value,
-        "it must be an integer >= 1 (the slots of its pool a running job holds)",
-    )
+    why = "it must be an integer >= 1 (the slots of its pool a running job holds)"
+    raise _refuse("pool_slots", value, why, task)
 
 
-def check_retries(where: str, value: object) -> int:
+def check_retries(task: str, value: object) -> int:
     if _is_int(value) and value >= 0:
         return value
-    raise _refuse(
-        f"{where}: retries", value, "it must be an integer >= 0 (attempts after the first)"
-    )
+    raise _refuse("retries", value, "it must be an integer >= 0 (attempts after the first)", task)
 
 
-def check_max_attempts(where: str, value: object) -> int:
+def check_max_attempts(task: str, value: object) -> int:
     if _is_int(value) and value >= 1:
         return value
-    raise _refuse(f"{where}: max_attempts", value, "it must be an integer >= 1 (retries + 1)")
+    raise _refuse("max_attempts", value, "it must be an integer >= 1 (retries + 1)", task)
 
 
-def check_timeout(where: str, value: object) -> float | None:
+def _is_number(value: object) -> TypeGuard[float]:
+    return type(value) is float or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def check_timeout(task: str, value: object) -> float | None:
     """Seconds an attempt may run: a finite number > 0, or ``None`` for no timeout."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:
+    if value is None or (_is_number(value) and 0 < value < math.inf):
         return value
-    raise _refuse(
-        f"{where}: timeout",
-        value,
-        "it must be a number of seconds > 0, or None for no timeout",
-    )
+    why = "it must be a number of seconds > 0, or None for no timeout"
+    raise _refuse("timeout", value, why, task)
 
 
-def check_priority(where: str, value: object) -> int:
+def check_priority(task: str, value: object) -> int:
     if _is_int(value) and PRIORITY_MIN <= value <= PRIORITY_MAX:
         return value
-    raise _refuse(
-        f"{where}: priority",
-        value,
-        f"it must be an integer between {PRIORITY_MIN} and {PRIORITY_MAX} (higher runs first)",
-    )
+    why = f"it must be an integer between {PRIORITY_MIN} and {PRIORITY_MAX} (higher runs first)"
+    raise _refuse("priority", value, why, task)
 
 
-def check_run_at(where: str, value: object) -> float | None:
+def check_run_at(task: str, value: object) -> float | None:
+    if value is None or (_is_number(value) and math.isfinite(value)):
+        return value
+    raise _refuse("run_at", value, "it must be a POSIX time in seconds, or None for now", task)
+
+
+def check_delay(task: str, value: object) -> float:
+    if _is_number(value) and 0 <= value < math.inf:
+        return value
+    raise _refuse("delay", value, "it must be a number of seconds >= 0", task)
+
+
+def check_key(task: str, value: object) -> str | None:
+    """An idempotency key: ``None``, or text as :func:`check_text` wants it."""
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return value
-    raise _refuse(f"{where}: run_at", value, "it must be a POSIX time in seconds, or None for now")
+    why = _text_problem(value)
+    if why is not None:
+        raise _refuse("idempotency_key", value, why, task)
+    return value  # type: ignore[return-value]  # _text_problem found it to be a str
 
 
-def check_delay(where: str, value: object) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
-        return value
-    raise _refuse(f"{where}: delay", value, "it must be a number of seconds >= 0")
+#: the shared fields (and their types: ``True == 1``) of the last jobs found valid; a
+#: producer enqueues the same task's options over and over
+_last_valid: tuple[object, ...] | None = None
 
 
 def check_new_jobs(jobs: Sequence[NewJob]) -> None:
     """Every field of jobs to enqueue, before any is written (a broker's ``enqueue``)."""
-    seen: tuple[object, ...] | None = None
+    prev: NewJob | None = None
     for new in jobs:
-        shared = (
-            new.task,
-            new.queue,
-            new.pool,
-            new.pool_slots,
-            new.max_attempts,
-            new.timeout,
-            new.priority,
-        )
-        if shared != seen:  # the jobs of one call share these: checked once
-            _check_shared(new)
-            seen = shared
+        if not (  # the jobs of one call share their options (the very same objects)
+            prev is not None
+            and new.task is prev.task
+            and new.queue is prev.queue
+            and new.pool is prev.pool
+            and new.pool_slots is prev.pool_slots
+            and new.max_attempts is prev.max_attempts
+            and new.timeout is prev.timeout
+            and new.priority is prev.priority
+        ):
+            _check_options(new)
+        prev = new
         check_text("job id", new.id)
         if new.idempotency_key is not None:
-            check_text(f"task {new.task!r}: idempotency_key", new.idempotency_key)
+            check_key(new.task, new.idempotency_key)
         if new.run_at is not None:
-            check_run_at(f"task {new.task!r}", new.run_at)
+            check_run_at(new.task, new.run_at)
+
+
+def _check_options(new: NewJob) -> None:
+    global _last_valid
+    shared = (
+        new.task,
+        new.queue,
+        new.pool,
+        new.pool_slots,
+        new.max_attempts,
+        new.timeout,
+        new.priority,
+        type(new.pool_slots),
+        type(new.max_attempts),
+        type(new.timeout),
+        type(new.priority),
+    )
+    if shared != _last_valid:
+        _check_shared(new)
+        _last_valid = shared
 
 
 def _check_shared(new: NewJob) -> None:
-    check_text("task name", new.task)
-    where = f"task {new.task!r}"
+    task = check_text("task name", new.task)
     check_text("queue", new.queue)  # the app holds names to check_name; a store, to text
     check_text("pool", new.pool)
-    check_pool_slots(where, new.pool_slots)
-    check_max_attempts(where, new.max_attempts)
-    check_timeout(where, new.timeout)
-    check_priority(where, new.priority)
+    check_pool_slots(task, new.pool_slots)
+    check_max_attempts(task, new.max_attempts)
+    check_timeout(task, new.timeout)
+    check_priority(task, new.priority)
 
 
 def check_queues(queues: Iterable[str]) -> None:

@@ -33,12 +33,11 @@ class TaskOptions:
 
     def __post_init__(self) -> None:
         check_text("task name", self.name)
-        where = f"task {self.name!r}"
         check_name("queue", self.queue)
         check_name("pool", self.pool)
-        check_pool_slots(where, self.pool_slots)
-        check_priority(where, self.priority)
-        check_timeout(where, self.timeout)
+        check_pool_slots(self.name, self.pool_slots)
+        check_priority(self.name, self.priority)
+        check_timeout(self.name, self.timeout)
 
     def retries_on(self, exc: BaseException) -> bool:
         return isinstance(exc, self.retry_on)
