@@ -43,9 +43,12 @@ def test_a_non_str_key_at_any_depth_is_refused_naming_its_path() -> None:
     with pytest.raises(PayloadError, match=r"args\[0\]\[True\] has a key of type bool"):
         encode("args", [{True: 1}], str_keys=True)
     # keys that only read like numbers are strings: fine
-    assert encode("args", [{"3": 1, "true": 2, "1.5": 3}], str_keys=True) == (
-        '[{"3":1,"true":2,"1.5":3}]'
+    assert encode("args", [{"3": 1, "true": 2, "1.5": 3, "2026-11-27": 4}], str_keys=True) == (
+        '[{"3":1,"true":2,"1.5":3,"2026-11-27":4}]'
     )
+    for key in (-7, 10**30, 1e20, -0.0, 2.5, False, None):  # every form the encoder writes
+        with pytest.raises(PayloadError, match="has a key of type"):
+            encode("kwargs", {"a": [{"b": 1, key: 2}]}, str_keys=True)
     # a result keeps JSON's own rule (int keys become strings)
     assert encode("result", {1: "a"}) == '{"1":"a"}'
 

@@ -25,9 +25,10 @@ def _reject(kind: str, value: object, exc: Exception, str_keys: bool) -> Payload
     )
 
 
-#: an object key as the encoder writes an int, float, bool or None key (a string followed by
-#: ':' is a key; a str key that reads like one, such as "3", only costs a walk)
-_CONVERTED_KEY = re.compile(r'"(?:-?[0-9][0-9.eE+-]*|true|false|null)":')
+#: an object key as the encoder may have written an int, float, bool or None key (a string
+#: followed by ':' is a key); a str key that reads like one ("3", "2026-11-27") only costs a
+#: walk that finds nothing
+_CONVERTED_KEY = re.compile(r'"(?:[-0-9][-0-9.eE+]*|true|false|null)":')
 
 # one encoder for every payload: json.dumps with options builds a new one on each call
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
