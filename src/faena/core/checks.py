@@ -17,9 +17,12 @@ from faena.core.job import Lease, NewJob, Outcome
 from faena.core.states import JobState
 from faena.errors import InvalidValueError
 
-#: the priorities every backend can store and order (PostgreSQL keeps them as ``integer``)
+#: the priorities every backend can store and order (PostgreSQL keeps them as ``integer``;
+#: its bulk COPY wrapped 2**31 round to -2**31)
 PRIORITY_MIN = -(2**31)
 PRIORITY_MAX = 2**31 - 1
+#: the most pool slots, attempts (retries + 1) a job can have: PostgreSQL's ``integer`` too
+COUNT_MAX = 2**31 - 1
 
 
 def _refuse(field: str, value: object, why: str, task: str | None = None) -> InvalidValueError:
@@ -68,22 +71,24 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def check_pool_slots(task: str, value: object) -> int:
-    if _is_int(value) and value >= 1:
+    if _is_int(value) and 1 <= value <= COUNT_MAX:
         return value
-    why = "it must be an integer >= 1 (the slots of its pool a running job holds)"
+    why = f"it must be an integer from 1 to {COUNT_MAX} (the slots of its pool a job holds)"
     raise _refuse("pool_slots", value, why, task)
 
 
 def check_retries(task: str, value: object) -> int:
-    if _is_int(value) and value >= 0:
+    if _is_int(value) and 0 <= value < COUNT_MAX:
         return value
-    raise _refuse("retries", value, "it must be an integer >= 0 (attempts after the first)", task)
+    why = f"it must be an integer from 0 to {COUNT_MAX - 1} (attempts after the first)"
+    raise _refuse("retries", value, why, task)
 
 
 def check_max_attempts(task: str, value: object) -> int:
-    if _is_int(value) and value >= 1:
+    if _is_int(value) and 1 <= value <= COUNT_MAX:
         return value
-    raise _refuse("max_attempts", value, "it must be an integer >= 1 (retries + 1)", task)
+    why = f"it must be an integer from 1 to {COUNT_MAX} (retries + 1)"
+    raise _refuse("max_attempts", value, why, task)
 
 
 def _is_number(value: object) -> TypeGuard[float]:
