@@ -11,7 +11,7 @@ import pytest
 
 from faena import App
 from faena.brokers.protocol import Broker
-from faena.core.job import Lease, NewJob, Outcome
+from faena.core.job import ErrorInfo, Lease, NewJob, Outcome
 from faena.core.states import JobState
 from faena.errors import InvalidValueError
 
@@ -217,3 +217,16 @@ def test_job_ids_with_nul_are_refused(broker: Broker) -> None:
             call()
     stored = broker.get(job.id)
     assert stored is not None and stored.state is JobState.QUEUED
+
+
+@pytest.mark.parametrize("state", [JobState.DEAD, JobState.FAILED])
+def test_an_error_text_with_nul_or_a_lone_surrogate_is_stored_escaped(
+    broker: Broker, state: JobState
+) -> None:
+    broker.enqueue([_job()])
+    [running] = broker.claim("w", ["etl"], 1, LEASE).jobs
+    error = ErrorInfo("Bad\0Error", "bad\0msg \ud800 é", "line\0two")
+    assert broker.finish([Outcome(running.id, running.attempt, state, error=error)]) == [True]
+    stored = broker.get(running.id)
+    assert stored is not None and stored.state is state
+    assert stored.error == ErrorInfo("Bad\\x00Error", "bad\\x00msg \\ud800 é", "line\\x00two")
