@@ -21,8 +21,10 @@ from faena.errors import InvalidValueError
 #: its bulk COPY wrapped 2**31 round to -2**31)
 PRIORITY_MIN = -(2**31)
 PRIORITY_MAX = 2**31 - 1
-#: the most pool slots, attempts (retries + 1) a job can have: PostgreSQL's ``integer`` too
-COUNT_MAX = 2**31 - 1
+#: the most pool slots or attempts (retries + 1) a job can have: the counts faena adds to
+#: stay below 2**31 - 1, so that one more still fits PostgreSQL's ``integer`` (and a Lua
+#: double writes it back as digits)
+COUNT_MAX = 2**31 - 2
 
 
 def _refuse(field: str, value: object, why: str, task: str | None = None) -> InvalidValueError:
