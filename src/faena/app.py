@@ -10,7 +10,7 @@ from typing import Any, TypeVar, overload
 
 from faena.brokers.protocol import Broker
 from faena.brokers.url import describe_url, open_broker, resolve_url
-from faena.core import payload
+from faena.core import checks, payload
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.events import JOB_ENQUEUED, Event, EventBus
 from faena.core.job import NewJob, new_job_id, new_job_ids
@@ -37,6 +37,16 @@ _ENQUEUE_OPTIONS = frozenset(
         "idempotency_key",
     }
 )
+
+
+#: enqueue options checked as they are given (the task's own were checked at registration)
+_OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "priority": checks.check_priority,
+    "pool_slots": checks.check_pool_slots,
+    "timeout": checks.check_timeout,
+    "run_at": checks.check_run_at,
+    "idempotency_key": checks.check_key,
+}
 
 
 class App:
@@ -173,9 +183,10 @@ class App:
         name = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
         isolation = options.get("isolation")
         iso = Isolation(isolation) if isolation is not None else None
+        retries = checks.check_retries(name, options.get("retries", 3))
         try:
             retry = RetryPolicy(
-                retries=options.get("retries", 3),
+                retries=retries,
                 backoff_base=options.get("backoff_base", 1.0),
                 backoff_cap=options.get("backoff_cap", 300.0),
             )
@@ -247,28 +258,36 @@ class App:
                 f"unknown enqueue option(s) {sorted(unknown)}; known: "
                 f"{', '.join(sorted(_ENQUEUE_OPTIONS))}"
             )
-        task = self.tasks.get(task_name)
+        name = checks.check_text("task name", task_name)
+        task = self.tasks.get(name)
         opts = task.options if task is not None else None
-        queue = options.get("queue") or (opts.queue if opts else DEFAULT_QUEUE)
-        check_name("queue", queue)
-        run_at = options.get("run_at")
+        fields: dict[str, Any] = {
+            "task": name,
+            "queue": opts.queue if opts else DEFAULT_QUEUE,
+            "priority": opts.priority if opts else 0,
+            "pool": opts.pool if opts else DEFAULT_POOL,
+            "pool_slots": opts.pool_slots if opts else 1,
+            "max_attempts": opts.retry.max_attempts if opts else 4,
+            "timeout": opts.timeout if opts else None,
+            "run_at": None,
+            "idempotency_key": None,
+        }
+        if not options:  # the task's options, checked when it was registered
+            return fields
+        if options.get("queue"):
+            fields["queue"] = check_name("queue", options["queue"])
+        if "pool" in options:
+            fields["pool"] = check_name("pool", options["pool"])
+        for option, check in _OPTION_CHECKS.items():
+            if option in options:
+                fields[option] = check(name, options[option])
+        if "retries" in options:
+            fields["max_attempts"] = checks.check_retries(name, options["retries"]) + 1
         delay = options.get("delay")
         if delay is not None:
-            if delay < 0:
-                raise ConfigError(f"delay must be >= 0 seconds, got {delay}")
-            run_at = self.clock.now() + delay
-        retries = options.get("retries", opts.retry.retries if opts else 3)
-        return {
-            "task": task_name,
-            "queue": queue,
-            "priority": int(options.get("priority", opts.priority if opts else 0)),
-            "pool": options.get("pool", opts.pool if opts else DEFAULT_POOL),
-            "pool_slots": int(options.get("pool_slots", opts.pool_slots if opts else 1)),
-            "max_attempts": int(retries) + 1,
-            "timeout": options.get("timeout", opts.timeout if opts else None),
-            "run_at": run_at,
-            "idempotency_key": options.get("idempotency_key"),
-        }
+            at = self.clock.now() + checks.check_delay(name, delay)
+            fields["run_at"] = checks.check_run_at(name, at)
+        return fields
 
     def _new_job(
         self,
@@ -280,8 +299,8 @@ class App:
         args_list, kwargs_dict = payload.check_args(args, kwargs if kwargs is not None else {})
         limit = self.max_payload_bytes
         return NewJob(
-            args_json=payload.encode("args", args_list, limit),
-            kwargs_json=payload.encode("kwargs", kwargs_dict, limit),
+            args_json=payload.encode("args", args_list, limit, str_keys=True),
+            kwargs_json=payload.encode("kwargs", kwargs_dict, limit, str_keys=True),
             id=job_id or new_job_id(),
             **fields,
         )

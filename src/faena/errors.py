@@ -14,6 +14,17 @@ class ConfigError(FaenaError):
     """A setting has a value faena cannot use."""
 
 
+class InvalidValueError(ConfigError):
+    """A job option or an identifier (task, queue, pool, idempotency key, worker id, job id,
+    filter) has a value faena refuses, before anything is written. ``field`` names it and
+    ``value`` is what was given."""
+
+    def __init__(self, message: str, *, field: str, value: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
 class BrokerURLError(ConfigError):
     """A broker URL is malformed or names an unknown scheme."""
 

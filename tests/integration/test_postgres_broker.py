@@ -122,7 +122,7 @@ def test_a_group_is_written_whole_with_every_field(broker: PostgresBroker) -> No
             run_at=clock.now() + 60 if i == 7 else None,
         )
         for i in range(12)
-    ] + [NewJob("t", "dq", pool="tiny", pool_slots=0)]
+    ] + [NewJob("t", "dq", pool="tiny", pool_slots=2)]
     made = broker.enqueue(group)
     for new, job in zip(group, made, strict=True):
         stored = broker.get(new.id)
@@ -316,9 +316,9 @@ def test_a_server_error_in_a_prepared_statement_is_a_broker_error(
 def test_a_one_job_claim_skips_a_job_its_pool_has_no_room_for(broker: PostgresBroker) -> None:
     [held] = broker.enqueue([NewJob("t", "etl", pool="tiny")])
     assert [j.id for j in broker.claim("w", ["etl"], 1, 30).jobs] == [held.id]
-    broker.enqueue([NewJob("t", "etl", pool="tiny"), NewJob("t", "etl", pool="tiny", pool_slots=0)])
+    broker.enqueue([NewJob("t", "etl", pool="tiny"), NewJob("t", "etl", pool="tiny", pool_slots=2)])
     [other] = broker.enqueue([NewJob("t", "etl")])
-    # the first candidate's pool is full, as it is for a job of no slots: the next that fits
+    # the first candidate's pool is full, and the second needs more than it has: the next
     assert [j.id for j in broker.claim("w", ["etl"], 1, 30).jobs] == [other.id]
     assert broker.claim("w", ["etl"], 1, 30).jobs == []
 

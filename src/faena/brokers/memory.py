@@ -15,7 +15,7 @@ from faena.brokers.refusals import (
     retry_refused,
     unknown_pool,
 )
-from faena.core import lifecycle
+from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candidate, check_pools
@@ -92,6 +92,7 @@ class MemoryBroker:
 
     # producers -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        checks.check_new_jobs(jobs)
         now = self._clock.now()
         out: list[Job] = []
         with self._lock:
@@ -126,6 +127,7 @@ class MemoryBroker:
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
+        checks.check_claim(worker, queues)
         now = self._clock.now()
         with self._lock:
             reaped = self._reap(now)
@@ -161,6 +163,7 @@ class MemoryBroker:
     def heartbeat(
         self, worker: str, leases: Sequence[Lease], lease_seconds: float
     ) -> HeartbeatResult:
+        checks.check_heartbeat(worker, leases)
         now = self._clock.now()
         lost: set[str] = set()
         cancel: set[str] = set()
@@ -176,6 +179,7 @@ class MemoryBroker:
         return HeartbeatResult(frozenset(lost), frozenset(cancel))
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        checks.check_outcomes(outcomes)
         now = self._clock.now()
         results = []
         with self._lock:
@@ -199,11 +203,13 @@ class MemoryBroker:
         limit: int,
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
+        checks.check_claim(worker, queues)
         with self._lock:
             done = self.finish(outcomes)
             return done, self.claim(worker, queues, limit, lease_seconds)
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
+        checks.check_leases(leases)
         results = []
         with self._lock:
             for lease in leases:
@@ -231,6 +237,7 @@ class MemoryBroker:
         return reaped
 
     def waker(self, queues: Sequence[str]) -> PipeWaker:
+        checks.check_queues(queues)
         waker = PipeWaker(on_close=self._forget)
         with self._lock:
             self._wakers.append(waker)
@@ -242,6 +249,7 @@ class MemoryBroker:
                 self._wakers.remove(waker)
 
     def next_run_at(self, queues: Sequence[str]) -> float | None:
+        checks.check_queues(queues)
         wanted = set(queues)
         with self._lock:
             times = [
@@ -251,6 +259,7 @@ class MemoryBroker:
 
     # operators -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
+        checks.check_text("job id", job_id)
         with self._lock:
             return self._jobs.get(job_id)
 
@@ -263,6 +272,7 @@ class MemoryBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
+        checks.check_filters(state, queue, task, limit, offset)
         with self._lock:
             jobs = [
                 j
@@ -275,6 +285,7 @@ class MemoryBroker:
         return jobs[offset : offset + limit]
 
     def retry(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
         with self._lock:
             job = self._require(job_id)
             if job.state not in (JobState.DEAD, JobState.CANCELLED):
@@ -291,6 +302,7 @@ class MemoryBroker:
             return new
 
     def cancel(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
         now = self._clock.now()
         with self._lock:
             job = self._require(job_id)

@@ -37,9 +37,24 @@ def _uuid7(ms: bytes, r: bytes, i: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
+    """What ended an attempt. Text every store can keep: a NUL (PostgreSQL cannot) is written
+    ``\\x00`` and a lone surrogate (no store can encode it) ``\\udXXX``, on every backend."""
+
     type: str
     message: str
     traceback: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("type", "message", "traceback"):
+            text = getattr(self, name)
+            if isinstance(text, str) and not (text.isascii() and "\0" not in text):
+                object.__setattr__(self, name, storable_text(text))
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL and lone surrogates spelled as escapes (other text unchanged)."""
+    text = text.replace("\0", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

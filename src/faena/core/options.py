@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from faena.core.checks import check_pool_slots, check_priority, check_text, check_timeout
 from faena.core.pools import DEFAULT_POOL, check_name
 from faena.core.retry import RetryPolicy
-from faena.errors import ConfigError
 
 DEFAULT_QUEUE = "default"
 
@@ -32,12 +32,12 @@ class TaskOptions:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
 
     def __post_init__(self) -> None:
+        check_text("task name", self.name)
         check_name("queue", self.queue)
         check_name("pool", self.pool)
-        if self.pool_slots < 1:
-            raise ConfigError(f"task {self.name}: pool_slots must be >= 1, got {self.pool_slots}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"task {self.name}: timeout must be > 0 seconds, got {self.timeout}")
+        check_pool_slots(self.name, self.pool_slots)
+        check_priority(self.name, self.priority)
+        check_timeout(self.name, self.timeout)
 
     def retries_on(self, exc: BaseException) -> bool:
         return isinstance(exc, self.retry_on)

@@ -6,18 +6,20 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from faena.errors import ConfigError
+from faena.errors import ConfigError, InvalidValueError
 
 DEFAULT_POOL = "default_pool"
 #: slots of ``default_pool`` when the app does not size it; Airflow's default is 128
 DEFAULT_POOL_SLOTS = 128
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def check_name(kind: str, name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(
-            f"{kind} name {name!r} is not valid: use 1-64 letters, digits, '_', '-', '.', ':'"
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidValueError(
+            f"{kind} name {name!r} is not valid: use 1-64 letters, digits, '_', '-', '.', ':'",
+            field=kind,
+            value=name,
         )
     return name
 

@@ -30,7 +30,7 @@ from faena.brokers.refusals import (
     retry_refused,
     unknown_pool,
 )
-from faena.core import lifecycle
+from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import check_pools
@@ -142,6 +142,7 @@ class PostgresBroker:
         """
         if not jobs:
             return []
+        checks.check_new_jobs(jobs)
         if connection is not None:
             try:
                 return self._enqueue(connection, jobs)
@@ -279,6 +280,7 @@ class PostgresBroker:
         reap and claim up to ``limit`` jobs. Parameters go as text: the JSON is ASCII, the
         names in the connection's encoding, ``now`` is read at each try (a call retried after
         an outage longer than a lease must not write a deadline that has already passed)."""
+        checks.check_exchange(outcomes, worker, queues)
         keep = rows.once_each([o.lease for o in outcomes])
         done = rows.outcomes_json([outcomes[i] for i in keep]).encode() if keep else None
         wanted = None if queues is None else self._array(queues)
@@ -322,6 +324,7 @@ class PostgresBroker:
     def heartbeat(
         self, worker: str, leases: Sequence[Lease], lease_seconds: float
     ) -> HeartbeatResult:
+        checks.check_heartbeat(worker, leases)
         if not leases:
             return HeartbeatResult()
         params = {
@@ -360,6 +363,7 @@ class PostgresBroker:
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
+        checks.check_leases(leases)
         keep = rows.once_each(leases)
         params = {
             "ids": [leases[i].job_id for i in keep],
@@ -374,11 +378,13 @@ class PostgresBroker:
         return rows.to_claim_result(found)[1].reaped
 
     def waker(self, queues: Sequence[str]) -> ListenWaker:
+        checks.check_queues(queues)
         waker = ListenWaker(self._db)
         self._wakers.append(waker)
         return waker
 
     def next_run_at(self, queues: Sequence[str]) -> float | None:
+        checks.check_queues(queues)
         params = {"queues": list(queues)}
         row = self._db.run(
             "next_run_at", lambda c: c.execute(self._q.next_run_at, params).fetchone()
@@ -387,6 +393,7 @@ class PostgresBroker:
 
     # operators -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
+        checks.check_text("job id", job_id)
         row = self._db.run("get", lambda c: c.execute(self._q.get, {"id": job_id}).fetchone())
         return None if row is None else rows.to_job(row)
 
@@ -399,12 +406,15 @@ class PostgresBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
+        checks.check_filters(state, queue, task, limit, offset)
         def run(conn: Conn) -> list[Any]:
             return listing.fetch(conn, self.config.quoted_schema, state, queue, task, limit, offset)
 
         return [rows.to_job(row) for row in self._db.run("list_jobs", run)]
 
     def retry(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
+
         def run(conn: Conn) -> Job:
             with conn.transaction():
                 job = self._lock_job(conn, job_id)
@@ -424,6 +434,8 @@ class PostgresBroker:
         return self._db.run("retry", run)
 
     def cancel(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
+
         def run(conn: Conn) -> Job:
             with conn.transaction():
                 job = self._lock_job(conn, job_id)

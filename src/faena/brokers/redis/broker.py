@@ -43,7 +43,7 @@ from faena.brokers.refusals import (
     retry_refused,
     unknown_pool,
 )
-from faena.core import lifecycle
+from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, check_pools
@@ -193,6 +193,7 @@ class RedisBroker:
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
         if not jobs:
             return []
+        checks.check_new_jobs(jobs)
         now = self._clock.now()
         created: list[Job] = []
 
@@ -225,6 +226,7 @@ class RedisBroker:
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
+        checks.check_claim(worker, queues)
         claimed, reaped, saturated = rows(
             self._run_now(
                 "claim", lambda now: self._claim_args(worker, queues, limit, now + lease_seconds)
@@ -235,6 +237,7 @@ class RedisBroker:
     def heartbeat(
         self, worker: str, leases: Sequence[Lease], lease_seconds: float
     ) -> HeartbeatResult:
+        checks.check_heartbeat(worker, leases)
         if not leases:
             return HeartbeatResult()
         held: list[str] = []
@@ -245,6 +248,7 @@ class RedisBroker:
 
     @staticmethod
     def _outcome_args(outcomes: Sequence[Outcome]) -> list[str]:
+        checks.check_outcomes(outcomes)
         args = [str(len(outcomes))]
         for outcome in outcomes:
             args += outcome_args(outcome)
@@ -264,6 +268,7 @@ class RedisBroker:
         limit: int,
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
+        checks.check_claim(worker, queues)
         reports = self._outcome_args(outcomes)
         done, claimed, reaped, saturated = rows(
             self._run_now(
@@ -279,6 +284,7 @@ class RedisBroker:
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
+        checks.check_leases(leases)
         args: list[str] = []
         for lease in leases:
             args += [lease.job_id, str(int(lease.attempt))]
@@ -289,17 +295,20 @@ class RedisBroker:
         return [Reaped(job, job.state) for job in jobs]
 
     def waker(self, queues: Sequence[str]) -> RedisWaker:
+        checks.check_queues(queues)
         with wrapped(self._target):
             return RedisWaker(
                 lambda: make_client(self._target, retry=False), self._key("wake"), queues
             )
 
     def next_run_at(self, queues: Sequence[str]) -> float | None:
+        checks.check_queues(queues)
         first = self._run("next", self._clock.now(), list(queues))
         return None if first is None else float(first)
 
     # operators -----------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
+        checks.check_text("job id", job_id)
         record = call(self._target, lambda: self._client.hmget(self._key(f"j:{job_id}"), FIELDS))
         return None if record[0] is None else to_job(record)
 
@@ -312,6 +321,7 @@ class RedisBroker:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
+        checks.check_filters(state, queue, task, limit, offset)
         found: list[Job] = []
         skip, cursor = max(int(offset), 0), ""
         while True:  # one short script call per LIST_BUDGET jobs looked at
@@ -331,6 +341,7 @@ class RedisBroker:
                 return found
 
     def retry(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
         reply = rows(self._run("retry", self._clock.now(), [job_id]))
         if reply[0] == "missing":
             raise JobNotFoundError(no_such_job(job_id))
@@ -342,6 +353,7 @@ class RedisBroker:
         return job
 
     def cancel(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
         reply = rows(self._run("cancel", self._clock.now(), [job_id]))
         if reply[0] == "missing":
             raise JobNotFoundError(no_such_job(job_id))

@@ -23,7 +23,7 @@ from faena.brokers.sqlite.rows import (
 )
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier, SocketWaker, wake_dir
-from faena.core import lifecycle
+from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candidate, check_pools
@@ -126,6 +126,7 @@ class SQLiteBroker(SQLiteOperators):
 
     # producers -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        checks.check_new_jobs(jobs)
         now = self._clock.now()
         out: list[Job] = []
         with self._store.write(durable=True) as conn:
@@ -165,6 +166,7 @@ class SQLiteBroker(SQLiteOperators):
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
+        checks.check_claim(worker, queues)
         with self._store.write() as conn:
             result = self._claim(conn, worker, queues, limit, lease_seconds, self._clock.now())
         if any(r.new_state is JobState.QUEUED for r in result.reaped):
@@ -248,6 +250,7 @@ class SQLiteBroker(SQLiteOperators):
     def heartbeat(
         self, worker: str, leases: Sequence[Lease], lease_seconds: float
     ) -> HeartbeatResult:
+        checks.check_heartbeat(worker, leases)
         lost: set[str] = set()
         cancel: set[str] = set()
         with self._store.write() as conn:
@@ -261,6 +264,7 @@ class SQLiteBroker(SQLiteOperators):
         return HeartbeatResult(frozenset(lost), frozenset(cancel))
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        checks.check_outcomes(outcomes)
         with self._store.write() as conn:
             done = self._finish(conn, outcomes, self._clock.now())
         if any(o.state is JobState.FAILED for o in outcomes):
@@ -321,6 +325,7 @@ class SQLiteBroker(SQLiteOperators):
         limit: int,
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
+        checks.check_exchange(outcomes, worker, queues)
         with self._store.write() as conn:
             now = self._clock.now()
             done = self._finish(conn, outcomes, now)
@@ -330,6 +335,7 @@ class SQLiteBroker(SQLiteOperators):
         return done, result
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
+        checks.check_leases(leases)
         with self._store.write() as conn:
             done = [conn.execute(q.RELEASE, (lz.job_id, lz.attempt)).rowcount == 1 for lz in leases]
         self._notifier.notify()
@@ -361,9 +367,11 @@ class SQLiteBroker(SQLiteOperators):
         return reaped
 
     def waker(self, queues: Sequence[str]) -> SocketWaker:
+        checks.check_queues(queues)
         return SocketWaker(self._wake_dir)
 
     def next_run_at(self, queues: Sequence[str]) -> float | None:
+        checks.check_queues(queues)
         if not queues:
             return None
         row = self._store.read().execute(q.next_run_at(len(queues)), tuple(queues)).fetchone()

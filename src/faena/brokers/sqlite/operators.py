@@ -12,7 +12,7 @@ from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.rows import COLUMNS, to_job
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier
-from faena.core import lifecycle
+from faena.core import checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
 from faena.core.states import PENDING, JobState
@@ -43,6 +43,7 @@ class SQLiteOperators:
         return found
 
     def get(self, job_id: str) -> Job | None:
+        checks.check_text("job id", job_id)
         row = (
             self._store.read()
             .execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE id = ?", (job_id,))
@@ -59,6 +60,7 @@ class SQLiteOperators:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
+        checks.check_filters(state, queue, task, limit, offset)
         conn = self._store.read()
         plain = listing.filtered(state, queue, task)
         if plain is not None:
@@ -75,6 +77,7 @@ class SQLiteOperators:
         return [to_job(r) for r in rows]
 
     def retry(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
         with self._store.write(durable=True) as conn:
             job = self._require(conn, job_id)
             if job.state not in (JobState.DEAD, JobState.CANCELLED):
@@ -89,6 +92,7 @@ class SQLiteOperators:
         return new
 
     def cancel(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
         with self._store.write(durable=True) as conn:
             job = self._require(conn, job_id)
             if job.state in PENDING:
