@@ -64,3 +64,22 @@ def test_a_broker_that_fails_is_a_503_with_its_message(tmp_path: Path) -> None:
     assert answer.status_code == 503
     assert answer.json()["error"] == "broker_unavailable"
     assert str(folder) in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/jobs?task=a%00b", "task"),
+        ("/api/v1/jobs?queue=", "queue"),
+        ("/api/v1/jobs/a%00b", "job id"),
+    ],
+)
+def test_a_value_the_broker_refuses_is_a_400_naming_it(
+    client: TestClient, path: str, field: str
+) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert body["error"] == "invalid_value"
+    assert field in body["message"]
+    assert client.get("/readyz").status_code == 200  # the server and its store are fine

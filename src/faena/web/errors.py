@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from faena.errors import BrokerError
+from faena.errors import BrokerError, ConfigError, PayloadError
 
 #: the routes a 404 lists (what exists)
 ROUTES = (
@@ -110,8 +110,17 @@ async def broker_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def bad_input(request: Request, exc: Exception) -> Response:
+    """A value faena refuses (an identifier with NUL, a bad option, a payload that is not
+    JSON): 400, with the refusal's own message, which names the field and what is allowed."""
+    field = getattr(exc, "field", None)
+    return problem(400, "invalid_value", str(exc), **({"field": field} if field else {}))
+
+
 EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     BrokerError: broker_error,
+    ConfigError: bad_input,  # InvalidValueError among them
+    PayloadError: bad_input,
     Exception: internal_error,
 }
