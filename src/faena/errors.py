@@ -10,8 +10,8 @@ class FaenaError(Exception):
     """Root of faena's errors."""
 
 
-class ConfigError(FaenaError):
-    """A setting has a value faena cannot use."""
+class ConfigError(FaenaError, ValueError):
+    """A setting has a value faena cannot use (a ``ValueError`` too, as Python's own are)."""
 
 
 class InvalidValueError(ConfigError):

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from faena.core.backoff import Backoff
+from faena.errors import ConfigError
 
 
 def test_the_ceiling_doubles_from_the_base_up_to_the_cap() -> None:
@@ -44,7 +45,7 @@ def test_the_draw_comes_from_the_injected_rng() -> None:
 def test_a_backoff_without_a_positive_base_below_its_cap_is_refused(
     base: float, cap: float
 ) -> None:
-    with pytest.raises(ValueError, match="0 < base <= cap"):
+    with pytest.raises(ConfigError, match="0 < base <= cap"):
         Backoff(base=base, cap=cap)
 
 

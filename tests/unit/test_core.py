@@ -14,6 +14,7 @@ from faena.brokers.url import open_broker
 from faena.core import lifecycle, outcomes
 from faena.core.clock import ManualClock
 from faena.core.job import ErrorInfo, NewJob
+from faena.core.lease import check_lease
 from faena.core.payload import check_args, encode
 from faena.core.pools import Admission, Candidate, check_pools
 from faena.core.retry import RetryPolicy
@@ -40,8 +41,10 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 
 
 def test_retry_policy_rejects_nonsense() -> None:
-    with pytest.raises(ValueError, match="retries must be >= 0"):
+    with pytest.raises(ConfigError, match="retries must be >= 0"):
         RetryPolicy(retries=-1)
+    with pytest.raises(ConfigError, match="lease must be at least"):
+        check_lease(0.1)
 
 
 def test_payload_is_json_only_and_bounded() -> None:
@@ -259,3 +262,15 @@ def test_job_ids_are_uuid7_in_time_order() -> None:
         assert len(text) == 32 and u.version == 7 and u.variant == uuid.RFC_4122
         assert before <= int(text[:12], 16) <= after
     assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)
+
+
+def test_config_errors_are_config_errors_and_value_errors() -> None:
+    from faena.observability import logs
+
+    from faena.brokers.sqlite.store import Store
+
+    with pytest.raises(BrokerURLError, match=r"sync='bogus'; use \?sync=enqueue"):
+        Store("never-created.db", sync="bogus")  # refused before the file is touched
+    with pytest.raises(ConfigError, match="log format must be auto, json or console"):
+        logs.configure("yaml")
+    assert issubclass(ConfigError, ValueError)  # code that caught ValueError still does

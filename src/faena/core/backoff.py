@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from faena.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -19,7 +21,7 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if not 0 < self.base <= self.cap:
-            raise ValueError(
+            raise ConfigError(
                 f"backoff needs 0 < base <= cap, got base={self.base} and cap={self.cap}"
             )
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from faena.errors import ConfigError
+
 DEFAULT_LEASE_SECONDS = 30.0
 MIN_LEASE_SECONDS = 0.5
 
 
 def check_lease(seconds: float) -> float:
     if seconds < MIN_LEASE_SECONDS:
-        raise ValueError(
+        raise ConfigError(
             f"lease must be at least {MIN_LEASE_SECONDS} s, got {seconds}; the heartbeat renews "
             f"it every lease/3 s"
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from faena.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -21,9 +23,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
+            raise ConfigError(f"retries must be >= 0, got {self.retries}")
         if self.backoff_base < 0 or self.backoff_cap < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"backoff_base and backoff_cap must be >= 0, got "
                 f"{self.backoff_base} and {self.backoff_cap}"
             )

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from faena.core import events as ev
+from faena.errors import ConfigError
 from faena.observability.log_lines import (
     FIELDS_ATTR,
     ConsoleFormatter,
@@ -120,7 +121,7 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     if fmt not in ("json", "console"):
-        raise ValueError(f"log format must be auto, json or console, got {fmt!r}")
+        raise ConfigError(f"log format must be auto, json or console, got {fmt!r}")
     handler = LineHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger("faena")

@@ -407,6 +407,7 @@ class PostgresBroker:
         offset: int = 0,
     ) -> list[Job]:
         checks.check_filters(state, queue, task, limit, offset)
+
         def run(conn: Conn) -> list[Any]:
             return listing.fetch(conn, self.config.quoted_schema, state, queue, task, limit, offset)
 

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from faena.errors import BrokerError, SchemaError, StoreNotFoundError
+from faena.errors import BrokerError, BrokerURLError, SchemaError, StoreNotFoundError
 
 APP_MARKER = "faena"
 BUSY_TIMEOUT_MS = 30_000
@@ -63,7 +63,10 @@ class Store:
         """``existing``: open the database file only if it exists (commands that read or act
         on jobs never create a store); otherwise the file is created when missing."""
         if sync not in ("enqueue", "full", "normal"):
-            raise ValueError(f"sync must be enqueue, full or normal, got {sync!r}")
+            raise BrokerURLError(
+                f"sqlite broker URL has sync={sync!r}; use ?sync=enqueue (the default), full "
+                f"or normal"
+            )
         self.path = path
         self.sync = sync
         self.existing = existing
