@@ -265,9 +265,8 @@ def test_job_ids_are_uuid7_in_time_order() -> None:
 
 
 def test_config_errors_are_config_errors_and_value_errors() -> None:
-    from faena.observability import logs
-
     from faena.brokers.sqlite.store import Store
+    from faena.observability import logs
 
     with pytest.raises(BrokerURLError, match=r"sync='bogus'; use \?sync=enqueue"):
         Store("never-created.db", sync="bogus")  # refused before the file is touched
