@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from faena.brokers.protocol import Broker
 from faena.brokers.url import describe_url, open_broker, resolve_url
@@ -15,28 +15,30 @@ from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.events import JOB_ENQUEUED, Event, EventBus
 from faena.core.job import NewJob, new_job_id, new_job_ids
 from faena.core.lease import DEFAULT_LEASE_SECONDS, check_lease
-from faena.core.options import DEFAULT_QUEUE, Isolation, TaskOptions, normalize_retry_on
+from faena.core.options import (
+    DEFAULT_QUEUE,
+    ENQUEUE_OPTION_NAMES,
+    TASK_OPTION_NAMES,
+    EnqueueOptions,
+    Isolation,
+    TaskOptionArgs,
+    TaskOptions,
+    normalize_retry_on,
+)
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
 from faena.errors import ConfigError, PayloadError, UnknownTaskError
 from faena.task import JobHandle, Task
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
-_ENQUEUE_OPTIONS = frozenset(
-    {
-        "queue",
-        "priority",
-        "pool",
-        "pool_slots",
-        "retries",
-        "timeout",
-        "run_at",
-        "delay",
-        "idempotency_key",
-    }
-)
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` with options returns: it registers the function it is given."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 #: enqueue options checked as they are given (the task's own were checked at registration)
@@ -135,50 +137,42 @@ class App:
 
     # tasks -------------------------------------------------------------------------
     @overload
-    def task(self, fn: F) -> Task[Any, Any]: ...
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
-    def task(self, fn: None = None, **options: Any) -> Callable[[F], Task[Any, Any]]: ...
+    def task(self, fn: None = None, /, **options: Unpack[TaskOptionArgs]) -> TaskDecorator: ...
 
-    def task(self, fn: Any = None, **options: Any) -> Any:
+    def task(
+        self, fn: Callable[..., Any] | None = None, /, **options: Unpack[TaskOptionArgs]
+    ) -> Task[Any, Any] | TaskDecorator:
         """Register a task: ``@app.task`` or ``@app.task(queue="etl", pool="etl_pool", ...)``.
 
-        Options: ``name``, ``queue``, ``pool``, ``pool_slots``, ``priority``, ``retries``,
-        ``retry_on``, ``timeout`` (seconds), ``isolation`` (``async``/``thread``/``process``),
-        ``backoff_base``, ``backoff_cap`` (seconds).
+        Options (:class:`~faena.core.options.TaskOptionArgs`): ``name``, ``queue``, ``pool``,
+        ``pool_slots``, ``priority``, ``retries``, ``retry_on``, ``timeout`` (seconds),
+        ``isolation`` (``async``/``thread``/``process``), ``backoff_base``, ``backoff_cap``
+        (seconds). The task keeps the function's signature: ``task.enqueue(...)`` takes the
+        function's arguments, and type checkers check them.
         """
 
-        def register(f: Callable[..., Any]) -> Task[Any, Any]:
-            opts = self._task_options(f, options)
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            opts = self._task_options(f, dict(options))
             if opts.name in self.tasks:
                 raise ConfigError(
                     f"task name {opts.name!r} is registered twice; give one of them "
                     f"@app.task(name='...')"
                 )
-            task: Task[Any, Any] = Task(self, f, opts)
+            task: Task[P, R] = Task(self, f, opts)
             self.tasks[opts.name] = task
             return task
 
         return register(fn) if fn is not None else register
 
     def _task_options(self, fn: Callable[..., Any], options: dict[str, Any]) -> TaskOptions:
-        known = {
-            "name",
-            "queue",
-            "pool",
-            "pool_slots",
-            "priority",
-            "retries",
-            "retry_on",
-            "timeout",
-            "isolation",
-            "backoff_base",
-            "backoff_cap",
-        }
-        unknown = set(options) - known
+        unknown = set(options) - TASK_OPTION_NAMES
         if unknown:
             raise ConfigError(
-                f"unknown task option(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown task option(s) {sorted(unknown)}; known: "
+                f"{', '.join(sorted(TASK_OPTION_NAMES))}"
             )
         name = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
         isolation = options.get("isolation")
@@ -252,11 +246,11 @@ class App:
     # producers ---------------------------------------------------------------------
     def _job_fields(self, task_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """What the jobs of one enqueue call share: the task's options, overridden."""
-        unknown = set(options) - _ENQUEUE_OPTIONS
+        unknown = set(options) - ENQUEUE_OPTION_NAMES
         if unknown:
             raise ConfigError(
                 f"unknown enqueue option(s) {sorted(unknown)}; known: "
-                f"{', '.join(sorted(_ENQUEUE_OPTIONS))}"
+                f"{', '.join(sorted(ENQUEUE_OPTION_NAMES))}"
             )
         name = checks.check_text("task name", task_name)
         task = self.tasks.get(name)
@@ -310,7 +304,7 @@ class App:
         task_name: str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> JobHandle:
         """Enqueue a job of a task by name. The task need not be registered here (a producer
         may not import the worker's code); options then default to queue ``default``."""
@@ -323,15 +317,15 @@ class App:
         task_name: str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> JobHandle:
-        return await asyncio.to_thread(self.enqueue, task_name, args, kwargs, **options)
+        return await asyncio.to_thread(lambda: self.enqueue(task_name, args, kwargs, **options))
 
     def enqueue_many(
         self,
         task_name: str,
         calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> list[JobHandle]:
         """Enqueue many jobs of one task in one atomic broker call."""
         fields = self._job_fields(task_name, options)

@@ -6,21 +6,18 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, Unpack
 
 from faena.core.job import Job
-from faena.core.options import TaskOptions
+from faena.core.options import ENQUEUE_OPTION_NAMES, EnqueueOptions, TaskOptions
 from faena.core.states import TERMINAL, JobState
-from faena.errors import JobFailedError, JobNotFoundError, WaitTimeoutError
+from faena.errors import ConfigError, JobFailedError, JobNotFoundError, WaitTimeoutError
 
 if TYPE_CHECKING:
     from faena.app import App
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: keyword arguments of ``Task.enqueue`` that are options, not task arguments
-ENQUEUE_OPTIONS = ("idempotency_key", "delay", "run_at", "priority")
 
 
 class JobHandle:
@@ -92,7 +89,13 @@ def _result_or_raise(job: Job) -> Any:
 
 
 class Task(Generic[P, R]):
-    """A registered callable. Call it to run it here; ``enqueue`` it to run it on a worker."""
+    """A registered callable. Call it to run it here; ``enqueue`` it to run it on a worker.
+
+    ``enqueue(*args, **kwargs)`` takes the function's own arguments, typed as the function's
+    (as Celery's ``delay``); options of one job (``idempotency_key``, ``delay``, ``queue``, ...)
+    go through ``enqueue_with(args, kwargs, **options)`` (as Celery's ``apply_async``), so a
+    task argument can never be taken for an option, nor an option for an argument.
+    """
 
     def __init__(self, app: App, fn: Callable[P, R], options: TaskOptions) -> None:
         self.app = app
@@ -101,6 +104,7 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", options.name)
+        self._takes = _keyword_names(fn)
 
     @property
     def name(self) -> str:
@@ -112,27 +116,62 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.options.queue} pool={self.options.pool}>"
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> JobHandle:
-        """Enqueue with these arguments; ``idempotency_key``, ``delay`` (seconds), ``run_at``
-        (POSIX time) and ``priority`` are options, not arguments."""
-        options = {k: kwargs.pop(k) for k in ENQUEUE_OPTIONS if k in kwargs}
-        return self.app.enqueue(self.name, args, kwargs, **options)
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
+        """Enqueue a job that calls the function with these arguments."""
+        if kwargs and not ENQUEUE_OPTION_NAMES.isdisjoint(kwargs):
+            self._refuse_options(kwargs)
+        return self.app.enqueue(self.name, args, kwargs)
 
-    async def enqueue_async(self, *args: Any, **kwargs: Any) -> JobHandle:
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
         return await asyncio.to_thread(lambda: self.enqueue(*args, **kwargs))
 
     def enqueue_with(
         self,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> JobHandle:
-        """Enqueue with explicit options (also ``queue``), when a task argument shares a name
-        with an option."""
+        """Enqueue with options for this job: ``idempotency_key``, ``delay`` (seconds),
+        ``run_at`` (POSIX time), ``priority``, ``queue``, ``pool``, ``pool_slots``,
+        ``retries``, ``timeout``."""
         return self.app.enqueue(self.name, args, kwargs, **options)
 
     def enqueue_many(
-        self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], **options: Any
+        self,
+        calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
+        **options: Unpack[EnqueueOptions],
     ) -> list[JobHandle]:
         """Bulk enqueue ``[(args, kwargs), ...]`` in one broker transaction."""
         return self.app.enqueue_many(self.name, calls, **options)
+
+    def _refuse_options(self, kwargs: Mapping[str, Any]) -> None:
+        """An option's name given to ``enqueue`` that the function does not take: say where
+        options go (code written for the enqueue of before, which took them there)."""
+        stray = sorted(
+            k for k in kwargs if k in ENQUEUE_OPTION_NAMES and not self._takes_keyword(k)
+        )
+        if stray:
+            shown = ", ".join(f"{k}={kwargs[k]!r}" for k in stray)
+            raise ConfigError(
+                f"{self.name}.enqueue() got {shown}, which {self.fn.__name__} does not take; "
+                f"options of a job go through enqueue_with: "
+                f"{self.__name__}.enqueue_with(args, kwargs, {stray[0]}=...)"
+            )
+
+    def _takes_keyword(self, name: str) -> bool:
+        return self._takes is None or name in self._takes
+
+
+def _keyword_names(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """The names ``fn`` takes as keywords; None if it takes any (``**kwargs``) or cannot say."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )

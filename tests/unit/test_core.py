@@ -231,8 +231,8 @@ def test_idempotent_enqueue_through_the_api(tmp_path: Path) -> None:
     @app.task
     def load_table(table: str, day: str) -> None: ...
 
-    a = load_table.enqueue("users", "2026-11-27", idempotency_key="users/2026-11-27")
-    b = load_table.enqueue("users", "2026-11-27", idempotency_key="users/2026-11-27")
+    a = load_table.enqueue_with(["users", "2026-11-27"], idempotency_key="users/2026-11-27")
+    b = load_table.enqueue_with(["users", "2026-11-27"], idempotency_key="users/2026-11-27")
     assert a.id == b.id
     assert load_table("x", "y") is None  # calling the task runs it here
     app.close()

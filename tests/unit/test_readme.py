@@ -38,8 +38,8 @@ def test_readme_example_defines_and_enqueues(project: Path) -> None:
     exec(compile(code.replace("job.wait(timeout=60)", "pass"), "README.md", "exec"), namespace)
     job = namespace["job"]
     assert job.refresh().state.value == "queued"  # type: ignore[attr-defined]
-    again = namespace["load_table"].enqueue(  # type: ignore[attr-defined]
-        "users", "2026-11-27", idempotency_key="users/2026-11-27"
+    again = namespace["load_table"].enqueue_with(  # type: ignore[attr-defined]
+        ["users", "2026-11-27"], idempotency_key="users/2026-11-27"
     )
     assert again.id == job.id  # type: ignore[attr-defined]
     assert (project / "faena.db").exists()

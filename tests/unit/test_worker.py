@@ -143,8 +143,8 @@ def test_a_job_interrupted_before_its_slot_takes_it_never_runs() -> None:
     completions = Completions()
     executor = ThreadExecutor(1, completions)
     try:
-        hold.enqueue("a", priority=9)
-        hold.enqueue("b", priority=1)
+        hold.enqueue_with(["a"], priority=9)
+        hold.enqueue_with(["b"], priority=1)
         first, second = app.broker.claim("w", [hold.options.queue], 2, 30.0).jobs
         executor.submit(first, hold)
         executor.submit(second, hold)  # waits: the one slot runs "a"
@@ -399,8 +399,8 @@ def test_a_slot_turns_log_line_is_written_while_the_slots_stay_busy(
         def quick() -> None:
             return None
 
-        held = [hold.enqueue("a", priority=9), hold.enqueue("b", priority=1)]
-        done = quick.enqueue(priority=5)  # runs beside "a"; its slot then takes "b"
+        held = [hold.enqueue_with(["a"], priority=9), hold.enqueue_with(["b"], priority=1)]
+        done = quick.enqueue_with(priority=5)  # runs beside "a"; its slot then takes "b"
         stop.append(run(app, concurrency=2))
         done.wait(timeout=20)
         seen = ""
