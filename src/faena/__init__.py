@@ -22,6 +22,7 @@ from faena.errors import (
     WaitTimeoutError,
 )
 from faena.task import JobHandle, Task
+from faena.version import __version__ as __version__
 
 __all__ = [
     "App",
@@ -49,4 +50,3 @@ __all__ = [
     "WaitTimeoutError",
     "current_job",
 ]
-__version__ = "0.1.0"

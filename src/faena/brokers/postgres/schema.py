@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from importlib import resources
 
-from faena import __version__
 from faena.brokers.postgres.config import LOCK_CLASS_MIGRATE, PgConfig
 from faena.brokers.postgres.database import Conn
 from faena.brokers.postgres.queries import render
 from faena.errors import SchemaError
+from faena.version import __version__
 
 VERSION_TABLE = "faena_schema_version"
 
