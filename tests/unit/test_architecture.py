@@ -177,7 +177,7 @@ def test_each_layer_imports_only_what_the_map_allows() -> None:
 def _summary(path: Path) -> str:
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
     first = " ".join(doc.split("\n\n")[0].split())
-    sentence = re.split(r"(?<=\.)\s", first)[0]
+    sentence = re.sub(r"`+", "", re.split(r"(?<=\.)\s", first)[0])  # plain text: no doc links
     return sentence if len(sentence) <= 120 else sentence[:117].rsplit(" ", 1)[0] + " ..."
 
 
