@@ -91,35 +91,21 @@ class RetryReporting(Protocol):
     def remove_retry_listener(self, listener: Callable[[BaseException], None]) -> None: ...
 
 
-@runtime_checkable
-class Broker(Protocol):
+class WorkerSource(Protocol):
+    """What a worker needs of a broker: claim, keep, finish and give back jobs, and be woken.
+
+    The worker runtime (and an adapter that would run other kinds of work on it) depends on
+    this part of the contract only; the operator side (:class:`OperatorStore`) is for the
+    CLI, the HTTP API and the metrics.
+    """
+
     #: short backend name: ``memory``, ``sqlite``, ``postgres``, ``redis``
     kind: str
-    #: whether several processes may share this broker (the memory one cannot)
-    shared_across_processes: bool
     #: whether calls from several threads run at the same time (each on its own connection):
     #: then a worker's slots call the broker themselves; where calls take turns at one
     #: writer, the worker's main thread makes them, a few jobs at a time
     parallel_calls: bool
 
-    def setup(self) -> None:
-        """Create or migrate the store; refuse a store that is not faena's or is newer."""
-
-    def close(self) -> None: ...
-
-    # configuration -----------------------------------------------------------------
-    def set_pools(self, pools: Mapping[str, int]) -> None:
-        """Create or resize pools (sizes given win over stored ones)."""
-
-    def set_parallelism(self, limit: int | None) -> None:
-        """Cap on running jobs across all workers; ``None`` removes the cap."""
-
-    def get_parallelism(self) -> int | None: ...
-
-    # producers ---------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]: ...
-
-    # workers -----------------------------------------------------------------------
     def claim(
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult: ...
@@ -150,6 +136,31 @@ class Broker(Protocol):
     def next_run_at(self, queues: Sequence[str]) -> float | None:
         """When the earliest delayed job of these queues becomes runnable, if any."""
 
+
+class OperatorStore(Protocol):
+    """What producers and operators need of a broker: set up the store, configure pools and
+    the cap, enqueue, and inspect and act on jobs."""
+
+    #: whether several processes may share this broker (the memory one cannot)
+    shared_across_processes: bool
+
+    def setup(self) -> None:
+        """Create or migrate the store; refuse a store that is not faena's or is newer."""
+
+    def close(self) -> None: ...
+
+    # configuration -----------------------------------------------------------------
+    def set_pools(self, pools: Mapping[str, int]) -> None:
+        """Create or resize pools (sizes given win over stored ones)."""
+
+    def set_parallelism(self, limit: int | None) -> None:
+        """Cap on running jobs across all workers; ``None`` removes the cap."""
+
+    def get_parallelism(self) -> int | None: ...
+
+    # producers ---------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]: ...
+
     # operators ---------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None: ...
 
@@ -179,3 +190,9 @@ class Broker(Protocol):
 
     def prune(self, older_than: float) -> int:
         """Delete terminal jobs finished before ``older_than`` (POSIX time)."""
+
+
+@runtime_checkable
+class Broker(WorkerSource, OperatorStore, Protocol):
+    """The whole contract: every backend implements both sides, and the contract suite
+    (``tests/contract``) holds each to it."""
