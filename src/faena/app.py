@@ -28,7 +28,7 @@ from faena.core.options import (
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
-from faena.errors import ConfigError, PayloadError, UnknownTaskError
+from faena.errors import ConfigError, PayloadError, StoreNotFoundError, UnknownTaskError
 from faena.task import JobHandle, Task
 
 P = ParamSpec("P")
@@ -108,8 +108,9 @@ class App:
 
     def open_existing(self) -> None:
         """Use the broker only to read and act on jobs (``faena jobs``, ``pools``, ``queues``):
-        an SQLite file that does not exist is refused instead of created, and this app's pools
-        and parallelism are not applied (reading never writes them). Call before first use."""
+        a store that does not exist (an SQLite file, a PostgreSQL schema, a Redis prefix with no
+        faena data) is refused instead of created, and this app's pools and parallelism are not
+        applied (reading never writes them). Call before first use."""
         self._existing = True
 
     def _open(self) -> Broker:
@@ -117,6 +118,15 @@ class App:
             broker = open_broker(self._broker_arg, clock=self.clock, existing=self._existing)
         else:
             broker = self._broker_arg
+        if self._existing and not broker.exists():
+            broker.close()
+            where = self.store.removeprefix("sqlite:///")  # an SQLite store: its file
+            raise StoreNotFoundError(
+                f"no faena store at {where} (a worker, faena migrate or "
+                f"faena enqueue creates it, this command does not); point --broker / "
+                f"FAENA_BROKER_URL at the store your workers use, or pass --app so its broker "
+                f"is used"
+            )
         broker.setup()
         if not self._existing:
             broker.set_pools(self.pools)

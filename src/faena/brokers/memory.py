@@ -59,6 +59,7 @@ class MemoryBroker:
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
+        self._set_up = False
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._order: dict[str, int] = {}
@@ -73,7 +74,10 @@ class MemoryBroker:
         return cls(clock=clock)
 
     def setup(self) -> None:
-        return None
+        self._set_up = True
+
+    def exists(self) -> bool:
+        return self._set_up
 
     def close(self) -> None:
         return None

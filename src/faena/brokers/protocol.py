@@ -147,6 +147,10 @@ class OperatorStore(Protocol):
     def setup(self) -> None:
         """Create or migrate the store; refuse a store that is not faena's or is newer."""
 
+    def exists(self) -> bool:
+        """Whether the store holds faena's data already (``setup`` ran on it), found without
+        creating anything: commands that only read or act on jobs refuse a missing store."""
+
     def close(self) -> None: ...
 
     # configuration -----------------------------------------------------------------

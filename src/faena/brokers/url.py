@@ -61,8 +61,8 @@ def open_broker(
     url: str | None = None, *, clock: Clock = SYSTEM_CLOCK, existing: bool = False
 ) -> Broker:
     """Build the broker a URL names (not yet set up: call ``setup()``). ``existing``: an
-    SQLite file that does not exist is refused, not created (servers' schemas are created as
-    always: an empty schema holds no job)."""
+    SQLite file that does not exist is refused, not created (for every backend, ``App``
+    asks ``exists()`` before ``setup()`` in that mode)."""
     url = resolve_url(url)
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme not in _BACKENDS:

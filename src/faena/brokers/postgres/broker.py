@@ -20,7 +20,7 @@ from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.corrupt import bury_overflowing
 from faena.brokers.postgres.database import Conn, Database, array_literal
 from faena.brokers.postgres.queries import Queries
-from faena.brokers.postgres.schema import drop, migrate
+from faena.brokers.postgres.schema import drop, migrate, stored_version
 from faena.brokers.postgres.waker import ListenWaker
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
 from faena.brokers.refusals import (
@@ -80,6 +80,13 @@ class PostgresBroker:
     def database(self) -> Database:
         """The connection pool (for tests and tools)."""
         return self._db
+
+    def exists(self) -> bool:
+        conn = self._db.connect()
+        try:
+            return stored_version(conn, self.config) is not None
+        finally:
+            conn.close()
 
     def setup(self) -> None:
         conn = self._db.connect()

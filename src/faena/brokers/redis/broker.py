@@ -153,6 +153,9 @@ class RedisBroker:
                 f"faena, or use another prefix with ?prefix=NAME"
             )
 
+    def exists(self) -> bool:
+        return bool(call(self._target, lambda: self._client.exists(f"{self._tag}:meta")))
+
     def close(self) -> None:
         self._link.close()
         call(self._target, self._client.close)

@@ -86,6 +86,9 @@ class SQLiteBroker(SQLiteOperators):
                 (DEFAULT_POOL, DEFAULT_POOL_SLOTS),
             )
 
+    def exists(self) -> bool:
+        return self._store.exists()
+
     def close(self) -> None:
         self._store.close()
         self._notifier.close()

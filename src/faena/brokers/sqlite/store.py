@@ -95,6 +95,25 @@ class Store:
                 f"not exist; create it (mkdir -p {parent}) or fix the path in the broker URL"
             )
 
+    def exists(self) -> bool:
+        """Whether the file exists and holds faena's tables (opened read-only: nothing is
+        created, not even the WAL files of a database that has none)."""
+        if not Path(self.path).is_file():
+            return False
+        try:
+            conn = sqlite3.connect(f"file:{quote(self.path)}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return False
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'faena_jobs'"
+            ).fetchone()
+        except sqlite3.DatabaseError:  # not a database at all: setup says so, with the fix
+            return True
+        finally:
+            conn.close()
+        return found is not None
+
     def _open(self, synchronous: str) -> sqlite3.Connection:
         self._check_path()
         try:
