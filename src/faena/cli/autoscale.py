@@ -322,10 +322,11 @@ def up(
 ) -> None:
     """Run everything for APP on one machine: the HTTP server (API, /metrics, Camunda
     routes) and the supervisor of autoscaled workers. SIGTERM/SIGINT stops both."""
-    try:
+    try:  # the web extra: uvicorn and starlette
         import uvicorn
 
         from faena.cli.server import SHUTDOWN_GRACE_SECONDS
+        from faena.cli.serving import Server, listen
         from faena.web import create_app
     except ImportError as exc:
         raise web_missing("up", exc) from exc
@@ -336,6 +337,7 @@ def up(
     if opts["broker"]:
         app.use_broker(opts["broker"])
     spec = load_hpa_file(hpa).spec if hpa else default_spec(_queue_list(app, opts["queues"]))
+    sock = listen(host, port)  # a taken port: exit 2 naming it, before any worker starts
     config = uvicorn.Config(
         create_app(app, token=token),
         host=host,
@@ -344,13 +346,11 @@ def up(
         access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
-    server = uvicorn.Server(config)  # off the main thread: installs no signal handlers
-    thread = threading.Thread(target=server.run, name="faena-http", daemon=True)
-    thread.start()
-    logging.getLogger("faena.server").info(
-        f"faena server on http://{host}:{port}",
-        extra={"event": "server.started", "host": host, "port": port},
+    server = Server(config)  # off the main thread: installs no signal handlers
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="faena-http", daemon=True
     )
+    thread.start()  # logs server.started once it accepts connections
     try:
         code = run_supervisor(app, app_path, spec=spec, deployment=deployment, opts=opts)
     finally:

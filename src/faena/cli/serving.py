@@ -69,7 +69,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
+class Server(uvicorn.Server):
     """uvicorn's server, logging faena's lifecycle events."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -114,4 +114,4 @@ def serve(asgi: ASGIApp, host: str, port: int, *, grace_seconds: float) -> None:
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopped)
-    _Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
