@@ -8,18 +8,20 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
-from faena.brokers.refusals import (
-    cancel_refused,
-    key_taken,
-    no_such_job,
-    retry_refused,
-    unknown_pool,
-)
+from faena.brokers.refusals import key_taken, no_such_job, unknown_pool
 from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.lease import expired
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candidate, check_pools
-from faena.core.states import HOLDS_IDEMPOTENCY_KEY, PENDING, TERMINAL, JobState
+from faena.core.states import (
+    HOLDS_IDEMPOTENCY_KEY,
+    LEASED,
+    PENDING,
+    TERMINAL,
+    JobState,
+    check_transition,
+)
 from faena.errors import InvalidTransitionError, JobNotFoundError, UnknownPoolError
 
 
@@ -148,16 +150,16 @@ class MemoryBroker:
             chosen = admission.admit(Candidate(j.id, j.pool, j.pool_slots) for j in ready)
             claimed = []
             for job_id in chosen:
-                job = lifecycle.claim(self._jobs[job_id], worker, now, lease_seconds)
-                self._jobs[job_id] = job
-                claimed.append(job)
+                claimed.append(
+                    self._put(lifecycle.claim(self._jobs[job_id], worker, now, lease_seconds))
+                )
         return ClaimResult(claimed, reaped, admission.blocked)
 
     def _admission(self, now: float, limit: int) -> Admission:
         used: dict[str, int] = {}
         running = 0
         for job in self._jobs.values():
-            if job.state is JobState.RUNNING and not _expired(job, now):
+            if job.state in LEASED and not expired(job.lease_expires_at, now):
                 used[job.pool] = used.get(job.pool, 0) + job.pool_slots
                 running += 1
         free = {name: size - used.get(name, 0) for name, size in self._pools.items()}
@@ -192,7 +194,7 @@ class MemoryBroker:
                 if job is None or not lifecycle.holds(job, outcome.job_id, outcome.attempt):
                     results.append(False)
                     continue
-                self._jobs[job.id] = lifecycle.finish(job, outcome, now)
+                self._put(lifecycle.finish(job, outcome, now))
                 results.append(True)
             if any(o.state is JobState.FAILED for o in outcomes):
                 for waker in self._wakers:
@@ -221,7 +223,7 @@ class MemoryBroker:
                 if job is None or not lifecycle.holds(job, lease.job_id, lease.attempt):
                     results.append(False)
                     continue
-                self._jobs[job.id] = lifecycle.release(job)
+                self._put(lifecycle.release(job))
                 results.append(True)
             for waker in self._wakers:
                 waker.poke()
@@ -234,9 +236,8 @@ class MemoryBroker:
     def _reap(self, now: float) -> list[Reaped]:
         reaped = []
         for job in list(self._jobs.values()):
-            if job.state is JobState.RUNNING and _expired(job, now):
-                new = lifecycle.expire(job, now)
-                self._jobs[job.id] = new
+            if job.state in LEASED and expired(job.lease_expires_at, now):
+                new = self._put(lifecycle.expire(job, now))
                 reaped.append(Reaped(new, new.state))
         return reaped
 
@@ -292,15 +293,13 @@ class MemoryBroker:
         checks.check_text("job id", job_id)
         with self._lock:
             job = self._require(job_id)
-            if job.state not in (JobState.DEAD, JobState.CANCELLED):
-                raise InvalidTransitionError(retry_refused(job))
+            lifecycle.check_retry(job)
             if job.idempotency_key is not None:
                 holder = self._key_holder(job.idempotency_key)
                 if holder is not None and holder.id != job.id:
                     raise InvalidTransitionError(key_taken(job, holder.id))
                 self._keys[job.idempotency_key] = job.id
-            new = lifecycle.manual_retry(job, self._clock.now())
-            self._jobs[job_id] = new
+            new = self._put(lifecycle.manual_retry(job, self._clock.now()))
             for waker in self._wakers:
                 waker.poke()
             return new
@@ -309,15 +308,15 @@ class MemoryBroker:
         checks.check_text("job id", job_id)
         now = self._clock.now()
         with self._lock:
-            job = self._require(job_id)
-            if job.state in PENDING:
-                new = job.evolve(state=JobState.CANCELLED, finished_at=now)
-            elif job.state is JobState.RUNNING:
-                new = job.evolve(cancel_requested=True)
-            else:
-                raise InvalidTransitionError(cancel_refused(job))
-            self._jobs[job_id] = new
-            return new
+            return self._put(lifecycle.cancel(self._require(job_id), now))
+
+    def _put(self, new: Job) -> Job:
+        """Store a changed job; a change of state must be one ``TRANSITIONS`` allows."""
+        old = self._jobs[new.id]
+        if new.state is not old.state:
+            check_transition(new.id, old.state, new.state)
+        self._jobs[new.id] = new
+        return new
 
     def _require(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
@@ -338,7 +337,7 @@ class MemoryBroker:
                     row[3] = max(row[3], now - job.run_at)
                 elif job.state in PENDING:
                     row[1] += 1
-                elif job.state is JobState.RUNNING:
+                elif job.state in LEASED:
                     row[2] += 1
         return [
             QueueStat(q, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
@@ -364,9 +363,7 @@ class MemoryBroker:
             doomed = [
                 j.id
                 for j in self._jobs.values()
-                if j.finished_at is not None
-                and j.finished_at < older_than
-                and j.state in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
+                if j.finished_at is not None and j.finished_at < older_than and j.state in TERMINAL
             ]
             for job_id in doomed:
                 job = self._jobs.pop(job_id)
@@ -374,7 +371,3 @@ class MemoryBroker:
                 if job.idempotency_key and self._keys.get(job.idempotency_key) == job_id:
                     del self._keys[job.idempotency_key]
         return len(doomed)
-
-
-def _expired(job: Job, now: float) -> bool:
-    return job.lease_expires_at is not None and job.lease_expires_at <= now

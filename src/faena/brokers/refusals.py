@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from faena.core.job import Job
+from faena.core.lifecycle import cancel_refused, retry_refused
+
+__all__ = ["cancel_refused", "key_taken", "no_such_job", "retry_refused", "unknown_pool"]
 
 
 def unknown_pool(pool: str, pools: Iterable[str]) -> str:
@@ -17,20 +20,6 @@ def unknown_pool(pool: str, pools: Iterable[str]) -> str:
 
 def no_such_job(job_id: str) -> str:
     return f"no job with id {job_id!r}; list jobs with 'faena jobs list'"
-
-
-def retry_refused(job: Job) -> str:
-    return (
-        f"job {job.id} is {job.state.value}; only dead or cancelled jobs can be retried by hand "
-        f"(a failed job retries by itself when its backoff ends)"
-    )
-
-
-def cancel_refused(job: Job) -> str:
-    return (
-        f"job {job.id} is {job.state.value} and cannot be cancelled; only scheduled, queued, "
-        f"failed (awaiting retry) and running jobs can"
-    )
 
 
 def key_taken(job: Job, holder: str) -> str:

@@ -1,11 +1,15 @@
-"""Pure state changes of one job record. The memory broker applies them directly; the SQL and
-Lua brokers implement the same rules in their own language, and the contract suite holds all of
-them to the same results."""
+"""Pure state changes of one job record, and the rules of when an operator may make them.
+
+The one owner of the job rules: the memory broker applies these functions directly, the SQL
+brokers' Python sides call the preconditions (:func:`check_retry`, :func:`cancel`) before
+writing, and the SQL and Lua texts get their state sets filled in from :mod:`faena.core.states`
+(:mod:`faena.brokers.literals`). The contract suite holds every backend to the same results."""
 
 from __future__ import annotations
 
 from faena.core.job import ErrorInfo, Job, NewJob, Outcome
-from faena.core.states import PENDING, JobState
+from faena.core.states import LEASED, PENDING, RETRYABLE, JobState, in_order
+from faena.errors import InvalidTransitionError
 
 WORKER_LOST = "WorkerLost"
 
@@ -99,7 +103,44 @@ def expire(job: Job, now: float) -> Job:
     return job.evolve(state=JobState.QUEUED, lease_expires_at=None, worker=None)
 
 
+def retry_refused(job: Job) -> str:
+    allowed = " or ".join(s.value for s in in_order(RETRYABLE))
+    return (
+        f"job {job.id} is {job.state.value}; only {allowed} jobs can be retried by hand "
+        f"(a failed job retries by itself when its backoff ends)"
+    )
+
+
+def cancel_refused(job: Job) -> str:
+    words = [
+        s.value + (" (awaiting retry)" if s is JobState.FAILED else "") for s in in_order(PENDING)
+    ]
+    words += [s.value for s in in_order(LEASED)]
+    allowed = ", ".join(words[:-1]) + " and " + words[-1]
+    return f"job {job.id} is {job.state.value} and cannot be cancelled; only {allowed} jobs can"
+
+
+def check_retry(job: Job) -> None:
+    """Refuse (:class:`InvalidTransitionError`) a retry by hand of a job not ``RETRYABLE``."""
+    if job.state not in RETRYABLE:
+        raise InvalidTransitionError(retry_refused(job))
+
+
+def cancel(job: Job, now: float) -> Job:
+    """A cancel by an operator: a pending job ends ``cancelled`` now; a leased (running) one
+    is asked to stop (``cancel_requested``, seen by its worker's next heartbeat) and ends
+    ``cancelled`` when the worker says so or its lease runs out (:func:`expire`); any other
+    is refused (:class:`InvalidTransitionError`). A backend writes what changed: ``state`` and
+    ``finished_at``, or only ``cancel_requested``."""
+    if job.state in PENDING:
+        return job.evolve(state=JobState.CANCELLED, finished_at=now)
+    if job.state in LEASED:
+        return job.evolve(cancel_requested=True)
+    raise InvalidTransitionError(cancel_refused(job))
+
+
 def manual_retry(job: Job, now: float) -> Job:
+    """A retry by hand (after :func:`check_retry`): queued now, with a fresh budget."""
     return job.evolve(
         state=JobState.QUEUED,
         tries=0,

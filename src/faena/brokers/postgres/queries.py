@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from faena.brokers.literals import fill_sql
 from faena.brokers.postgres.config import LOCK_CLASS_CLAIM, PgConfig
 from faena.brokers.postgres.database import Prepared
 
@@ -72,7 +73,10 @@ class Queries:
     @classmethod
     def load(cls, config: PgConfig) -> Queries:
         text = (resources.files("faena.brokers.postgres") / "queries.sql").read_text("utf-8")
-        sql: dict[str, Any] = {k: render(v, config) for k, v in read_sections(text).items()}
+        # the state sets are filled in here, not in render(): render() also reads the
+        # migrations, whose text is history and must not follow the sets
+        sections = read_sections(fill_sql(text))
+        sql: dict[str, Any] = {k: render(v, config) for k, v in sections.items()}
         for name in PREPARED:
             sql[name] = Prepared(f"faena_{name}".encode(), sql[name].encode())
         return cls(**sql)

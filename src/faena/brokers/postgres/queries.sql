@@ -1,5 +1,6 @@
 -- Statements the PostgreSQL broker sends, one per "-- name:" section. @schema@ is the
--- quoted schema; parameters use psycopg's %(name)s style, except in the statements that
+-- quoted schema; a set of faena.core.states by its name (@pending@, @terminal@, ...) is its
+-- list of states (faena.brokers.literals: never write a list of states here by hand); parameters use psycopg's %(name)s style, except in the statements that
 -- queries.PREPARED names: those are prepared on each connection and take $n parameters,
 -- sent as text. Job rows are selected as j.*, in the table's column order
 -- (rows.JOB_COLUMNS).
@@ -55,7 +56,7 @@ SELECT j.* FROM @schema@.jobs j WHERE j.id = %(id)s FOR UPDATE;
 -- name: key_holder
 SELECT j.id FROM @schema@.jobs j
  WHERE j.idempotency_key = %(key)s AND j.id <> %(id)s
-   AND j.state IN ('scheduled', 'queued', 'running', 'succeeded', 'failed');
+   AND j.state IN @holds_key@;
 
 -- name: manual_retry
 UPDATE @schema@.jobs j SET
@@ -65,7 +66,8 @@ UPDATE @schema@.jobs j SET
 RETURNING j.*;
 
 -- name: cancel_pending
-UPDATE @schema@.jobs j SET state = 'cancelled', finished_at = %(now)s::double precision
+-- what faena.core.lifecycle.cancel made of a pending job: its state, finished now
+UPDATE @schema@.jobs j SET state = %(state)s, finished_at = %(now)s::double precision
  WHERE j.id = %(id)s
 RETURNING j.*;
 
@@ -90,18 +92,18 @@ SELECT parallelism FROM @schema@.settings;
 
 -- name: next_run_at
 SELECT min(run_at) FROM @schema@.jobs
- WHERE queue = ANY(%(queues)s::text[]) AND state IN ('scheduled', 'queued', 'failed');
+ WHERE queue = ANY(%(queues)s::text[]) AND state IN @pending@;
 
 -- name: queue_stats
 -- pending and running jobs only, found through jobs_state_queue (finished ones are not read)
 SELECT queue,
-       count(*) FILTER (WHERE state IN ('scheduled', 'queued', 'failed') AND run_at <= %(now)s),
-       count(*) FILTER (WHERE state IN ('scheduled', 'queued', 'failed') AND run_at > %(now)s),
+       count(*) FILTER (WHERE state IN @pending@ AND run_at <= %(now)s),
+       count(*) FILTER (WHERE state IN @pending@ AND run_at > %(now)s),
        count(*) FILTER (WHERE state = 'running'),
        greatest(0, coalesce(max(%(now)s - run_at) FILTER (
-           WHERE state IN ('scheduled', 'queued', 'failed') AND run_at <= %(now)s), 0))
+           WHERE state IN @pending@ AND run_at <= %(now)s), 0))
   FROM @schema@.jobs
- WHERE state IN ('scheduled', 'queued', 'failed', 'running')
+ WHERE state IN @live@
  GROUP BY queue
  ORDER BY queue COLLATE "C";
 
@@ -119,12 +121,12 @@ SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY state, queue;
 
 -- name: prune
 DELETE FROM @schema@.jobs
- WHERE state IN ('succeeded', 'dead', 'cancelled') AND finished_at < %(older_than)s;
+ WHERE state IN @terminal@ AND finished_at < %(older_than)s;
 
 -- name: overflowing
 -- live jobs holding a count that one more would overflow (typed columns refuse other damage)
 SELECT id, attempt, tries, pool_slots FROM @schema@.jobs
- WHERE state IN ('scheduled', 'queued', 'failed', 'running')
+ WHERE state IN @live@
    AND (greatest(attempt, tries, pool_slots) >= %(limit)s
         OR least(attempt, tries, pool_slots) <= -%(limit)s)
    FOR UPDATE;

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
+from faena.brokers.literals import fill_lua
 from faena.brokers.redis.codec import prepare_lua
 from faena.core import records
+from faena.core.states import JobState
 
 NAMES = (
     "setup",
@@ -41,6 +43,11 @@ NAMES = (
 )
 
 _LIB = "@LIB@"
+
+#: states whose jobs have an index of their own (a zset by enqueue sequence) for listings: a
+#: layout of the stored data (changing it needs the indexes rebuilt), filled into the Lua as
+#: STATES_INDEXED like the sets of faena.core.states
+INDEXED = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ def library() -> Library:
     parts = [lua.joinpath("lib.lua").read_text(encoding="utf-8")]
     for name in NAMES:
         parts.append(_entry(name, lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")))
-    text = prepare_lua(_corrupt_rules("\n".join(parts)))
+    text = prepare_lua(_corrupt_rules(fill_lua("\n".join(parts), {"indexed": INDEXED})))
     name = "faena_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
     code = f"#!lua name={name}\n" + text.replace(_LIB, name)
     return Library(name, code)

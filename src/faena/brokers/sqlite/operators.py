@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from faena.brokers.protocol import PoolStat, QueueStat
-from faena.brokers.refusals import cancel_refused, key_taken, no_such_job, retry_refused
+from faena.brokers.refusals import key_taken, no_such_job
 from faena.brokers.sqlite import listing
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.rows import COLUMNS, to_job
@@ -15,7 +15,7 @@ from faena.brokers.sqlite.wake import Notifier
 from faena.core import checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
-from faena.core.states import PENDING, JobState
+from faena.core.states import JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError
 
 
@@ -80,8 +80,7 @@ class SQLiteOperators:
         checks.check_text("job id", job_id)
         with self._store.write(durable=True) as conn:
             job = self._require(conn, job_id)
-            if job.state not in (JobState.DEAD, JobState.CANCELLED):
-                raise InvalidTransitionError(retry_refused(job))
+            lifecycle.check_retry(job)
             if job.idempotency_key is not None:
                 holder = self._key_holder(conn, job.idempotency_key)
                 if holder is not None and holder.id != job.id:
@@ -95,17 +94,11 @@ class SQLiteOperators:
         checks.check_text("job id", job_id)
         with self._store.write(durable=True) as conn:
             job = self._require(conn, job_id)
-            if job.state in PENDING:
-                new = job.evolve(state=JobState.CANCELLED, finished_at=self._clock.now())
-                conn.execute(
-                    "UPDATE faena_jobs SET state = 'cancelled', finished_at = ? WHERE id = ?",
-                    (new.finished_at, job_id),
-                )
-            elif job.state is JobState.RUNNING:
-                new = job.evolve(cancel_requested=True)
-                conn.execute("UPDATE faena_jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            new = lifecycle.cancel(job, self._clock.now())
+            if new.state is not job.state:
+                conn.execute(q.CANCEL_NOW, (new.state.value, new.finished_at, job_id))
             else:
-                raise InvalidTransitionError(cancel_refused(job))
+                conn.execute(q.CANCEL_REQUEST, (job_id,))
         return new
 
     @staticmethod
@@ -141,9 +134,4 @@ class SQLiteOperators:
 
     def prune(self, older_than: float) -> int:
         with self._store.write() as conn:
-            cur = conn.execute(
-                "DELETE FROM faena_jobs WHERE finished_at < ? "
-                "AND state IN ('succeeded', 'dead', 'cancelled')",
-                (older_than,),
-            )
-            return cur.rowcount
+            return conn.execute(q.PRUNE, (older_than,)).rowcount

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from functools import cache
 
+from faena.brokers.literals import sql_list
 from faena.brokers.sqlite.rows import COLUMNS
 from faena.core.job import Job
+from faena.core.states import HOLDS_IDEMPOTENCY_KEY, PENDING, TERMINAL
 
-_PENDING = "('scheduled', 'queued', 'failed')"
-_HOLDS_KEY = "('scheduled', 'queued', 'running', 'succeeded', 'failed')"
+# the state sets of faena.core.states, as SQL lists (never written here by hand)
+_PENDING = sql_list(PENDING)
+_HOLDS_KEY = sql_list(HOLDS_IDEMPOTENCY_KEY)
+_TERMINAL = sql_list(TERMINAL)
 
 INSERT = (
     "INSERT INTO faena_jobs (id, task, queue, args, kwargs, state, priority, pool, pool_slots, "
@@ -38,7 +42,6 @@ def insert_row(job: Job) -> tuple[object, ...]:
 
 KEY_HOLDER = f"SELECT {COLUMNS} FROM faena_jobs WHERE idempotency_key = ? AND state IN {_HOLDS_KEY}"
 
-# capacity at the start of a claim: pool sizes, the parallelism cap, slots held by live leases
 # capacity at the start of a claim: pool sizes, the parallelism cap, slots held by live
 # leases, and how many leases expired (only then does the claim reap)
 CAPACITY = (
@@ -150,3 +153,9 @@ POOL_STATS = (
     "  WHERE state = 'running' AND lease_expires_at > ? GROUP BY pool"
     ") u ON u.pool = p.name ORDER BY p.name"
 )
+
+PRUNE = f"DELETE FROM faena_jobs WHERE finished_at < ? AND state IN {_TERMINAL}"
+
+# a cancel writes what faena.core.lifecycle.cancel changed: the state, or only the request
+CANCEL_NOW = "UPDATE faena_jobs SET state = ?, finished_at = ? WHERE id = ?"
+CANCEL_REQUEST = "UPDATE faena_jobs SET cancel_requested = 1 WHERE id = ?"

@@ -1,4 +1,5 @@
--- cancel: ARGV[3] = job id. Pending jobs end cancelled now; running ones are flagged.
+-- cancel: ARGV[3] = job id. Pending jobs end cancelled now; leased (running) ones are flagged
+-- (faena.core.lifecycle.cancel).
 -- Reply (JSON): ["missing"] | ["refused", record] | ["ok", record].
 absorb()
 local id = ARGV[3]
@@ -11,7 +12,7 @@ if PENDING[old] then
   redis.call('ZADD', K_DONE, NOW_S, id)
   move_state(id, r, old)
   flush()
-elseif old == 'running' then
+elseif LEASED[old] then
   put(id, r, { I.cancel, '1' })
 else
   return cjson.encode({ 'refused', r })

@@ -40,11 +40,15 @@ local function begin(args)
   D_COUNTS, D_USED = {}, {}
 end
 
-local PENDING = { scheduled = true, queued = true, failed = true }
-local HOLDS_KEY = { scheduled = true, queued = true, running = true, succeeded = true,
-                    failed = true }
+-- The state sets of faena.core.states, filled in by the loader (STATES_<NAME>: see
+-- faena.brokers.literals); never list states here by hand.
+local PENDING = STATES_PENDING
+local LEASED = STATES_LEASED
+local HOLDS_KEY = STATES_HOLDS_KEY
+local RETRYABLE = STATES_RETRYABLE
 -- states with an index of their own (zset by enqueue sequence), for operators' listings
-local INDEXED = { failed = true, dead = true, cancelled = true }
+-- (scripts.INDEXED: a layout of the stored data, not a rule of the lifecycle)
+local INDEXED = STATES_INDEXED
 
 local function jkey(id) return P .. ':j:' .. id end
 local function st_key(state) return P .. ':st:' .. state end
@@ -110,8 +114,7 @@ end
 -- What faena.core.records.unreadable checks, on the text of a record: a record that fails
 -- is made dead by itself (bury) before anything else is written for it, so a corrupt
 -- record never makes a function fail halfway, after some of its writes (Redis keeps those).
-local STATES = { scheduled = true, queued = true, running = true, succeeded = true,
-                 failed = true, dead = true, cancelled = true }
+local STATES = STATES_ALL
 -- (position, Job field, neutral value, whether it is a count: then below 2147483647, as
 -- faena.core.records.COUNT_LIMIT, so one more is still an integer that tostring writes back
 -- as digits)

@@ -1,4 +1,5 @@
--- retry: ARGV[3] = job id. A dead or cancelled job runs again with a fresh budget.
+-- retry: ARGV[3] = job id. A RETRYABLE (dead, cancelled) job runs again with a fresh budget
+-- (faena.core.lifecycle.check_retry, manual_retry).
 -- Reply (JSON): ["missing"] | ["refused", record] | ["taken", record, holder id] |
 -- ["ok", record].
 absorb()
@@ -6,7 +7,7 @@ local id = ARGV[3]
 local r = rec(id)
 if not r then return cjson.encode({ 'missing' }) end
 local old = r[I.state]
-if old ~= 'dead' and old ~= 'cancelled' then return cjson.encode({ 'refused', r }) end
+if not RETRYABLE[old] then return cjson.encode({ 'refused', r }) end
 local key = r[I.ikey]
 if key then
   local hid = redis.call('HGET', K_IDEM, key)

@@ -1,0 +1,95 @@
+"""The PostgreSQL broker's operator side: reading, retrying and cancelling jobs, statistics
+and pruning (the claim path is in :mod:`faena.brokers.postgres.broker`, enqueueing in
+:mod:`faena.brokers.postgres.producing`). Whether a retry or a cancel is allowed, and what a
+cancel does, is decided by :mod:`faena.core.lifecycle`; this module writes the result."""
+
+from __future__ import annotations
+
+from faena.brokers.postgres import rows
+from faena.brokers.postgres.database import Conn, Database
+from faena.brokers.postgres.queries import Queries
+from faena.brokers.protocol import PoolStat, QueueStat
+from faena.brokers.refusals import key_taken, no_such_job
+from faena.core import checks, lifecycle
+from faena.core.clock import Clock
+from faena.core.job import Job
+from faena.core.states import JobState
+from faena.errors import InvalidTransitionError, JobNotFoundError
+
+
+class PostgresOperators:
+    _db: Database
+    _q: Queries
+    _clock: Clock
+
+    def get(self, job_id: str) -> Job | None:
+        checks.check_text("job id", job_id)
+        row = self._db.run("get", lambda c: c.execute(self._q.get, {"id": job_id}).fetchone())
+        return None if row is None else rows.to_job(row)
+
+    def retry(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
+
+        def run(conn: Conn) -> Job:
+            with conn.transaction():
+                job = self._lock_job(conn, job_id)
+                lifecycle.check_retry(job)
+                if job.idempotency_key is not None:
+                    params = {"key": job.idempotency_key, "id": job.id}
+                    holder = conn.execute(self._q.key_holder, params).fetchone()
+                    if holder is not None:
+                        raise InvalidTransitionError(key_taken(job, holder[0]))
+                now = self._clock.now()
+                row = conn.execute(self._q.manual_retry, {"id": job_id, "now": now}).fetchone()
+                conn.execute(self._q.notify, {"queue": job.queue})
+            assert row is not None
+            return rows.to_job(row)
+
+        return self._db.run("retry", run)
+
+    def cancel(self, job_id: str) -> Job:
+        checks.check_text("job id", job_id)
+
+        def run(conn: Conn) -> Job:
+            with conn.transaction():
+                job = self._lock_job(conn, job_id)
+                new = lifecycle.cancel(job, self._clock.now())
+                if new.state is not job.state:  # ended now
+                    params = {"id": job_id, "state": new.state.value, "now": new.finished_at}
+                    row = conn.execute(self._q.cancel_pending, params).fetchone()
+                else:  # asked to stop
+                    row = conn.execute(self._q.cancel_running, {"id": job_id}).fetchone()
+            assert row is not None
+            return rows.to_job(row)
+
+        return self._db.run("cancel", run)
+
+    def _lock_job(self, conn: Conn, job_id: str) -> Job:
+        row = conn.execute(self._q.get_for_update, {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFoundError(no_such_job(job_id))
+        return rows.to_job(row)
+
+    def queue_stats(self) -> list[QueueStat]:
+        params = {"now": self._clock.now()}
+        found = self._db.run(
+            "queue_stats", lambda c: c.execute(self._q.queue_stats, params).fetchall()
+        )
+        return [QueueStat(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in found]
+
+    def pool_stats(self) -> list[PoolStat]:
+        params = {"now": self._clock.now()}
+        found = self._db.run(
+            "pool_stats", lambda c: c.execute(self._q.pool_stats, params).fetchall()
+        )
+        return [PoolStat(r[0], int(r[1]), int(r[2])) for r in found]
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        found = self._db.run(
+            "count_by_state", lambda c: c.execute(self._q.count_by_state).fetchall()
+        )
+        return {(r[0], JobState(r[1])): int(r[2]) for r in found}
+
+    def prune(self, older_than: float) -> int:
+        params = {"older_than": older_than}
+        return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)
