@@ -14,13 +14,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from faena.brokers.protocol import HeartbeatResult
+from faena.brokers.protocol import Broker, HeartbeatResult
 from faena.core import events as ev
 from faena.core.clock import Clock
 from faena.core.job import Lease
 from faena.core.lease import next_check, overdue
 from faena.worker.events import WorkerEvents
+from faena.worker.heartbeat import Heartbeat
 from faena.worker.ledger import Running, SlotLedger
+from faena.worker.outage import Outage
 from faena.worker.results import Completions, RunResult
 
 __all__ = ["LeaseWatch", "Leases", "Running"]
@@ -40,6 +42,23 @@ class Leases:
     ) -> None:
         self._lock, self._ledger = lock, ledger
         self._completions, self._events, self._flush = completions, events, flush
+
+    def keepers(
+        self, broker: Broker, worker: str, lease_seconds: float, clock: Clock, outage: Outage
+    ) -> tuple[Heartbeat, LeaseWatch]:
+        """The threads that keep the leases: the heartbeat that renews them (and reaps dead
+        workers' jobs), and the watch that stops a job whose lease ran out unrenewed."""
+        heartbeat = Heartbeat(
+            broker,
+            worker,
+            lease_seconds,
+            self.leases,
+            self.on_heartbeat,
+            self._events.reaped,
+            outage,
+            clock,
+        )
+        return heartbeat, LeaseWatch(clock, lease_seconds, self.renewals, self.ran_out)
 
     def leases(self) -> list[Lease]:
         with self._lock:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import signal
 import socket
 import threading
@@ -31,7 +30,6 @@ from types import FrameType
 from typing import Any
 
 from faena.app import App
-from faena.brokers.protocol import ClaimResult
 from faena.core import events as ev
 from faena.core import outcomes
 from faena.core.backoff import Backoff
@@ -42,22 +40,18 @@ from faena.errors import BrokerError, ConfigError, FaenaError
 from faena.task import Task
 from faena.worker.drain import Drain
 from faena.worker.events import WorkerEvents
-from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor
-from faena.worker.heartbeat import Heartbeat
-from faena.worker.leases import Leases, LeaseWatch
+from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor, isolation_for
+from faena.worker.idle import sleep_on
+from faena.worker.leases import Leases
 from faena.worker.ledger import Running, SlotLedger
 from faena.worker.outage import Outage
 from faena.worker.processes import ProcessExecutor
-from faena.worker.results import Completions, RunResult
+from faena.worker.results import Completions, RunResult, decide_all
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE_SECONDS = 25.0
 IDLE_POLL_SECONDS = 5.0  # safety net only: wake-ups come from the broker's waker
 SATURATED_POLL_SECONDS = 0.05
-# Slots that take their own turns leave their log lines held by the log handler (one write
-# per 4 KiB, not per job); while they run, the sleeping main thread writes what is held at
-# least this often, so a line is never held longer.
-LOG_FLUSH_SECONDS = 0.1
 
 
 class Worker:
@@ -143,18 +137,9 @@ class Worker:
             signal.signal(signal.SIGTERM, self._signal)
             signal.signal(signal.SIGINT, self._signal)
         waker = broker.waker(self.queues)
-        leases = self._leases
-        heartbeat = Heartbeat(
-            broker,
-            self.name,
-            self.app.lease_seconds,
-            leases.leases,
-            leases.on_heartbeat,
-            self._events.reaped,
-            self._outage,
-            self.app.clock,
+        heartbeat, watch = self._leases.keepers(
+            broker, self.name, self.app.lease_seconds, self.app.clock, self._outage
         )
-        watch = LeaseWatch(self.app.clock, self.app.lease_seconds, leases.renewals, leases.ran_out)
         drain = Drain(
             broker,
             self._ledger,
@@ -243,7 +228,7 @@ class Worker:
         for job in starts:  # prefetched jobs take the slots that freed
             self._start(job)
         try:
-            outcomes_ = earlier + self._decide_all(results, entries)
+            outcomes_ = earlier + decide_all(results, entries, self.app.clock.now(), self._rng)
             if outcomes_ or limit > 0:
                 asked = self.app.clock.now()  # the leases granted run from here at least
                 accepted, claim = self.app.broker.finish_and_claim(
@@ -257,7 +242,10 @@ class Worker:
                 with self._lock:  # the slots pass to the claimed jobs at once: a job started
                     starts = ledger.claimed(claim.jobs, asked, held)  # below may end before
                     held = 0  # this turn is over
-                self._after_exchange(outcomes_, accepted, claim, starts)
+                for job in starts:  # the new jobs run while the finished ones are logged
+                    self._start(job)
+                self._events.reported(outcomes_, accepted)
+                self._events.reaped(claim.reaped)
                 if limit > 0:
                     ledger.after_claim(limit, len(claim.jobs), claim.saturated)
                     if claim.saturated or any(job.timeout is not None for job in claim.jobs):
@@ -307,35 +295,11 @@ class Worker:
             self._completions.wake()
 
     def _wait(self, fds: list[Any], timeout: float) -> list[Any]:
-        """Sleep until one of ``fds`` is readable or ``timeout`` passes (the executors'
-        inbox is always among them); the readable ones. Log lines are written out first, and
-        every ``LOG_FLUSH_SECONDS`` meanwhile while slots run (and write lines) on their own."""
-        if timeout <= 0:
-            return []
-        inbox = self._completions
-        if not inbox.arm():
-            return [inbox]
-        flush = self._flush
-        flush()
-        readable: list[Any] = []
-        end = time.monotonic() + timeout
-        try:
-            while True:
-                step = end - time.monotonic()
-                slots_log = self._turns_on_slots or self.prefetch  # slots start jobs themselves
-                if slots_log and self._ledger.running and step > LOG_FLUSH_SECONDS:
-                    step = LOG_FLUSH_SECONDS
-                if step <= 0:
-                    break
-                readable, _, _ = select.select(fds, [], [], step)
-                if readable:
-                    break
-                flush()
-        except InterruptedError:
-            pass
-        finally:
-            inbox.disarm(inbox in readable)
-        return readable
+        return sleep_on(fds, timeout, self._completions, self._flush, self._slots_log)
+
+    def _slots_log(self) -> bool:
+        """Slots start jobs (and write lines) on their own threads while the main one sleeps."""
+        return bool((self._turns_on_slots or self.prefetch) and self._ledger.running)
 
     def _idle_timeout(self, more_wanted: bool, saturated: bool) -> float:
         if more_wanted:
@@ -366,19 +330,6 @@ class Worker:
         pause = min(self._backoff.delay(self._outage.in_a_row, self._rng), most)
         self._completions.pause(pause, lambda: (self._ledger.stopping, self.grace) != asked)
 
-    def _after_exchange(
-        self,
-        done: list[tuple[RunResult, Outcome]],
-        accepted: list[bool],
-        claim: ClaimResult,
-        starts: list[Job],
-    ) -> None:
-        # Start the new jobs first: they run while the finished ones are logged.
-        for job in starts:
-            self._start(job)
-        self._events.reported(done, accepted)
-        self._events.reaped(claim.reaped)
-
     # jobs ----------------------------------------------------------------------------
     def _start(self, job: Job) -> None:
         """Hand a claimed job to its executor (the ledger counts it as active already)."""
@@ -399,11 +350,7 @@ class Worker:
         executor.submit(job, task)
 
     def _executor_for(self, task: Task[Any, Any]) -> Executor:
-        kind = self.isolation or task.options.isolation
-        if kind is None:
-            kind = Isolation.ASYNC if task.is_async else Isolation.THREAD
-        if kind is Isolation.ASYNC and not task.is_async:
-            kind = Isolation.THREAD
+        kind = isolation_for(task, self.isolation)
         executor = self._executors.get(kind)
         if executor is None:
             if kind is Isolation.THREAD:
@@ -428,7 +375,7 @@ class Worker:
             results, entries, starts = self._pop_ended()
         for job in starts:
             self._start(job)
-        return self._decide_all(results, entries)
+        return decide_all(results, entries, self.app.clock.now(), self._rng)
 
     def _pop_ended(self) -> tuple[list[RunResult], list[Running | None], list[Job]]:
         """The results waiting and the ledger entries of the jobs they end, and the
@@ -436,27 +383,3 @@ class Worker:
         results = self._completions.take_all()
         entries = self._ledger.pop_ended([r.job.id for r in results])
         return results, entries, self._ledger.take_ready()
-
-    def _decide_all(
-        self, results: list[RunResult], entries: list[Running | None]
-    ) -> list[tuple[RunResult, Outcome]]:
-        if not results:
-            return []
-        now, rng, decide = self.app.clock.now(), self._rng, outcomes.decide
-        return [
-            (
-                r,
-                decide(
-                    r.job,
-                    result_json=r.result_json,
-                    error=r.error,
-                    retryable=r.retryable,
-                    cancelled=r.cancelled,
-                    policy=e.task.options.retry if e is not None and e.task is not None else None,
-                    now=now,
-                    rng=rng,
-                ),
-            )
-            for r, e in zip(results, entries, strict=True)
-            if e is None or not e.expired  # its lease ran out here: never reported
-        ]
