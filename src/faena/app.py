@@ -20,8 +20,8 @@ from faena.core.options import DEFAULT_QUEUE, Isolation, TaskOptions, normalize_
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
+from faena.defaults import default_log_sink
 from faena.errors import ConfigError, PayloadError, UnknownTaskError
-from faena.observability.logs import EVENT_LINES
 from faena.task import JobHandle, Task
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,7 +73,7 @@ class App:
         self.events = EventBus()
         #: where the app's workers write their events' lines (default: one JSON or console
         #: line each through ``faena.jobs``, see :mod:`faena.observability.logs`)
-        self.log_sink: LogSink = EVENT_LINES if log_sink is None else log_sink
+        self.log_sink: LogSink = default_log_sink() if log_sink is None else log_sink
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.import_path: str | None = None  # "module:attr", set by the CLI
         self._broker_arg = broker
