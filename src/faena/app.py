@@ -15,6 +15,7 @@ from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.events import JOB_ENQUEUED, Event, EventBus
 from faena.core.job import NewJob, new_job_id, new_job_ids
 from faena.core.lease import DEFAULT_LEASE_SECONDS, check_lease
+from faena.core.logsink import LogSink
 from faena.core.options import (
     DEFAULT_QUEUE,
     ENQUEUE_OPTION_NAMES,
@@ -28,6 +29,7 @@ from faena.core.options import (
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
+from faena.defaults import default_log_sink
 from faena.errors import ConfigError, PayloadError, StoreNotFoundError, UnknownTaskError
 from faena.task import JobHandle, Task
 
@@ -58,7 +60,8 @@ class App:
 
     The broker is opened (and its schema created or migrated, pools and parallelism applied)
     on first use. Pools declared here are created or resized then: the code is the source of
-    truth, ``faena pools set`` adjusts sizes until the next start.
+    truth, ``faena pools set`` adjusts sizes until the next start. ``log_sink``: where its
+    workers' event lines go (:data:`faena.core.logsink.NO_LOGS`: nowhere).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class App:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         max_payload_bytes: int = payload.DEFAULT_MAX_PAYLOAD_BYTES,
         clock: Clock = SYSTEM_CLOCK,
+        log_sink: LogSink | None = None,
     ) -> None:
         self.pools = check_pools(pools or {})
         if parallelism is not None and parallelism < 1:
@@ -79,6 +83,9 @@ class App:
         self.max_payload_bytes = max_payload_bytes
         self.clock = clock
         self.events = EventBus()
+        #: where the app's workers write their events' lines (default: one JSON or console
+        #: line each through ``faena.jobs``, see :mod:`faena.observability.logs`)
+        self.log_sink: LogSink = default_log_sink() if log_sink is None else log_sink
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.import_path: str | None = None  # "module:attr", set by the CLI
         self._broker_arg = broker

@@ -25,11 +25,12 @@ ALLOWED: dict[str, set[str]] = {
     "task": {"core", "errors"},
     "context": {"core"},
     "brokers": {"core", "errors", "version"},
-    "app": {"brokers", "core", "errors", "task"},
+    "defaults": {"core"},  # imports observability.logs lazily, when a default sink is asked
+    "app": {"brokers", "core", "defaults", "errors", "task"},
     "observability": {"brokers", "core", "errors"},
-    "worker": {"app", "brokers", "context", "core", "errors", "task", "observability"},
+    "worker": {"app", "brokers", "context", "core", "errors", "task"},
     "autoscale": {"brokers", "core", "errors", "observability"},
-    "camunda": {"brokers", "core", "errors", "observability", "shutdown", "web.body"},
+    "camunda": {"brokers", "core", "defaults", "errors", "shutdown", "web.body"},
     "web": {"app", "camunda", "core", "errors", "observability"},
     "faena": {"app", "context", "core", "errors", "task", "version"},
 }

@@ -304,15 +304,16 @@ def test_a_slot_stays_taken_until_its_job_is_reported(
     """A job that has ended but is not yet reported still holds its lease: another slot's
     turn must not claim for its slot meanwhile, or the broker sees more jobs running for this
     worker than it has slots. Deciding the outcome is made slow here to hold that gap open."""
+    from faena.core import outcomes
     from faena.worker import runtime
 
-    decide = runtime.Worker._decide
+    decide = outcomes.decide
 
-    def slow_decide(self: Worker, *args: Any) -> Any:
+    def slow_decide(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.003)
-        return decide(self, *args)
+        return decide(*args, **kwargs)
 
-    monkeypatch.setattr(runtime.Worker, "_decide", slow_decide)
+    monkeypatch.setattr(outcomes, "decide", slow_decide)
     monkeypatch.setattr(runtime, "IDLE_POLL_SECONDS", 120.0)  # no stall either
     broker = ThreadRecordingBroker()
     app = faena.App(broker=broker)

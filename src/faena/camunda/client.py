@@ -45,8 +45,10 @@ from faena.camunda.subscription import (
 from faena.camunda.task import BpmnError, ExternalTask
 from faena.camunda.variables import to_typed_map
 from faena.core import events as ev
+from faena.core.clock import SYSTEM_CLOCK, Clock
+from faena.core.logsink import LogSink
+from faena.defaults import default_log_sink
 from faena.errors import ConfigError
-from faena.observability import logs
 from faena.shutdown import STOP_SIGNALS, on_stop_signals
 
 DEFAULT_MAX_TASKS = 10
@@ -66,7 +68,11 @@ def _default_worker_id() -> str:
 
 
 class ExternalTaskClient:
-    """Subscribe handlers to topics; see the module docstring. Times are in seconds."""
+    """Subscribe handlers to topics; see the module docstring. Times are in seconds.
+
+    ``log_sink``: where the events' lines go (default: :func:`faena.defaults.default_log_sink`,
+    faena's structured lines, sent to stdout on start if the program set up no logging;
+    :data:`faena.core.logsink.NO_LOGS`: none). ``clock`` stamps the events."""
 
     def __init__(
         self,
@@ -83,6 +89,8 @@ class ExternalTaskClient:
         auto_start: bool = True,
         install_signals: bool = True,
         http_timeout: float = 30.0,
+        log_sink: LogSink | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if max_tasks < 1:
             raise ConfigError(f"max_tasks must be >= 1, got {max_tasks}")
@@ -102,6 +110,8 @@ class ExternalTaskClient:
         self.install_signals = install_signals
         self.engine = EngineClient(self.base_url, auth=auth, timeout=http_timeout)
         self.events = ev.EventBus()
+        self.clock = clock  # stamps the events (durations are measured with time.monotonic)
+        self._log = default_log_sink() if log_sink is None else log_sink
         self.subscriptions: dict[str, Subscription] = {}
         self._running: dict[str, Running] = {}
         self._lock = threading.Condition()
@@ -111,7 +121,7 @@ class ExternalTaskClient:
         self._poller: threading.Thread | None = None
         self._settle_until = 0.0
         self._rng = random.Random()
-        logs.attach_event_logging(self.events)
+        self._log.attach(self.events)
 
     # public API --------------------------------------------------------------------------
     def subscribe(
@@ -161,8 +171,7 @@ class ExternalTaskClient:
             if self._started:
                 return
             self._started = True
-        if not logging.getLogger("faena").handlers:
-            logs.configure()
+        self._log.configure_default()  # lines to stdout, unless the program set up logging
         if self.install_signals and threading.current_thread() is threading.main_thread():
             free = [  # the program's own handlers stay
                 signum
@@ -220,7 +229,7 @@ class ExternalTaskClient:
                 business_key=task.business_key,
             )
         data.update(fields)
-        self.events.publish(ev.Event(name, time.time(), data))
+        self.events.publish(ev.Event(name, self.clock.now(), data))
 
     # polling -----------------------------------------------------------------------------
     def _free(self) -> int:

@@ -174,6 +174,7 @@ def worker(
         prefetch=prefetch,
         isolation=isolation,
         grace=grace,
+        log_sink=logs.EVENT_LINES,  # configured above
     )
     server = None
     if metrics_port or metrics_announce:

@@ -41,3 +41,26 @@ def success(job: Job, result_json: str) -> Outcome:
 
 def cancelled(job: Job) -> Outcome:
     return Outcome(job.id, job.attempt, JobState.CANCELLED)
+
+
+def decide(
+    job: Job,
+    *,
+    result_json: str | None,
+    error: ErrorInfo | None,
+    retryable: bool,
+    cancelled: bool,
+    policy: RetryPolicy | None,
+    now: float,
+    rng: random.Random | None = None,
+) -> Outcome:
+    """The outcome of an attempt that ended: cancelled, succeeded (``null`` if it returned
+    nothing), retried after a backoff or dead. ``policy`` None (an unknown task, or a task
+    without retries): a failure is dead."""
+    if cancelled:
+        return Outcome(job.id, job.attempt, JobState.CANCELLED)
+    if error is None:
+        return Outcome(job.id, job.attempt, JobState.SUCCEEDED, result_json=result_json or "null")
+    if policy is None:
+        return Outcome(job.id, job.attempt, JobState.DEAD, error=error)
+    return after_failure(job, error, retryable=retryable, policy=policy, now=now, rng=rng)

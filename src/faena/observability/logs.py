@@ -210,3 +210,28 @@ def attach_event_logging(bus: ev.EventBus) -> None:
         return
     bus.subscribe(None, log_event)
     bus._faena_logging = True  # type: ignore[attr-defined]
+
+
+class EventLines:
+    """The default :class:`~faena.core.logsink.LogSink`: every event a line of
+    :func:`log_event` (``faena.jobs``), written through what :func:`configure` installed."""
+
+    def attach(self, bus: ev.EventBus) -> None:
+        attach_event_logging(bus)
+
+    def batch(self) -> None:
+        batch_event_lines()
+
+    def flush(self) -> None:
+        flush_events()
+
+    def needs(self, bus: ev.EventBus, name: str) -> bool:
+        # a claim is an event per job: skip building it when only a silent logger would get it
+        return logs_event(name) or any(h is not log_event for h in bus.handlers(name))
+
+    def configure_default(self) -> None:
+        if not logging.getLogger("faena").handlers:
+            configure()
+
+
+EVENT_LINES = EventLines()

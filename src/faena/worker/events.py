@@ -3,7 +3,6 @@ that happened, with the fields DESIGN section 3 names (logs and metrics are buil
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,7 +53,7 @@ class WorkerEvents:
     def _failed(self, r: RunResult, o: Outcome, ms: float) -> None:
         assert o.error is not None
         job = r.job
-        retry_in = None if o.retry_at is None else round(o.retry_at - time.time(), 3)
+        retry_in = None if o.retry_at is None else round(o.retry_at - self.clock.now(), 3)
         self.emit(
             ev.JOB_TIMEOUT if r.timed_out else ev.JOB_FAILED,
             job,

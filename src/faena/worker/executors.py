@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from faena.context import set_current_job
 from faena.core.job import Job
+from faena.core.options import Isolation
 from faena.core.outcomes import error_info
 from faena.task import Task
 from faena.worker.invoke import (
@@ -30,6 +31,17 @@ from faena.worker.invoke import (
     timeout_error,
 )
 from faena.worker.results import Completions, RunResult
+
+
+def isolation_for(task: Task[Any, Any], forced: Isolation | None) -> Isolation:
+    """The executor a job of ``task`` runs in: the worker's, else the task's, else async for
+    a coroutine and thread otherwise (a plain function never runs in the event loop)."""
+    kind = forced or task.options.isolation
+    if kind is None:
+        kind = Isolation.ASYNC if task.is_async else Isolation.THREAD
+    if kind is Isolation.ASYNC and not task.is_async:
+        kind = Isolation.THREAD
+    return kind
 
 
 class Executor(Protocol):

@@ -12,71 +12,75 @@ runs again once the broker reaps the lease, elsewhere or here.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from faena.brokers.protocol import HeartbeatResult
+from faena.brokers.protocol import Broker, HeartbeatResult
 from faena.core import events as ev
 from faena.core.clock import Clock
-from faena.core.job import Job, Lease
+from faena.core.job import Lease
 from faena.core.lease import next_check, overdue
-from faena.observability.logs import flush_events
-from faena.task import Task
 from faena.worker.events import WorkerEvents
-from faena.worker.executors import Executor
+from faena.worker.heartbeat import Heartbeat
+from faena.worker.ledger import Running, SlotLedger
+from faena.worker.outage import Outage
 from faena.worker.results import Completions, RunResult
 
-
-@dataclass
-class Running:
-    job: Job
-    task: Task[Any, Any] | None
-    executor: Executor | None
-    renewed: float = 0.0  # when the call that last renewed its lease was sent (app clock)
-    lost: bool = False
-    expired: bool = False  # its lease ran out here unrenewed: stopped, never reported
-    started: bool = False  # handed to an executor (a prefetched job waits until a slot frees)
-    ended: bool = False  # its attempt ended (or never began): no longer takes a slot
+__all__ = ["LeaseWatch", "Leases", "Running"]
 
 
-class LeaseKeeping:
-    """The worker's lease callbacks (heartbeat and lease-watch threads)."""
+class Leases:
+    """The worker's lease callbacks, called on the heartbeat and lease-watch threads: the
+    leases to renew, what the broker said of them, and the ones that ran out here."""
 
-    _lock: threading.Lock
-    _running: dict[str, Running]
-    _ready: deque[Job]
-    _completions: Completions
-    _events: WorkerEvents
+    def __init__(
+        self,
+        lock: threading.Lock,
+        ledger: SlotLedger,
+        completions: Completions,
+        events: WorkerEvents,
+        flush: Callable[[], None],
+    ) -> None:
+        self._lock, self._ledger = lock, ledger
+        self._completions, self._events, self._flush = completions, events, flush
 
-    def _leases(self) -> list[Lease]:
+    def keepers(
+        self, broker: Broker, worker: str, lease_seconds: float, clock: Clock, outage: Outage
+    ) -> tuple[Heartbeat, LeaseWatch]:
+        """The threads that keep the leases: the heartbeat that renews them (and reaps dead
+        workers' jobs), and the watch that stops a job whose lease ran out unrenewed."""
+        heartbeat = Heartbeat(
+            broker,
+            worker,
+            lease_seconds,
+            self.leases,
+            self.on_heartbeat,
+            self._events.reaped,
+            outage,
+            clock,
+        )
+        return heartbeat, LeaseWatch(clock, lease_seconds, self.renewals, self.ran_out)
+
+    def leases(self) -> list[Lease]:
         with self._lock:
-            return [Lease(r.job.id, r.job.attempt) for r in self._running.values() if not r.lost]
+            return self._ledger.leases()
 
-    def _renewals(self) -> list[tuple[str, float]]:
+    def renewals(self) -> list[tuple[str, float]]:
         with self._lock:
-            return [(r.job.id, r.renewed) for r in self._running.values() if not r.lost]
+            return self._ledger.renewals()
 
-    def _on_heartbeat(
+    def on_heartbeat(
         self, result: HeartbeatResult, sent: Sequence[Lease] = (), at: float = 0.0
     ) -> None:
         with self._lock:  # the leases the broker renewed, as of when the call was sent
-            for lease in sent:
-                entry = self._running.get(lease.job_id)
-                if entry is not None and entry.job.attempt == lease.attempt:
-                    entry.renewed = max(entry.renewed, at)
+            self._ledger.renewed(sent, at)
         for job_id in result.lost | result.cancel:
             with self._lock:
-                entry = self._running.get(job_id)
+                entry = self._ledger.running.get(job_id)
                 if entry is None:
                     continue
                 if job_id in result.lost:
                     entry.lost = True
-                unstarted = not entry.started and not entry.ended and entry.job in self._ready
-                if unstarted:
-                    self._ready.remove(entry.job)
-                    entry.ended = True
+                unstarted = self._ledger.drop_unstarted(job_id) is not None
             if unstarted:
                 # a prefetched job never starts: its report is a cancel, which the broker
                 # refuses for a lost lease (logged as lease_lost)
@@ -85,17 +89,14 @@ class LeaseKeeping:
                 reason = "cancelled"
                 entry.executor.interrupt(job_id, reason)
 
-    def _lease_ran_out(self, job_ids: list[str]) -> None:
+    def ran_out(self, job_ids: list[str]) -> None:
         """Leases not renewed for a whole lease: stop the jobs, never report them."""
         with self._lock:
-            entries = [self._running.get(job_id) for job_id in job_ids]
-            gone = [e for e in entries if e is not None and not e.lost]
-            for entry in gone:
-                entry.expired = True
+            gone = self._ledger.expire(job_ids)
         for entry in gone:
             self._events.emit(ev.JOB_LEASE_LOST, entry.job, status="lease_expired")
-        flush_events()  # the main thread may be stuck in a broker call: write them out now
-        self._on_heartbeat(HeartbeatResult(lost=frozenset(e.job.id for e in gone)))
+        self._flush()  # the main thread may be stuck in a broker call: write them out now
+        self.on_heartbeat(HeartbeatResult(lost=frozenset(e.job.id for e in gone)))
 
 
 class LeaseWatch:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 from faena.brokers.protocol import RetryReporting
 from faena.core import events as ev
-from faena.observability.logs import flush_events
 from faena.worker.events import WorkerEvents
 
 REMIND_SECONDS = 60.0
@@ -28,8 +27,10 @@ class Outage:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         remind_seconds: float = REMIND_SECONDS,
+        flush: Callable[[], None] = lambda: None,
     ) -> None:
         self._events = events
+        self._flush = flush  # writes out held log lines (the composition's log sink)
         self._monotonic = monotonic
         self._remind = remind_seconds
         self._lock = threading.Lock()
@@ -66,7 +67,7 @@ class Outage:
                 duration_ms=round((now - since) * 1000, 3),
                 failed_calls=calls,
             )
-            flush_events()  # the main thread may be stuck in the call: write it out now
+            self._flush()  # the main thread may be stuck in the call: write it out now
 
     def attach(self, broker: object) -> Callable[[], None]:
         """Hear of the retries of ``broker``'s client, if it tells of them; the detach."""
@@ -90,4 +91,4 @@ class Outage:
                 duration_ms=round((now - since) * 1000, 3),
                 failed_calls=calls,
             )
-            flush_events()
+            self._flush()

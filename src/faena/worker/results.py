@@ -9,8 +9,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from faena.core.job import ErrorInfo, Job
+from faena.core import outcomes
+from faena.core.job import ErrorInfo, Job, Outcome
+
+if TYPE_CHECKING:
+    import random
+
+    from faena.worker.ledger import Running
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +113,31 @@ class Completions:
     def close(self) -> None:
         self._r.close()
         self._w.close()
+
+
+def decide_all(
+    results: list[RunResult], entries: list[Running | None], now: float, rng: random.Random
+) -> list[tuple[RunResult, Outcome]]:
+    """The outcome of each result (:func:`faena.core.outcomes.decide`), ``entries`` the
+    ledger's entries of their jobs (None: let go meanwhile); a job whose lease ran out here
+    has none: it is never reported."""
+    if not results:
+        return []
+    decide = outcomes.decide
+    return [
+        (
+            r,
+            decide(
+                r.job,
+                result_json=r.result_json,
+                error=r.error,
+                retryable=r.retryable,
+                cancelled=r.cancelled,
+                policy=e.task.options.retry if e is not None and e.task is not None else None,
+                now=now,
+                rng=rng,
+            ),
+        )
+        for r, e in zip(results, entries, strict=True)
+        if e is None or not e.expired
+    ]
