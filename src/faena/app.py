@@ -105,10 +105,15 @@ class App:
             broker = open_broker(self._broker_arg, clock=self.clock, existing=self._existing)
         else:
             broker = self._broker_arg
-        broker.setup()
-        if not self._existing:
-            broker.set_pools(self.pools)
-            broker.set_parallelism(self.parallelism)
+        try:
+            broker.setup()
+            if not self._existing:
+                broker.set_pools(self.pools)
+                broker.set_parallelism(self.parallelism)
+        except BaseException:
+            if broker is not self._broker_arg:  # opened here from a URL: nobody else holds it
+                broker.close()
+            raise
         return broker
 
     def use_broker(self, broker: str | Broker) -> None:

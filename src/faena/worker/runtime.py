@@ -145,6 +145,11 @@ class Worker(LeaseKeeping):
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
 
+    def close(self) -> None:
+        """Close the results inbox's sockets: :meth:`run` does when it returns; a worker that
+        is never run is closed here. A :meth:`stop` afterwards is harmless."""
+        self._completions.close()
+
     # main loop -----------------------------------------------------------------------
     def run(self) -> int:
         broker = self.app.broker
@@ -192,6 +197,7 @@ class Worker(LeaseKeeping):
             waker.close()
             for executor in self._executors.values():
                 executor.shutdown()
+            self.close()
             self._events.emit(ev.WORKER_STOPPED, status="stopped")
             flush_events()
             self.stopped.set()
