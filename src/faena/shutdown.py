@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_RELAYS: list[tuple[socket.socket, socket.socket]] = []
 
 
 def on_stop_signals(
@@ -30,6 +31,7 @@ def on_stop_signals(
     call as the signal would)."""
     reader, writer = socket.socketpair()
     writer.setblocking(False)
+    _RELAYS.append((reader, writer))  # they serve until the process ends, never collected
 
     def handler(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(OSError):  # a full buffer: thousands of signals, unread

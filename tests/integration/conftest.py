@@ -12,9 +12,12 @@ from faena.worker import Worker
 
 @pytest.fixture
 def stop() -> Iterator[list[tuple[Worker, threading.Thread]]]:
-    """Workers appended here are stopped at once (no grace) when the test ends."""
+    """Workers appended here are stopped at once (no grace) when the test ends, and their
+    apps closed (a broker's sockets left to the GC warn in whatever test runs then)."""
     started: list[tuple[Worker, threading.Thread]] = []
     yield started
     for w, t in started:
         w.stop(graceful=False)
         t.join(10)
+    for w, _t in started:
+        w.app.close()

@@ -425,5 +425,8 @@ def test_a_signal_inside_the_signal_handler_never_deadlocks(app: faena.App) -> N
     from tests.nested_signals import handle_with_signals_inside
 
     w = Worker(app, install_signals=False, grace=30)
-    handle_with_signals_inside(w._signal)
+    try:
+        handle_with_signals_inside(w._signal)
+    finally:
+        w.close()  # never run: its results inbox is closed here
     assert w.grace == 0.0, "a second signal releases at once"
