@@ -157,6 +157,7 @@ def test_a_job_interrupted_before_its_slot_takes_it_never_runs() -> None:
             time.sleep(0.01)
     finally:
         executor.shutdown()
+        completions.close()
     assert ran == ["a"]
     assert [(r.job.id, r.cancelled) for r in results] == [(first.id, False), (second.id, True)]
 
@@ -413,6 +414,9 @@ def test_a_slot_turns_log_line_is_written_while_the_slots_stay_busy(
         assert [h.wait(timeout=20) for h in held] == ["a", "b"]
     finally:
         release.set()
+        for w, t in stop:  # before the pipe closes: a worker still running flushes into it
+            w.stop(graceful=False)
+            t.join(10)
         logs.configure(fmt="json", level="INFO")
         out.close()
         os.close(read_fd)
