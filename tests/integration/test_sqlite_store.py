@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import sockets_open
 
 import faena
 from faena.brokers.url import open_broker
@@ -116,3 +117,20 @@ def test_idempotent_enqueue_through_the_api(tmp_path: Path) -> None:
     assert a.id == b.id
     assert load_table("x", "y") is None  # calling the task runs it here
     app.close()
+
+
+def test_a_producer_holds_no_wake_up_socket_until_a_worker_waits(tmp_path: Path) -> None:
+    """The SQLite broker's wake-up sender makes its socket on the first wake-up a waiting
+    worker is there for, and close() closes it: a producer alone holds none."""
+    before = sockets_open()
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'p.db'}")
+    app.enqueue("t")  # nobody waits: nobody to wake
+    assert sockets_open() == before
+    waker = app.broker.waker(["default"])  # a worker waits (it binds a socket)
+    try:
+        app.enqueue("t")
+        assert sockets_open() == before + 2  # the waker's, and the sender's to wake it
+    finally:
+        waker.close()
+        app.close()
+    assert sockets_open() == before
