@@ -12,6 +12,7 @@ supervisor's handler only sends signals.)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import signal
 import socket
@@ -21,6 +22,15 @@ from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _RELAYS: list[tuple[socket.socket, socket.socket]] = []
+
+
+@atexit.register
+def _close_relays() -> None:
+    """The relays serve until the process ends: closed then, not left to the collector."""
+    while _RELAYS:
+        reader, writer = _RELAYS.pop()
+        writer.close()  # the relay thread's read ends
+        reader.close()
 
 
 def on_stop_signals(
