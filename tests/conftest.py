@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -21,6 +22,17 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def sockets_open() -> int:
+    """How many sockets this process holds (Linux's /proc/self/fd); skips elsewhere."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("no /proc/self/fd to count this process's sockets with")
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed since
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
 
 
 def need(condition: bool, reason: str) -> None:

@@ -126,7 +126,8 @@ class App:
         else:
             broker = self._broker_arg
         if self._existing and not broker.exists():
-            broker.close()
+            if broker is not self._broker_arg:  # opened here from a URL: nobody else holds it
+                broker.close()
             where = self.store.removeprefix("sqlite:///")  # an SQLite store: its file
             raise StoreNotFoundError(
                 f"no faena store at {where} (a worker, faena migrate or "
@@ -134,10 +135,15 @@ class App:
                 f"FAENA_BROKER_URL at the store your workers use, or pass --app so its broker "
                 f"is used"
             )
-        broker.setup()
-        if not self._existing:
-            broker.set_pools(self.pools)
-            broker.set_parallelism(self.parallelism)
+        try:
+            broker.setup()
+            if not self._existing:
+                broker.set_pools(self.pools)
+                broker.set_parallelism(self.parallelism)
+        except BaseException:
+            if broker is not self._broker_arg:  # opened here from a URL: nobody else holds it
+                broker.close()
+            raise
         return broker
 
     def use_broker(self, broker: str | Broker) -> None:

@@ -12,6 +12,7 @@ supervisor's handler only sends signals.)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import signal
 import socket
@@ -20,6 +21,16 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_RELAYS: list[tuple[socket.socket, socket.socket]] = []
+
+
+@atexit.register
+def _close_relays() -> None:
+    """The relays serve until the process ends: closed then, not left to the collector."""
+    while _RELAYS:
+        reader, writer = _RELAYS.pop()
+        writer.close()  # the relay thread's read ends
+        reader.close()
 
 
 def on_stop_signals(
@@ -30,6 +41,7 @@ def on_stop_signals(
     call as the signal would)."""
     reader, writer = socket.socketpair()
     writer.setblocking(False)
+    _RELAYS.append((reader, writer))  # they serve until the process ends, never collected
 
     def handler(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(OSError):  # a full buffer: thousands of signals, unread

@@ -65,25 +65,25 @@ class Cluster:
 
     def worker(self, *args: str) -> subprocess.Popen[bytes]:
         n = len(self.procs)
-        out = open(self.tmp / f"worker-{n}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "faena.cli.main",
-                "worker",
-                "tests.acceptance.accapp:app",
-                "--queues",
-                "acc",
-                "--log-format",
-                "json",
-                *args,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.tmp / f"worker-{n}.log", "wb") as out:  # the child keeps its copy
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "faena.cli.main",
+                    "worker",
+                    "tests.acceptance.accapp:app",
+                    "--queues",
+                    "acc",
+                    "--log-format",
+                    "json",
+                    *args,
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append(proc)
         return proc
 

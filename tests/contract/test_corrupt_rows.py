@@ -225,6 +225,7 @@ def _app(backend: Backend) -> faena.App:
 def _stopped(w: Worker, t: threading.Thread) -> None:
     w.stop(graceful=False)
     t.join(10)
+    w.app.close()  # its broker's sockets: the GC would close them, warning, in a later test
 
 
 @only("sqlite", "redis")

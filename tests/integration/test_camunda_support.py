@@ -22,7 +22,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +75,15 @@ class Server:
     broker: str
     proc: subprocess.Popen[bytes]
     log: Path
+    apps: list[faena.App] = field(default_factory=list)  # closed with the server
 
     @property
     def engine(self) -> str:
         return f"{self.url}/engine-rest"
 
     def app(self) -> faena.App:
-        return faena.App(broker=self.broker)
+        self.apps.append(faena.App(broker=self.broker))
+        return self.apps[-1]
 
 
 @contextlib.contextmanager
@@ -123,6 +125,8 @@ def running_server(broker: str, log_dir: Path, *extra: str) -> Iterator[Server]:
         wait_for(up, 20, "faena server /healthz")
         yield server
     finally:
+        for app in server.apps:
+            app.close()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(15)

@@ -55,7 +55,9 @@ def setup() -> Iterator[tuple[str, str, Partition]]:
     proxied = f"redis://127.0.0.1:{partition.port}/0?prefix={prefix}"
     yield direct, proxied, partition
     partition.close()
-    faena.App(broker=direct).broker.destroy()  # type: ignore[attr-defined]
+    app = faena.App(broker=direct)
+    app.broker.destroy()  # type: ignore[attr-defined]
+    app.close()
 
 
 @dataclass
@@ -133,6 +135,7 @@ def test_an_outage_shorter_than_the_lease_hands_no_live_job_out_again(
         assert "job.lease_lost" not in names
     finally:
         first.close(partition)
+        other.close()
 
 
 def test_an_outage_longer_than_the_lease_stops_the_job_before_another_worker_is_given_it(
@@ -177,6 +180,7 @@ def test_an_outage_longer_than_the_lease_stops_the_job_before_another_worker_is_
         assert handle.wait(timeout=10) == "again"
     finally:
         first.close(partition)
+        other.close()
 
 
 @pytest.mark.slow  # a worker process, and the back-off after the partition heals

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from tests.conftest import REDIS_URL, need, port_open
+from tests.conftest import REDIS_URL, need, port_open, sockets_open
 
 from faena.core import lifecycle
 from faena.core.checks import PRIORITY_MAX, PRIORITY_MIN
@@ -265,3 +265,16 @@ def test_a_job_enqueued_alone_is_seen_by_every_reader_at_once(broker, clock) -> 
     [again] = broker.enqueue([NewJob(task="t", queue="q", id=now.id)])  # a re-sent enqueue
     assert again.id == now.id and again.enqueued_at == now.enqueued_at
     assert [j.id for j in broker.claim("w", ["q"], 5, LEASE).jobs] == [now.id]
+
+
+def test_an_app_closes_the_broker_whose_setup_refused(broker) -> None:
+    """A broker the app opened from its URL and whose setup failed (here: a newer schema) is
+    closed at once, not left holding its connection until the GC finds it."""
+    import faena
+
+    broker._client.hset(f"{broker._tag}:meta", "schema", "99")
+    before = sockets_open()
+    app = faena.App(broker=broker.url)
+    with pytest.raises(SchemaError, match="schema version '99'"):
+        app.enqueue("t")
+    assert sockets_open() == before, "the refused broker's connection is closed"

@@ -69,7 +69,7 @@ def test_every_repo_path_in_a_manifests_comments_exists(manifest: Path) -> None:
     assert manifest_links(manifest) == []
 
 
-def test_the_checker_finds_a_broken_link(tmp_path: Path) -> None:
+def test_the_checker_finds_a_broken_link() -> None:
     doc = ROOT / "docs" / "quickstart.md"
     assert _missing(doc, "no-such-file.md", doc.parent) == "docs/quickstart.md: no-such-file.md"
     assert REPO_PATH.findall("see docs/hpa-spec.md section 11") == ["docs/hpa-spec.md"]

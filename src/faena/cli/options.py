@@ -47,10 +47,16 @@ def load_app(path: str) -> App:
 
 
 def app_for(path: str | None, broker: str | None) -> App:
-    """The app named by ``APP``, or a bare app on ``--broker`` for commands that only inspect."""
+    """The app named by ``APP``, or a bare app on ``--broker`` for commands that only inspect.
+    A broker the command opens itself (the bare app's, or ``--broker`` in place of the app's
+    own) is closed when the command ends."""
     app = load_app(path) if path else App(broker=broker)
     if path and broker:
         app.use_broker(broker)
+    if broker or not path:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.call_on_close(app.close)
     return app
 
 

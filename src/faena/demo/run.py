@@ -105,25 +105,25 @@ def run_demo(workers: int, concurrency: int, days: int, keep: bool) -> None:
     )
     procs = []
     for n in range(workers):
-        log = open(folder / f"worker-{n}.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faena.cli.main",
-                    "worker",
-                    "faena.demo.tasks:app",
-                    "--concurrency",
-                    str(concurrency),
-                    "--log-format",
-                    "json",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(os.environ),
+        with open(folder / f"worker-{n}.log", "wb") as log:  # the child writes its own copy
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "faena.cli.main",
+                        "worker",
+                        "faena.demo.tasks:app",
+                        "--concurrency",
+                        str(concurrency),
+                        "--log-format",
+                        "json",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=dict(os.environ),
+                )
             )
-        )
     t0 = time.monotonic()
     try:
         load = build_load(days)

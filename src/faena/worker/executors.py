@@ -161,7 +161,10 @@ class AsyncExecutor:
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()  # stopped by shutdown(): its self-pipe sockets go with it
 
     def submit(self, job: Job, task: Task[Any, Any]) -> None:
         self._loop.call_soon_threadsafe(self._start, job, task)

@@ -130,6 +130,11 @@ class Worker:
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
 
+    def close(self) -> None:
+        """Close the results inbox's sockets: :meth:`run` does when it returns; a worker that
+        is never run is closed here. A :meth:`stop` afterwards is harmless."""
+        self._completions.close()
+
     # main loop -----------------------------------------------------------------------
     def run(self) -> int:
         broker = self.app.broker
@@ -173,6 +178,7 @@ class Worker:
             waker.close()
             for executor in self._executors.values():
                 executor.shutdown()
+            self.close()
             self._events.emit(ev.WORKER_STOPPED, status="stopped")
             self._flush()
             self.stopped.set()

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
+from tests.autoscale_samples import QUEUE_HPA, STUCK_LOAD
 
 from faena.autoscale.errors import LoadSpecError
 from faena.autoscale.manifest import load_hpa, load_hpa_file
 from faena.autoscale.sim_load import LoadSpec, parse_duration, parse_load_spec
 from faena.autoscale.sim_report import (
-    TIMELINE_COLUMNS,
-    format_summaries,
     percentile,
-    plot_timeline,
     summarize,
-    write_timeline_csv,
 )
 from faena.autoscale.simulator import Scenario, SimResult, simulate
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parents[3]
-
-QUEUE_HPA = """
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: w}
-spec:
-  scaleTargetRef: {kind: Deployment, name: w}
-  minReplicas: 1
-  maxReplicas: 10
-  metrics:
-  - type: External
-    external:
-      metric: {name: celery_queue_length}
-      target: {type: AverageValue, averageValue: "10"}
-"""
 
 SEED_BEHAVIOR = """
   behavior:
@@ -46,15 +27,6 @@ SEED_BEHAVIOR = """
       - {type: Percent, value: 100, periodSeconds: 30}
       - {type: Pods, value: 2, periodSeconds: 30}
 """
-
-# One ready worker (concurrency 1) takes the first of 51 jobs arriving at t=1 and never
-# finishes it; new pods never become ready inside the run. So the queue is 50 from t=1 on
-# and the External metric is 50 at every scrape from t=15 (scrape and sync every 15 s).
-STUCK_LOAD = {
-    "arrivals": [{"burst": {"at": 1, "count": 51}}],
-    "service": {"distribution": "constant", "mean": 100000},
-    "workers": {"initial_replicas": 1, "concurrency": 1, "startup_delay": 100000},
-}
 
 
 def _replicas_at(result: SimResult) -> dict[float, int]:
@@ -157,41 +129,6 @@ def test_same_spec_same_result_and_burst_drains() -> None:
     assert first.max_backlog >= 70
 
 
-def test_load_spec_sources(tmp_path: Path) -> None:
-    (tmp_path / "trace.csv").write_text("t_seconds,count\n0,2\n10.5,1\n", encoding="utf-8")
-    spec = parse_load_spec(
-        {
-            "arrivals": [
-                {"constant": {"rate": 0.5, "start": 0, "end": 10}},
-                {"steps": [{"at": 0, "rate": 0}, {"at": 20, "rate": 1}]},
-                {"burst": {"at": 5, "count": 4, "over": 2}},
-                {"trace": {"path": "trace.csv"}},
-            ],
-        },
-        horizon=23,
-        base_dir=tmp_path,
-    )
-    assert list(spec.arrivals) == sorted(spec.arrivals)
-    assert list(spec.arrivals) == [
-        0.0,
-        0.0,
-        0.0,
-        2.0,
-        4.0,
-        5.0,
-        5.5,
-        6.0,
-        6.0,
-        6.5,
-        8.0,
-        10.5,
-        20.0,
-        21.0,
-        22.0,
-    ]
-    assert spec.bursts[0].count == 4
-
-
 @pytest.mark.parametrize(
     ("doc", "field"),
     [
@@ -229,24 +166,6 @@ def test_durations() -> None:
     assert parse_duration(2.5) == 2.5
     with pytest.raises(LoadSpecError, match="1h30m"):
         parse_duration("soon")
-
-
-def test_reports(tmp_path: Path) -> None:
-    load = parse_load_spec(STUCK_LOAD, horizon=60)
-    results = simulate(load, [Scenario("legacy", load_hpa(QUEUE_HPA).spec)], 60)
-    summary = summarize(results[0])
-    assert (summary.tasks, summary.max_backlog, summary.scale_events) == (51, 50, 2)
-    text = format_summaries([summary])
-    assert "max backlog" in text and "legacy" in text and "not drained" in text
-    csv_path = tmp_path / "timeline.csv"
-    write_timeline_csv(results, csv_path)
-    with csv_path.open(encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    assert tuple(rows[0]) == TIMELINE_COLUMNS
-    assert len(rows) == 1 + len(results[0].timeline)
-    png = tmp_path / "plot.png"
-    plot_timeline(results, png, title="t")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_percentile_nearest_rank() -> None:

@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from tests.metrics_samples import BUCKET_1, COUNT, LENGTH, PROCESSED, RUNNING, exposition
 
 from faena.observability.metrics_merge import (
-    ChildrenCollector,
     ProcessMerger,
     Scrape,
-    announce,
     parse,
 )
 
 
-def exposition(processed: float, observed: list[float], queue_length: float, running: float) -> str:
-    """What one child serves: a counter, a histogram, a broker gauge, a per-process gauge."""
-    r = CollectorRegistry()
-    Counter("worker_tasks_processed", "attempts", ["queue"], registry=r).labels("q").inc(processed)
-    h = Histogram("worker_task_duration_seconds", "run time", ["queue"], buckets=(1.0,), registry=r)
-    for value in observed:
-        h.labels("q").observe(value)
-    Gauge("celery_queue_length", "jobs waiting", ["queue"], registry=r).labels("q").set(
-        queue_length
-    )
-    Gauge("faena_worker_jobs_running", "running", registry=r).set(running)
-    return generate_latest(r).decode()
-
-
 def values(families: list) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[type-arg]
     return {key: v for fam in families for key, v in fam.samples.items()}
-
-
-PROCESSED = ("worker_tasks_processed_total", (("queue", "q"),))
-COUNT = ("worker_task_duration_seconds_count", (("queue", "q"),))
-BUCKET_1 = ("worker_task_duration_seconds_bucket", (("le", "1.0"), ("queue", "q")))
-LENGTH = ("celery_queue_length", (("queue", "q"),))
-RUNNING = ("faena_worker_jobs_running", ())
 
 
 def test_counters_and_histograms_add_up_and_broker_gauges_are_taken_once() -> None:
@@ -114,44 +89,3 @@ def test_every_series_of_every_replaced_child_is_kept() -> None:
 
 def test_no_child_has_answered_yet_gives_no_families() -> None:
     assert ProcessMerger().merge([Scrape(0, None, None), Scrape(1, None, None)]) == []
-
-
-def test_the_collector_reads_the_announced_ports_and_skips_what_it_cannot_use(
-    tmp_path: Path,
-) -> None:
-    files = [tmp_path / f"process-{i}.json" for i in range(4)]
-    files[0].write_text(json.dumps({"pid": 1, "port": 9001}))
-    files[1].write_text(json.dumps({"pid": 2, "port": 9002}))  # answers something else
-    files[2].write_text("{half a file")  # not announced whole: as if not announced
-    bodies = {
-        (9001, "/metrics"): exposition(3, [], 1, 1),
-        (9002, "/metrics"): "<html>not metrics</html>\n",
-        (9001, "/readyz"): "ready\n",
-    }
-    collector = ChildrenCollector(files, get=lambda port, path: bodies.get((port, path)))
-    try:
-        merged = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for metric in collector.collect()
-            for s in metric.samples
-        }
-        assert merged[PROCESSED] == 3
-        assert merged[RUNNING] == 1
-        assert set(merged) == {PROCESSED, LENGTH, RUNNING}, "child 0's alone"
-        assert not collector.all_ready(), "children 1 to 3 are not ready"
-    finally:
-        collector.close()
-    first = ChildrenCollector(files[:1], get=lambda port, path: bodies.get((port, path)))
-    try:
-        assert first.all_ready()
-    finally:
-        first.close()
-
-
-def test_a_child_announces_its_port_in_one_piece(tmp_path: Path) -> None:
-    target = tmp_path / "process-0.json"
-    announce(target, 9100)
-    announce(target, 9200)  # a restarted child overwrites it
-    data = json.loads(target.read_text())
-    assert data["port"] == 9200 and isinstance(data["pid"], int)
-    assert [p.name for p in tmp_path.iterdir()] == ["process-0.json"], "no temporary file left"

@@ -54,14 +54,15 @@ class SocketWaker:
 
 
 class Notifier:
-    """Sends wake-ups to every waker of one database; caches the folder listing."""
+    """Sends wake-ups to every waker of one database; caches the folder listing. Its socket
+    is made on the first wake-up there is a waker for (a producer that never enqueues holds
+    none) and closed by :meth:`close`."""
 
     def __init__(self, directory: Path) -> None:
         self._dir = directory
         self._mtime_ns = -1
         self._targets: list[str] = []
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.setblocking(False)
+        self._sock: socket.socket | None = None
         self._lock = threading.Lock()
 
     def notify(self) -> None:
@@ -73,9 +74,15 @@ class Notifier:
             if mtime != self._mtime_ns:
                 self._mtime_ns = mtime
                 self._targets = [str(p) for p in self._dir.glob("*.sock")]
+            if not self._targets:
+                return
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sock.setblocking(False)
+            sock = self._sock
             for target in list(self._targets):
                 try:
-                    self._sock.sendto(b"\x01", target)
+                    sock.sendto(b"\x01", target)
                 except BlockingIOError:
                     pass  # its buffer is full: it has wake-ups pending anyway
                 except (ConnectionRefusedError, FileNotFoundError):
@@ -85,4 +92,7 @@ class Notifier:
                     pass
 
     def close(self) -> None:
-        self._sock.close()
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()

@@ -29,10 +29,13 @@ FETCH = f"{BASE}/fetchAndLock"
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> faena.App:
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[faena.App]:
     if request.param == "memory":
-        return faena.App(broker="memory://")
-    return faena.App(broker=f"sqlite:///{tmp_path / 'faena.db'}")
+        app = faena.App(broker="memory://")
+    else:
+        app = faena.App(broker=f"sqlite:///{tmp_path / 'faena.db'}")
+    yield app
+    app.close()
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])

@@ -36,7 +36,9 @@ def app_path(folder: Path) -> Iterator[str]:
     name = f"storeapp_{next(_names)}"
     (folder / f"{name}.py").write_text(APP_SOURCE)
     yield f"{name}:app"
-    sys.modules.pop(name, None)
+    module = sys.modules.pop(name, None)
+    if module is not None:
+        module.app.close()  # the broker the commands opened on the module's app
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

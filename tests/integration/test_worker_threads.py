@@ -157,6 +157,7 @@ def test_a_job_interrupted_before_its_slot_takes_it_never_runs() -> None:
             time.sleep(0.01)
     finally:
         executor.shutdown()
+        completions.close()
     assert ran == ["a"]
     assert [(r.job.id, r.cancelled) for r in results] == [(first.id, False), (second.id, True)]
 
@@ -414,6 +415,9 @@ def test_a_slot_turns_log_line_is_written_while_the_slots_stay_busy(
         assert [h.wait(timeout=20) for h in held] == ["a", "b"]
     finally:
         release.set()
+        for w, t in stop:  # before the pipe closes: a worker still running flushes into it
+            w.stop(graceful=False)
+            t.join(10)
         logs.configure(fmt="json", level="INFO")
         out.close()
         os.close(read_fd)
@@ -426,5 +430,8 @@ def test_a_signal_inside_the_signal_handler_never_deadlocks(app: faena.App) -> N
     from tests.nested_signals import handle_with_signals_inside
 
     w = Worker(app, install_signals=False, grace=30)
-    handle_with_signals_inside(w._signal)
+    try:
+        handle_with_signals_inside(w._signal)
+    finally:
+        w.close()  # never run: its results inbox is closed here
     assert w.grace == 0.0, "a second signal releases at once"

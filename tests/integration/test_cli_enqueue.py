@@ -52,7 +52,9 @@ def app_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("FAENA_BROKER_URL", raising=False)
     monkeypatch.delenv("FAENA_APP", raising=False)
     yield f"{name}:app"
-    sys.modules.pop(name, None)
+    module = sys.modules.pop(name, None)
+    if module is not None:
+        module.app.close()  # the broker the commands opened on the module's app
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

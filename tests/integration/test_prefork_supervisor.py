@@ -8,12 +8,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from faena.errors import ConfigError
-from faena.worker.prefork import Supervisor, child_command, split_concurrency
+from faena.worker.prefork import Supervisor
 
 # A child that records each start and each SIGTERM in a file, exits 0 on its ``stop_after``-th
 # SIGTERM, and exits with ``crash`` at once on its first start if ``crash`` is not 0.
@@ -59,65 +55,6 @@ def run_in_thread(sup: Supervisor) -> tuple[threading.Thread, list[int]]:
     t = threading.Thread(target=lambda: code.append(sup.run(install_signals=False)))
     t.start()
     return t, code
-
-
-def test_concurrency_is_split_across_processes() -> None:
-    assert split_concurrency(2, 2) == [1, 1]
-    assert split_concurrency(7, 3) == [3, 2, 2]
-    assert split_concurrency(16, 1) == [16]
-
-
-def test_fewer_slots_than_processes_is_refused_with_the_fix() -> None:
-    with pytest.raises(ConfigError, match="--processes 4 needs --concurrency of at least 4"):
-        split_concurrency(2, 4)
-    with pytest.raises(ConfigError, match="--processes must be >= 1"):
-        split_concurrency(2, 0)
-
-
-def test_child_command_keeps_the_broker_url_out_of_the_command_line() -> None:
-    argv, env = child_command(
-        "app:app",
-        3,
-        queues="a,b",
-        isolation=None,
-        grace=5.0,
-        lease=None,
-        log_format="json",
-        log_level="INFO",
-        broker="redis://:secret@127.0.0.1:6379/0",
-    )
-    assert "secret" not in " ".join(argv)
-    assert env["FAENA_BROKER_URL"] == "redis://:secret@127.0.0.1:6379/0"
-    i = argv.index("--processes")
-    assert argv[i + 1] == "1" and argv[argv.index("--concurrency") + 1] == "3"
-    assert argv[argv.index("--metrics-port") + 1] == "0"
-    assert "--metrics-announce" not in argv, "no metrics unless the supervisor serves them"
-    assert "--prefetch" not in argv, "no prefetch unless asked for"
-
-
-def _child_argv(**options: Any) -> list[str]:
-    """A child's command line with the supervisor's defaults and ``options``."""
-    defaults: dict[str, Any] = {
-        "queues": None,
-        "isolation": None,
-        "grace": 5.0,
-        "lease": None,
-        "log_format": "json",
-        "log_level": "INFO",
-        "broker": None,
-    }
-    argv, _env = child_command("app:app", 1, **{**defaults, **options})
-    return argv
-
-
-def test_each_child_prefetches_what_the_supervisor_was_told() -> None:
-    argv = _child_argv(prefetch=8)
-    assert argv[argv.index("--prefetch") + 1] == "8"
-
-
-def test_a_child_of_a_supervisor_with_metrics_announces_its_port() -> None:
-    argv = _child_argv(metrics_announce="/tmp/faena-metrics-x/process-0.json")
-    assert argv[argv.index("--metrics-announce") + 1] == "/tmp/faena-metrics-x/process-0.json"
 
 
 def test_stop_forwards_the_signal_and_waits_for_every_child(tmp_path: Path) -> None:
@@ -186,24 +123,3 @@ def test_a_child_killed_by_the_signal_passed_on_has_stopped_cleanly(tmp_path: Pa
     sup.stop()
     t.join(20)
     assert code == [0]
-
-
-def test_a_supervisor_needs_a_child() -> None:
-    with pytest.raises(ConfigError, match="at least one child"):
-        Supervisor([])
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--processes", "3", "--concurrency", "2"], "--processes 3 needs --concurrency of at"),
-    ],
-)
-def test_the_command_refuses_what_processes_cannot_do(extra: list[str], message: str) -> None:
-    from click.testing import CliRunner
-
-    from faena.cli.main import cli
-
-    result = CliRunner().invoke(cli, ["worker", "tests.acceptance.accapp:app", *extra])
-    assert result.exit_code == 2, result.output
-    assert message in result.output

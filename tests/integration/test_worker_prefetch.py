@@ -15,8 +15,7 @@ from faena.brokers.protocol import HeartbeatResult
 from faena.core import events as ev
 from faena.core.job import Lease
 from faena.core.states import JobState
-from faena.errors import BrokerError, ConfigError
-from faena.worker import Worker
+from faena.errors import BrokerError
 
 
 def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
@@ -54,12 +53,6 @@ class Gate:
             with self.lock:
                 self.now -= 1
         return i
-
-
-def test_prefetch_must_not_be_negative() -> None:
-    app = faena.App(broker=MemoryBroker())
-    with pytest.raises(ConfigError, match="prefetch must be >= 0.*got -1"):
-        Worker(app, prefetch=-1)
 
 
 def test_the_worker_holds_slots_plus_prefetch_and_runs_no_more_than_its_slots(
@@ -247,13 +240,3 @@ def test_async_jobs_prefetched_start_as_slots_free(stop: list) -> None:
     stop.append(run(app, concurrency=2, prefetch=4))
     assert [h.wait(timeout=20) for h in handles] == list(range(30))
     assert peak == 2
-
-
-def test_the_command_refuses_a_negative_prefetch() -> None:
-    from click.testing import CliRunner
-
-    from faena.cli.main import cli
-
-    result = CliRunner().invoke(cli, ["worker", "tests.acceptance.accapp:app", "--prefetch", "-1"])
-    assert result.exit_code == 2, result.output
-    assert "--prefetch" in result.output and "-1 is not in the range x>=0" in result.output

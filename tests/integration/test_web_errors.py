@@ -3,6 +3,7 @@ what is allowed or exists."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from faena.web.app import create_app
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
+def client(tmp_path: Path) -> Iterator[TestClient]:
     app = faena.App(broker=f"sqlite:///{tmp_path / 'e.db'}")
-    return TestClient(create_app(app), raise_server_exceptions=False)
+    yield TestClient(create_app(app), raise_server_exceptions=False)
+    app.close()
 
 
 @pytest.mark.parametrize(

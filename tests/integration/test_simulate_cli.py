@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from faena.cli.simulate import simulate
 
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).parents[3]
+REPO = Path(__file__).parents[2]
+DATA = REPO / "tests" / "unit" / "autoscale" / "data"
 SEED = str(DATA / "seed-airflow-hpa.yaml")
 FIXED = str(REPO / "deploy" / "k8s" / "hpa-worker.yaml")
 LOAD = str(DATA / "etl-load.yaml")
