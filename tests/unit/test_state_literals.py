@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from faena.brokers.postgres.queries import Queries
 from faena.brokers.redis import scripts
 from faena.brokers.sqlite import listing
 from faena.brokers.sqlite import queries as sqlite_queries
-from faena.brokers.sqlite.broker import SQLiteBroker
 from faena.core import lifecycle
 from faena.core.clock import ManualClock
 from faena.core.job import NewJob, Outcome
@@ -183,23 +181,3 @@ def test_the_lua_library_lists_only_core_sets() -> None:
 def test_a_lua_text_naming_no_core_set_is_refused() -> None:
     with pytest.raises(ValueError, match="STATES_PENDNG"):
         literals.fill_lua("local P = STATES_PENDNG")
-
-
-def test_sqlite_schema_lists_only_core_sets(tmp_path: Path) -> None:
-    """The migrations' CHECK constraint and partial indexes, as SQLite stores them. A new
-    state needs a migration that rebuilds the CHECK (an applied migration is never edited)."""
-    broker = SQLiteBroker.from_url(f"sqlite:///{tmp_path / 'faena.db'}")
-    try:
-        broker.setup()
-    finally:
-        broker.close()
-    with sqlite3.connect(tmp_path / "faena.db") as conn:
-        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL")
-        texts = dict(rows.fetchall())
-    conn.close()
-    assert drifted(texts) == []
-    assert state_lists(texts["faena_jobs"]) == [_values(ALL)]  # the CHECK on state
-    assert {items for text in texts.values() for items in state_lists(text)} >= {
-        _values(PENDING),
-        _values(HOLDS_IDEMPOTENCY_KEY),
-    }
