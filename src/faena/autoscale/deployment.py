@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faena.autoscale.errors import ManifestError
-from faena.autoscale.yaml_fields import FieldReader, documents, header
+from faena.autoscale.yaml_fields import FieldReader, header, the_one
 
 
 @dataclass(frozen=True)
@@ -70,15 +69,7 @@ def parse_deployment(doc: Mapping[str, Any], *, source: str | None = None) -> De
 
 def load_deployment(text: str, *, source: str | None = None) -> DeploymentResources:
     """The single Deployment in a YAML text (other kinds are skipped)."""
-    deployments = [d for d in documents(text, source) if d.get("kind") == "Deployment"]
-    if len(deployments) != 1:
-        raise ManifestError(
-            "kind",
-            f"{len(deployments)} Deployment documents",
-            "give exactly one Deployment per file",
-            source=source,
-        )
-    return parse_deployment(deployments[0], source=source)
+    return parse_deployment(the_one(text, "Deployment", source), source=source)
 
 
 def load_deployment_file(path: str | Path) -> DeploymentResources:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from faena.autoscale.errors import ManifestError
 from faena.autoscale.spec import (
     Behavior,
     ExternalMetric,
@@ -35,7 +34,7 @@ from faena.autoscale.spec import (
     default_scale_down_rules,
     default_scale_up_rules,
 )
-from faena.autoscale.yaml_fields import FieldReader, documents, header
+from faena.autoscale.yaml_fields import FieldReader, header, the_one
 
 HPA_API_VERSION = "autoscaling/v2"
 MAX_STABILIZATION_WINDOW_S = 3600
@@ -250,15 +249,7 @@ def parse_hpa(doc: Mapping[str, Any], *, source: str | None = None) -> Horizonta
 
 def load_hpa(text: str, *, source: str | None = None) -> HorizontalPodAutoscaler:
     """The single HorizontalPodAutoscaler in a YAML text (other kinds are skipped)."""
-    hpas = [d for d in documents(text, source) if d.get("kind") == "HorizontalPodAutoscaler"]
-    if len(hpas) != 1:
-        raise ManifestError(
-            "kind",
-            f"{len(hpas)} HorizontalPodAutoscaler documents",
-            "give exactly one HorizontalPodAutoscaler per file",
-            source=source,
-        )
-    return parse_hpa(hpas[0], source=source)
+    return parse_hpa(the_one(text, "HorizontalPodAutoscaler", source), source=source)
 
 
 def load_hpa_file(path: str | Path) -> HorizontalPodAutoscaler:

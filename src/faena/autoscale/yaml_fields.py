@@ -89,6 +89,17 @@ def documents(text: str, source: str | None) -> list[Mapping[str, Any]]:
     return docs
 
 
+def the_one(text: str, kind: str, source: str | None) -> Mapping[str, Any]:
+    """The single document of ``kind`` in a YAML text (documents of other kinds are skipped)."""
+    found = [d for d in documents(text, source) if d.get("kind") == kind]
+    if len(found) != 1:
+        raise ManifestError(
+            "kind", f"{len(found)} {kind} documents", f"give exactly one {kind} per file",
+            source=source,
+        )  # fmt: skip
+    return found[0]
+
+
 def header(r: FieldReader, doc: Mapping[str, Any], kind: str, api_versions: list[str]) -> None:
     if doc.get("kind") != kind:
         raise r.fail("kind", doc.get("kind"), f"expected kind: {kind}")

@@ -71,10 +71,10 @@ def test_the_worker_logs_through_the_sink_it_is_given(stop: list) -> None:
 
 def test_an_app_built_in_code_logs_its_events_unless_told_otherwise() -> None:
     default = faena.App(broker=MemoryBroker())
-    Worker(default, install_signals=False)
+    Worker(default, install_signals=False).close()  # never run: its inbox is closed here
     assert log_event in default.events.handlers(ev.JOB_SUCCEEDED)
     quiet = faena.App(broker=MemoryBroker(), log_sink=NO_LOGS)
-    Worker(quiet, install_signals=False)
+    Worker(quiet, install_signals=False).close()
     assert log_event not in quiet.events.handlers(ev.JOB_SUCCEEDED)
 
 
