@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -49,8 +49,8 @@ def test_every_cited_run_is_in_the_repo() -> None:
 
 def test_the_repo_keeps_only_the_cited_runs() -> None:
     tracked = _tracked()
-    if tracked is None:
-        pytest.skip("not a git checkout: cannot tell tracked files from local raw output")
+    need(tracked is not None, "not a git checkout: cannot tell tracked files from raw output")
+    assert tracked is not None
     extra = sorted(name for name in tracked if name not in cited_runs())
     assert not extra, (
         f"bench/results/ tracks runs docs/benchmarks.md does not cite: {extra}; "
