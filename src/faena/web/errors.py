@@ -1,4 +1,5 @@
-"""JSON error bodies for ``faena server``: unknown routes, wrong methods, bad parameters.
+"""JSON error bodies for ``faena server``'s routes outside ``/api/v1`` (whose errors are
+problem+json, :mod:`faena.web.problems`): unknown routes, wrong methods, a failing broker.
 
 Every error is ``{"error": CODE, "message": TEXT, ...}`` with a stable ``CODE``
 (``not_found``, ``method_not_allowed``, ``invalid_parameter``, ``unauthorized``...) and a
@@ -21,8 +22,14 @@ ROUTES = (
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
-    "GET /api/v1/jobs",
+    "GET /openapi.json",
+    "GET, POST /api/v1/jobs",
     "GET /api/v1/jobs/{id}",
+    "POST /api/v1/jobs/{id}/retry",
+    "POST /api/v1/jobs/{id}/cancel",
+    "GET /api/v1/queues",
+    "GET /api/v1/pools",
+    "PUT /api/v1/pools/{pool}",
     "/engine-rest/... (the Camunda 7 external-task API)",
 )
 _CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
