@@ -26,11 +26,13 @@ from faena.web.problems import HANDLERS, MEDIA_TYPE, PROBLEM_RESPONSE, problem
 from faena.web.schemas import PoolOut, Pools, PoolSize, QueueOut, Queues
 
 PREFIX = "/api/v1"
-#: answered by the guard or the handlers on every route
+#: answered by the guard or the handlers on every route (404: a path parameter the route
+#: cannot match, such as a pool name with a slash)
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: PROBLEM_RESPONSE,
     401: PROBLEM_RESPONSE,
     403: PROBLEM_RESPONSE,
+    404: PROBLEM_RESPONSE,
     503: PROBLEM_RESPONSE,
 }
 

@@ -1,9 +1,9 @@
 """Bearer-token protection for faena's routes outside ``/api/v1``.
 
 ``/readyz``, ``/metrics``, ``/openapi.json`` and unknown paths: an admin or read token admits
-GET and HEAD, only an admin token anything else. ``/healthz`` always stays open; ``/api/v1`` has its own
-guard (:mod:`faena.web.guard`, problem+json answers); the Camunda routes under
-``/engine-rest`` have their own HTTP basic auth."""
+GET and HEAD, only an admin token anything else. ``/healthz`` always stays open;
+``/api/v1`` has its own guard (:mod:`faena.web.guard`, problem+json answers); the Camunda
+routes under ``/engine-rest`` have their own HTTP basic auth."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from faena.errors import BrokerError, ConfigError, PayloadError
+from faena.web import problems
 
 #: the routes a 404 lists (what exists)
 ROUTES = (
@@ -65,6 +66,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors (unknown route, method not allowed...) as JSON."""
     assert isinstance(exc, HTTPException)
     method, path = request.method, request.url.path
+    if path == "/api/v1" or path.startswith("/api/v1/"):  # one the mount did not match
+        return await problems.http_error(request, exc)
     headers = dict(exc.headers or {})
     body: dict[str, Any]
     if exc.status_code == 404:
