@@ -151,6 +151,16 @@ def test_malformed_json_is_400_before_anything_runs(served: Served, raw: bytes, 
     assert served.store() == before
 
 
+def test_a_body_not_sent_as_json_says_so(served: Served) -> None:
+    before = served.store()
+    answer = served.client.post(
+        "/api/v1/jobs", content=b'{"task": "t"}', headers={"Content-Type": "text/plain"}
+    )
+    [error] = assert_problem(answer, 400, "invalid_body")["errors"]
+    assert error["value"] == '{"task": "t"}' and "Content-Type: application/json" in error["fix"]
+    assert served.store() == before
+
+
 def test_a_body_past_the_limit_is_413(tmp_path: Path) -> None:
     app = faena.App(broker=f"sqlite:///{tmp_path / 'b.db'}")
     for served in _served(tmp_path, app, max_body_bytes=100):

@@ -2,7 +2,7 @@
 problem+json, :mod:`faena.web.problems`): unknown routes, wrong methods, a failing broker.
 
 Every error is ``{"error": CODE, "message": TEXT, ...}`` with a stable ``CODE``
-(``not_found``, ``method_not_allowed``, ``invalid_parameter``, ``unauthorized``...) and a
+(``not_found``, ``method_not_allowed``, ``unauthorized``...) and a
 message that names what was asked and what exists; the Camunda routes keep Camunda's own
 ``{"type", "message"}`` body (a ``message`` is there too).
 """
@@ -38,28 +38,6 @@ _CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "metho
 
 def problem(status: int, code: str, message: str, **fields: Any) -> Response:
     return JSONResponse({"error": code, "message": message, **fields}, status_code=status)
-
-
-class InvalidParameter(ValueError):
-    """A query parameter with a value outside what it allows (answered as 400)."""
-
-    def __init__(self, name: str, value: str, allowed: str, message: str | None = None) -> None:
-        super().__init__(
-            message or f"query parameter {name}={value!r} is invalid: {name} must be {allowed}"
-        )
-        self.name = name
-        self.value = value
-        self.allowed = allowed
-
-    def response(self) -> Response:
-        return problem(
-            400,
-            "invalid_parameter",
-            str(self),
-            parameter=self.name,
-            value=self.value,
-            allowed=self.allowed,
-        )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -97,7 +97,11 @@ async def validation_error(request: Request, exc: Exception) -> Response:
         where, name = _field(item.get("loc", ()))
         places.add(where)
         value = None if item.get("type") == "missing" else item.get("input")
-        errors.append(FieldError(field=name, value=_jsonable(value), fix=str(item.get("msg", ""))))
+        fix = str(item.get("msg", ""))
+        if isinstance(value, bytes):  # a body FastAPI did not parse: not sent as JSON
+            value = value.decode("utf-8", "replace")
+            fix = f"{fix}; send the body as JSON with 'Content-Type: application/json'"
+        errors.append(FieldError(field=name, value=_jsonable(value), fix=fix))
     code = "invalid_body" if "body" in places else "invalid_parameter"
     said = "; ".join(f"{e.field}={e.value!r}: {e.fix}" for e in errors)
     detail = f"{request.method} {request.url.path}: invalid input: {said}"
