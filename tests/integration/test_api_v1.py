@@ -183,3 +183,28 @@ def test_the_read_token_reads_the_other_routes_but_not_healthz_only(served: Serv
     assert answer.status_code == 401
     answer = served.client.get("/engine-rest/external-task/count", auth=("u", ADMIN))
     assert answer.status_code == 200
+
+
+def test_changes_and_refusals_are_logged_without_the_token(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="faena.server.api")
+    made = served.call("POST", "/api/v1/jobs", {"task": "t.log"}, **AS_ADMIN).json()
+    served.call("POST", f"/api/v1/jobs/{made['id']}/cancel", **AS_ADMIN)
+    served.call("POST", f"/api/v1/jobs/{made['id']}/retry", **AS_ADMIN)
+    served.call("PUT", "/api/v1/pools/logged", {"size": 3}, **AS_ADMIN)
+    served.call("POST", "/api/v1/jobs", {"task": "t.log"}, **AS_READER)
+    served.call("GET", f"/api/v1/jobs?token={ADMIN}")
+    events = [
+        (r.__dict__["event"], r.__dict__.get("job_id") or r.__dict__.get("status"))
+        for r in caplog.records
+    ]
+    assert events == [
+        ("api.job_enqueued", made["id"]),
+        ("api.job_cancelled", made["id"]),
+        ("api.job_retried", made["id"]),
+        ("api.pool_resized", None),
+        ("api.refused", 403),
+        ("api.refused", 400),
+    ]
+    assert ADMIN not in caplog.text and READ not in caplog.text

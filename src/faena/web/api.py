@@ -74,6 +74,7 @@ def _stats(app: App) -> APIRouter:
 
         def run() -> PoolOut:
             app.broker.set_pools(sizes)
+            jobs.audit("api.pool_resized", pool=pool, size=sizes[pool])
             stat = next(p for p in app.broker.pool_stats() if p.pool == pool)
             return PoolOut(pool=stat.pool, size=stat.size, used=stat.used)
 

@@ -13,11 +13,15 @@ In this order, each refusal a ``problem+json`` answer (:mod:`faena.web.problems`
 4. a mutating request a browser sent from another site (``Sec-Fetch-Site`` other than
    ``same-origin``/``none``, or an ``Origin`` whose host is not the ``Host``): ``403``;
 5. a body past the limit: ``413``; malformed JSON: ``400`` (read by :mod:`faena.web.body`).
+
+Refusals 1-4 are logged as ``api.refused`` (method, path, status; never a header or the query
+string).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qsl, urlsplit
@@ -29,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from faena.web import body
 from faena.web.problems import problem
 
+_log = logging.getLogger("faena.server.api")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: query parameters that look like a credential: refused, never read
 QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "auth"})
@@ -114,6 +119,15 @@ class ApiGuard:
             return
         refusal = self._refusal(scope)
         if refusal is not None:
+            _log.warning(
+                f"api.refused {scope.get('method')} {scope.get('path')} {refusal.status_code}",
+                extra={
+                    "event": "api.refused",
+                    "method": scope.get("method", ""),
+                    "path": scope.get("path", ""),
+                    "status": refusal.status_code,
+                },
+            )
             await refusal(scope, receive, send)
             return
         if scope.get("method", "GET") in READ_METHODS:

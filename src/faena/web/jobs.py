@@ -1,11 +1,13 @@
 """``/api/v1/jobs``: list, show, enqueue by task name, retry and cancel jobs.
 
-Broker calls run in a thread (``asyncio.to_thread``): the stores' clients block.
+Broker calls run in a thread (``asyncio.to_thread``): the stores' clients block. Each change
+is logged (:func:`audit`): ``api.job_enqueued``, ``api.job_retried``, ``api.job_cancelled``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -27,6 +29,19 @@ from faena.web.schemas import (
 )
 
 LIST_PARAMS = ("state", "queue", "task", "limit", "offset")
+_log = logging.getLogger("faena.server.api")
+
+
+def audit(event: str, **fields: object) -> None:
+    """One log line for a change made through the API: a stable ``event`` and its fields."""
+    said = " ".join(f"{k}={v}" for k, v in fields.items())
+    _log.info(f"{event} {said}", extra={"event": event, **fields})
+
+
+def _acted(event: str, job: Job) -> JobOut:
+    audit(event, job_id=job.id, task=job.task, queue=job.queue, state=job.state.value)
+    return JobOut.of(job)
+
 
 Name = Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)]
 JobId = Annotated[str, Path(min_length=1, max_length=MAX_NAME, description="the job's id")]
@@ -85,7 +100,7 @@ def router(app: App) -> APIRouter:
 
         job = await asyncio.to_thread(run)
         response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-        return JobOut.of(job)
+        return _acted("api.job_enqueued", job)
 
     @jobs.get("/jobs/{job_id}", response_model=JobOut, summary="One job", responses=missing)
     async def get_job(job_id: JobId) -> JobOut:
@@ -103,7 +118,7 @@ def router(app: App) -> APIRouter:
         responses=acted,
     )
     async def retry(job_id: JobId) -> JobOut:
-        return JobOut.of(await asyncio.to_thread(app.broker.retry, job_id))
+        return _acted("api.job_retried", await asyncio.to_thread(app.broker.retry, job_id))
 
     @jobs.post(
         "/jobs/{job_id}/cancel",
@@ -112,6 +127,6 @@ def router(app: App) -> APIRouter:
         responses=acted,
     )
     async def cancel(job_id: JobId) -> JobOut:
-        return JobOut.of(await asyncio.to_thread(app.broker.cancel, job_id))
+        return _acted("api.job_cancelled", await asyncio.to_thread(app.broker.cancel, job_id))
 
     return jobs
