@@ -67,8 +67,8 @@ def test_sigterm_logs_stopping_and_stopped_and_requests_are_logged_without_token
         assert status == 400
         error = json.loads(body)
         assert error["error"] == "invalid_parameter"
-        assert (error["parameter"], error["value"]) == ("limit", "abc")
-        assert "1 to 1000" in error["message"]
+        assert [(e["field"], e["value"]) for e in error["errors"]] == [("limit", "abc")]
+        assert "valid integer" in error["message"]
         status, _, body = http("GET", f"{server.url}/no/such/route?token=s3cret-token")
         assert status == 401  # the token guards every route but /healthz, unknown ones too
         status, _, body = http("GET", f"{server.url}/no/such/route", headers=auth)

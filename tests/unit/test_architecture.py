@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"app", "brokers", "context", "core", "errors", "task"},
     "autoscale": {"brokers", "core", "errors", "observability"},
     "camunda": {"brokers", "core", "defaults", "errors", "shutdown", "web.body"},
-    "web": {"app", "camunda", "core", "errors", "observability"},
+    "web": {"app", "camunda", "core", "errors", "observability", "version"},
     "faena": {"app", "context", "core", "errors", "task", "version"},
 }
 #: composition: may import anything

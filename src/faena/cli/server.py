@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from faena.cli.options import (
@@ -37,6 +40,30 @@ SHUTDOWN_GRACE_SECONDS = 5
     "(the Camunda routes take HTTP basic with TOKEN as password).",
 )
 @click.option(
+    "--admin-token-file",
+    envvar="FAENA_ADMIN_TOKEN_FILE",
+    show_envvar=True,
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="File holding the admin token: every route (or the token itself in FAENA_ADMIN_TOKEN).",
+)
+@click.option(
+    "--read-token-file",
+    envvar="FAENA_READ_TOKEN_FILE",
+    show_envvar=True,
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="File holding the read-only token: GET routes only (or the token in FAENA_READ_TOKEN).",
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    envvar="FAENA_NO_AUTH",
+    show_envvar=True,
+    help="With no token configured, let anyone who reaches the server enqueue, retry, cancel "
+    "and resize pools through /api/v1 (without it those routes answer 403).",
+)
+@click.option(
     "--camunda-user",
     envvar="FAENA_CAMUNDA_USER",
     show_envvar=True,
@@ -58,6 +85,9 @@ def server(
     port: int,
     broker: str | None,
     token: str | None,
+    admin_token_file: str | None,
+    read_token_file: str | None,
+    no_auth: bool,
     camunda_user: str | None,
     camunda_password: str | None,
     insecure: bool,
@@ -79,12 +109,34 @@ def server(
 
     if (camunda_user is None) != (camunda_password is None):
         raise click.UsageError("give both --camunda-user and --camunda-password, or neither")
-    check_exposure(host, token, insecure)
+    admin_token = token_from("admin", admin_token_file, "FAENA_ADMIN_TOKEN")
+    read_token = token_from("read", read_token_file, "FAENA_READ_TOKEN")
+    check_exposure(host, token or admin_token or read_token, insecure)
     logs.configure(log_format, log_level)
     app = app_for(app_path, broker)
     auth = (camunda_user, camunda_password) if camunda_user and camunda_password else None
-    asgi = create_app(app, token=token, camunda_auth=auth)
+    asgi = create_app(
+        app,
+        token=token,
+        admin_token=admin_token,
+        read_token=read_token,
+        no_auth=no_auth,
+        camunda_auth=auth,
+    )
     serve(asgi, host, port, grace_seconds=SHUTDOWN_GRACE_SECONDS)
+
+
+def token_from(kind: str, path: str | None, env: str) -> str | None:
+    """The ``kind`` token: from the file at ``path`` or the variable ``env`` (not both)."""
+    value = os.environ.get(env) or None
+    if path is None:
+        return value.strip() if value else None
+    if value is not None:
+        raise click.UsageError(f"give the {kind} token in --{kind}-token-file or {env}, not both")
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if not text:
+        raise click.UsageError(f"--{kind}-token-file {path} is empty: write the token into it")
+    return text
 
 
 commands = [server]

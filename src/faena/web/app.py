@@ -1,9 +1,14 @@
 """``create_app``: the ASGI application of ``faena server``.
 
-``/healthz`` (the process is up), ``/readyz`` (the broker answers), ``/api/v1/...`` (JSON),
-``/engine-rest/...`` (the Camunda 7 external-task API). With ``token`` every route but
-``/healthz`` needs ``Authorization: Bearer <token>``; the Camunda routes take HTTP basic
-instead (``camunda_auth=(user, password)``, or any user with the token as password).
+``/healthz`` (the process is up), ``/readyz`` (the broker answers), ``/api/v1/...`` (the JSON
+API, :mod:`faena.web.api`), ``/openapi.json`` (its OpenAPI 3.1 document), ``/engine-rest/...``
+(the Camunda 7 external-task API).
+
+Tokens: ``admin_token`` (or ``token``, its older name) admits every route; ``read_token``
+admits GET only. With any token configured every route but ``/healthz`` needs
+``Authorization: Bearer <token>``; the Camunda routes take HTTP basic instead
+(``camunda_auth=(user, password)``, or any user with an admin token as password). With no
+token, reads are open and the API's mutating routes are refused unless ``no_auth``.
 """
 
 from __future__ import annotations
@@ -24,23 +29,30 @@ from faena.app import App
 from faena.camunda.server import BasicAuth, CamundaAPI, basic_checker
 from faena.camunda.service import ExternalTaskService
 from faena.observability.metrics import broker_collector, new_registry, render
-from faena.web import body, jobs
+from faena.web import body
 from faena.web.access import AccessLog
+from faena.web.api import PREFIX, create_api
 from faena.web.auth import TokenAuth
 from faena.web.errors import EXCEPTION_HANDLERS
+from faena.web.guard import Access
 from faena.web.health import Readiness
 
 READY_TIMEOUT_SECONDS = 5.0
 
 
 def _camunda_check(
-    token: str | None, camunda_auth: tuple[str, str] | None
+    tokens: tuple[str, ...], camunda_auth: tuple[str, str] | None
 ) -> Callable[[str, str], bool] | None:
     if camunda_auth is not None:
         return basic_checker(*camunda_auth)
-    if token is not None:
-        secret = token.encode()
-        return lambda user, password: hmac.compare_digest(password.encode(), secret)
+    if tokens:
+        secrets = [t.encode() for t in tokens]
+
+        def check(user: str, password: str) -> bool:
+            given = password.encode()
+            return any([hmac.compare_digest(given, secret) for secret in secrets])
+
+        return check
     return None
 
 
@@ -48,11 +60,18 @@ def create_app(
     app: App,
     *,
     token: str | None = None,
+    admin_token: str | None = None,
+    read_token: str | None = None,
+    no_auth: bool = False,
     camunda_auth: tuple[str, str] | None = None,
     max_body_bytes: int | None = None,
 ) -> Starlette:
     """``max_body_bytes``: the largest request body read (default 1 MiB plus the app's payload
     limit); a larger one is answered ``413`` before it is read."""
+    admins = tuple(dict.fromkeys(t for t in (admin_token, token) if t))
+    access = Access(
+        admin_tokens=admins, read_tokens=(read_token,) if read_token else (), no_auth=no_auth
+    )
     service: list[ExternalTaskService] = []
 
     def service_of() -> ExternalTaskService:
@@ -67,9 +86,13 @@ def create_app(
     limit = body.default_limit(app.max_payload_bytes) if max_body_bytes is None else max_body_bytes
     camunda = CamundaAPI(service_of, max_body_bytes=limit)
     engine: Router | BasicAuth = Router(routes=camunda.routes())
-    check = _camunda_check(token, camunda_auth)
+    check = _camunda_check(admins, camunda_auth)
     if check is not None:
-        engine = BasicAuth(engine, check, bearer=token)
+        engine = BasicAuth(engine, check, bearer=admins[0] if admins else None)
+    api, document = create_api(app, access, limit)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -109,14 +132,15 @@ def create_app(
             readiness.close()
 
     middleware = [Middleware(AccessLog)]
-    if token is not None:
-        middleware.append(Middleware(TokenAuth, token=token))
+    if access.configured:
+        middleware.append(Middleware(TokenAuth, access=access))
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Mount("/api/v1", routes=jobs.routes(app)),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Mount(PREFIX, app=api),
             Mount("/engine-rest", app=engine),
         ],
         middleware=middleware,

@@ -1,7 +1,8 @@
-"""JSON error bodies for ``faena server``: unknown routes, wrong methods, bad parameters.
+"""JSON error bodies for ``faena server``'s routes outside ``/api/v1`` (whose errors are
+problem+json, :mod:`faena.web.problems`): unknown routes, wrong methods, a failing broker.
 
 Every error is ``{"error": CODE, "message": TEXT, ...}`` with a stable ``CODE``
-(``not_found``, ``method_not_allowed``, ``invalid_parameter``, ``unauthorized``...) and a
+(``not_found``, ``method_not_allowed``, ``unauthorized``...) and a
 message that names what was asked and what exists; the Camunda routes keep Camunda's own
 ``{"type", "message"}`` body (a ``message`` is there too).
 """
@@ -15,14 +16,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from faena.errors import BrokerError, ConfigError, PayloadError
+from faena.web import problems
 
 #: the routes a 404 lists (what exists)
 ROUTES = (
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
-    "GET /api/v1/jobs",
+    "GET /openapi.json",
+    "GET, POST /api/v1/jobs",
     "GET /api/v1/jobs/{id}",
+    "POST /api/v1/jobs/{id}/retry",
+    "POST /api/v1/jobs/{id}/cancel",
+    "GET /api/v1/queues",
+    "GET /api/v1/pools",
+    "PUT /api/v1/pools/{pool}",
     "/engine-rest/... (the Camunda 7 external-task API)",
 )
 _CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
@@ -32,32 +40,12 @@ def problem(status: int, code: str, message: str, **fields: Any) -> Response:
     return JSONResponse({"error": code, "message": message, **fields}, status_code=status)
 
 
-class InvalidParameter(ValueError):
-    """A query parameter with a value outside what it allows (answered as 400)."""
-
-    def __init__(self, name: str, value: str, allowed: str, message: str | None = None) -> None:
-        super().__init__(
-            message or f"query parameter {name}={value!r} is invalid: {name} must be {allowed}"
-        )
-        self.name = name
-        self.value = value
-        self.allowed = allowed
-
-    def response(self) -> Response:
-        return problem(
-            400,
-            "invalid_parameter",
-            str(self),
-            parameter=self.name,
-            value=self.value,
-            allowed=self.allowed,
-        )
-
-
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's HTTP errors (unknown route, method not allowed...) as JSON."""
     assert isinstance(exc, HTTPException)
     method, path = request.method, request.url.path
+    if path == "/api/v1" or path.startswith("/api/v1/"):  # one the mount did not match
+        return await problems.http_error(request, exc)
     headers = dict(exc.headers or {})
     body: dict[str, Any]
     if exc.status_code == 404:

@@ -1,134 +1,132 @@
-"""``/api/v1/jobs``: jobs as JSON, read-only for now."""
+"""``/api/v1/jobs``: list, show, enqueue by task name, retry and cancel jobs.
+
+Broker calls run in a thread (``asyncio.to_thread``): the stores' clients block. Each change
+is logged (:func:`audit`): ``api.job_enqueued``, ``api.job_retried``, ``api.job_cancelled``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Annotated, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from faena.app import App
 from faena.core.job import Job
 from faena.core.states import JobState
-from faena.web.errors import InvalidParameter, problem
-
-#: page size of ``GET /api/v1/jobs`` (``limit``): default and most
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-#: deepest ``offset``: past it, filter instead (``state``, ``queue``, ``task``)
-MAX_OFFSET = 100_000
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    error = None
-    if job.error is not None:
-        error = {
-            "type": job.error.type,
-            "message": job.error.message,
-            "traceback": job.error.traceback,
-        }
-    return {
-        "id": job.id,
-        "task": job.task,
-        "queue": job.queue,
-        "state": job.state.value,
-        "priority": job.priority,
-        "pool": job.pool,
-        "pool_slots": job.pool_slots,
-        "attempt": job.attempt,
-        "tries": job.tries,
-        "max_attempts": job.max_attempts,
-        "timeout": job.timeout,
-        "idempotency_key": job.idempotency_key,
-        "enqueued_at": job.enqueued_at,
-        "run_at": job.run_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "lease_expires_at": job.lease_expires_at,
-        "worker": job.worker,
-        "args": job.args,
-        "kwargs": job.kwargs,
-        "result": job.result,
-        "error": error,
-        "cancel_requested": job.cancel_requested,
-    }
-
-
-def _int(request: Request, name: str, default: int, low: int, top: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    allowed = f"a whole number from {low} to {top}"
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise InvalidParameter(name, raw, allowed) from None
-    if not low <= value <= top:
-        raise InvalidParameter(name, raw, allowed)
-    return value
-
-
-def _state(request: Request) -> JobState | None:
-    raw = request.query_params.get("state")
-    if raw is None:
-        return None
-    try:
-        return JobState(raw)
-    except ValueError:
-        states = ", ".join(s.value for s in JobState)
-        raise InvalidParameter("state", raw, f"one of {states}") from None
-
+from faena.errors import JobNotFoundError
+from faena.web.problems import PROBLEM_RESPONSE
+from faena.web.schemas import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_NAME,
+    MAX_OFFSET,
+    EnqueueRequest,
+    JobOut,
+    JobPage,
+)
 
 LIST_PARAMS = ("state", "queue", "task", "limit", "offset")
+_log = logging.getLogger("faena.server.api")
+
+
+def audit(event: str, **fields: object) -> None:
+    """One log line for a change made through the API: a stable ``event`` and its fields."""
+    said = " ".join(f"{k}={v}" for k, v in fields.items())
+    _log.info(f"{event} {said}", extra={"event": event, **fields})
+
+
+def _acted(event: str, job: Job) -> JobOut:
+    audit(event, job_id=job.id, task=job.task, queue=job.queue, state=job.state.value)
+    return JobOut.of(job)
+
+
+Name = Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)]
+JobId = Annotated[str, Path(min_length=1, max_length=MAX_NAME, description="the job's id")]
 
 
 def _known(request: Request) -> None:
+    """Refuse a query parameter the listing does not take (a typo would filter nothing)."""
     for name, value in request.query_params.items():
         if name not in LIST_PARAMS:
             takes = ", ".join(LIST_PARAMS)
-            raise InvalidParameter(
-                name,
-                value,
-                f"one of {takes}",
-                f"unknown query parameter {name}={value!r}: GET /api/v1/jobs takes {takes}",
+            msg = f"unknown query parameter; GET /api/v1/jobs takes {takes}"
+            raise RequestValidationError(
+                [{"loc": ("query", name), "msg": msg, "type": "extra_forbidden", "input": value}]
             )
 
 
-def routes(app: App) -> list[BaseRoute]:
-    async def list_jobs(request: Request) -> Response:
-        params = request.query_params
-        try:
-            _known(request)
-            state = _state(request)
-            limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-            offset = _int(request, "offset", 0, 0, MAX_OFFSET)
-        except InvalidParameter as exc:
-            return exc.response()
-        jobs = await asyncio.to_thread(
-            app.broker.list_jobs,
-            state=state,
-            queue=params.get("queue"),
-            task=params.get("task"),
+def router(app: App) -> APIRouter:
+    jobs = APIRouter(tags=["jobs"])
+    missing: dict[int | str, dict[str, Any]] = {404: PROBLEM_RESPONSE}
+
+    @jobs.get("/jobs", response_model=JobPage, summary="List jobs, newest first")
+    async def list_jobs(
+        request: Request,
+        state: JobState | None = None,
+        queue: Name = None,
+        task: Name = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> JobPage:
+        _known(request)
+        found = await asyncio.to_thread(
+            app.broker.list_jobs, state=state, queue=queue, task=task, limit=limit, offset=offset
+        )
+        more = len(found) == limit and offset + limit <= MAX_OFFSET
+        return JobPage(
+            jobs=[JobOut.of(j) for j in found],
             limit=limit,
             offset=offset,
+            next_offset=offset + limit if more else None,
         )
-        return JSONResponse({"jobs": [job_json(j) for j in jobs], "limit": limit, "offset": offset})
 
-    async def get_job(request: Request) -> Response:
-        job_id = request.path_params["id"]
+    @jobs.post(
+        "/jobs",
+        response_model=JobOut,
+        status_code=201,
+        summary="Enqueue a job of a task by name",
+        responses={409: PROBLEM_RESPONSE, 413: PROBLEM_RESPONSE},
+    )
+    async def enqueue(new: EnqueueRequest, response: Response) -> JobOut:
+        def run() -> Job:
+            name = new.task
+            if app.tasks:  # the server imported the app: the task must be one of it
+                name = app.resolve_task_name(name)
+                app.check_call(name, new.args, new.kwargs)
+            return app.enqueue(name, new.args, new.kwargs, **new.options()).job
+
+        job = await asyncio.to_thread(run)
+        response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+        return _acted("api.job_enqueued", job)
+
+    @jobs.get("/jobs/{job_id}", response_model=JobOut, summary="One job", responses=missing)
+    async def get_job(job_id: JobId) -> JobOut:
         job = await asyncio.to_thread(app.broker.get, job_id)
         if job is None:
-            return problem(
-                404,
-                "not_found",
-                f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs",
-                id=job_id,
-            )
-        return JSONResponse(job_json(job))
+            raise JobNotFoundError(f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs")
+        return JobOut.of(job)
 
-    return [
-        Route("/jobs", list_jobs, methods=["GET"]),
-        Route("/jobs/{id}", get_job, methods=["GET"]),
-    ]
+    acted: dict[int | str, dict[str, Any]] = {404: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE}
+
+    @jobs.post(
+        "/jobs/{job_id}/retry",
+        response_model=JobOut,
+        summary="Run a dead or cancelled job again",
+        responses=acted,
+    )
+    async def retry(job_id: JobId) -> JobOut:
+        return _acted("api.job_retried", await asyncio.to_thread(app.broker.retry, job_id))
+
+    @jobs.post(
+        "/jobs/{job_id}/cancel",
+        response_model=JobOut,
+        summary="Cancel a pending job, or flag a running one for its worker",
+        responses=acted,
+    )
+    async def cancel(job_id: JobId) -> JobOut:
+        return _acted("api.job_cancelled", await asyncio.to_thread(app.broker.cancel, job_id))
+
+    return jobs

@@ -1,0 +1,146 @@
+"""The ``/api/v1`` bodies as pydantic models: they validate the input and are the OpenAPI
+schemas, one definition for both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from faena.core.checks import PRIORITY_MAX, PRIORITY_MIN
+from faena.core.job import Job
+from faena.core.states import JobState
+
+#: page size of ``GET /api/v1/jobs`` (``limit``): default and most
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+#: deepest ``offset``: past it, filter instead (``state``, ``queue``, ``task``)
+MAX_OFFSET = 100_000
+#: the longest identifier accepted (task name, queue, idempotency key)
+MAX_NAME = 1000
+
+
+class EnqueueRequest(BaseModel):
+    """A job of a task, by its registered name. Options left out take the task's own (when
+    the server imported the app) or the defaults (queue ``default``, priority 0)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    task: str = Field(min_length=1, max_length=MAX_NAME, examples=["myproject.jobs.send_mail"])
+    args: list[JsonValue] = Field(default_factory=list, examples=[["ada@example.com"]])
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict, examples=[{"urgent": True}])
+    queue: str | None = Field(default=None, min_length=1, max_length=64)
+    priority: int | None = Field(default=None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    delay: float | None = Field(
+        default=None, ge=0, le=10 * 365 * 86400, allow_inf_nan=False, description="seconds"
+    )
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+
+    def options(self) -> dict[str, Any]:
+        given = {
+            "queue": self.queue,
+            "priority": self.priority,
+            "delay": self.delay,
+            "idempotency_key": self.idempotency_key,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+class PoolSize(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    size: int = Field(ge=0, le=2**31 - 2, description="slots of the pool")
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    task: str
+    queue: str
+    state: JobState
+    priority: int
+    pool: str
+    pool_slots: int
+    attempt: int
+    tries: int
+    max_attempts: int
+    timeout: float | None
+    idempotency_key: str | None
+    enqueued_at: float
+    run_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    lease_expires_at: float | None
+    worker: str | None
+    args: list[JsonValue]
+    kwargs: dict[str, JsonValue]
+    result: JsonValue = None
+    error: JobError | None
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        error = None
+        if job.error is not None:
+            error = JobError(
+                type=job.error.type, message=job.error.message, traceback=job.error.traceback
+            )
+        return cls(
+            id=job.id,
+            task=job.task,
+            queue=job.queue,
+            state=job.state,
+            priority=job.priority,
+            pool=job.pool,
+            pool_slots=job.pool_slots,
+            attempt=job.attempt,
+            tries=job.tries,
+            max_attempts=job.max_attempts,
+            timeout=job.timeout,
+            idempotency_key=job.idempotency_key,
+            enqueued_at=job.enqueued_at,
+            run_at=job.run_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            lease_expires_at=job.lease_expires_at,
+            worker=job.worker,
+            args=job.args,
+            kwargs=job.kwargs,
+            result=job.result,
+            error=error,
+            cancel_requested=job.cancel_requested,
+        )
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last")
+
+
+class QueueOut(BaseModel):
+    queue: str
+    waiting: int = Field(description="runnable now")
+    scheduled: int = Field(description="waiting for a future time (delay, retry backoff)")
+    running: int
+    oldest_age: float = Field(description="seconds the longest-waiting runnable job has waited")
+
+
+class Queues(BaseModel):
+    queues: list[QueueOut]
+
+
+class PoolOut(BaseModel):
+    pool: str
+    size: int
+    used: int
+
+
+class Pools(BaseModel):
+    pools: list[PoolOut]
