@@ -237,3 +237,47 @@ def test_served_files_types_and_cache_headers_and_the_other_routes(tmp_path: Pat
         assert http("GET", server.url + "/api/v1/jobs")[0] == 401
         assert http("GET", server.url + "/api/v1/jobs", headers=auth)[0] == 200
         assert http("GET", server.url + "/engine-rest/version")[0] == 401
+
+
+def test_the_console_with_tokens_pasted_in_the_login_field(tmp_path: Path) -> None:
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    broker = f"sqlite:///{tmp_path / 'tokens.db'}"
+    app = faena.App(broker=broker, pools={"etl_pool": 4})
+    app.broker.setup()
+    app.close()
+    (tmp_path / "read.token").write_text("r3ad-token\n")
+    extra = ("--token", "adm1n-token", "--read-token-file", str(tmp_path / "read.token"))
+    with running_server(broker, tmp_path, *extra) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/#/pools")
+            expect(page.locator("#status")).to_contain_text("needs a token")
+            # a read token: the pages show; a change is refused and the page says why
+            page.get_by_label("API token").fill("r3ad-token")
+            page.get_by_role("button", name="Use token").click()
+            expect(page.locator("#pools")).to_contain_text("etl_pool")
+            assert "r3ad-token" not in page.url
+            assert page.evaluate("sessionStorage.getItem('faena.token')") == "r3ad-token"
+            page.get_by_label("Pool", exact=True).fill("etl_pool")
+            page.get_by_label("Slots", exact=True).fill("7")
+            page.get_by_role("button", name="Resize pool").click()
+            expect(page.locator("#status")).to_have_class("status error")
+            expect(page.locator("#status")).to_contain_text("read")
+            # the admin token: the same change is made
+            page.get_by_role("button", name="Forget").click()
+            page.get_by_label("API token").fill("adm1n-token")
+            page.get_by_role("button", name="Use token").click()
+            page.get_by_role("button", name="Resize pool").click()
+            expect(page.locator("#status")).to_contain_text("etl_pool now has 7 slots")
+            status, _, body = http(
+                "GET", server.url + "/api/v1/pools", headers={"Authorization": "Bearer r3ad-token"}
+            )
+            assert status == 200, body
+            assert {p["pool"]: p["size"] for p in json.loads(body)["pools"]}["etl_pool"] == 7
+        finally:
+            browser.close()
+    assert "r3ad-token" not in server.log.read_text()
+    assert "adm1n-token" not in server.log.read_text()
