@@ -25,7 +25,7 @@ from tests.integration.test_camunda_support import (
     wait_settled,
 )
 
-from faena.camunda.tasks import BPMN_ERROR, FAILURE
+from faena.camunda.server.tasks import BPMN_ERROR, FAILURE
 from faena.core.states import JobState
 
 pytestmark = pytest.mark.slow

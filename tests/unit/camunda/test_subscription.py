@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from faena.camunda.subscription import Running, attempt, failure, subscription
-from faena.camunda.task import ExternalTask
+from faena.camunda.client.subscription import Running, attempt, failure, subscription
+from faena.camunda.client.task import ExternalTask
 from faena.errors import ConfigError
 
 

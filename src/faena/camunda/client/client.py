@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from faena.camunda.engine import EngineClient, EngineError, engine_root
-from faena.camunda.subscription import (
+from faena.camunda.client.engine import EngineClient, EngineError, engine_root
+from faena.camunda.client.subscription import (
     Handler,
     Running,
     Subscription,
@@ -42,9 +42,10 @@ from faena.camunda.subscription import (
     subscription,
     to_ms,
 )
-from faena.camunda.task import BpmnError, ExternalTask
+from faena.camunda.client.task import BpmnError, ExternalTask
 from faena.camunda.variables import to_typed_map
 from faena.core import events as ev
+from faena.core.backoff import Backoff
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.logsink import LogSink
 from faena.defaults import default_log_sink
@@ -58,6 +59,9 @@ DEFAULT_GRACE_SECONDS = 25.0
 #: a subscription added this recently makes polls short, so it is picked up quickly
 SETTLE_SECONDS = 2.0
 REPORT_ATTEMPTS = 3
+#: between failed polls, and between tries of a report: capped, jittered (core/backoff.py)
+POLL_BACKOFF = Backoff(base=0.5, cap=60.0)
+REPORT_BACKOFF = Backoff(base=0.5, cap=2.0)
 #: at shutdown, how long the poller gets to hand back a task its last poll caught
 POLL_SETTLE_SECONDS = 1.0
 _log = logging.getLogger("faena.camunda")
@@ -253,7 +257,7 @@ class ExternalTaskClient:
         return body, wait_ms / 1000 + 10.0
 
     def _poll_loop(self) -> None:
-        backoff = 0.5
+        failures = 0  # failed polls in a row
         while not self._stop.is_set():
             free = self._free()
             if self._stop.is_set():
@@ -265,17 +269,18 @@ class ExternalTaskClient:
             try:
                 fetched = self.engine.fetch_and_lock(body, read_timeout)
             except (httpx.HTTPError, EngineError) as exc:
+                failures += 1
+                pause = POLL_BACKOFF.delay(failures, self._rng)
                 self._emit(
                     ev.WORKER_ERROR,
                     status="poll_failed",
                     error_type=type(exc).__name__,
                     error_message=str(exc),
-                    retry_in_seconds=backoff,
+                    retry_in_seconds=round(pause, 3),
                 )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 60.0)
+                self._stop.wait(pause)
                 continue
-            backoff = 0.5
+            failures = 0
             for data in fetched:
                 self._dispatch(data)
 
@@ -434,7 +439,7 @@ class ExternalTaskClient:
             except httpx.HTTPError as exc:
                 error = exc
             if n < REPORT_ATTEMPTS:
-                time.sleep(0.5 * 2 ** (n - 1))
+                self._stopped.wait(REPORT_BACKOFF.delay(n, self._rng))
         self._emit(
             ev.WORKER_ERROR,
             running,

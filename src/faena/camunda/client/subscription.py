@@ -1,6 +1,6 @@
-"""The pure part of :class:`~faena.camunda.client.ExternalTaskClient`: a subscription (a topic,
-its handler, lock and retry policy), a task it is running, and what a failed handler's task
-is reported with. No HTTP and no threads here."""
+"""The pure part of the Camunda client (:mod:`faena.camunda.client.client`): a subscription (a
+topic, its handler, lock and retry policy), a task it is running, and what a failed handler's
+task is reported with. No HTTP and no threads here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faena.camunda.task import ExternalTask
-from faena.camunda.tasks import ERROR_MESSAGE_LIMIT
+from faena.camunda.client.task import ExternalTask
+from faena.camunda.errors import ERROR_MESSAGE_LIMIT
 from faena.core.retry import RetryPolicy
 from faena.errors import ConfigError
 
