@@ -13,8 +13,15 @@ import httpx
 import pytest
 
 from faena.camunda.client.engine import EngineError
-from faena.camunda.client.source import BPMN_ERROR_KEY, CamundaSource, job_of
+from faena.camunda.client.source import (
+    BpmnErrorRaised,
+    CamundaSource,
+    failure_message,
+    job_of,
+    task_function,
+)
 from faena.camunda.client.subscription import subscription
+from faena.camunda.client.task import BpmnError, ExternalTask
 from faena.core.clock import ManualClock
 from faena.core.job import ErrorInfo, Lease, Outcome
 from faena.core.outcomes import decide
@@ -119,7 +126,7 @@ def test_the_runtime_s_failure_rule_gives_camunda_s_retries(
     engine_retries: int | None, tries: int, left: int
 ) -> None:
     clock = ManualClock()
-    job = job_of(task("t1", engine_retries), SUB, 1, clock.now())
+    job = job_of(task("t1", engine_retries), SUB, clock.now())
     assert (job.tries, job.max_attempts - job.tries) == (tries, left)
     out = decide(
         job,
@@ -143,20 +150,28 @@ def test_the_runtime_s_failure_rule_gives_camunda_s_retries(
     assert (ms > 0) == (left > 0) and ms <= SUB.retry.ceiling(tries) * 1000
 
 
-def test_success_completes_with_the_variables_and_a_bpmn_result_is_a_bpmn_error() -> None:
+def test_success_completes_with_the_variables_and_a_kept_bpmn_error_is_sent_as_one() -> None:
     engine = FakeEngine()
     engine.tasks = [task("t1"), task("t2")]
-    src = source(engine)
+    heard: list[str] = []
+    src = CamundaSource(
+        engine,
+        {"orders": SUB},
+        poll_ms=lambda: 1000,
+        on_bpmn_error=lambda job, bpmn: heard.append(f"{job.id} {bpmn['code']}"),
+    )
     a, b = src.claim("w1", ["orders"], 2, 30.0).jobs
     ok = json.dumps({"variables": {"x": {"type": "Integer", "value": 1}}})
-    bpmn = json.dumps({BPMN_ERROR_KEY: {"code": "NO", "message": "why", "variables": {}}})
+    src.bpmn_errors["t2"] = {"code": "NO", "message": "why", "variables": {}}
+    error = ErrorInfo("BpmnErrorRaised", "NO: why")
     done = [
         Outcome(a.id, a.attempt, JobState.SUCCEEDED, result_json=ok),
-        Outcome(b.id, b.attempt, JobState.SUCCEEDED, result_json=bpmn),
+        Outcome(b.id, b.attempt, JobState.DEAD, error=error),
     ]
     assert src.finish(done) == [True, True]
     assert engine.calls[-2] == ("complete", "t1", "w1", {"x": {"type": "Integer", "value": 1}})
     assert engine.calls[-1] == ("bpmn", "t2", "w1", "NO", "why", {})
+    assert heard == ["t2 NO"] and src.bpmn_errors == {}
     assert src.finish(done) == [False, False], "a lease finished already is not this worker's"
 
 
@@ -195,3 +210,64 @@ def test_a_release_unlocks_and_nothing_is_reaped() -> None:
     assert src.release([Lease(a.id, a.attempt), Lease("nope", 1)]) == [True, False]
     assert engine.calls[-1] == ("unlock", "t1")
     assert src.reap() == [] and src.next_run_at(["orders"]) is None
+
+
+def test_a_task_that_cannot_be_read_is_given_back() -> None:
+    engine = FakeEngine()
+    engine.tasks = [{"id": "t1", "topicName": "orders", "variables": {"x": {"type": "Nope"}}}]
+    bad: list[str] = []
+    src = CamundaSource(
+        engine, {"orders": SUB}, poll_ms=lambda: 1000, on_bad_task=lambda i, e: bad.append(i)
+    )
+    assert src.claim("w1", ["orders"], 1, 30.0).jobs == [] and bad == ["t1"]
+    assert engine.calls[-1] == ("unlock", "t1")
+
+
+def sub_of(fn: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(SUB, handler=fn)
+
+
+def test_the_task_function_turns_a_handler_s_ends_into_what_finish_sends() -> None:
+    raw = {"id": "t1", "topicName": "orders", "variables": {"n": {"type": "Integer", "value": 2}}}
+
+    def double(task: ExternalTask) -> dict[str, Any]:
+        return {"doubled": task.get_variable("n") * 2}
+
+    def refuse(task: ExternalTask) -> None:
+        raise BpmnError("NO", "why", {"n": 1})
+
+    def wrong(task: ExternalTask) -> Any:
+        return [1]
+
+    kept: dict[str, dict[str, Any]] = {}
+    out = task_function(sub_of(double), kept)(raw)
+    assert list(out) == ["variables"] and out["variables"]["doubled"]["value"] == 4
+    with pytest.raises(BpmnErrorRaised):
+        task_function(sub_of(refuse), kept)(raw)
+    bpmn = kept["t1"]
+    assert (bpmn["code"], bpmn["message"], bpmn["variables"]["n"]["value"]) == ("NO", "why", 1)
+    assert not SUB.retry_on or not issubclass(BpmnErrorRaised, SUB.retry_on), "never retried"
+    with pytest.raises(TypeError, match="return a dict of output variables or None"):
+        task_function(sub_of(wrong), kept)(raw)
+
+
+def test_an_exception_the_subscription_does_not_retry_goes_to_an_incident() -> None:
+    engine = FakeEngine()
+    engine.tasks = [task("t1", 3)]
+    src = source(engine)
+    (job,) = src.claim("w1", ["orders"], 1, 30.0).jobs
+    error = ErrorInfo("ValueError", "bad input", "Traceback ...")
+    out = decide(
+        job, result_json=None, error=error, retryable=False, cancelled=False,
+        policy=SUB.retry, now=0.0,
+    )  # fmt: skip
+    assert src.finish([out]) == [True]
+    assert engine.calls[-1] == ("failure", "t1", "w1", "ValueError: bad input", 0, 0)
+
+
+def test_the_message_is_cut_where_camunda_cuts_it() -> None:
+    text = failure_message(ErrorInfo("RuntimeError", "x" * 2000))
+    assert len(text) == 666 and text.startswith("RuntimeError: xxx")
+    assert failure_message(ErrorInfo("RuntimeError", "")) == "RuntimeError"

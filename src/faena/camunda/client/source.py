@@ -8,7 +8,7 @@ worker runtime            Camunda REST
 ``heartbeat``             ``extendLock`` of each lease; 400/404 = the lease is lost
 ``finish`` succeeded      ``complete`` with the handler's output variables
 ``finish`` failed / dead  ``failure`` with ``retries`` left and ``retryTimeout``
-``finish`` BPMN error     ``bpmnError`` (a result marked by :data:`BPMN_ERROR_KEY`)
+``finish`` BPMN error     ``bpmnError`` (the handler raised :class:`BpmnError`)
 ``release``, cancelled    ``unlock``
 ``reap``                  nothing: the engine expires its own locks
 ``waker``                 readable after every claim: the next claim waits in the engine
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
 import socket
 import threading
@@ -41,14 +40,14 @@ import httpx
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
 from faena.camunda.client.engine import EngineError
 from faena.camunda.client.subscription import Subscription
+from faena.camunda.client.task import BpmnError, ExternalTask
 from faena.camunda.errors import ERROR_MESSAGE_LIMIT
+from faena.camunda.variables import to_typed_map
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import ErrorInfo, Job, Lease, Outcome
 from faena.core.states import JobState
 from faena.errors import BrokerError
 
-#: the key of a handler's result that ends its task with ``bpmnError``
-BPMN_ERROR_KEY = "bpmnError"
 #: the key of a handler's result that holds the typed output variables of ``complete``
 VARIABLES_KEY = "variables"
 #: seconds a long poll may take beyond its ``asyncResponseTimeout`` before it counts as failed
@@ -88,12 +87,13 @@ class Engine(Protocol):
     def unlock(self, task_id: str) -> None: ...
 
 
-def job_of(data: Mapping[str, Any], sub: Subscription, attempt: int, now: float) -> Job:
-    """A fetched task as the job the runtime runs (``attempt``: the lease's fencing token).
+def job_of(data: Mapping[str, Any], sub: Subscription, now: float) -> Job:
+    """A fetched task as the job the runtime runs.
 
-    ``tries`` is which attempt this is, from the retries the engine has left (1 when it set
-    none); ``max_attempts`` leaves the retries Camunda's rule gives: one fewer than the engine
-    had, or the subscription's count the first time."""
+    ``tries`` (and ``attempt``, which the events show) is which attempt this is, from the
+    retries the engine has left (1 when it set none); ``max_attempts`` leaves the retries
+    Camunda's rule gives: one fewer than the engine had, or the subscription's count the
+    first time. The engine fences the task by ``workerId``, not by attempt."""
     retries = data.get("retries")
     if not isinstance(retries, int) or isinstance(retries, bool):
         tries, left = 1, sub.retry.retries
@@ -110,7 +110,7 @@ def job_of(data: Mapping[str, Any], sub: Subscription, attempt: int, now: float)
         priority=int(data.get("priority") or 0),
         pool="default",
         pool_slots=1,
-        attempt=attempt,
+        attempt=tries,
         tries=tries,
         max_attempts=tries + left,
         timeout=None,
@@ -121,6 +121,43 @@ def job_of(data: Mapping[str, Any], sub: Subscription, attempt: int, now: float)
         lease_expires_at=now + sub.lock_ms / 1000,
         worker=str(data.get("workerId") or "") or None,
     )
+
+
+class BpmnErrorRaised(BaseException):
+    """A handler raised :class:`BpmnError`: the attempt ends, never retried (a
+    ``BaseException``, so no ``retry_on`` matches it), and :meth:`CamundaSource.finish`
+    sends ``bpmnError`` with what :func:`task_function` kept for the task."""
+
+
+def task_function(
+    sub: Subscription, bpmn_errors: dict[str, dict[str, Any]]
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The function the runtime runs for a task of ``sub``: its one argument the task's JSON
+    (:func:`job_of`), its result the handler's output as typed variables, which
+    :meth:`CamundaSource.finish` sends with ``complete``. A :class:`BpmnError` is kept in
+    ``bpmn_errors`` (by task id) and ends the attempt as :class:`BpmnErrorRaised`; any other
+    exception is a failure under the runtime's rule (``retry_on`` included)."""
+
+    def run(raw: dict[str, Any]) -> dict[str, Any]:
+        task = ExternalTask.from_json(raw)
+        try:
+            output = sub.handler(task)
+        except BpmnError as err:
+            bpmn_errors[task.id] = {
+                "code": err.error_code,
+                "message": err.error_message,
+                VARIABLES_KEY: to_typed_map(err.variables),
+            }
+            raise BpmnErrorRaised(str(err)) from None
+        if output is not None and not isinstance(output, Mapping):
+            raise TypeError(
+                f"handler {sub.task_name} returned {type(output).__name__}; return a dict of "
+                f"output variables or None"
+            )
+        return {VARIABLES_KEY: to_typed_map(output or {})}
+
+    run.__name__ = run.__qualname__ = sub.task_name
+    return run
 
 
 def failure_message(error: ErrorInfo | None) -> str:
@@ -162,7 +199,9 @@ class CamundaSource:
 
     ``subscriptions`` is read at every claim (the client may add topics while it runs);
     ``poll_ms()`` is the ``asyncResponseTimeout`` of the next claim; ``on_bad_task(id, exc)``
-    hears of a fetched task that could not be read (it is unlocked)."""
+    hears of a fetched task that could not be read (it is unlocked), ``on_bpmn_error(job,
+    bpmn)`` of a ``bpmnError`` the engine took. :attr:`bpmn_errors` is what
+    :func:`task_function` fills."""
 
     kind = "camunda"
     #: the slots report and claim on their own threads: a long poll never holds up a report
@@ -177,6 +216,7 @@ class CamundaSource:
         use_priority: bool = True,
         clock: Clock = SYSTEM_CLOCK,
         on_bad_task: Callable[[str, Exception], None] = lambda task_id, exc: None,
+        on_bpmn_error: Callable[[Job, dict[str, Any]], None] = lambda job, bpmn: None,
     ) -> None:
         self._engine = engine
         self._subscriptions = subscriptions
@@ -184,9 +224,11 @@ class CamundaSource:
         self._use_priority = use_priority
         self._clock = clock
         self._on_bad_task = on_bad_task
+        self._on_bpmn_error = on_bpmn_error
+        #: the BPMN errors handlers raised, by task id, until their outcome is sent
+        self.bpmn_errors: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._held: dict[Lease, Job] = {}  # leases granted and not finished or released
-        self._attempts = itertools.count(1)
         self._wakers: list[PollWaker] = []
 
     # claiming ----------------------------------------------------------------------------
@@ -233,7 +275,8 @@ class CamundaSource:
                     f"task {task_id} is of topic {data.get('topicName')!r}, "
                     f"which this client does not subscribe to"
                 )
-            job = job_of(data, sub, next(self._attempts), now)
+            ExternalTask.from_json(data)  # a task its handler could not read: given back
+            job = job_of(data, sub, now)
         except (ValueError, KeyError, TypeError) as exc:
             self._on_bad_task(task_id, exc)
             self._unlock_quietly(task_id)
@@ -297,15 +340,14 @@ class CamundaSource:
         worker = job.worker or ""
         state = outcome.state
         send: Callable[[], object]
-        if state is JobState.SUCCEEDED:
+        bpmn = self.bpmn_errors.get(job.id)
+        if bpmn is not None and state is JobState.DEAD:
+            send = self._bpmn_error(job, worker, bpmn)
+        elif state is JobState.SUCCEEDED:
             result = json.loads(outcome.result_json or "null")
             result = result if isinstance(result, dict) else {}
-            bpmn = result.get(BPMN_ERROR_KEY)
-            if isinstance(bpmn, dict):
-                send = self._bpmn_error(job, worker, bpmn)
-            else:
-                variables = result.get(VARIABLES_KEY) or {}
-                send = functools.partial(self._engine.complete, job.id, worker, variables)
+            variables = result.get(VARIABLES_KEY) or {}
+            send = functools.partial(self._engine.complete, job.id, worker, variables)
         elif state in (JobState.FAILED, JobState.DEAD):
             send = self._failure(job, worker, outcome)
         else:  # cancelled: Camunda has no such end; the task goes back to the engine
@@ -318,6 +360,9 @@ class CamundaSource:
             ok = True
         with self._lock:
             self._held.pop(outcome.lease, None)
+        self.bpmn_errors.pop(job.id, None)
+        if ok and bpmn is not None and state is JobState.DEAD:
+            self._on_bpmn_error(job, bpmn)
         return ok
 
     def _bpmn_error(self, job: Job, worker: str, bpmn: dict[str, Any]) -> Callable[[], None]:
@@ -353,6 +398,7 @@ class CamundaSource:
                 ok = False
             with self._lock:
                 self._held.pop(lease, None)
+            self.bpmn_errors.pop(job.id, None)
             out.append(ok)
         return out
 
