@@ -13,13 +13,8 @@ import httpx
 import pytest
 
 from faena.camunda.client.engine import EngineError
-from faena.camunda.client.source import (
-    BpmnErrorRaised,
-    CamundaSource,
-    failure_message,
-    job_of,
-    task_function,
-)
+from faena.camunda.client.jobs import BpmnErrorRaised, failure_message, job_of, task_function
+from faena.camunda.client.source import CamundaSource
 from faena.camunda.client.subscription import subscription
 from faena.camunda.client.task import BpmnError, ExternalTask
 from faena.core.clock import ManualClock
@@ -271,3 +266,18 @@ def test_the_message_is_cut_where_camunda_cuts_it() -> None:
     text = failure_message(ErrorInfo("RuntimeError", "x" * 2000))
     assert len(text) == 666 and text.startswith("RuntimeError: xxx")
     assert failure_message(ErrorInfo("RuntimeError", "")) == "RuntimeError"
+
+
+def test_a_lock_that_may_be_another_worker_s_is_never_unlocked() -> None:
+    clock = ManualClock()
+    engine = FakeEngine()
+    engine.tasks = [task("t1"), task("t2"), task("t3")]
+    src = source(engine, clock)
+    a, b, c = src.claim("w1", ["orders"], 3, 30.0).jobs
+    engine.fail["extend"] = EngineError(400, None, "locked by another worker", None)
+    assert src.heartbeat("w1", [Lease(a.id, a.attempt)], 9.0).lost == {"t1"}
+    assert src.release([Lease(a.id, a.attempt)]) == [False], "lost: not unlocked"
+    clock.advance(SUB.lock_ms / 1000)  # t2's and t3's locks ran out unrenewed
+    assert src.release([Lease(b.id, b.attempt)]) == [False]
+    assert src.finish([Outcome(c.id, c.attempt, JobState.CANCELLED)]) == [False]
+    assert not [call for call in engine.calls if call[0] == "unlock"]

@@ -35,7 +35,8 @@ from typing import Any
 
 from faena.app import App
 from faena.camunda.client.engine import EngineClient, engine_root
-from faena.camunda.client.source import CamundaSource, task_function
+from faena.camunda.client.jobs import task_function
+from faena.camunda.client.source import CamundaSource
 from faena.camunda.client.subscription import Handler, Subscription, subscription, to_ms
 from faena.core import events as ev
 from faena.core.clock import SYSTEM_CLOCK, Clock

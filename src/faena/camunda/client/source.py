@@ -9,16 +9,18 @@ worker runtime            Camunda REST
 ``finish`` succeeded      ``complete`` with the handler's output variables
 ``finish`` failed / dead  ``failure`` with ``retries`` left and ``retryTimeout``
 ``finish`` BPMN error     ``bpmnError`` (the handler raised :class:`BpmnError`)
-``release``, cancelled    ``unlock``
+``release``, cancelled    ``unlock`` (only while the lock is this worker's, as far as it
+                          knows: ``unlock`` names no worker)
 ``reap``                  nothing: the engine expires its own locks
 ``waker``                 readable after every claim: the next claim waits in the engine
 ========================  ==========================================================
 
 A fetched task becomes a :class:`~faena.core.job.Job` whose one argument is the task's JSON,
 whose ``task`` is the subscription's handler name and whose ``tries``/``max_attempts`` are
-read from the retries the engine has left (:func:`job_of`), so the runtime's failure rule
-(:func:`faena.core.outcomes.decide`) gives Camunda's: one retry fewer than the engine had, or
-the subscription's count the first time, after the subscription's back-off.
+read from the retries the engine has left (:func:`~faena.camunda.client.jobs.job_of`), so the
+runtime's failure rule (:func:`faena.core.outcomes.decide`) gives Camunda's: one retry fewer
+than the engine had, or the subscription's count the first time, after the subscription's
+back-off.
 
 A call that fails in transit or with a 5xx/optimistic-locking answer raises
 :class:`~faena.errors.BrokerError`: the runtime backs off and sends the outcomes again; the
@@ -39,17 +41,14 @@ import httpx
 
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
 from faena.camunda.client.engine import EngineError
+from faena.camunda.client.jobs import VARIABLES_KEY, failure_message, job_of
 from faena.camunda.client.subscription import Subscription
-from faena.camunda.client.task import BpmnError, ExternalTask
-from faena.camunda.errors import ERROR_MESSAGE_LIMIT
-from faena.camunda.variables import to_typed_map
+from faena.camunda.client.task import ExternalTask
 from faena.core.clock import SYSTEM_CLOCK, Clock
-from faena.core.job import ErrorInfo, Job, Lease, Outcome
+from faena.core.job import Job, Lease, Outcome
 from faena.core.states import JobState
 from faena.errors import BrokerError
 
-#: the key of a handler's result that holds the typed output variables of ``complete``
-VARIABLES_KEY = "variables"
 #: seconds a long poll may take beyond its ``asyncResponseTimeout`` before it counts as failed
 POLL_SLACK_SECONDS = 10.0
 
@@ -87,87 +86,6 @@ class Engine(Protocol):
     def unlock(self, task_id: str) -> None: ...
 
 
-def job_of(data: Mapping[str, Any], sub: Subscription, now: float) -> Job:
-    """A fetched task as the job the runtime runs.
-
-    ``tries`` (and ``attempt``, which the events show) is which attempt this is, from the
-    retries the engine has left (1 when it set none); ``max_attempts`` leaves the retries
-    Camunda's rule gives: one fewer than the engine had, or the subscription's count the
-    first time. The engine fences the task by ``workerId``, not by attempt."""
-    retries = data.get("retries")
-    if not isinstance(retries, int) or isinstance(retries, bool):
-        tries, left = 1, sub.retry.retries
-    else:
-        tries = max(sub.retry.max_attempts - retries + 1, 1)
-        left = max(retries - 1, 0)
-    return Job(
-        id=str(data["id"]),
-        task=sub.task_name,
-        queue=sub.topic,
-        args_json=json.dumps([dict(data)]),
-        kwargs_json="{}",
-        state=JobState.RUNNING,
-        priority=int(data.get("priority") or 0),
-        pool="default",
-        pool_slots=1,
-        attempt=tries,
-        tries=tries,
-        max_attempts=tries + left,
-        timeout=None,
-        idempotency_key=None,
-        enqueued_at=now,
-        run_at=now,
-        started_at=now,
-        lease_expires_at=now + sub.lock_ms / 1000,
-        worker=str(data.get("workerId") or "") or None,
-    )
-
-
-class BpmnErrorRaised(BaseException):
-    """A handler raised :class:`BpmnError`: the attempt ends, never retried (a
-    ``BaseException``, so no ``retry_on`` matches it), and :meth:`CamundaSource.finish`
-    sends ``bpmnError`` with what :func:`task_function` kept for the task."""
-
-
-def task_function(
-    sub: Subscription, bpmn_errors: dict[str, dict[str, Any]]
-) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The function the runtime runs for a task of ``sub``: its one argument the task's JSON
-    (:func:`job_of`), its result the handler's output as typed variables, which
-    :meth:`CamundaSource.finish` sends with ``complete``. A :class:`BpmnError` is kept in
-    ``bpmn_errors`` (by task id) and ends the attempt as :class:`BpmnErrorRaised`; any other
-    exception is a failure under the runtime's rule (``retry_on`` included)."""
-
-    def run(raw: dict[str, Any]) -> dict[str, Any]:
-        task = ExternalTask.from_json(raw)
-        try:
-            output = sub.handler(task)
-        except BpmnError as err:
-            bpmn_errors[task.id] = {
-                "code": err.error_code,
-                "message": err.error_message,
-                VARIABLES_KEY: to_typed_map(err.variables),
-            }
-            raise BpmnErrorRaised(str(err)) from None
-        if output is not None and not isinstance(output, Mapping):
-            raise TypeError(
-                f"handler {sub.task_name} returned {type(output).__name__}; return a dict of "
-                f"output variables or None"
-            )
-        return {VARIABLES_KEY: to_typed_map(output or {})}
-
-    run.__name__ = run.__qualname__ = sub.task_name
-    return run
-
-
-def failure_message(error: ErrorInfo | None) -> str:
-    """Camunda's ``errorMessage`` of a failed attempt: ``Type: message``, cut where it cuts."""
-    if error is None:
-        return "failed"
-    text = f"{error.type}: {error.message}" if error.message else error.type
-    return text[:ERROR_MESSAGE_LIMIT]
-
-
 class PollWaker:
     """Readable after every claim: the worker claims again whenever a slot is free, and that
     claim waits in the engine (a long poll) instead of the worker waiting here."""
@@ -201,7 +119,7 @@ class CamundaSource:
     ``poll_ms()`` is the ``asyncResponseTimeout`` of the next claim; ``on_bad_task(id, exc)``
     hears of a fetched task that could not be read (it is unlocked), ``on_bpmn_error(job,
     bpmn)`` of a ``bpmnError`` the engine took. :attr:`bpmn_errors` is what
-    :func:`task_function` fills."""
+    :func:`~faena.camunda.client.jobs.task_function` fills."""
 
     kind = "camunda"
     #: the slots report and claim on their own threads: a long poll never holds up a report
@@ -229,6 +147,10 @@ class CamundaSource:
         self.bpmn_errors: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._held: dict[Lease, Job] = {}  # leases granted and not finished or released
+        #: when each held lock runs out as far as this side knows (the source's clock): an
+        #: ``unlock`` names no worker, so a lock that may be another worker's by now is never
+        #: unlocked from here
+        self._until: dict[Lease, float] = {}
         self._wakers: list[PollWaker] = []
 
     # claiming ----------------------------------------------------------------------------
@@ -282,7 +204,9 @@ class CamundaSource:
             self._unlock_quietly(task_id)
             return None
         with self._lock:
-            self._held[Lease(job.id, job.attempt)] = job
+            lease = Lease(job.id, job.attempt)
+            self._held[lease] = job
+            self._until[lease] = now + sub.lock_ms / 1000
         return job
 
     def finish_and_claim(
@@ -312,15 +236,21 @@ class CamundaSource:
                 continue
             sub = self._subscriptions.get(job.queue)
             lock_ms = sub.lock_ms if sub is not None else int(lease_seconds * 1000)
+            sent = self._clock.now()
             try:
                 self._engine.extend_lock(job.id, worker, lock_ms)
             except EngineError as exc:
                 if exc.lock_lost:
                     lost.add(job.id)
+                    self._forget(lease)  # another worker's now, or gone: never sent again
                 else:
                     failed.append(exc)
             except httpx.HTTPError as exc:
                 failed.append(exc)
+            else:
+                with self._lock:
+                    if lease in self._until:
+                        self._until[lease] = sent + lock_ms / 1000
         if failed and len(failed) == len(leases):
             raise BrokerError(f"extendLock failed for all {len(leases)} tasks: {failed[0]}")
         return HeartbeatResult(lost=frozenset(lost))
@@ -350,17 +280,18 @@ class CamundaSource:
             send = functools.partial(self._engine.complete, job.id, worker, variables)
         elif state in (JobState.FAILED, JobState.DEAD):
             send = self._failure(job, worker, outcome)
-        else:  # cancelled: Camunda has no such end; the task goes back to the engine
+        elif self._lock_held(outcome.lease):  # cancelled (no such end in Camunda): given back
             send = functools.partial(self._engine.unlock, job.id)
+        else:  # its lock may be another worker's by now: left alone
+            self._forget(outcome.lease)
+            return False
         try:
             self._call(send)
         except _LockLost:
             ok = False
         else:
             ok = True
-        with self._lock:
-            self._held.pop(outcome.lease, None)
-        self.bpmn_errors.pop(job.id, None)
+        self._forget(outcome.lease)
         if ok and bpmn is not None and state is JobState.DEAD:
             self._on_bpmn_error(job, bpmn)
         return ok
@@ -388,7 +319,8 @@ class CamundaSource:
         out = []
         for lease in leases:
             job = self._job_held(lease)
-            if job is None:
+            if job is None or not self._lock_held(lease):
+                self._forget(lease)  # its lock may be another worker's by now: left alone
                 out.append(False)
                 continue
             try:
@@ -396,9 +328,7 @@ class CamundaSource:
                 ok = True
             except _LockLost:
                 ok = False
-            with self._lock:
-                self._held.pop(lease, None)
-            self.bpmn_errors.pop(job.id, None)
+            self._forget(lease)
             out.append(ok)
         return out
 
@@ -418,6 +348,19 @@ class CamundaSource:
     def _job_held(self, lease: Lease) -> Job | None:
         with self._lock:
             return self._held.get(lease)
+
+    def _lock_held(self, lease: Lease) -> bool:
+        """Whether the engine holds the task's lock for this worker still, as far as this
+        side knows: extended (or granted) less than a lock ago."""
+        with self._lock:
+            until = self._until.get(lease)
+        return until is not None and self._clock.now() < until
+
+    def _forget(self, lease: Lease) -> None:
+        with self._lock:
+            self._held.pop(lease, None)
+            self._until.pop(lease, None)
+        self.bpmn_errors.pop(lease.job_id, None)
 
     def _call(self, send: Callable[[], Any]) -> Any:
         """Run one engine call: a lost lock raises :class:`_LockLost`; a failure in transit,
