@@ -281,3 +281,17 @@ def test_a_lock_that_may_be_another_worker_s_is_never_unlocked() -> None:
     assert src.release([Lease(b.id, b.attempt)]) == [False]
     assert src.finish([Outcome(c.id, c.attempt, JobState.CANCELLED)]) == [False]
     assert not [call for call in engine.calls if call[0] == "unlock"]
+
+
+def test_a_turn_that_reports_takes_what_is_there_and_only_an_idle_claim_long_polls() -> None:
+    engine = FakeEngine()
+    engine.tasks = [task("t1"), task("t2")]
+    src = source(engine)
+    (a,) = src.claim("w1", ["orders"], 1, 30.0).jobs
+    accepted, claim = src.finish_and_claim(
+        [Outcome(a.id, a.attempt, JobState.SUCCEEDED)], "w1", ["orders"], 1, 30.0
+    )
+    assert accepted == [True] and [j.id for j in claim.jobs] == ["t2"]
+    fetches = [call[1] for call in engine.calls if call[0] == "fetch"]
+    assert fetches[0]["asyncResponseTimeout"] == 20_000
+    assert "asyncResponseTimeout" not in fetches[1], "no long poll on a slot's turn"

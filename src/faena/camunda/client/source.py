@@ -158,18 +158,24 @@ class CamundaSource:
         self, worker: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> ClaimResult:
         """``fetchAndLock`` for up to ``limit`` tasks of the subscribed topics among
-        ``queues`` (each locked for its subscription's ``lock_duration``)."""
+        ``queues`` (each locked for its subscription's ``lock_duration``), long-polling."""
+        return self._claim(worker, queues, limit, long_poll=True)
+
+    def _claim(
+        self, worker: str, queues: Sequence[str], limit: int, long_poll: bool
+    ) -> ClaimResult:
         subs = [s for s in list(self._subscriptions.values()) if s.topic in queues or not queues]
         if limit <= 0 or not subs:
             return ClaimResult()
-        wait_ms = self._poll_ms()
-        body = {
+        wait_ms = self._poll_ms() if long_poll else 0
+        body: dict[str, Any] = {
             "workerId": worker,
             "maxTasks": limit,
             "usePriority": self._use_priority,
-            "asyncResponseTimeout": wait_ms,
             "topics": [s.topic_json() for s in subs],
         }
+        if wait_ms:
+            body["asyncResponseTimeout"] = wait_ms
         fetch = functools.partial(
             self._engine.fetch_and_lock, body, wait_ms / 1000 + POLL_SLACK_SECONDS
         )
@@ -217,8 +223,14 @@ class CamundaSource:
         limit: int,
         lease_seconds: float,
     ) -> tuple[list[bool], ClaimResult]:
-        accepted = self.finish(outcomes) if outcomes else []
-        return accepted, self.claim(worker, queues, limit, lease_seconds)
+        """``finish``, then a claim that long-polls only when nothing was reported: a slot
+        whose task ended reports it and takes what is there at once, on its own thread,
+        while the one long poll waits on the worker's main thread (the waker sends it back
+        there once this claim is answered)."""
+        if not outcomes:
+            return [], self.claim(worker, queues, limit, lease_seconds)
+        accepted = self.finish(outcomes)
+        return accepted, self._claim(worker, queues, limit, long_poll=False)
 
     # keeping -----------------------------------------------------------------------------
     def heartbeat(
