@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from faena.app import App
+from faena.brokers.protocol import WorkerSource
 from faena.core import events as ev
 from faena.core import outcomes
 from faena.core.backoff import Backoff
@@ -67,9 +68,11 @@ class Worker:
         install_signals: bool = True,
         prefetch: int = 0,
         log_sink: LogSink | None = None,
+        source: WorkerSource | None = None,
     ) -> None:
         """``log_sink``: where the events' lines go and when they are written out (default:
-        the app's, ``app.log_sink``)."""
+        the app's, ``app.log_sink``). ``source``: where jobs come from (default: the app's
+        broker); any :class:`~faena.brokers.protocol.WorkerSource`, e.g. a Camunda engine."""
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
         if prefetch < 0:
@@ -77,6 +80,7 @@ class Worker:
                 f"prefetch must be >= 0 (jobs claimed ahead of a free slot), got {prefetch}"
             )
         self.app = app
+        self._source = source
         self.queues = queues or sorted({t.options.queue for t in app.tasks.values()} or {"default"})
         self.concurrency = concurrency
         self.prefetch = prefetch
@@ -110,6 +114,11 @@ class Worker:
         self._log.attach(app.events)
 
     @property
+    def source(self) -> WorkerSource:
+        """Where this worker claims jobs and reports them: the app's broker unless given."""
+        return self.app.broker if self._source is None else self._source
+
+    @property
     def ready(self) -> bool:  # started, not draining, the broker answers: /readyz
         return self._serving and not self._outage.active
 
@@ -137,7 +146,7 @@ class Worker:
 
     # main loop -----------------------------------------------------------------------
     def run(self) -> int:
-        broker = self.app.broker
+        broker = self.source
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._signal)
             signal.signal(signal.SIGINT, self._signal)
@@ -165,7 +174,7 @@ class Worker:
             queues=self.queues,
             concurrency=self.concurrency,
             broker=broker.kind,
-            store=self.app.store,
+            store=self.app.store if self._source is None else broker.kind,
             status="started",
         )
         try:
@@ -237,7 +246,7 @@ class Worker:
             outcomes_ = earlier + decide_all(results, entries, self.app.clock.now(), self._rng)
             if outcomes_ or limit > 0:
                 asked = self.app.clock.now()  # the leases granted run from here at least
-                accepted, claim = self.app.broker.finish_and_claim(
+                accepted, claim = self.source.finish_and_claim(
                     [o for _, o in outcomes_],
                     self.name,
                     self.queues,
@@ -319,7 +328,7 @@ class Worker:
                 timeout = min(timeout, max(d - now_m, 0.001))
         if self._ledger.has_room() and not saturated:
             # (saturated: the claim said a job is due and held back; no need to ask when)
-            nxt = self.app.broker.next_run_at(self.queues)
+            nxt = self.source.next_run_at(self.queues)
             if nxt is not None:
                 due_in = nxt - self.app.clock.now()
                 # a job due already that the last claim left behind waits for a slot of its
@@ -362,7 +371,7 @@ class Worker:
             if kind is Isolation.THREAD:
                 # a slot that can call the broker alongside the others takes its own turns;
                 # with prefetch, it starts the next job itself and the main thread reports
-                self._turns_on_slots = self.app.broker.parallel_calls and not self.prefetch
+                self._turns_on_slots = self.source.parallel_calls and not self.prefetch
                 ended = self._job_ended if self._turns_on_slots else None
                 if self.prefetch:
                     ended = self._job_ended_buffered
