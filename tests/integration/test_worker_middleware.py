@@ -18,7 +18,7 @@ import pytest
 
 import faena
 from faena.core import events as ev
-from faena.core.middleware import Middleware
+from faena.core.middleware import Middleware, WorkerInfo
 from faena.errors import JobFailedError
 from faena.worker import Worker
 
@@ -38,6 +38,13 @@ class Gate(Middleware):
         self.refused = 0
         self.granted: list[int] = []
         self.claimed = 0
+        self.lifecycle: list[tuple[str, WorkerInfo]] = []
+
+    def on_worker_start(self, worker: WorkerInfo) -> None:
+        self.lifecycle.append(("start", worker))
+
+    def on_worker_stop(self, worker: WorkerInfo) -> None:
+        self.lifecycle.append(("stop", worker))
 
     def before_claim(self, queues: Sequence[str], limit: int) -> int:
         if not self.open.is_set():
@@ -98,6 +105,8 @@ def test_a_refused_claim_leaves_jobs_queued_until_the_middleware_allows(
     finally:
         w.stop(graceful=False)
         t.join(20)
+    info = WorkerInfo(w.name, tuple(w.queues), 2)
+    assert gate.lifecycle == [("start", info), ("stop", info)]
 
 
 def test_a_before_claim_that_raises_skips_the_turn_and_is_logged(sqlite_app: faena.App) -> None:
@@ -127,7 +136,7 @@ import asyncio
 import os
 
 import faena
-from faena.core.middleware import Middleware
+from faena.core.middleware import Middleware, WorkerInfo
 
 LOG = {log!r}
 
