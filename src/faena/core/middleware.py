@@ -16,14 +16,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 from faena.core.job import Job, Outcome
 from faena.errors import MiddlewareError
 
 T = TypeVar("T")
 
-HOOKS = (
+Hook = Literal[
     "on_worker_start",
     "on_worker_stop",
     "before_claim",
@@ -32,7 +32,8 @@ HOOKS = (
     "around_execute",
     "around_execute_async",
     "after_execute",
-)
+]
+HOOKS: tuple[Hook, ...] = get_args(Hook)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ class HookFailure:
     """A middleware hook raised: what the chain tells its error reporter."""
 
     middleware: str
-    hook: str
+    hook: Hook
     error: Exception
     job: Job | None = None
 
@@ -124,7 +125,7 @@ def _ignore(failure: HookFailure) -> None:
     pass
 
 
-def _overrides(m: Middleware, hook: str) -> bool:
+def _overrides(m: Middleware, hook: Hook) -> bool:
     return getattr(type(m), hook) is not getattr(Middleware, hook)
 
 
@@ -138,7 +139,7 @@ class _Inner:
         self.raised: BaseException | None = None
 
 
-def _own_error(m: Middleware, hook: str, job: Job, exc: Exception) -> MiddlewareError:
+def _own_error(m: Middleware, hook: Hook, job: Job, exc: Exception) -> MiddlewareError:
     return MiddlewareError(
         f"middleware {m.name!r} raised {type(exc).__name__} in {hook} for job {job.id} "
         f"({job.task}): {exc}; the attempt fails as if the job had raised it (fix the "
@@ -165,7 +166,7 @@ class Chain:
     ) -> None:
         self.on_error = on_error or _ignore
         self._all: list[Middleware] = []
-        self._by_hook: dict[str, list[Middleware]] = {hook: [] for hook in HOOKS}
+        self._by_hook: dict[Hook, list[Middleware]] = {hook: [] for hook in HOOKS}
         for m in middleware:
             self.add(m)
 
@@ -187,11 +188,11 @@ class Chain:
     def __len__(self) -> int:
         return len(self._all)
 
-    def has(self, hook: str) -> bool:
+    def has(self, hook: Hook) -> bool:
         """Whether any middleware overrides ``hook`` (else the caller may skip it)."""
         return bool(self._by_hook[hook])
 
-    def _report(self, m: Middleware, hook: str, exc: Exception, job: Job | None) -> None:
+    def _report(self, m: Middleware, hook: Hook, exc: Exception, job: Job | None) -> None:
         # a reporter that fails must not stop the worker either
         with contextlib.suppress(Exception):
             self.on_error(HookFailure(m.name, hook, exc, job))
