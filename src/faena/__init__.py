@@ -4,6 +4,7 @@ from faena.app import App
 from faena.context import current_job
 from faena.core.clock import Clock, ManualClock, SystemClock
 from faena.core.job import ErrorInfo, Job
+from faena.core.middleware import Attempt, Middleware, WorkerInfo
 from faena.core.options import Isolation
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
@@ -14,6 +15,7 @@ from faena.errors import (
     InvalidValueError,
     JobFailedError,
     JobNotFoundError,
+    MiddlewareError,
     PayloadError,
     SchemaError,
     StoreNotFoundError,
@@ -26,6 +28,7 @@ from faena.version import __version__ as __version__
 
 __all__ = [
     "App",
+    "Attempt",
     "BrokerError",
     "Clock",
     "ConfigError",
@@ -39,6 +42,8 @@ __all__ = [
     "JobNotFoundError",
     "JobState",
     "ManualClock",
+    "Middleware",
+    "MiddlewareError",
     "PayloadError",
     "RetryPolicy",
     "SchemaError",
@@ -48,5 +53,6 @@ __all__ = [
     "UnknownPoolError",
     "UnknownTaskError",
     "WaitTimeoutError",
+    "WorkerInfo",
     "current_job",
 ]

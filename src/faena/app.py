@@ -16,6 +16,7 @@ from faena.core.events import JOB_ENQUEUED, Event, EventBus
 from faena.core.job import NewJob, new_job_id, new_job_ids
 from faena.core.lease import DEFAULT_LEASE_SECONDS, check_lease
 from faena.core.logsink import LogSink
+from faena.core.middleware import Chain, Middleware
 from faena.core.options import (
     DEFAULT_QUEUE,
     ENQUEUE_OPTION_NAMES,
@@ -61,7 +62,8 @@ class App:
     The broker is opened (and its schema created or migrated, pools and parallelism applied)
     on first use. Pools declared here are created or resized then: the code is the source of
     truth, ``faena pools set`` adjusts sizes until the next start. ``log_sink``: where its
-    workers' event lines go (:data:`faena.core.logsink.NO_LOGS`: nowhere).
+    workers' event lines go (:data:`faena.core.logsink.NO_LOGS`: nowhere). ``middleware``:
+    hooks around its workers' claims and runs, the first outermost (docs/middleware.md).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class App:
         max_payload_bytes: int = payload.DEFAULT_MAX_PAYLOAD_BYTES,
         clock: Clock = SYSTEM_CLOCK,
         log_sink: LogSink | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.pools = check_pools(pools or {})
         if parallelism is not None and parallelism < 1:
@@ -88,6 +91,10 @@ class App:
         self.log_sink: LogSink = default_log_sink() if log_sink is None else log_sink
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.import_path: str | None = None  # "module:attr", set by the CLI
+        #: hooks around every worker's claims and runs, the first outermost (see
+        #: :mod:`faena.core.middleware`); a process job's child imports the app, so it
+        #: runs the ``around_execute`` of these (registered at import time) too
+        self.middleware: list[Middleware] = list(Chain(middleware))
         self._broker_arg = broker
         self._broker: Broker | None = None
         self._existing = False

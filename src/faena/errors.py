@@ -87,3 +87,13 @@ class CorruptJobError(FaenaError):
         self.job_id = job_id
         self.field = field
         self.value = value
+
+
+class MiddlewareError(FaenaError):
+    """A middleware's ``around_execute`` raised an exception of its own (not the job's): the
+    attempt fails as if the job had raised it, and the message names the middleware."""
+
+    def __init__(self, message: str, *, middleware: str, hook: str) -> None:
+        super().__init__(message)
+        self.middleware = middleware
+        self.hook = hook

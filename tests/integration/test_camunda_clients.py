@@ -25,7 +25,7 @@ from tests.integration.test_camunda_support import (
     wait_settled,
 )
 
-from faena.camunda.tasks import BPMN_ERROR, FAILURE
+from faena.camunda.server.tasks import BPMN_ERROR, FAILURE
 from faena.core.states import JobState
 
 pytestmark = pytest.mark.slow
@@ -175,6 +175,34 @@ def test_a_second_signal_unlocks_at_once(server: Server, tmp_path: Path) -> None
     assert '"event": "job.released"' in log, log
     status, _, body = http("GET", f"{server.engine}/external-task/{job_id}")
     assert status == 200 and json.loads(body)["workerId"] is None, "unlocked for another worker"
+
+
+def test_faena_s_client_rides_out_an_engine_restart(tmp_path: Path) -> None:
+    """faena's client runs on the worker runtime: a report the engine cannot take (it is down)
+    is kept and sent again after the runtime's back-off, once the engine is back, while the
+    lock still holds; the outage is logged once, and its end."""
+    broker = broker_url("sqlite", tmp_path)
+    with running_server(broker, tmp_path) as first:
+        port = int(first.url.rsplit(":", 1)[1])
+        job_id = enqueue(first.app(), "slow", seconds=2.0)
+        worker = start_worker("faena", first, tmp_path, "faena-outage", LOCK_MS="15000")
+
+        def locked() -> bool:
+            status, _, body = http("GET", f"{first.engine}/external-task/{job_id}")
+            return status == 200 and json.loads(body)["workerId"] == "faena-outage"
+
+        wait_for(locked, 30, "the worker to lock the task")
+    try:  # the engine is down now: the handler ends meanwhile and its report fails
+        wait_for(lambda: '"worker.broker_unavailable"' in worker.log.read_text(), 20, "the outage")
+        with running_server(broker, tmp_path, port=port) as second:
+            job = wait_settled(second.app(), [job_id], timeout=30)[job_id]
+            assert job.state is JobState.SUCCEEDED, job
+            wait_for(lambda: '"worker.broker_recovered"' in worker.log.read_text(), 20, "recovery")
+            worker.stop()  # while the engine answers: the stop is not an outage
+    finally:
+        worker.stop()
+    log = worker.log.read_text()
+    assert log.count('"worker.broker_unavailable"') == 1, log
 
 
 def test_the_docs_seed_example_runs_as_written(tmp_path: Path) -> None:

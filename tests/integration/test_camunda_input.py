@@ -20,7 +20,7 @@ from faena.camunda.variables import parse_date
 from faena.core.states import JobState
 from faena.web import create_app
 
-#: the limits docs/camunda.md promises (faena.camunda.requests)
+#: the limits docs/camunda.md promises (faena.camunda.server.requests)
 MAX_DURATION_MS = 30 * 24 * 3600 * 1000
 MAX_TASKS = 1000
 MAX_RETRIES = 1_000_000

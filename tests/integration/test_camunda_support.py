@@ -87,9 +87,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(broker: str, log_dir: Path, *extra: str) -> Iterator[Server]:
-    port = free_port()
-    log = log_dir / f"server-{port}.log"
+def running_server(
+    broker: str, log_dir: Path, *extra: str, port: int | None = None
+) -> Iterator[Server]:
+    port = port or free_port()
+    log = log_dir / f"server-{port}-{time.monotonic_ns()}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [

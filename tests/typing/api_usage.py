@@ -7,7 +7,29 @@ so if faena's types stopped refusing that line, the check fails.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 import faena
+
+T = TypeVar("T")
+
+
+class Throttle(faena.Middleware):
+    def before_claim(self, queues: Sequence[str], limit: int) -> int:
+        return min(limit, 2)
+
+    def around_execute(self, job: faena.Job, call: Callable[[], T]) -> T:
+        return call()
+
+    def after_execute(self, attempt: faena.Attempt) -> None:
+        assert attempt.outcome.state in faena.JobState
+
+
+class Wrong(faena.Middleware):
+    def before_claim(self, queues: Sequence[str], limit: int) -> str:  # type: ignore[override]
+        return "all"
+
 
 app = faena.App(broker="memory://", pools={"etl_pool": 24})
 
@@ -39,7 +61,10 @@ rows: dict[str, int] = load_table("users", "2026-11-27")  # a task is still its 
 handle = app.enqueue("myproject.jobs.load_table", ["users", "2026-11-27"], timeout=30.0)
 task: faena.Task[[str, str], dict[str, int]] = load_table
 
+with_middleware = faena.App(broker="memory://", middleware=[Throttle()])
+
 # refused --------------------------------------------------------------------------------
+faena.App(middleware=[object()])  # type: ignore[list-item]
 load_table.enqueue(1, 2, 3, nonsense=True)  # type: ignore[arg-type, call-arg]
 load_table.enqueue("users", 2026)  # type: ignore[arg-type]
 load_table.enqueue("users")  # type: ignore[call-arg]

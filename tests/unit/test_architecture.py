@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     "observability": {"brokers", "core", "errors"},
     "worker": {"app", "brokers", "context", "core", "errors", "task"},
     "autoscale": {"brokers", "core", "errors", "observability"},
-    "camunda": {"brokers", "core", "defaults", "errors", "shutdown", "web.body"},
+    # the client runs on the worker runtime (camunda/client/); the server side needs neither
+    "camunda": {"app", "brokers", "core", "defaults", "errors", "shutdown", "web.body", "worker"},
     "web": {"app", "camunda", "core", "errors", "observability", "version"},
     "faena": {"app", "context", "core", "errors", "task", "version"},
 }

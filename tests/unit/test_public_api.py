@@ -10,6 +10,7 @@ from faena.errors import ConfigError
 
 EXPORTED = [
     "App",
+    "Attempt",
     "BrokerError",
     "Clock",
     "ConfigError",
@@ -23,6 +24,8 @@ EXPORTED = [
     "JobNotFoundError",
     "JobState",
     "ManualClock",
+    "Middleware",
+    "MiddlewareError",
     "PayloadError",
     "RetryPolicy",
     "SchemaError",
@@ -32,6 +35,7 @@ EXPORTED = [
     "UnknownPoolError",
     "UnknownTaskError",
     "WaitTimeoutError",
+    "WorkerInfo",
     "current_job",
 ]
 

@@ -240,3 +240,13 @@ def test_the_invariants_hold_through_any_interleaving_of_turns(
         model.rng.choice(steps)()
         model.check()
     assert model.next_id > 0
+
+
+def test_a_claim_held_back_by_middleware_waits_for_a_short_poll() -> None:
+    ledger = SlotLedger(concurrency=2)
+    assert ledger.more_wanted()
+    limit, held = ledger.begin_turn(0)
+    assert limit == 2
+    ledger.end_turn(held)
+    ledger.held_back()  # a middleware let the turn claim fewer than it could
+    assert not ledger.more_wanted() and ledger.saturated

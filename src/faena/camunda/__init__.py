@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from faena.camunda.subscription import Subscription
-from faena.camunda.task import BpmnError, ExternalTask
+from faena.camunda.client.subscription import Subscription
+from faena.camunda.client.task import BpmnError, ExternalTask
 from faena.camunda.variables import FileValue
 
 if TYPE_CHECKING:
-    from faena.camunda.client import ExternalTaskClient, run_subscriptions
-    from faena.camunda.engine import EngineError
+    from faena.camunda.client.client import ExternalTaskClient, run_subscriptions
+    from faena.camunda.client.engine import EngineError
 
 __all__ = [
     "BpmnError",
@@ -31,9 +31,9 @@ __all__ = [
 
 #: the client's names, in the module that needs httpx
 _CLIENT = {
-    "ExternalTaskClient": "faena.camunda.client",
-    "run_subscriptions": "faena.camunda.client",
-    "EngineError": "faena.camunda.engine",
+    "ExternalTaskClient": "faena.camunda.client.client",
+    "run_subscriptions": "faena.camunda.client.client",
+    "EngineError": "faena.camunda.client.engine",
 }
 
 

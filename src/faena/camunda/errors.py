@@ -6,6 +6,9 @@ from typing import Any
 
 from faena.errors import FaenaError
 
+#: the longest ``errorMessage`` Camunda keeps (its column's width); both sides cut to it
+ERROR_MESSAGE_LIMIT = 666
+
 
 class RestError(FaenaError):
     """An answer other than success: ``status`` and Camunda's ``{"type", "message", "code"}``."""

@@ -26,6 +26,7 @@ WORKER_STARTED = "worker.started"
 WORKER_STOPPING = "worker.stopping"
 WORKER_STOPPED = "worker.stopped"
 WORKER_ERROR = "worker.error"
+WORKER_MIDDLEWARE_ERROR = "worker.middleware_error"  # a middleware hook raised
 WORKER_BROKER_UNAVAILABLE = "worker.broker_unavailable"  # an outage began (or goes on)
 WORKER_BROKER_RECOVERED = "worker.broker_recovered"  # the broker answers again
 
@@ -44,6 +45,7 @@ ALL_EVENTS = (
     WORKER_STOPPING,
     WORKER_STOPPED,
     WORKER_ERROR,
+    WORKER_MIDDLEWARE_ERROR,
     WORKER_BROKER_UNAVAILABLE,
     WORKER_BROKER_RECOVERED,
 )

@@ -34,6 +34,7 @@ _LEVELS = {
     ev.LEASE_EXPIRED: logging.WARNING,
     ev.JOB_DEAD: logging.ERROR,
     ev.WORKER_ERROR: logging.ERROR,
+    ev.WORKER_MIDDLEWARE_ERROR: logging.ERROR,
     ev.WORKER_BROKER_UNAVAILABLE: logging.ERROR,
     ev.JOB_CLAIMED: logging.DEBUG,
     ev.JOB_ENQUEUED: logging.DEBUG,
@@ -53,6 +54,7 @@ _MESSAGES = {
     ev.WORKER_STOPPING: "worker stopping: no new jobs, draining",
     ev.WORKER_STOPPED: "worker stopped",
     ev.WORKER_ERROR: "worker error",
+    ev.WORKER_MIDDLEWARE_ERROR: "a middleware hook raised; the job goes on (see hook)",
     ev.WORKER_BROKER_UNAVAILABLE: "broker unavailable: jobs go on, calls retried with backoff",
     ev.WORKER_BROKER_RECOVERED: "broker answers again",
 }

@@ -2,10 +2,11 @@
 
 Three sources feed a registry:
 
-* :class:`JobMetrics` subscribes to the app's event bus and counts the end of every attempt
-  (``worker_tasks_processed_total``, ``worker_task_failures_total``,
-  ``worker_task_duration_seconds``). Process-isolated jobs are recorded by the parent worker,
-  which publishes their events, so no number is lost in a child process.
+* :class:`JobMetrics`, a worker middleware, counts the end of every attempt in its
+  ``after_execute`` (``worker_tasks_processed_total``, ``worker_task_failures_total``,
+  ``worker_task_duration_seconds``), and the reaped leases from the app's event bus.
+  Process-isolated jobs are recorded by the parent worker, where ``after_execute`` runs, so
+  no number is lost in a child process. (``attach`` feeds it from the bus's events instead.)
 * :class:`~faena.observability.metrics_broker.BrokerCollector` reads queues and pools from the
   broker at scrape time (``celery_queue_length``, ``faena_pool_slots`` ...).
 * :class:`WorkerStateCollector` reports one worker's state and queues (``faena_workers``,
@@ -35,6 +36,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from faena.core import events as ev
+from faena.core.middleware import Attempt, Middleware
+from faena.core.states import JobState
 from faena.observability.metrics_broker import BrokerCollector, BrokerSource
 from faena.observability.metrics_http import MetricsServer, serve
 
@@ -94,8 +97,10 @@ def broker_collector(
     return collector
 
 
-class JobMetrics:
-    """Counters and the duration histogram, fed by the events of an app's bus.
+class JobMetrics(Middleware):
+    """Counters and the duration histogram, fed by a worker as its middleware
+    (``worker.middleware.add(metrics)`` and :meth:`attach_reaped`), or by the events of an
+    app's bus (:meth:`attach`; not both).
 
     ``status`` is the state the attempt led to: ``succeeded``, ``failed`` (will retry),
     ``dead`` (no attempts left) or ``cancelled``. An attempt lost with its worker is counted
@@ -134,33 +139,72 @@ class JobMetrics:
         )
 
     def attach(self, bus: ev.EventBus) -> JobMetrics:
+        """Count from the events of ``bus``: attempt ends and reaped leases."""
         for name in (*_ATTEMPT_END, ev.LEASE_EXPIRED):
             bus.subscribe(name, self.handle)
         return self
 
+    def attach_reaped(self, bus: ev.EventBus) -> JobMetrics:
+        """Count the reaped leases of ``bus`` (attempt ends come through ``after_execute``)."""
+        bus.subscribe(ev.LEASE_EXPIRED, self.handle)
+        return self
+
+    def after_execute(self, attempt: Attempt) -> None:
+        if not attempt.accepted:
+            return  # the lease was lost: the worker that reaps it counts the attempt
+        job, o = attempt.job, attempt.outcome
+        if o.state is JobState.SUCCEEDED:
+            status, error = "succeeded", None
+        elif o.state is JobState.CANCELLED:
+            status, error = "cancelled", None
+        else:
+            status = "failed" if o.state is JobState.FAILED else "dead"
+            error = o.error.type if o.error is not None else None
+            error = error or "Exception"
+        self._count(job.queue, job.task, status, error, attempt.duration)
+
     def handle(self, event: ev.Event) -> None:
         f = event.fields
-        queue = str(f.get("queue") or "default")
-        task = self._task(f.get("task"))
+        queue = f.get("queue")
+        task = f.get("task")
         if event.name == ev.LEASE_EXPIRED:
             if f.get("status") not in ("queued", "dead"):
                 return
             status = "dead" if f.get("status") == "dead" else "failed"
-            self.processed.labels(queue, task, status).inc()
-            self.failures.labels(queue, task, "WorkerLost").inc()
+            self._count(queue, task, status, "WorkerLost", None, bounded=True)
             return
+        error = None
         if event.name == ev.JOB_SUCCEEDED:
             status = "succeeded"
         elif event.name == ev.JOB_CANCELLED:
             status = "cancelled"
         else:
             status = "failed" if f.get("will_retry") else "dead"
-            error = self._error_type(f.get("error_type"))
-            self.failures.labels(queue, task, error).inc()
-        self.processed.labels(queue, task, status).inc()
+            error = f.get("error_type") or "Exception"
         ms = f.get("duration_ms")
-        if isinstance(ms, int | float) and ms >= 0:
-            self.duration.labels(queue, task).observe(ms / 1000.0)
+        seconds = ms / 1000.0 if isinstance(ms, int | float) and ms >= 0 else None
+        self._count(queue, task, status, error, seconds)
+
+    def _count(
+        self,
+        queue_name: object,
+        task_name: object,
+        status: str,
+        error: object,
+        seconds: float | None,
+        *,
+        bounded: bool = False,
+    ) -> None:
+        """One attempt's end; ``error`` is None unless it failed (``bounded``: a name of
+        faena's own, not counted against ``max_error_types``)."""
+        queue = str(queue_name or "default")
+        task = self._task(task_name)
+        if error is not None:
+            error_type = str(error) if bounded else self._error_type(error)
+            self.failures.labels(queue, task, error_type).inc()
+        self.processed.labels(queue, task, status).inc()
+        if seconds is not None and seconds >= 0:
+            self.duration.labels(queue, task).observe(seconds)
 
     def _task(self, name: Any) -> str:
         text = str(name or UNREGISTERED)
@@ -253,7 +297,8 @@ class DesiredWorkers:
 def worker_registry(app: App, worker: Worker) -> CollectorRegistry:
     """A registry with everything a worker exports (see the module docstring)."""
     registry = new_registry()
-    JobMetrics(registry, task_names=app.tasks).attach(app.events)
+    metrics = JobMetrics(registry, task_names=app.tasks).attach_reaped(app.events)
+    worker.middleware.add(metrics)  # innermost: counts each attempt before its log line
     registry.register(WorkerStateCollector(worker, app.events))
     registry.register(BrokerCollector(lambda: app.broker, worker.queues))
     return registry

@@ -27,8 +27,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 
 from faena.app import App
-from faena.camunda.server import BasicAuth, CamundaAPI, basic_checker
-from faena.camunda.service import ExternalTaskService
+from faena.camunda.server.routes import BasicAuth, CamundaAPI, basic_checker
+from faena.camunda.server.service import ExternalTaskService
 from faena.observability.metrics import broker_collector, new_registry, render
 from faena.web import body, console
 from faena.web.access import AccessLog

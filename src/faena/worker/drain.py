@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from faena.brokers.protocol import Broker
+from faena.brokers.protocol import WorkerSource
 from faena.core import events as ev
 from faena.core.job import Lease, Outcome
 from faena.errors import BrokerError
@@ -27,7 +27,7 @@ Done = list[tuple[RunResult, Outcome]]
 class Drain:
     def __init__(
         self,
-        broker: Broker,
+        broker: WorkerSource,
         ledger: SlotLedger,
         lock: threading.Lock,
         events: WorkerEvents,

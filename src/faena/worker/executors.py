@@ -14,11 +14,12 @@ import ctypes
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from faena.context import set_current_job
 from faena.core.job import Job
+from faena.core.middleware import NO_MIDDLEWARE, Chain
 from faena.core.options import Isolation
 from faena.core.outcomes import error_info
 from faena.task import Task
@@ -64,10 +65,12 @@ class ThreadExecutor:
         slots: int,
         completions: Completions,
         ended: Callable[[RunResult], None] | None = None,
+        middleware: Chain = NO_MIDDLEWARE,
     ) -> None:
         """``ended`` is called on the slot's thread when a job ends (by default the result is
-        put in ``completions``)."""
+        put in ``completions``); ``middleware`` wraps each job's call (``around_execute``)."""
         self._ended = ended or completions.put
+        self._middleware = middleware
         self._inbox: queue.SimpleQueue[tuple[Job, Task[Any, Any]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         # job id -> (thread ident, 0 until a thread takes it; monotonic deadline)
@@ -102,7 +105,7 @@ class ThreadExecutor:
                 result = RunResult(job, 0.0)
             else:
                 try:
-                    result = run_sync(job, task)
+                    result = run_sync(job, task, self._middleware)
                 except JobInterrupted as exc:  # arrived between the job's end and here
                     result = result_from_error(job, task, exc, time.perf_counter())
             with self._lock:
@@ -151,8 +154,9 @@ class ThreadExecutor:
 
 
 class AsyncExecutor:
-    def __init__(self, completions: Completions) -> None:
+    def __init__(self, completions: Completions, middleware: Chain = NO_MIDDLEWARE) -> None:
         self._completions = completions
+        self._middleware = middleware
         self._loop = asyncio.new_event_loop()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reasons: dict[str, str] = {}
@@ -177,7 +181,7 @@ class AsyncExecutor:
         set_current_job(job)  # each asyncio task runs in its own copy of the context
         try:
             args, kwargs = decode_call(job)
-            coro = task.fn(*args, **kwargs)
+            coro = self._call(job, task, args, kwargs)
             value = await asyncio.wait_for(coro, job.timeout) if job.timeout else await coro
             result = result_from_value(job, task, value, started)
         except TimeoutError:
@@ -191,6 +195,13 @@ class AsyncExecutor:
             result = result_from_error(job, task, exc, started)
         self._tasks.pop(job.id, None)
         self._completions.put(result)
+
+    def _call(
+        self, job: Job, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        if not self._middleware.has("around_execute_async"):
+            return task.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return self._middleware.execute_async(job, lambda: task.fn(*args, **kwargs))
 
     def interrupt(self, job_id: str, reason: str) -> None:
         def cancel() -> None:

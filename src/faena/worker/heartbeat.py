@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from faena.brokers.protocol import Broker, HeartbeatResult, Reaped
+from faena.brokers.protocol import HeartbeatResult, Reaped, WorkerSource
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Lease
 from faena.core.lease import heartbeat_interval
@@ -22,7 +22,7 @@ _log = logging.getLogger("faena.worker")
 class Heartbeat:
     def __init__(
         self,
-        broker: Broker,
+        broker: WorkerSource,
         worker: str,
         lease_seconds: float,
         leases: Callable[[], list[Lease]],

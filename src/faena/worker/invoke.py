@@ -11,6 +11,7 @@ from typing import Any
 from faena.context import set_current_job
 from faena.core import payload
 from faena.core.job import ErrorInfo, Job
+from faena.core.middleware import NO_MIDDLEWARE, Chain
 from faena.core.outcomes import error_info
 from faena.core.records import call_args
 from faena.errors import CorruptJobError, PayloadError
@@ -66,12 +67,16 @@ def timeout_error(job: Job) -> ErrorInfo:
     )
 
 
-def run_sync(job: Job, task: Task[Any, Any]) -> RunResult:
+def run_sync(job: Job, task: Task[Any, Any], middleware: Chain = NO_MIDDLEWARE) -> RunResult:
+    """Run ``job``'s function, wrapped by the ``around_execute`` of ``middleware``."""
     started = time.perf_counter()
     set_current_job(job)
     try:
         args, kwargs = decode_call(job)
-        value = task.fn(*args, **kwargs)
+        if middleware.has("around_execute"):
+            value = middleware.execute(job, lambda: task.fn(*args, **kwargs))
+        else:
+            value = task.fn(*args, **kwargs)
     except BaseException as exc:
         return result_from_error(job, task, exc, started)
     finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from faena.brokers.protocol import Broker, HeartbeatResult
+from faena.brokers.protocol import HeartbeatResult, WorkerSource
 from faena.core import events as ev
 from faena.core.clock import Clock
 from faena.core.job import Lease
@@ -44,7 +44,7 @@ class Leases:
         self._completions, self._events, self._flush = completions, events, flush
 
     def keepers(
-        self, broker: Broker, worker: str, lease_seconds: float, clock: Clock, outage: Outage
+        self, broker: WorkerSource, worker: str, lease_seconds: float, clock: Clock, outage: Outage
     ) -> tuple[Heartbeat, LeaseWatch]:
         """The threads that keep the leases: the heartbeat that renews them (and reaps dead
         workers' jobs), and the watch that stops a job whose lease ran out unrenewed."""

@@ -93,6 +93,12 @@ class SlotLedger:
         self.want = got == asked_for
         self.saturated = saturated
 
+    def held_back(self) -> None:
+        """A middleware let the turn claim fewer jobs than it could: the next claim waits
+        for a short poll (or a wake-up), as after a full pool, instead of coming at once."""
+        self.want = False
+        self.saturated = True
+
     def more_wanted(self) -> bool:
         """Claim again at once: the last claim filled every slot and some are free."""
         return self.want and self.capacity > len(self.running) + self.turn_slots

@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from faena.core.job import ErrorInfo, Job
+from faena.core.middleware import Chain
 from faena.errors import ConfigError
 from faena.task import Task
 from faena.worker.executors import crash_result
@@ -34,6 +35,9 @@ def child_main(app_path: str, fd: int) -> None:
     """Entry point of a job process (``python -m faena.worker.child``)."""
     conn = Connection(fd)
     app = load_app(app_path)
+    # the app's middleware wrap each job here, where its function runs (a Worker's own
+    # middleware stays in the worker process: docs/middleware.md)
+    middleware = Chain(getattr(app, "middleware", ()))
     while True:
         try:
             msg = conn.recv()
@@ -43,7 +47,7 @@ def child_main(app_path: str, fd: int) -> None:
             return
         job: Job = msg
         task = app.get_task(job.task)
-        r = run_sync(job, task)
+        r = run_sync(job, task, middleware)
         error = None if r.error is None else (r.error.type, r.error.message, r.error.traceback)
         conn.send((r.duration, r.result_json, error, r.retryable))
 

@@ -26,21 +26,25 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 from faena.app import App
+from faena.brokers.protocol import WorkerSource
 from faena.core import events as ev
 from faena.core import outcomes
 from faena.core.backoff import Backoff
 from faena.core.job import Job, Outcome
 from faena.core.logsink import LogSink
+from faena.core.middleware import Middleware, WorkerInfo
 from faena.core.options import Isolation
 from faena.errors import BrokerError, ConfigError, FaenaError
 from faena.task import Task
 from faena.worker.drain import Drain
 from faena.worker.events import WorkerEvents
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor, isolation_for
+from faena.worker.hooks import worker_chain
 from faena.worker.idle import sleep_on
 from faena.worker.leases import Leases
 from faena.worker.ledger import Running, SlotLedger
@@ -67,9 +71,14 @@ class Worker:
         install_signals: bool = True,
         prefetch: int = 0,
         log_sink: LogSink | None = None,
+        source: WorkerSource | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         """``log_sink``: where the events' lines go and when they are written out (default:
-        the app's, ``app.log_sink``)."""
+        the app's, ``app.log_sink``). ``source``: where jobs come from (default: the app's
+        broker); any :class:`~faena.brokers.protocol.WorkerSource`, e.g. a Camunda engine.
+        ``middleware``: hooks of this worker, inside the app's (``self.middleware.add`` adds
+        more before :meth:`run`; docs/middleware.md)."""
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
         if prefetch < 0:
@@ -77,6 +86,7 @@ class Worker:
                 f"prefetch must be >= 0 (jobs claimed ahead of a free slot), got {prefetch}"
             )
         self.app = app
+        self._source = source
         self.queues = queues or sorted({t.options.queue for t in app.tasks.values()} or {"default"})
         self.concurrency = concurrency
         self.prefetch = prefetch
@@ -84,6 +94,7 @@ class Worker:
         self.grace = grace
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._events = WorkerEvents(app.events, app.clock, self.name)
+        self.middleware, self._job_events = worker_chain(self._events, app.middleware, middleware)
         self._log = app.log_sink if log_sink is None else log_sink
         self._flush = self._log.flush
         self.install_signals = install_signals
@@ -99,7 +110,6 @@ class Worker:
         self._unreported: list[tuple[RunResult, Outcome]] = []
         self._turns_over = threading.Condition(self._lock)
         self._turns_on_slots = False  # slots take turns (and log) on their own threads
-        self._publish_claimed = True
         self._outage = Outage(self._events, flush=self._flush)
         self._leases = Leases(
             self._lock, self._ledger, self._completions, self._events, self._flush
@@ -108,6 +118,11 @@ class Worker:
         self._executors: dict[Isolation, Executor] = {}
         self._rng = random.Random()
         self._log.attach(app.events)
+
+    @property
+    def source(self) -> WorkerSource:
+        """Where this worker claims jobs and reports them: the app's broker unless given."""
+        return self.app.broker if self._source is None else self._source
 
     @property
     def ready(self) -> bool:  # started, not draining, the broker answers: /readyz
@@ -137,7 +152,7 @@ class Worker:
 
     # main loop -----------------------------------------------------------------------
     def run(self) -> int:
-        broker = self.app.broker
+        broker = self.source
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._signal)
             signal.signal(signal.SIGINT, self._signal)
@@ -158,16 +173,18 @@ class Worker:
         heartbeat.start()
         watch.start()
         self._log.batch()
-        self._publish_claimed = self._log.needs(self.app.events, ev.JOB_CLAIMED)
+        self._job_events.publish_claimed = self._log.needs(self.app.events, ev.JOB_CLAIMED)
         self._serving = True
         self._events.emit(
             ev.WORKER_STARTED,
             queues=self.queues,
             concurrency=self.concurrency,
             broker=broker.kind,
-            store=self.app.store,
+            store=self.app.store if self._source is None else broker.kind,
             status="started",
         )
+        info = WorkerInfo(self.name, tuple(self.queues), self.concurrency)
+        self.middleware.worker_started(info)
         try:
             self._loop(waker, drain)
         finally:
@@ -179,6 +196,7 @@ class Worker:
             for executor in self._executors.values():
                 executor.shutdown()
             self.close()
+            self.middleware.worker_stopped(info)
             self._events.emit(ev.WORKER_STOPPED, status="stopped")
             self._flush()
             self.stopped.set()
@@ -230,31 +248,34 @@ class Worker:
             results, entries, starts = self._pop_ended()
             earlier, self._unreported = self._unreported, []
             limit, held = ledger.begin_turn(len(earlier) + len(results))
+        granted = self.middleware.before_claim(self.queues, limit) if limit else 0
         outcomes_ = earlier
         for job in starts:  # prefetched jobs take the slots that freed
             self._start(job)
         try:
             outcomes_ = earlier + decide_all(results, entries, self.app.clock.now(), self._rng)
-            if outcomes_ or limit > 0:
+            if outcomes_ or granted > 0:
                 asked = self.app.clock.now()  # the leases granted run from here at least
-                accepted, claim = self.app.broker.finish_and_claim(
+                accepted, claim = self.source.finish_and_claim(
                     [o for _, o in outcomes_],
                     self.name,
                     self.queues,
-                    limit,
+                    granted,
                     self.app.lease_seconds,
                 )
                 self._outage.succeeded()
                 with self._lock:  # the slots pass to the claimed jobs at once: a job started
                     starts = ledger.claimed(claim.jobs, asked, held)  # below may end before
                     held = 0  # this turn is over
+                self.middleware.after_claim(claim.jobs)
                 for job in starts:  # the new jobs run while the finished ones are logged
                     self._start(job)
                 self._events.reported(outcomes_, accepted)
                 self._events.reaped(claim.reaped)
-                if limit > 0:
-                    ledger.after_claim(limit, len(claim.jobs), claim.saturated)
-                    if claim.saturated or any(job.timeout is not None for job in claim.jobs):
+                if granted > 0:
+                    ledger.after_claim(granted, len(claim.jobs), claim.saturated)
+                    timeouts = any(job.timeout is not None for job in claim.jobs)
+                    if granted == limit and (claim.saturated or timeouts):
                         return True
         except BrokerError:
             with self._lock:  # reported again once the broker answers
@@ -264,6 +285,9 @@ class Worker:
             if held:
                 with self._lock:
                     ledger.end_turn(held)
+        if granted < limit:  # a middleware held the claim back: ask again soon
+            ledger.held_back()
+            return True
         return not ledger.want and ledger.has_room()
 
     def _job_ended_buffered(self, result: RunResult) -> None:
@@ -319,7 +343,7 @@ class Worker:
                 timeout = min(timeout, max(d - now_m, 0.001))
         if self._ledger.has_room() and not saturated:
             # (saturated: the claim said a job is due and held back; no need to ask when)
-            nxt = self.app.broker.next_run_at(self.queues)
+            nxt = self.source.next_run_at(self.queues)
             if nxt is not None:
                 due_in = nxt - self.app.clock.now()
                 # a job due already that the last claim left behind waits for a slot of its
@@ -339,8 +363,7 @@ class Worker:
     # jobs ----------------------------------------------------------------------------
     def _start(self, job: Job) -> None:
         """Hand a claimed job to its executor (the ledger counts it as active already)."""
-        if self._publish_claimed:
-            self._events.emit(ev.JOB_CLAIMED, job, status="running")
+        self.middleware.before_execute(job)  # the first, JobEvents, logs job.claimed
         try:
             task = self.app.get_task(job.task)
         except FaenaError as exc:
@@ -362,13 +385,15 @@ class Worker:
             if kind is Isolation.THREAD:
                 # a slot that can call the broker alongside the others takes its own turns;
                 # with prefetch, it starts the next job itself and the main thread reports
-                self._turns_on_slots = self.app.broker.parallel_calls and not self.prefetch
+                self._turns_on_slots = self.source.parallel_calls and not self.prefetch
                 ended = self._job_ended if self._turns_on_slots else None
                 if self.prefetch:
                     ended = self._job_ended_buffered
-                executor = ThreadExecutor(self.concurrency, self._completions, ended)
+                executor = ThreadExecutor(
+                    self.concurrency, self._completions, ended, self.middleware
+                )
             elif kind is Isolation.ASYNC:
-                executor = AsyncExecutor(self._completions)
+                executor = AsyncExecutor(self._completions, self.middleware)
             else:
                 executor = ProcessExecutor(
                     self.concurrency, self._completions, self.app.import_path

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from faena.brokers.memory import MemoryBroker
-from faena.camunda import query
-from faena.camunda.service import ExternalTaskService
-from faena.camunda.tasks import BPMN_ERROR
+from faena.camunda.server import query
+from faena.camunda.server.service import ExternalTaskService
+from faena.camunda.server.tasks import BPMN_ERROR
 from faena.core.clock import ManualClock
 from faena.core.job import ErrorInfo, NewJob, Outcome
 from faena.core.states import JobState

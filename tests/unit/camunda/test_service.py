@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from faena.brokers.memory import MemoryBroker
-from faena.camunda import query
-from faena.camunda import requests as rq
 from faena.camunda.errors import RestError
-from faena.camunda.service import ExternalTaskService
-from faena.camunda.tasks import BPMN_ERROR
+from faena.camunda.server import query
+from faena.camunda.server import requests as rq
+from faena.camunda.server.service import ExternalTaskService
+from faena.camunda.server.tasks import BPMN_ERROR
 from faena.core.clock import ManualClock
 from faena.core.job import NewJob
 from faena.core.states import JobState

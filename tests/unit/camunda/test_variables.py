@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from faena.camunda.engine import engine_root
+from faena.camunda.client.engine import engine_root
 from faena.camunda.variables import (
     FileValue,
     VariableError,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from faena.camunda.errors import ERROR_MESSAGE_LIMIT
 from faena.camunda.variables import VariableError, format_date, to_typed
 from faena.core import payload
 from faena.core.job import Job
@@ -26,7 +27,6 @@ from faena.core.states import PENDING, JobState
 BPMN_ERROR = "BpmnError"
 #: ``error_type`` of an attempt failed through ``failure``
 FAILURE = "ExternalTaskFailure"
-ERROR_MESSAGE_LIMIT = 666
 
 
 def is_external_task(job: Job) -> bool:

@@ -1,17 +1,15 @@
-"""The pure part of :class:`~faena.camunda.client.ExternalTaskClient`: a subscription (a topic,
-its handler, lock and retry policy), a task it is running, and what a failed handler's task
-is reported with. No HTTP and no threads here."""
+"""A subscription of the Camunda client (:mod:`faena.camunda.client.client`): a topic, its
+handler, lock and retry policy. What a failed handler's task is reported with is the worker
+runtime's rule (:func:`faena.core.outcomes.decide`, through :mod:`faena.camunda.client.source`).
+No HTTP and no threads here."""
 
 from __future__ import annotations
 
-import random
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faena.camunda.task import ExternalTask
-from faena.camunda.tasks import ERROR_MESSAGE_LIMIT
+from faena.camunda.client.task import ExternalTask
 from faena.core.retry import RetryPolicy
 from faena.errors import ConfigError
 
@@ -86,51 +84,3 @@ def subscription(
         task_name=f"{module}.{name}" if module else name,
         filters=filters,
     )
-
-
-@dataclass
-class Running:
-    """A task a handler is running."""
-
-    task: ExternalTask
-    sub: Subscription
-    started: float
-    lost: bool = False
-    released: bool = False
-
-
-def attempt(running: Running) -> int:
-    """Which attempt this is, from the retries the engine has left (1 when it set none)."""
-    retries = running.task.retries
-    if retries is None:
-        return 1
-    return max(running.sub.retry.max_attempts - retries + 1, 1)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What a failed handler's task is reported with (Camunda's ``failure``)."""
-
-    retries_left: int
-    delay: float  # seconds before the engine offers the task again
-    message: str
-    details: str
-    attempts_made: int
-
-
-def failure(running: Running, exc: Exception, rng: random.Random) -> Failure:
-    """The subscription's retry policy applied to ``exc``: an exception it does not retry
-    leaves no retries (an incident); otherwise one fewer than the engine had, or the
-    policy's count when the engine set none; the delay is the policy's backoff."""
-    sub, task = running.sub, running.task
-    if not isinstance(exc, sub.retry_on):
-        left = 0
-    elif task.retries is None:
-        left = sub.retry.retries
-    else:
-        left = max(task.retries - 1, 0)
-    made = attempt(running)
-    delay = sub.retry.delay(made, rng) if left > 0 else 0.0
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    details = "".join(traceback.format_exception(exc))
-    return Failure(left, delay, text[:ERROR_MESSAGE_LIMIT], details, made)

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from faena.brokers.protocol import Broker
-from faena.camunda import query as q
-from faena.camunda import requests as rq
-from faena.camunda import tasks
-from faena.camunda.errors import RestError, bad_request, not_found
+from faena.camunda.errors import ERROR_MESSAGE_LIMIT, RestError, bad_request, not_found
+from faena.camunda.server import query as q
+from faena.camunda.server import requests as rq
+from faena.camunda.server import tasks
 from faena.core import payload
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import ErrorInfo, Job, Lease, Outcome
@@ -187,7 +187,7 @@ class ExternalTaskService:
 
     def failure(self, task_id: str, body: Any) -> None:
         fail = rq.failure(body)
-        message = (fail.message or "")[: tasks.ERROR_MESSAGE_LIMIT]
+        message = (fail.message or "")[:ERROR_MESSAGE_LIMIT]
         error = ErrorInfo(tasks.FAILURE, message, fail.details or "")
 
         def make(job: Job) -> Outcome:
@@ -212,7 +212,7 @@ class ExternalTaskService:
             {"errorCode": err.code, "errorMessage": err.message, "variables": err.variables}
         )
         text = err.code if not err.message else f"{err.code}: {err.message}"
-        error = ErrorInfo(tasks.BPMN_ERROR, text[: tasks.ERROR_MESSAGE_LIMIT])
+        error = ErrorInfo(tasks.BPMN_ERROR, text[:ERROR_MESSAGE_LIMIT])
 
         def make(job: Job) -> Outcome:
             return Outcome(job.id, job.attempt, JobState.DEAD, result_json=result, error=error)

@@ -23,11 +23,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from faena.camunda import query as q
-from faena.camunda import requests as rq
 from faena.camunda.errors import RestError
-from faena.camunda.longpoll import SAFETY_SECONDS, WakeHub
-from faena.camunda.service import ExternalTaskService
+from faena.camunda.server import query as q
+from faena.camunda.server import requests as rq
+from faena.camunda.server.longpoll import SAFETY_SECONDS, WakeHub
+from faena.camunda.server.service import ExternalTaskService
 from faena.core.job import Job
 from faena.errors import ConfigError, PayloadError, UnknownPoolError, UnknownQueueError
 from faena.web import body
