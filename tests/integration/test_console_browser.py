@@ -46,8 +46,6 @@ def flaky(n: int) -> dict:
     return {"n": n, "ok": True}
 """
 
-pytestmark = pytest.mark.slow
-
 
 def _need_browser() -> None:
     need(os.path.exists(CHROMIUM), f"no {CHROMIUM} (apt-get install chromium)")
@@ -225,6 +223,9 @@ def test_served_files_types_and_cache_headers_and_the_other_routes(tmp_path: Pat
             assert headers["x-content-type-options"] == "nosniff"
             again = http("GET", server.url + path, headers={"If-None-Match": headers["etag"]})
             assert again[0] == 304
+        status, headers, body = http("HEAD", server.url + "/")
+        assert (status, body) == (200, b"")
+        assert int(headers["content-length"]) > 0
         status, _, body = http("GET", server.url + "/static/../app.py")
         assert status == 404
         assert http("GET", server.url + "/static/nope.js")[0] == 404
