@@ -70,6 +70,7 @@ class MemoryBroker:
         self._pools: dict[str, int] = {DEFAULT_POOL: DEFAULT_POOL_SLOTS}
         self._parallelism: int | None = None
         self._wakers: list[PipeWaker] = []
+        self._paused: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> MemoryBroker:
@@ -137,7 +138,7 @@ class MemoryBroker:
         now = self._clock.now()
         with self._lock:
             reaped = self._reap(now)
-            wanted = set(queues)
+            wanted = set(queues) - self._paused
             ready = sorted(
                 (
                     j
@@ -255,8 +256,8 @@ class MemoryBroker:
 
     def next_run_at(self, queues: Sequence[str]) -> float | None:
         checks.check_queues(queues)
-        wanted = set(queues)
         with self._lock:
+            wanted = set(queues) - self._paused
             times = [
                 j.run_at for j in self._jobs.values() if j.queue in wanted and j.state in PENDING
             ]
@@ -343,6 +344,28 @@ class MemoryBroker:
             QueueStat(q, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
             for q, r in sorted(stats.items())
         ]
+
+    def pause_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._lock:
+            if queue in self._paused:
+                return False
+            self._paused.add(queue)
+            return True
+
+    def resume_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._lock:
+            if queue not in self._paused:
+                return False
+            self._paused.discard(queue)
+            for waker in self._wakers:
+                waker.poke()
+            return True
+
+    def paused_queues(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._paused)
 
     def pool_stats(self) -> list[PoolStat]:
         now = self._clock.now()

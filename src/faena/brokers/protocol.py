@@ -16,6 +16,9 @@ Guarantees each implementation must keep (DESIGN section 2):
   ``False``.
 * ``release`` gives the attempt back (``tries - 1``) and makes the job runnable at once,
   keeping its place in line.
+* A paused queue (``pause_queue``) is skipped by ``claim`` and ``next_run_at`` in the same
+  atomic step that reads it; its running jobs keep their leases and finish as usual. The
+  pause is kept in the store, so it outlasts restarts of workers and of the broker.
 * A job whose lease expired becomes ``queued`` again (keeping its place) if ``tries`` is
   below ``max_attempts``, else ``dead`` with ``error_type`` ``WorkerLost``.
 """
@@ -186,6 +189,17 @@ class OperatorStore(Protocol):
         """Pending jobs are cancelled at once; running ones are flagged for their worker."""
 
     def queue_stats(self) -> list[QueueStat]: ...
+
+    def pause_queue(self, queue: str) -> bool:
+        """Stop claims from ``queue`` until it is resumed (jobs may still be enqueued to it;
+        running ones go on). Any queue name may be paused, with jobs or without. ``True`` if
+        it was not paused already."""
+
+    def resume_queue(self, queue: str) -> bool:
+        """Let ``queue`` be claimed again and wake the workers waiting; ``True`` if it was
+        paused."""
+
+    def paused_queues(self) -> frozenset[str]: ...
 
     def pool_stats(self) -> list[PoolStat]: ...
 

@@ -70,6 +70,30 @@ class PostgresOperators:
             raise JobNotFoundError(no_such_job(job_id))
         return rows.to_job(row)
 
+    def pause_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        params = {"queue": queue, "now": self._clock.now()}
+        row = self._db.run(
+            "pause_queue", lambda c: c.execute(self._q.pause_queue, params).fetchone()
+        )
+        return row is not None
+
+    def resume_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+
+        def run(conn: Conn) -> bool:
+            with conn.transaction():
+                row = conn.execute(self._q.resume_queue, {"queue": queue}).fetchone()
+                if row is not None:
+                    conn.execute(self._q.notify, {"queue": queue})
+            return row is not None
+
+        return self._db.run("resume_queue", run)
+
+    def paused_queues(self) -> frozenset[str]:
+        found = self._db.run("paused_queues", lambda c: c.execute(self._q.paused_queues).fetchall())
+        return frozenset(r[0] for r in found)
+
     def queue_stats(self) -> list[QueueStat]:
         params = {"now": self._clock.now()}
         found = self._db.run(

@@ -63,6 +63,9 @@ class Queries:
     set_parallelism: str
     get_parallelism: str
     next_run_at: str
+    pause_queue: str
+    resume_queue: str
+    paused_queues: str
     queue_stats: str
     pool_stats: str
     count_by_state: str

@@ -380,6 +380,27 @@ class RedisBroker:
         ]
         return sorted(stats, key=lambda s: s.queue)
 
+    def pause_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        key, now = self._key("paused"), num(self._clock.now())
+        return bool(call(self._target, lambda: self._client.hsetnx(key, queue, now)))
+
+    def resume_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+
+        def resume() -> bool:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hdel(self._key("paused"), queue)
+            pipe.publish(self._key("wake"), queue)
+            removed, _woken = pipe.execute()
+            return bool(removed)
+
+        return call(self._target, resume)
+
+    def paused_queues(self) -> frozenset[str]:
+        names = call(self._target, lambda: self._client.hkeys(self._key("paused")))
+        return frozenset(names)
+
     def pool_stats(self) -> list[PoolStat]:
         pools, _rows = self._run("stats", self._clock.now(), [])
         return sorted((PoolStat(n, int(s), int(u)) for n, s, u in pools), key=lambda p: p.pool)

@@ -124,6 +124,22 @@ class SQLiteOperators:
             for name, r in sorted(merged.items())
         ]
 
+    def pause_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._store.write(durable=True) as conn:
+            return conn.execute(q.PAUSE, (queue, self._clock.now())).rowcount > 0
+
+    def resume_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._store.write(durable=True) as conn:
+            resumed = conn.execute(q.RESUME, (queue,)).rowcount > 0
+        if resumed:
+            self._notifier.notify()
+        return resumed
+
+    def paused_queues(self) -> frozenset[str]:
+        return frozenset(r[0] for r in self._store.read().execute(q.PAUSED))
+
     def pool_stats(self) -> list[PoolStat]:
         rows = self._store.read().execute(q.POOL_STATS, (self._clock.now(),)).fetchall()
         return [PoolStat(r[0], r[1], r[2]) for r in rows]

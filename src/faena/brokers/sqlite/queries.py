@@ -70,10 +70,18 @@ def candidates(n_queues: int, first: bool = False) -> str:
     )
 
 
+PAUSED = "SELECT queue FROM faena_paused_queues"
+PAUSE = "INSERT INTO faena_paused_queues (queue, paused_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+RESUME = "DELETE FROM faena_paused_queues WHERE queue = ?"
+
+
 @cache
 def next_run_at(n_queues: int) -> str:
     marks = ", ".join("?" * n_queues)
-    return f"SELECT MIN(run_at) FROM faena_jobs WHERE state IN {_PENDING} AND queue IN ({marks})"
+    return (
+        f"SELECT MIN(run_at) FROM faena_jobs WHERE state IN {_PENDING} AND queue IN ({marks}) "
+        f"AND queue NOT IN ({PAUSED})"
+    )
 
 
 @cache
