@@ -7,8 +7,17 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
-from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.protocol import (
+    ClaimResult,
+    HeartbeatResult,
+    PoolStat,
+    QueueStat,
+    Reaped,
+    WorkerRecord,
+    WorkerReport,
+)
 from faena.brokers.refusals import key_taken, no_such_job, unknown_pool
+from faena.brokers.registry import check_report
 from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
@@ -71,6 +80,7 @@ class MemoryBroker:
         self._parallelism: int | None = None
         self._wakers: list[PipeWaker] = []
         self._paused: set[str] = set()
+        self._workers: dict[str, WorkerRecord] = {}
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> MemoryBroker:
@@ -366,6 +376,22 @@ class MemoryBroker:
     def paused_queues(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._paused)
+
+    def report_worker(self, report: WorkerReport) -> None:
+        check_report(report)
+        with self._lock:
+            self._workers[report.id] = WorkerRecord(report, self._clock.now())
+
+    def list_workers(self) -> list[WorkerRecord]:
+        with self._lock:
+            return [self._workers[k] for k in sorted(self._workers)]
+
+    def prune_workers(self, older_than: float) -> int:
+        with self._lock:
+            doomed = [k for k, r in self._workers.items() if r.seen_at < older_than]
+            for key in doomed:
+                del self._workers[key]
+        return len(doomed)
 
     def pool_stats(self) -> list[PoolStat]:
         now = self._clock.now()

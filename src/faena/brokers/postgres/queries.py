@@ -66,6 +66,9 @@ class Queries:
     pause_queue: str
     resume_queue: str
     paused_queues: str
+    report_worker: str
+    list_workers: str
+    prune_workers: str
     queue_stats: str
     pool_stats: str
     count_by_state: str

@@ -105,6 +105,16 @@ DELETE FROM @schema@.paused_queues WHERE queue = %(queue)s RETURNING queue;
 -- name: paused_queues
 SELECT queue FROM @schema@.paused_queues;
 
+-- name: report_worker
+INSERT INTO @schema@.workers (id, seen_at, report) VALUES (%(id)s, %(now)s, %(report)s)
+ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, report = excluded.report;
+
+-- name: list_workers
+SELECT report, seen_at FROM @schema@.workers ORDER BY id;
+
+-- name: prune_workers
+DELETE FROM @schema@.workers WHERE seen_at < %(older_than)s;
+
 -- name: queue_stats
 -- pending and running jobs only, found through jobs_state_queue (finished ones are not read)
 SELECT queue,

@@ -63,6 +63,13 @@ CREATE TABLE @schema@.settings (
     CONSTRAINT settings_singleton_check CHECK (singleton)
 );
 
+CREATE TABLE @schema@.workers (
+    id text NOT NULL,
+    seen_at double precision NOT NULL,
+    report text NOT NULL,
+    CONSTRAINT workers_pkey PRIMARY KEY (id)
+);
+
 CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
 
 CREATE INDEX jobs_finished ON @schema@.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'dead'::text, 'cancelled'::text]));
@@ -86,6 +93,8 @@ CREATE UNIQUE INDEX paused_queues_pkey ON @schema@.paused_queues USING btree (qu
 CREATE UNIQUE INDEX pools_pkey ON @schema@.pools USING btree (name);
 
 CREATE UNIQUE INDEX settings_pkey ON @schema@.settings USING btree (singleton);
+
+CREATE UNIQUE INDEX workers_pkey ON @schema@.workers USING btree (id);
 
 CREATE OR REPLACE FUNCTION @schema@.claim(p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision)
  RETURNS SETOF @schema@.job_event

@@ -14,7 +14,14 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from faena.brokers.listeners import Listener
-from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.protocol import (
+    ClaimResult,
+    HeartbeatResult,
+    PoolStat,
+    QueueStat,
+    Reaped,
+)
+from faena.brokers.redis.admin import RedisRegistry
 from faena.brokers.redis.codec import (
     FIELDS,
     enqueue_args,
@@ -63,7 +70,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker:
+class RedisBroker(RedisRegistry):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True
@@ -92,9 +99,6 @@ class RedisBroker:
     def url(self) -> str:
         """The broker URL with its password masked."""
         return self._target.masked
-
-    def _key(self, name: str) -> str:
-        return f"{self._tag}:{name}"
 
     def _run(
         self,
@@ -379,27 +383,6 @@ class RedisBroker:
             for queue, waiting, scheduled, running, first in rows
         ]
         return sorted(stats, key=lambda s: s.queue)
-
-    def pause_queue(self, queue: str) -> bool:
-        checks.check_text("queue", queue)
-        key, now = self._key("paused"), num(self._clock.now())
-        return bool(call(self._target, lambda: self._client.hsetnx(key, queue, now)))
-
-    def resume_queue(self, queue: str) -> bool:
-        checks.check_text("queue", queue)
-
-        def resume() -> bool:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hdel(self._key("paused"), queue)
-            pipe.publish(self._key("wake"), queue)
-            removed, _woken = pipe.execute()
-            return bool(removed)
-
-        return call(self._target, resume)
-
-    def paused_queues(self) -> frozenset[str]:
-        names = call(self._target, lambda: self._client.hkeys(self._key("paused")))
-        return frozenset(names)
 
     def pool_stats(self) -> list[PoolStat]:
         pools, _rows = self._run("stats", self._clock.now(), [])
