@@ -56,6 +56,7 @@ READERS = [
     ["queues"],
     ["queues", "pause", "etl"],
     ["queues", "resume", "etl"],
+    ["workers"],
 ]
 
 
@@ -137,6 +138,26 @@ def test_a_queue_is_paused_and_resumed_and_the_listing_shows_it(folder: Path) ->
         "etl": False,
         "idle": True,
     }
+
+
+def test_the_worker_registry_is_listed(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    from faena.brokers.protocol import WorkerReport
+    from faena.brokers.url import open_broker
+
+    broker = open_broker(f"sqlite:///{folder}/faena.db", existing=True)
+    broker.report_worker(WorkerReport("h:1:abc", "h", 1, ("etl", "dq"), 4, "9.9", 0.0))
+    broker.report_worker(WorkerReport("h:2:def", "h", 2, ("etl",), 1, "9.9", 0.0, "stopped"))
+    broker.close()
+    code, out, err = invoke("workers", "--json")
+    assert code == 0, err
+    assert {w["id"]: (w["state"], w["queues"]) for w in json.loads(out)} == {
+        "h:1:abc": ("running", ["etl", "dq"]),
+        "h:2:def": ("stopped", ["etl"]),
+    }
+    code, out, err = invoke("workers")
+    assert code == 0, err
+    assert "h:1:abc" in out and "etl,dq" in out
 
 
 def test_a_bad_queue_name_is_refused_with_the_usual_error(folder: Path) -> None:

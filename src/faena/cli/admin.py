@@ -1,4 +1,4 @@
-"""``faena pools``, ``faena queues`` (and pausing one) and ``faena migrate``."""
+"""``faena pools``, ``faena queues`` (and pausing one), ``faena workers`` and ``faena migrate``."""
 
 from __future__ import annotations
 
@@ -130,6 +130,50 @@ def resume_queue(
 
 
 @click.command()
+@app_option
+@broker_option
+@json_option
+def workers(app_path: str | None, broker: str | None, as_json: bool) -> None:
+    """Worker processes in the registry: running, draining, stopped, or lost (silent for a
+    lease); records of workers gone for a day are pruned when a worker starts."""
+    app = existing_app(app_path, broker)
+    now = app.clock.now()
+    records = app.broker.list_workers()
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": r.report.id,
+                    "host": r.report.host,
+                    "pid": r.report.pid,
+                    "queues": list(r.report.queues),
+                    "concurrency": r.report.concurrency,
+                    "version": r.report.version,
+                    "started_at": r.report.started_at,
+                    "seen_at": r.seen_at,
+                    "state": r.state_at(now),
+                }
+                for r in records
+            ]
+        )
+        return
+    table(
+        ["worker", "state", "queues", "concurrency", "version", "last seen"],
+        [
+            [
+                r.report.id,
+                r.state_at(now),
+                ",".join(r.report.queues),
+                r.report.concurrency,
+                r.report.version,
+                f"{max(now - r.seen_at, 0.0):.0f}s ago",
+            ]
+            for r in records
+        ],
+    )
+
+
+@click.command()
 @broker_option
 def migrate(broker: str | None) -> None:
     """Create or upgrade the broker's schema (workers also do it on start)."""
@@ -138,4 +182,4 @@ def migrate(broker: str | None) -> None:
     click.echo(f"{app.store}: schema up to date")
 
 
-commands = [pools, queues, migrate]
+commands = [pools, queues, workers, migrate]

@@ -46,6 +46,7 @@ from faena.worker.leases import Leases
 from faena.worker.ledger import Running, SlotLedger
 from faena.worker.outage import Outage
 from faena.worker.processes import ProcessExecutor
+from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult, decide_all
 
 DEFAULT_CONCURRENCY = 16
@@ -142,8 +143,13 @@ class Worker:
             signal.signal(signal.SIGTERM, self._signal)
             signal.signal(signal.SIGINT, self._signal)
         waker = broker.waker(self.queues)
+        lease, clock = self.app.lease_seconds, self.app.clock
+        registration = Registration(
+            broker, self.name, self.queues, self.concurrency, lease, clock,
+            draining=lambda: self._ledger.stopping,
+        )  # fmt: skip
         heartbeat, watch = self._leases.keepers(
-            broker, self.name, self.app.lease_seconds, self.app.clock, self._outage
+            broker, self.name, lease, clock, self._outage, registration
         )
         drain = Drain(
             broker,
@@ -174,6 +180,7 @@ class Worker:
             self._serving = False
             detach()
             heartbeat.stop()
+            registration.stopped()
             watch.stop()
             waker.close()
             for executor in self._executors.values():
