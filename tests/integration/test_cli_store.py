@@ -54,6 +54,9 @@ READERS = [
     ["pools"],
     ["pools", "set", "etl_pool", "3"],
     ["queues"],
+    ["queues", "pause", "etl"],
+    ["queues", "resume", "etl"],
+    ["workers"],
 ]
 
 
@@ -96,6 +99,73 @@ def test_the_app_broker_is_used_and_reading_never_writes_its_pool_sizes(
     broker = open_broker(f"sqlite:///{folder}/faena.db", existing=True)
     assert broker.get_parallelism() is None  # nor its parallelism (64)
     broker.close()
+
+
+def test_a_queue_is_paused_and_resumed_and_the_listing_shows_it(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    from faena.brokers.url import open_broker
+    from faena.core.job import NewJob
+
+    broker = open_broker(f"sqlite:///{folder}/faena.db", existing=True)
+    broker.enqueue([NewJob(task="t", queue="etl"), NewJob(task="t", queue="dq")])
+    broker.close()
+
+    code, out, err = invoke("queues", "pause", "etl")
+    assert code == 0, err
+    assert "queue etl paused" in out
+    assert "paused already" in invoke("queues", "pause", "etl")[1]
+    assert invoke("queues", "pause", "idle")[0] == 0  # a queue without jobs may be paused
+
+    code, out, err = invoke("queues", "--json")
+    assert code == 0, err
+    assert {q["queue"]: q["paused"] for q in json.loads(out)} == {
+        "dq": False,
+        "etl": True,
+        "idle": True,
+    }
+    code, out, err = invoke("queues")
+    assert code == 0, err
+    etl_row = next(line for line in out.splitlines() if line.startswith("etl"))
+    assert etl_row.split()[-1] == "yes"
+
+    code, out, err = invoke("queues", "resume", "etl")
+    assert code == 0, err
+    assert "queue etl resumed" in out
+    assert "was not paused" in invoke("queues", "resume", "etl")[1]
+    code, out, _err = invoke("queues", "--json")
+    assert {q["queue"]: q["paused"] for q in json.loads(out)} == {
+        "dq": False,
+        "etl": False,
+        "idle": True,
+    }
+
+
+def test_the_worker_registry_is_listed(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    from faena.brokers.protocol import WorkerReport
+    from faena.brokers.url import open_broker
+
+    broker = open_broker(f"sqlite:///{folder}/faena.db", existing=True)
+    broker.report_worker(WorkerReport("h:1:abc", "h", 1, ("etl", "dq"), 4, "9.9", 0.0))
+    broker.report_worker(WorkerReport("h:2:def", "h", 2, ("etl",), 1, "9.9", 0.0, "stopped"))
+    broker.close()
+    code, out, err = invoke("workers", "--json")
+    assert code == 0, err
+    assert {w["id"]: (w["state"], w["queues"]) for w in json.loads(out)} == {
+        "h:1:abc": ("running", ["etl", "dq"]),
+        "h:2:def": ("stopped", ["etl"]),
+    }
+    code, out, err = invoke("workers")
+    assert code == 0, err
+    assert "h:1:abc" in out and "etl,dq" in out
+
+
+def test_a_bad_queue_name_is_refused_with_the_usual_error(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    code, _out, err = invoke("queues", "pause", "")
+    assert code == 1
+    assert "queue '' is not valid" in err
+    assert "Traceback" not in err
 
 
 def test_a_pool_of_zero_slots_is_refused(folder: Path) -> None:

@@ -12,7 +12,7 @@ from tests.conftest import PG_URL, REDIS_URL, need, port_open
 
 from faena.cli.main import cli
 
-COMMANDS = [["jobs", "list"], ["pools"], ["queues"]]
+COMMANDS = [["jobs", "list"], ["pools"], ["queues"], ["queues", "pause", "etl"]]
 
 
 def _with(url: str, **params: str) -> str:

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "defaults": {"core"},  # imports observability.logs lazily, when a default sink is asked
     "app": {"brokers", "core", "defaults", "errors", "task"},
     "observability": {"brokers", "core", "errors"},
-    "worker": {"app", "brokers", "context", "core", "errors", "task"},
+    "worker": {"app", "brokers", "context", "core", "errors", "task", "version"},
     "autoscale": {"brokers", "core", "errors", "observability"},
     # the client runs on the worker runtime (camunda/client/); the server side needs neither
     "camunda": {"app", "brokers", "core", "defaults", "errors", "shutdown", "web.body", "worker"},

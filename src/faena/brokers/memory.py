@@ -7,8 +7,17 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
-from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.protocol import (
+    ClaimResult,
+    HeartbeatResult,
+    PoolStat,
+    QueueStat,
+    Reaped,
+    WorkerRecord,
+    WorkerReport,
+)
 from faena.brokers.refusals import key_taken, no_such_job, unknown_pool
+from faena.brokers.registry import check_report
 from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
@@ -70,6 +79,8 @@ class MemoryBroker:
         self._pools: dict[str, int] = {DEFAULT_POOL: DEFAULT_POOL_SLOTS}
         self._parallelism: int | None = None
         self._wakers: list[PipeWaker] = []
+        self._paused: set[str] = set()
+        self._workers: dict[str, WorkerRecord] = {}
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> MemoryBroker:
@@ -137,7 +148,7 @@ class MemoryBroker:
         now = self._clock.now()
         with self._lock:
             reaped = self._reap(now)
-            wanted = set(queues)
+            wanted = set(queues) - self._paused
             ready = sorted(
                 (
                     j
@@ -255,8 +266,8 @@ class MemoryBroker:
 
     def next_run_at(self, queues: Sequence[str]) -> float | None:
         checks.check_queues(queues)
-        wanted = set(queues)
         with self._lock:
+            wanted = set(queues) - self._paused
             times = [
                 j.run_at for j in self._jobs.values() if j.queue in wanted and j.state in PENDING
             ]
@@ -343,6 +354,44 @@ class MemoryBroker:
             QueueStat(q, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
             for q, r in sorted(stats.items())
         ]
+
+    def pause_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._lock:
+            if queue in self._paused:
+                return False
+            self._paused.add(queue)
+            return True
+
+    def resume_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._lock:
+            if queue not in self._paused:
+                return False
+            self._paused.discard(queue)
+            for waker in self._wakers:
+                waker.poke()
+            return True
+
+    def paused_queues(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._paused)
+
+    def report_worker(self, report: WorkerReport) -> None:
+        check_report(report)
+        with self._lock:
+            self._workers[report.id] = WorkerRecord(report, self._clock.now())
+
+    def list_workers(self) -> list[WorkerRecord]:
+        with self._lock:
+            return [self._workers[k] for k in sorted(self._workers)]
+
+    def prune_workers(self, older_than: float) -> int:
+        with self._lock:
+            doomed = [k for k, r in self._workers.items() if r.seen_at < older_than]
+            for key in doomed:
+                del self._workers[key]
+        return len(doomed)
 
     def pool_stats(self) -> list[PoolStat]:
         now = self._clock.now()

@@ -16,6 +16,9 @@ Guarantees each implementation must keep (DESIGN section 2):
   ``False``.
 * ``release`` gives the attempt back (``tries - 1``) and makes the job runnable at once,
   keeping its place in line.
+* A paused queue (``pause_queue``) is skipped by ``claim`` and ``next_run_at`` in the same
+  atomic step that reads it; its running jobs keep their leases and finish as usual. The
+  pause is kept in the store, so it outlasts restarts of workers and of the broker.
 * A job whose lease expired becomes ``queued`` again (keeping its place) if ``tries`` is
   below ``max_attempts``, else ``dead`` with ``error_type`` ``WorkerLost``.
 """
@@ -60,6 +63,41 @@ class QueueStat:
     scheduled: int  # waiting for a future time (delayed or retry backoff)
     running: int
     oldest_age: float  # seconds the longest-waiting runnable job has waited; 0 if none
+
+
+#: what a worker reports of itself; ``lost`` is never reported: it is read off a report
+#: that is older than its ``lost_after`` (see :meth:`WorkerRecord.state_at`)
+WORKER_STATES = ("running", "draining", "stopped")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """One worker process, as it registers and then reports itself at each heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    version: str
+    started_at: float
+    state: str = "running"  # one of WORKER_STATES
+    #: seconds without a report after which the worker counts as lost (a few heartbeats)
+    lost_after: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A worker's last report and when the store received it (the broker's clock)."""
+
+    report: WorkerReport
+    seen_at: float
+
+    def state_at(self, now: float) -> str:
+        """The reported state, or ``lost`` if a worker that did not stop fell silent."""
+        if self.report.state != "stopped" and now - self.seen_at > self.report.lost_after:
+            return "lost"
+        return self.report.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +224,28 @@ class OperatorStore(Protocol):
         """Pending jobs are cancelled at once; running ones are flagged for their worker."""
 
     def queue_stats(self) -> list[QueueStat]: ...
+
+    def pause_queue(self, queue: str) -> bool:
+        """Stop claims from ``queue`` until it is resumed (jobs may still be enqueued to it;
+        running ones go on). Any queue name may be paused, with jobs or without. ``True`` if
+        it was not paused already."""
+
+    def resume_queue(self, queue: str) -> bool:
+        """Let ``queue`` be claimed again and wake the workers waiting; ``True`` if it was
+        paused."""
+
+    def paused_queues(self) -> frozenset[str]: ...
+
+    # the worker registry -------------------------------------------------------------
+    def report_worker(self, report: WorkerReport) -> None:
+        """Register a worker or record its latest report (its state, that it is alive): the
+        record of ``report.id`` is replaced and stamped with the broker's time."""
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Every worker record kept, by id (see :meth:`WorkerRecord.state_at` for lost ones)."""
+
+    def prune_workers(self, older_than: float) -> int:
+        """Delete the records of workers last seen before ``older_than`` (POSIX time)."""
 
     def pool_stats(self) -> list[PoolStat]: ...
 

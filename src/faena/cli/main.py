@@ -19,6 +19,7 @@ COMMANDS = {
     "jobs": "faena.cli.jobs",
     "pools": "faena.cli.admin",
     "queues": "faena.cli.admin",
+    "workers": "faena.cli.admin",
     "migrate": "faena.cli.admin",
     "demo": "faena.cli.demo",
     "simulate": "faena.cli.simulate",

@@ -15,6 +15,7 @@ from faena.core.job import Lease
 from faena.core.lease import heartbeat_interval
 from faena.errors import BrokerError
 from faena.worker.outage import Outage
+from faena.worker.registration import Registration
 
 _log = logging.getLogger("faena.worker")
 
@@ -30,6 +31,7 @@ class Heartbeat:
         on_reaped: Callable[[list[Reaped]], None],
         outage: Outage | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        registration: Registration | None = None,
     ) -> None:
         self._broker = broker
         self._worker = worker
@@ -39,6 +41,7 @@ class Heartbeat:
         self._on_reaped = on_reaped
         self._outage = outage
         self._clock = clock
+        self._registration = registration
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faena-heartbeat", daemon=True)
         self.beats = 0
@@ -52,6 +55,8 @@ class Heartbeat:
 
     def _run(self) -> None:
         interval = heartbeat_interval(self._lease_seconds)
+        if self._registration is not None:
+            self._registration.beat()  # registers the worker (never raises)
         while not self._stop.wait(interval):
             try:
                 self.beat()
@@ -81,3 +86,5 @@ class Heartbeat:
             self._outage.succeeded()
         if reaped:
             self._on_reaped(reaped)
+        if self._registration is not None:
+            self._registration.beat()  # after the leases: it never delays their renewal

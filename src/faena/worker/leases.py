@@ -23,6 +23,7 @@ from faena.worker.events import WorkerEvents
 from faena.worker.heartbeat import Heartbeat
 from faena.worker.ledger import Running, SlotLedger
 from faena.worker.outage import Outage
+from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult
 
 __all__ = ["LeaseWatch", "Leases", "Running"]
@@ -44,7 +45,13 @@ class Leases:
         self._completions, self._events, self._flush = completions, events, flush
 
     def keepers(
-        self, broker: WorkerSource, worker: str, lease_seconds: float, clock: Clock, outage: Outage
+        self,
+        broker: WorkerSource,
+        worker: str,
+        lease_seconds: float,
+        clock: Clock,
+        outage: Outage,
+        registration: Registration | None = None,
     ) -> tuple[Heartbeat, LeaseWatch]:
         """The threads that keep the leases: the heartbeat that renews them (and reaps dead
         workers' jobs), and the watch that stops a job whose lease ran out unrenewed."""
@@ -57,6 +64,7 @@ class Leases:
             self._events.reaped,
             outage,
             clock,
+            registration,
         )
         return heartbeat, LeaseWatch(clock, lease_seconds, self.renewals, self.ran_out)
 

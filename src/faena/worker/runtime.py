@@ -50,6 +50,7 @@ from faena.worker.leases import Leases
 from faena.worker.ledger import Running, SlotLedger
 from faena.worker.outage import Outage
 from faena.worker.processes import ProcessExecutor
+from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult, decide_all
 
 DEFAULT_CONCURRENCY = 16
@@ -157,8 +158,15 @@ class Worker:
             signal.signal(signal.SIGTERM, self._signal)
             signal.signal(signal.SIGINT, self._signal)
         waker = broker.waker(self.queues)
+        lease, clock = self.app.lease_seconds, self.app.clock
+        registration = None  # the registry is the store's: a Camunda engine source has none
+        if self._source is None:
+            registration = Registration(
+                self.app.broker, self.name, self.queues, self.concurrency, lease, clock,
+                draining=lambda: self._ledger.stopping,
+            )  # fmt: skip
         heartbeat, watch = self._leases.keepers(
-            broker, self.name, self.app.lease_seconds, self.app.clock, self._outage
+            broker, self.name, lease, clock, self._outage, registration
         )
         drain = Drain(
             broker,
@@ -191,6 +199,8 @@ class Worker:
             self._serving = False
             detach()
             heartbeat.stop()
+            if registration is not None:
+                registration.stopped()
             watch.stop()
             waker.close()
             for executor in self._executors.values():

@@ -5,10 +5,11 @@ cancel does, is decided by :mod:`faena.core.lifecycle`; this module writes the r
 
 from __future__ import annotations
 
+from faena.brokers import registry
 from faena.brokers.postgres import rows
 from faena.brokers.postgres.database import Conn, Database
 from faena.brokers.postgres.queries import Queries
-from faena.brokers.protocol import PoolStat, QueueStat
+from faena.brokers.protocol import PoolStat, QueueStat, WorkerRecord, WorkerReport
 from faena.brokers.refusals import key_taken, no_such_job
 from faena.core import checks, lifecycle
 from faena.core.clock import Clock
@@ -69,6 +70,45 @@ class PostgresOperators:
         if row is None:
             raise JobNotFoundError(no_such_job(job_id))
         return rows.to_job(row)
+
+    def pause_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        params = {"queue": queue, "now": self._clock.now()}
+        row = self._db.run(
+            "pause_queue", lambda c: c.execute(self._q.pause_queue, params).fetchone()
+        )
+        return row is not None
+
+    def resume_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+
+        def run(conn: Conn) -> bool:
+            with conn.transaction():
+                row = conn.execute(self._q.resume_queue, {"queue": queue}).fetchone()
+                if row is not None:
+                    conn.execute(self._q.notify, {"queue": queue})
+            return row is not None
+
+        return self._db.run("resume_queue", run)
+
+    def paused_queues(self) -> frozenset[str]:
+        found = self._db.run("paused_queues", lambda c: c.execute(self._q.paused_queues).fetchall())
+        return frozenset(r[0] for r in found)
+
+    def report_worker(self, report: WorkerReport) -> None:
+        registry.check_report(report)
+        params = {"id": report.id, "now": self._clock.now(), "report": registry.encode(report)}
+        self._db.run("report_worker", lambda c: c.execute(self._q.report_worker, params))
+
+    def list_workers(self) -> list[WorkerRecord]:
+        found = self._db.run("list_workers", lambda c: c.execute(self._q.list_workers).fetchall())
+        return [registry.decode(text, seen_at) for text, seen_at in found]
+
+    def prune_workers(self, older_than: float) -> int:
+        params = {"older_than": older_than}
+        return self._db.run(
+            "prune_workers", lambda c: c.execute(self._q.prune_workers, params).rowcount
+        )
 
     def queue_stats(self) -> list[QueueStat]:
         params = {"now": self._clock.now()}

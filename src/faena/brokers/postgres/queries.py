@@ -63,6 +63,12 @@ class Queries:
     set_parallelism: str
     get_parallelism: str
     next_run_at: str
+    pause_queue: str
+    resume_queue: str
+    paused_queues: str
+    report_worker: str
+    list_workers: str
+    prune_workers: str
     queue_stats: str
     pool_stats: str
     count_by_state: str

@@ -92,7 +92,28 @@ SELECT parallelism FROM @schema@.settings;
 
 -- name: next_run_at
 SELECT min(run_at) FROM @schema@.jobs
- WHERE queue = ANY(%(queues)s::text[]) AND state IN @pending@;
+ WHERE queue = ANY(@schema@.unpaused(%(queues)s::text[])) AND state IN @pending@;
+
+-- name: pause_queue
+INSERT INTO @schema@.paused_queues (queue, paused_at) VALUES (%(queue)s, %(now)s)
+ON CONFLICT DO NOTHING
+RETURNING queue;
+
+-- name: resume_queue
+DELETE FROM @schema@.paused_queues WHERE queue = %(queue)s RETURNING queue;
+
+-- name: paused_queues
+SELECT queue FROM @schema@.paused_queues;
+
+-- name: report_worker
+INSERT INTO @schema@.workers (id, seen_at, report) VALUES (%(id)s, %(now)s, %(report)s)
+ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, report = excluded.report;
+
+-- name: list_workers
+SELECT report, seen_at FROM @schema@.workers ORDER BY id;
+
+-- name: prune_workers
+DELETE FROM @schema@.workers WHERE seen_at < %(older_than)s;
 
 -- name: queue_stats
 -- pending and running jobs only, found through jobs_state_queue (finished ones are not read)

@@ -42,6 +42,12 @@ CREATE TABLE @schema@.jobs (
     CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'dead'::text, 'cancelled'::text])))
 );
 
+CREATE TABLE @schema@.paused_queues (
+    queue text NOT NULL,
+    paused_at double precision NOT NULL,
+    CONSTRAINT paused_queues_pkey PRIMARY KEY (queue)
+);
+
 CREATE TABLE @schema@.pools (
     name text NOT NULL,
     size integer NOT NULL,
@@ -55,6 +61,13 @@ CREATE TABLE @schema@.settings (
     CONSTRAINT settings_parallelism_check CHECK (((parallelism IS NULL) OR (parallelism >= 0))),
     CONSTRAINT settings_pkey PRIMARY KEY (singleton),
     CONSTRAINT settings_singleton_check CHECK (singleton)
+);
+
+CREATE TABLE @schema@.workers (
+    id text NOT NULL,
+    seen_at double precision NOT NULL,
+    report text NOT NULL,
+    CONSTRAINT workers_pkey PRIMARY KEY (id)
 );
 
 CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
@@ -75,9 +88,13 @@ CREATE INDEX jobs_state_queue ON @schema@.jobs USING btree (state, queue, seq);
 
 CREATE INDEX jobs_task ON @schema@.jobs USING btree (task, seq);
 
+CREATE UNIQUE INDEX paused_queues_pkey ON @schema@.paused_queues USING btree (queue);
+
 CREATE UNIQUE INDEX pools_pkey ON @schema@.pools USING btree (name);
 
 CREATE UNIQUE INDEX settings_pkey ON @schema@.settings USING btree (singleton);
+
+CREATE UNIQUE INDEX workers_pkey ON @schema@.workers USING btree (id);
 
 CREATE OR REPLACE FUNCTION @schema@.claim(p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision)
  RETURNS SETOF @schema@.job_event
@@ -140,6 +157,15 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION @schema@.exchange(p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision, p_tell_saturated boolean)
+ RETURNS SETOF @schema@.job_event
+ LANGUAGE sql
+AS $function$
+    SELECT * FROM @schema@.exchange_ignoring_pauses(
+        p_done, p_worker, @schema@.unpaused(p_queues), p_limit, p_lease, p_now,
+        p_tell_saturated)
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.exchange_ignoring_pauses(p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision, p_tell_saturated boolean)
  RETURNS SETOF @schema@.job_event
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'force_generic_plan'
@@ -468,6 +494,16 @@ BEGIN
     )
     SELECT done.ord::integer FROM done;
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.unpaused(p_queues text[])
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE STRICT
+AS $function$
+    SELECT coalesce(array_agg(q.name ORDER BY q.ord), '{}')
+      FROM unnest(p_queues) WITH ORDINALITY AS q(name, ord)
+     WHERE NOT EXISTS (SELECT 1 FROM @schema@.paused_queues p WHERE p.queue = q.name)
 $function$;
 
 CREATE OR REPLACE FUNCTION @schema@.wake()

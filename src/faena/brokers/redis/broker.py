@@ -14,7 +14,14 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from faena.brokers.listeners import Listener
-from faena.brokers.protocol import ClaimResult, HeartbeatResult, PoolStat, QueueStat, Reaped
+from faena.brokers.protocol import (
+    ClaimResult,
+    HeartbeatResult,
+    PoolStat,
+    QueueStat,
+    Reaped,
+)
+from faena.brokers.redis.admin import RedisRegistry
 from faena.brokers.redis.codec import (
     FIELDS,
     enqueue_args,
@@ -63,7 +70,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker:
+class RedisBroker(RedisRegistry):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True
@@ -92,9 +99,6 @@ class RedisBroker:
     def url(self) -> str:
         """The broker URL with its password masked."""
         return self._target.masked
-
-    def _key(self, name: str) -> str:
-        return f"{self._tag}:{name}"
 
     def _run(
         self,

@@ -188,6 +188,10 @@ class SQLiteBroker(SQLiteOperators):
         """Inside one write transaction: re-queue expired leases, then admit and claim."""
         admission, expired = self._admission(conn, now, max(limit, 0))
         reaped = self._reap(conn, now) if expired else []
+        if limit > 0 and queues:
+            paused = {r[0] for r in conn.execute(q.PAUSED)}
+            if paused:
+                queues = [name for name in queues if name not in paused]
         if limit <= 0 or not queues:
             return ClaimResult([], reaped, False)
         chosen: list[Job] = []

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from faena.brokers.protocol import PoolStat, QueueStat
+from faena.brokers import registry
+from faena.brokers.protocol import PoolStat, QueueStat, WorkerRecord, WorkerReport
 from faena.brokers.refusals import key_taken, no_such_job
 from faena.brokers.sqlite import listing
 from faena.brokers.sqlite import queries as q
@@ -123,6 +124,35 @@ class SQLiteOperators:
             QueueStat(name, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
             for name, r in sorted(merged.items())
         ]
+
+    def pause_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._store.write(durable=True) as conn:
+            return conn.execute(q.PAUSE, (queue, self._clock.now())).rowcount > 0
+
+    def resume_queue(self, queue: str) -> bool:
+        checks.check_text("queue", queue)
+        with self._store.write(durable=True) as conn:
+            resumed = conn.execute(q.RESUME, (queue,)).rowcount > 0
+        if resumed:
+            self._notifier.notify()
+        return resumed
+
+    def paused_queues(self) -> frozenset[str]:
+        return frozenset(r[0] for r in self._store.read().execute(q.PAUSED))
+
+    def report_worker(self, report: WorkerReport) -> None:
+        registry.check_report(report)
+        with self._store.write() as conn:
+            conn.execute(q.REPORT_WORKER, (report.id, self._clock.now(), registry.encode(report)))
+
+    def list_workers(self) -> list[WorkerRecord]:
+        rows = self._store.read().execute(q.LIST_WORKERS).fetchall()
+        return [registry.decode(text, seen_at) for text, seen_at in rows]
+
+    def prune_workers(self, older_than: float) -> int:
+        with self._store.write() as conn:
+            return conn.execute(q.PRUNE_WORKERS, (older_than,)).rowcount
 
     def pool_stats(self) -> list[PoolStat]:
         rows = self._store.read().execute(q.POOL_STATS, (self._clock.now(),)).fetchall()

@@ -70,10 +70,25 @@ def candidates(n_queues: int, first: bool = False) -> str:
     )
 
 
+REPORT_WORKER = (
+    "INSERT INTO faena_workers (id, seen_at, report) VALUES (?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET seen_at = excluded.seen_at, report = excluded.report"
+)
+LIST_WORKERS = "SELECT report, seen_at FROM faena_workers ORDER BY id"
+PRUNE_WORKERS = "DELETE FROM faena_workers WHERE seen_at < ?"
+
+PAUSED = "SELECT queue FROM faena_paused_queues"
+PAUSE = "INSERT INTO faena_paused_queues (queue, paused_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+RESUME = "DELETE FROM faena_paused_queues WHERE queue = ?"
+
+
 @cache
 def next_run_at(n_queues: int) -> str:
     marks = ", ".join("?" * n_queues)
-    return f"SELECT MIN(run_at) FROM faena_jobs WHERE state IN {_PENDING} AND queue IN ({marks})"
+    return (
+        f"SELECT MIN(run_at) FROM faena_jobs WHERE state IN {_PENDING} AND queue IN ({marks}) "
+        f"AND queue NOT IN ({PAUSED})"
+    )
 
 
 @cache

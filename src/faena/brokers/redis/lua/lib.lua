@@ -20,6 +20,7 @@ local K_ALL        -- zset: job id by enqueue sequence
 local K_DONE       -- zset: terminal job id by finished_at
 local K_IDEM       -- hash: idempotency key -> job id
 local K_INTAKE     -- list: ids of jobs enqueued one at a time, written but not indexed yet
+local K_PAUSED     -- hash: paused queue -> paused_at (claims and next skip these queues)
 local CHANNEL      -- pub/sub: a queue name when work may be runnable
 
 -- Counter changes are summed while a call runs and written once by flush() at its end, so
@@ -33,7 +34,7 @@ local function begin(args)
     K_META, K_POOLS, K_USED = P .. ':meta', P .. ':pools', P .. ':used'
     K_COUNTS, K_RUNNING, K_ALL = P .. ':counts', P .. ':running', P .. ':all'
     K_DONE, K_IDEM, CHANNEL = P .. ':done', P .. ':idem', P .. ':wake'
-    K_INTAKE = P .. ':intake'
+    K_INTAKE, K_PAUSED = P .. ':intake', P .. ':paused'
   end
   NOW_S = args[2]
   NOW = tonumber(NOW_S)
@@ -491,12 +492,26 @@ local function claim(worker, limit, deadline, queues)
   return chosen, blocked
 end
 
+-- The queues named by args[first..last] that are not paused, in their order.
+local function unpaused(args, first, last)
+  local queues = {}
+  if last < first then return queues end
+  if redis.call('EXISTS', K_PAUSED) == 0 then
+    for i = first, last do queues[#queues + 1] = args[i] end
+    return queues
+  end
+  local flags = redis.call('HMGET', K_PAUSED, unpack(args, first, last))
+  for i = first, last do
+    if not flags[i - first + 1] then queues[#queues + 1] = args[i] end
+  end
+  return queues
+end
+
 -- Claim arguments start at ARGV[a]: worker, limit, lease deadline, n, then n queue names.
 -- Returns {claimed records, reaped records, 1 if saturated else 0}.
 local function claim_from(a)
   local nq = tonumber(ARGV[a + 3])
-  local queues = {}
-  for i = 1, nq do queues[i] = ARGV[a + 3 + i] end
+  local queues = unpaused(ARGV, a + 4, a + 3 + nq)
   local reaped = expire_all()
   local jobs, blocked = claim(ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], queues)
   return { jobs, reaped, blocked }
