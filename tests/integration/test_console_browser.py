@@ -1,6 +1,7 @@
 """The web console (``/``) in a real Chromium, against a real ``faena server`` process and a
 real ``faena worker``: every page loads without a console error, a dead job is retried from
-its page and the worker then succeeds it, a pool is resized from the pools page, and a 375 px
+its page and the worker then succeeds it, a pool is resized from the pools page, a queue is
+paused and resumed from the queues page, the worker shows on the workers page, and a 375 px
 screen has no horizontal scroll.
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``) and Python ``playwright`` (the dev extra;
@@ -142,7 +143,24 @@ def test_the_console_in_chromium(
                 expect(page.locator("h1")).to_have_text("Queues")
                 expect(page.locator("#queues")).to_contain_text("etl")
                 expect(page.locator("#queues")).to_contain_text("reports")
+                # pause a queue from its row, then resume it
+                page.get_by_role("button", name="Pause etl").click()
+                expect(page.locator("#status")).to_contain_text("Queue etl paused")
+                paused = {q["queue"]: q["paused"] for q in _api(server.url, "/queues")["queues"]}
+                assert paused == {"etl": True, "reports": False}
+                expect(page.get_by_role("button", name="Resume etl")).to_be_visible()
                 _shot(page, "queues")
+                page.get_by_role("button", name="Resume etl").click()
+                expect(page.locator("#status")).to_contain_text("Queue etl resumed")
+                expect(page.get_by_role("button", name="Pause etl")).to_be_visible()
+                assert not any(q["paused"] for q in _api(server.url, "/queues")["queues"])
+
+                # the worker process is in the registry
+                page.get_by_role("navigation").get_by_role("link", name="Workers").click()
+                expect(page.locator("h1")).to_have_text("Workers")
+                expect(page.locator("#workers")).to_contain_text("running")
+                expect(page.locator("#workers")).to_contain_text("console")
+                _shot(page, "workers")
 
                 # resize a pool from the pools page; the API then shows the new size
                 page.get_by_role("navigation").get_by_role("link", name="Pools").click()
@@ -192,6 +210,7 @@ def test_the_console_in_chromium(
                     ("#/queues", "Queues"),
                     ("#/pools", "Pools"),
                     ("#/jobs", "Jobs"),
+                    ("#/workers", "Workers"),
                     (f"#/jobs/{dead}", "Job"),
                 ]:
                     narrow.goto(f"{server.url}/{route}")

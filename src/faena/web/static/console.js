@@ -113,7 +113,7 @@ async function show() {
   main.replaceChildren();
   setStatus("");
   pollError = false;
-  const views = { overview: overviewView, queues: queuesView, pools: poolsView, jobs: jobsView };
+  const views = { overview: overviewView, queues: queuesView, pools: poolsView, jobs: jobsView, workers: workersView };
   let view;
   if (page === "jobs" && parts[1]) view = jobView(decodeURIComponent(parts[1]));
   else if (views[page]) view = views[page](params);
@@ -176,11 +176,11 @@ function overviewView() {
   const totals = h("div", { class: "cards", id: "totals" });
   const root = h("section", {}, h("h1", {}, "Overview"),
     h("h2", {}, "Jobs by state"), states,
-    h("h2", {}, "Queues and pools"), totals,
+    h("h2", {}, "Queues, pools and workers"), totals,
     h("p", { class: "muted" }, "Counts stop at 1000 per state (shown as 1000+); the jobs page lists them all."));
   async function refresh() {
-    const [counts, queues, pools] = await Promise.all([
-      Promise.all(STATES.map(countState)), api("GET", "/queues"), api("GET", "/pools")]);
+    const [counts, queues, pools, workers] = await Promise.all([
+      Promise.all(STATES.map(countState)), api("GET", "/queues"), api("GET", "/pools"), api("GET", "/workers")]);
     states.replaceChildren(...STATES.map((s, i) => h("div", { class: "card" },
       h("a", { href: "#/jobs?state=" + s },
         h("span", { class: "n" }, counts[i].n + (counts[i].more ? "+" : "")),
@@ -196,14 +196,18 @@ function overviewView() {
       card(sum(q, "running"), "running", "#/queues"),
       card(age(oldest), "oldest waiting", "#/queues"),
       card(q.length, "queues", "#/queues"),
-      card(sum(p, "used") + " / " + sum(p, "size"), "pool slots used / size", "#/pools"));
+      card(sum(p, "used") + " / " + sum(p, "size"), "pool slots used / size", "#/pools"),
+      card(q.filter(x => x.paused).length, "queues paused", "#/queues"),
+      card(workers.workers.filter(w => w.state === "running").length, "workers running", "#/workers"),
+      card(workers.workers.filter(w => w.state === "lost").length, "workers lost", "#/workers"));
   }
   return { title: "Overview", root, refresh };
 }
 
 function queuesView() {
   const body = h("div", { id: "queues" });
-  const root = h("section", {}, h("h1", {}, "Queues"), body);
+  const root = h("section", {}, h("h1", {}, "Queues"), body,
+    h("p", { class: "muted" }, "A paused queue keeps taking jobs, but no worker claims them until it is resumed; the pause is kept in the store."));
   async function refresh() {
     const data = await api("GET", "/queues");
     body.replaceChildren(table([
@@ -212,7 +216,13 @@ function queuesView() {
       { label: "Scheduled", num: true, cell: r => r.scheduled },
       { label: "Running", num: true, cell: r => r.running },
       { label: "Oldest waiting", num: true, cell: r => age(r.oldest_age) },
-    ], data.queues, "No queue has jobs waiting, scheduled or running."));
+      { label: "Claims", cell: r => r.paused ? h("span", { class: "state state-dead" }, "paused") : h("span", { class: "state state-succeeded" }, "active") },
+      { label: "", cell: r => r.paused
+          ? h("button", { type: "button", class: "primary", "aria-label": "Resume " + r.queue, onclick: () =>
+              act(`Queue ${r.queue} resumed: workers claim its jobs again.`, () => api("POST", `/queues/${encodeURIComponent(r.queue)}/resume`)) }, "Resume")
+          : h("button", { type: "button", class: "danger", "aria-label": "Pause " + r.queue, onclick: () =>
+              act(`Queue ${r.queue} paused: running jobs finish, no new one starts.`, () => api("POST", `/queues/${encodeURIComponent(r.queue)}/pause`)) }, "Pause") },
+    ], data.queues, "No queue has jobs waiting, scheduled or running, and none is paused."));
   }
   return { title: "Queues", root, refresh };
 }
@@ -359,6 +369,28 @@ function jobView(id) {
     body.replaceChildren(...parts);
   }
   return { title: "Job " + id.slice(0, 12), root, refresh };
+}
+
+function workersView() {
+  const body = h("div", { id: "workers" });
+  const root = h("section", {}, h("h1", {}, "Workers"), body,
+    h("p", { class: "muted" }, "Each worker process reports itself at every heartbeat; one silent for longer than its lease is shown as lost."));
+  async function refresh() {
+    const data = await api("GET", "/workers");
+    const now = Date.now() / 1000;
+    const badge = { running: "running", draining: "scheduled", stopped: "cancelled", lost: "dead" };
+    body.replaceChildren(table([
+      { label: "Worker", cell: w => h("span", { class: "mono" }, w.id) },
+      { label: "State", cell: w => h("span", { class: "state state-" + (badge[w.state] || "queued") }, w.state) },
+      { label: "Host", cell: w => `${w.host} (pid ${w.pid})` },
+      { label: "Queues", cell: w => w.queues.join(", ") || "all" },
+      { label: "Concurrency", num: true, cell: w => w.concurrency },
+      { label: "Version", cell: w => w.version },
+      { label: "Started", cell: w => when(w.started_at) },
+      { label: "Last seen", num: true, cell: w => age(now - w.seen_at) + " ago" },
+    ], data.workers, "No worker has registered with this broker."));
+  }
+  return { title: "Workers", root, refresh };
 }
 
 // ---- start ------------------------------------------------------------------------------
