@@ -30,7 +30,7 @@ class Served:
         """What a refused request must leave as it was."""
         broker = self.app.broker
         jobs = [(j.id, j.state, j.queue, j.attempt, j.cancel_requested) for j in broker.list_jobs()]
-        return jobs, broker.pool_stats()
+        return jobs, broker.pool_stats(), broker.paused_queues()
 
     def routes(self) -> list[tuple[str, str, Any]]:
         """Every route: (method, path, JSON body)."""
@@ -44,6 +44,9 @@ class Served:
             ("GET", "/api/v1/queues", None),
             ("GET", "/api/v1/pools", None),
             ("PUT", "/api/v1/pools/extra", {"size": 2}),
+            ("POST", "/api/v1/queues/q1/pause", None),
+            ("POST", "/api/v1/queues/q1/resume", None),
+            ("GET", "/api/v1/workers", None),
         ]
 
     def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
@@ -73,10 +76,13 @@ def assert_problem(answer: Any, status: int, error: str) -> dict[str, Any]:
     return body
 
 
-ROUTE_IDS = ["list", "enqueue", "show", "retry", "cancel", "queues", "pools", "resize"]
+ROUTE_IDS = [
+    "list", "enqueue", "show", "retry", "cancel", "queues", "pools", "resize", "pause", "resume",
+    "workers",
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("route", range(8), ids=ROUTE_IDS)
+@pytest.mark.parametrize("route", range(len(ROUTE_IDS)), ids=ROUTE_IDS)
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic YTpi", f"bearer {ADMIN}x"])
 def test_no_token_or_a_wrong_one_is_401_on_every_route(
     served: Served, route: int, header: str | None
@@ -89,7 +95,7 @@ def test_no_token_or_a_wrong_one_is_401_on_every_route(
     assert served.store() == before
 
 
-@pytest.mark.parametrize("route", range(8), ids=ROUTE_IDS)
+@pytest.mark.parametrize("route", range(len(ROUTE_IDS)), ids=ROUTE_IDS)
 def test_the_read_token_reads_and_may_not_change_anything(served: Served, route: int) -> None:
     before = served.store()
     method, path, body = served.routes()[route]
@@ -101,7 +107,7 @@ def test_the_read_token_reads_and_may_not_change_anything(served: Served, route:
     assert served.store() == before
 
 
-@pytest.mark.parametrize("route", range(8), ids=ROUTE_IDS)
+@pytest.mark.parametrize("route", range(len(ROUTE_IDS)), ids=ROUTE_IDS)
 @pytest.mark.parametrize("query", ["token=" + ADMIN, "access_token=x", "limit=5&api_key=x"])
 def test_a_token_in_the_query_string_is_refused_on_every_route(
     served: Served, route: int, query: str
@@ -193,10 +199,15 @@ def test_changes_and_refusals_are_logged_without_the_token(
     served.call("POST", f"/api/v1/jobs/{made['id']}/cancel", **AS_ADMIN)
     served.call("POST", f"/api/v1/jobs/{made['id']}/retry", **AS_ADMIN)
     served.call("PUT", "/api/v1/pools/logged", {"size": 3}, **AS_ADMIN)
+    served.call("POST", "/api/v1/queues/logged/pause", **AS_ADMIN)
+    served.call("POST", "/api/v1/queues/logged/resume", **AS_ADMIN)
     served.call("POST", "/api/v1/jobs", {"task": "t.log"}, **AS_READER)
     served.call("GET", f"/api/v1/jobs?token={ADMIN}")
     events = [
-        (r.__dict__["event"], r.__dict__.get("job_id") or r.__dict__.get("status"))
+        (
+            r.__dict__["event"],
+            r.__dict__.get("job_id") or r.__dict__.get("status") or r.__dict__.get("queue"),
+        )
         for r in caplog.records
         if r.name == "faena.server.api"  # other faena loggers may be at INFO after other tests
     ]
@@ -205,6 +216,8 @@ def test_changes_and_refusals_are_logged_without_the_token(
         ("api.job_cancelled", made["id"]),
         ("api.job_retried", made["id"]),
         ("api.pool_resized", None),
+        ("api.queue_paused", "logged"),
+        ("api.queue_resumed", "logged"),
         ("api.refused", 403),
         ("api.refused", 400),
     ]

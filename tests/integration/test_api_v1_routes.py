@@ -13,7 +13,7 @@ from tests.contract.conftest import BACKENDS
 from tests.integration.test_api_v1 import ADMIN, AS_ADMIN, Served, assert_problem
 
 import faena
-from faena.brokers.protocol import Broker
+from faena.brokers.protocol import Broker, WorkerReport
 from faena.core.clock import ManualClock
 from faena.web.app import create_app
 
@@ -74,6 +74,32 @@ def test_every_route_on_every_backend(tmp_path: Path, name: str) -> None:
             assert resized.json() == {"pool": "extra", "size": 7, "used": 0}
             pools = c.get("/api/v1/pools").json()["pools"]
             assert {"pool": "extra", "size": 7, "used": 0} in pools
+            paused = c.post("/api/v1/queues/default/pause")
+            assert paused.json() == {"queue": "default", "paused": True, "changed": True}
+            again = c.post("/api/v1/queues/default/pause")
+            assert again.json() == {"queue": "default", "paused": True, "changed": False}
+            c.post("/api/v1/queues/idle/pause")  # a queue without jobs is listed once paused
+            listed_q = {q["queue"]: q for q in c.get("/api/v1/queues").json()["queues"]}
+            assert listed_q["default"]["paused"] and listed_q["default"]["waiting"] == 1
+            assert listed_q["idle"] == {
+                "queue": "idle", "waiting": 0, "scheduled": 0, "running": 0,
+                "oldest_age": 0.0, "paused": True,
+            }  # fmt: skip
+            resumed = c.post("/api/v1/queues/default/resume")
+            assert resumed.json() == {"queue": "default", "paused": False, "changed": True}
+            assert c.post("/api/v1/queues/default/resume").json()["changed"] is False
+            listed_q = {q["queue"]: q for q in c.get("/api/v1/queues").json()["queues"]}
+            assert listed_q["default"]["paused"] is False
+            broker.report_worker(
+                WorkerReport(
+                    id="h:1:w", host="h", pid=1, queues=("default",), concurrency=4,
+                    version="9.9", started_at=1.0,
+                )
+            )  # fmt: skip
+            workers = c.get("/api/v1/workers").json()["workers"]
+            assert [(w["id"], w["host"], w["pid"], w["queues"], w["state"]) for w in workers] == [
+                ("h:1:w", "h", 1, ["default"], "running")
+            ]
         finally:
             destroy = getattr(broker, "destroy", None)
             if callable(destroy):
@@ -249,6 +275,9 @@ def test_the_openapi_document_is_3_1_with_the_full_paths(served: Served) -> None
         "/api/v1/queues",
         "/api/v1/pools",
         "/api/v1/pools/{pool}",
+        "/api/v1/queues/{queue}/pause",
+        "/api/v1/queues/{queue}/resume",
+        "/api/v1/workers",
     }
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for operations in doc["paths"].values():
@@ -257,3 +286,12 @@ def test_the_openapi_document_is_3_1_with_the_full_paths(served: Served) -> None
             assert "application/problem+json" in operation["responses"]["400"]["content"]
     enqueue = doc["components"]["schemas"]["EnqueueRequest"]
     assert enqueue["required"] == ["task"] and enqueue["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/queues/a%20b/pause", "/api/v1/queues/" + "q" * 65 + "/resume"]
+)
+def test_bad_queue_names_are_400(served: Served, path: str) -> None:
+    before = served.store()
+    assert_problem(served.client.post(path), 400, "invalid_parameter")
+    assert served.store() == before

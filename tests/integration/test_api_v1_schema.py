@@ -48,7 +48,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]
     app.close()
 
 
-PARAMETERLESS = {"/api/v1/queues", "/api/v1/pools"}
+PARAMETERLESS = {"/api/v1/queues", "/api/v1/pools", "/api/v1/workers"}
 OPERATIONS = [
     ("GET", "/api/v1/jobs"),
     ("POST", "/api/v1/jobs"),
@@ -58,6 +58,9 @@ OPERATIONS = [
     ("GET", "/api/v1/queues"),
     ("GET", "/api/v1/pools"),
     ("PUT", "/api/v1/pools/{pool}"),
+    ("POST", "/api/v1/queues/{queue}/pause"),
+    ("POST", "/api/v1/queues/{queue}/resume"),
+    ("GET", "/api/v1/workers"),
 ]
 
 

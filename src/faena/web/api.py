@@ -23,7 +23,16 @@ from faena.version import __version__
 from faena.web import jobs
 from faena.web.guard import Access, ApiGuard
 from faena.web.problems import HANDLERS, MEDIA_TYPE, PROBLEM_RESPONSE, problem
-from faena.web.schemas import PoolOut, Pools, PoolSize, QueueOut, Queues
+from faena.web.schemas import (
+    PoolOut,
+    Pools,
+    PoolSize,
+    QueueOut,
+    QueuePause,
+    Queues,
+    WorkerOut,
+    Workers,
+)
 
 PREFIX = "/api/v1"
 #: answered by the guard or the handlers on every route (404: a path parameter the route
@@ -37,6 +46,7 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 PoolName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+QueueName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def _stats(app: App) -> APIRouter:
@@ -44,19 +54,77 @@ def _stats(app: App) -> APIRouter:
 
     @stats.get("/queues", response_model=Queues, summary="Jobs waiting and running per queue")
     async def queues() -> Queues:
-        found = await asyncio.to_thread(app.broker.queue_stats)
-        return Queues(
-            queues=[
+        def run() -> Queues:
+            found = app.broker.queue_stats()
+            paused = app.broker.paused_queues()
+            out = [
                 QueueOut(
                     queue=q.queue,
                     waiting=q.waiting,
                     scheduled=q.scheduled,
                     running=q.running,
                     oldest_age=q.oldest_age,
+                    paused=q.queue in paused,
                 )
                 for q in found
             ]
-        )
+            idle = sorted(paused - {q.queue for q in found})  # paused, and no job in it
+            out += [
+                QueueOut(queue=q, waiting=0, scheduled=0, running=0, oldest_age=0.0, paused=True)
+                for q in idle
+            ]
+            return Queues(queues=out)
+
+        return await asyncio.to_thread(run)
+
+    @stats.post(
+        "/queues/{queue}/pause",
+        response_model=QueuePause,
+        summary="Pause a queue: workers claim none of its jobs until it is resumed",
+    )
+    async def pause(queue: QueueName) -> QueuePause:
+        def run() -> QueuePause:
+            changed = app.broker.pause_queue(queue)
+            jobs.audit("api.queue_paused", queue=queue, changed=changed)
+            return QueuePause(queue=queue, paused=True, changed=changed)
+
+        return await asyncio.to_thread(run)
+
+    @stats.post(
+        "/queues/{queue}/resume",
+        response_model=QueuePause,
+        summary="Resume a paused queue (its waiting workers are woken)",
+    )
+    async def resume(queue: QueueName) -> QueuePause:
+        def run() -> QueuePause:
+            changed = app.broker.resume_queue(queue)
+            jobs.audit("api.queue_resumed", queue=queue, changed=changed)
+            return QueuePause(queue=queue, paused=False, changed=changed)
+
+        return await asyncio.to_thread(run)
+
+    @stats.get("/workers", response_model=Workers, summary="Worker processes in the registry")
+    async def workers() -> Workers:
+        def run() -> Workers:
+            now = app.clock.now()
+            return Workers(
+                workers=[
+                    WorkerOut(
+                        id=r.report.id,
+                        host=r.report.host,
+                        pid=r.report.pid,
+                        queues=list(r.report.queues),
+                        concurrency=r.report.concurrency,
+                        version=r.report.version,
+                        started_at=r.report.started_at,
+                        seen_at=r.seen_at,
+                        state=r.state_at(now),
+                    )
+                    for r in app.broker.list_workers()
+                ]
+            )
+
+        return await asyncio.to_thread(run)
 
     @stats.get("/pools", response_model=Pools, summary="Pools: size and slots in use")
     async def pools() -> Pools:

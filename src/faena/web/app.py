@@ -2,7 +2,8 @@
 
 ``/healthz`` (the process is up), ``/readyz`` (the broker answers), ``/api/v1/...`` (the JSON
 API, :mod:`faena.web.api`), ``/openapi.json`` (its OpenAPI 3.1 document), ``/engine-rest/...``
-(the Camunda 7 external-task API).
+(the Camunda 7 external-task API), ``/`` and ``/static/...`` (the web console,
+:mod:`faena.web.console`: files only; it reads the API with the token the user pastes in).
 
 Tokens: ``admin_token`` (or ``token``, its older name) admits every route; ``read_token``
 admits GET only. With any token configured every route but ``/healthz`` needs
@@ -29,7 +30,7 @@ from faena.app import App
 from faena.camunda.server.routes import BasicAuth, CamundaAPI, basic_checker
 from faena.camunda.server.service import ExternalTaskService
 from faena.observability.metrics import broker_collector, new_registry, render
-from faena.web import body
+from faena.web import body, console
 from faena.web.access import AccessLog
 from faena.web.api import PREFIX, create_api
 from faena.web.auth import TokenAuth
@@ -136,6 +137,7 @@ def create_app(
         middleware.append(Middleware(TokenAuth, access=access))
     return Starlette(
         routes=[
+            *console.routes(),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

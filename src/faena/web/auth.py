@@ -3,7 +3,8 @@
 ``/readyz``, ``/metrics``, ``/openapi.json`` and unknown paths: an admin or read token admits
 GET and HEAD, only an admin token anything else. ``/healthz`` always stays open;
 ``/api/v1`` has its own guard (:mod:`faena.web.guard`, problem+json answers); the Camunda
-routes under ``/engine-rest`` have their own HTTP basic auth."""
+routes under ``/engine-rest`` have their own HTTP basic auth. The web console's files (``/``,
+``/static/...``) are open too: they hold no data, and the page sends the token on each API call."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faena.web.guard import READ_METHODS, Access, Role
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/"})
+#: mount points open without a token (the console's files)
+OPEN_ROOTS = ("/static",)
 #: mount points that check credentials themselves
 GUARDED_ROOTS = ("/engine-rest", "/api/v1")
 
@@ -31,7 +34,8 @@ class TokenAuth:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         guarded = any(_under(path, root) for root in GUARDED_ROOTS)
-        if scope["type"] != "http" or path in OPEN_PATHS or guarded:
+        open_root = any(_under(path, root) for root in OPEN_ROOTS)
+        if scope["type"] != "http" or path in OPEN_PATHS or guarded or open_root:
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")

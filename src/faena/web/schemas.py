@@ -130,6 +130,9 @@ class QueueOut(BaseModel):
     scheduled: int = Field(description="waiting for a future time (delay, retry backoff)")
     running: int
     oldest_age: float = Field(description="seconds the longest-waiting runnable job has waited")
+    paused: bool = Field(
+        default=False, description="workers claim none of its jobs until it is resumed"
+    )
 
 
 class Queues(BaseModel):
@@ -144,3 +147,25 @@ class PoolOut(BaseModel):
 
 class Pools(BaseModel):
     pools: list[PoolOut]
+
+
+class QueuePause(BaseModel):
+    queue: str
+    paused: bool = Field(description="whether the queue is paused now")
+    changed: bool = Field(description="false if it already was (paused again, or not paused)")
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    version: str
+    started_at: float
+    seen_at: float = Field(description="when the store received its last report")
+    state: str = Field(description="running, draining, stopped, or lost (silent too long)")
+
+
+class Workers(BaseModel):
+    workers: list[WorkerOut]

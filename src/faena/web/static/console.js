@@ -1,0 +1,420 @@
+// faena web console: plain JavaScript written for faena, no third-party code.
+// It reads and changes the broker through /api/v1 with the token pasted in the login field
+// (kept in sessionStorage, sent as "Authorization: Bearer"; never in a URL).
+"use strict";
+
+const API = "/api/v1";
+const POLL_MS = 2000;
+const PAGE = 50;
+const STATES = ["queued", "scheduled", "running", "failed", "dead", "succeeded", "cancelled"];
+const TOKEN_KEY = "faena.token";
+
+// ---- helpers ----------------------------------------------------------------------------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  const t = token();
+  if (t) headers["Authorization"] = "Bearer " + t;
+  const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch(API + path, init);
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!r.ok) {
+    let msg = (data && (data.detail || data.message)) || `${method} ${API}${path}: HTTP ${r.status}`;
+    if (r.status === 401) msg = "The server needs a token: paste an admin or read token above. (" + msg + ")";
+    throw new ApiError(r.status, msg);
+  }
+  return data;
+}
+
+function setStatus(text, kind) {
+  const s = document.getElementById("status");
+  s.textContent = text || "";
+  s.className = "status" + (kind ? " " + kind : "");
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+  if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
+}
+
+function when(ts) {
+  if (ts === null || ts === undefined) return "–";
+  const d = new Date(ts * 1000);
+  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
+function stateBadge(state) { return h("span", { class: "state state-" + state }, state); }
+
+function table(columns, rows, empty) {
+  if (!rows.length) return h("p", { class: "empty" }, empty);
+  return h("table", {},
+    h("thead", {}, h("tr", {}, columns.map(c => h("th", { scope: "col", class: c.num ? "num" : null }, c.label)))),
+    h("tbody", {}, rows.map(row => h("tr", {}, columns.map(c =>
+      h("td", { "data-label": c.label, class: c.num ? "num" : null }, c.cell(row)))))));
+}
+
+function field(label, input) {
+  const id = "f-" + label.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+  input.id = id;
+  return h("div", { class: "field" }, h("label", { for: id }, label), input);
+}
+
+function pretty(value) { return JSON.stringify(value, null, 2); }
+
+// ---- routing ----------------------------------------------------------------------------
+function route() {
+  const hash = location.hash.replace(/^#\/?/, "") || "overview";
+  const [path, query] = hash.split("?");
+  const parts = path.split("/").filter(Boolean);
+  return { parts, params: new URLSearchParams(query || "") };
+}
+
+let current = null;   // { refresh: async () => void }
+let busy = false;
+
+async function show() {
+  const { parts, params } = route();
+  const page = parts[0] || "overview";
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.page === page) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const main = document.getElementById("main");
+  main.replaceChildren();
+  setStatus("");
+  pollError = false;
+  const views = { overview: overviewView, queues: queuesView, pools: poolsView, jobs: jobsView, workers: workersView };
+  let view;
+  if (page === "jobs" && parts[1]) view = jobView(decodeURIComponent(parts[1]));
+  else if (views[page]) view = views[page](params);
+  else view = notFoundView(page);
+  current = view;
+  main.append(view.root);
+  document.title = view.title + " · faena console";
+  await tick(true);
+}
+
+let pollError = false;  // whether the status line shows a failed refresh (cleared once one works)
+
+async function tick(first) {
+  if (!current || busy) return;
+  if (!first && document.visibilityState !== "visible") return;
+  busy = true;
+  const view = current;
+  try {
+    await view.refresh();
+    if (view === current && pollError) { setStatus(""); pollError = false; }
+  } catch (e) {
+    if (view === current) { setStatus(e.message, "error"); pollError = true; }
+  } finally {
+    busy = false;
+  }
+}
+
+// Runs a change (retry, cancel, resize), then says what happened and refreshes the view.
+async function act(what, fn) {
+  pollError = false;
+  try {
+    await fn();
+    setStatus(what, "ok");
+  } catch (e) {
+    setStatus(e.message, "error");
+    return false;
+  }
+  await refreshKeepingStatus();
+  return true;
+}
+
+async function refreshKeepingStatus() {
+  if (!current) return;
+  try { await current.refresh(); } catch (e) { setStatus(e.message, "error"); }
+}
+
+// ---- pages ------------------------------------------------------------------------------
+function notFoundView(page) {
+  return { title: "Not found", root: h("section", {}, h("h1", {}, "No page " + page),
+    h("p", {}, h("a", { href: "#/overview" }, "Go to the overview"))), refresh: async () => {} };
+}
+
+async function countState(state) {
+  const page = await api("GET", `/jobs?state=${state}&limit=1000`);
+  return { n: page.jobs.length, more: page.next_offset !== null };
+}
+
+function overviewView() {
+  const states = h("div", { class: "cards", id: "state-counts" });
+  const totals = h("div", { class: "cards", id: "totals" });
+  const root = h("section", {}, h("h1", {}, "Overview"),
+    h("h2", {}, "Jobs by state"), states,
+    h("h2", {}, "Queues, pools and workers"), totals,
+    h("p", { class: "muted" }, "Counts stop at 1000 per state (shown as 1000+); the jobs page lists them all."));
+  async function refresh() {
+    const [counts, queues, pools, workers] = await Promise.all([
+      Promise.all(STATES.map(countState)), api("GET", "/queues"), api("GET", "/pools"), api("GET", "/workers")]);
+    states.replaceChildren(...STATES.map((s, i) => h("div", { class: "card" },
+      h("a", { href: "#/jobs?state=" + s },
+        h("span", { class: "n" }, counts[i].n + (counts[i].more ? "+" : "")),
+        h("span", { class: "k" }, s)))));
+    const sum = (xs, k) => xs.reduce((a, x) => a + x[k], 0);
+    const q = queues.queues, p = pools.pools;
+    const oldest = q.length ? Math.max(...q.map(x => x.oldest_age)) : 0;
+    const card = (n, k, href) => h("div", { class: "card" },
+      h("a", { href }, h("span", { class: "n" }, n), h("span", { class: "k" }, k)));
+    totals.replaceChildren(
+      card(sum(q, "waiting"), "waiting (queue depth)", "#/queues"),
+      card(sum(q, "scheduled"), "scheduled", "#/queues"),
+      card(sum(q, "running"), "running", "#/queues"),
+      card(age(oldest), "oldest waiting", "#/queues"),
+      card(q.length, "queues", "#/queues"),
+      card(sum(p, "used") + " / " + sum(p, "size"), "pool slots used / size", "#/pools"),
+      card(q.filter(x => x.paused).length, "queues paused", "#/queues"),
+      card(workers.workers.filter(w => w.state === "running").length, "workers running", "#/workers"),
+      card(workers.workers.filter(w => w.state === "lost").length, "workers lost", "#/workers"));
+  }
+  return { title: "Overview", root, refresh };
+}
+
+function queuesView() {
+  const body = h("div", { id: "queues" });
+  const root = h("section", {}, h("h1", {}, "Queues"), body,
+    h("p", { class: "muted" }, "A paused queue keeps taking jobs, but no worker claims them until it is resumed; the pause is kept in the store."));
+  async function refresh() {
+    const data = await api("GET", "/queues");
+    body.replaceChildren(table([
+      { label: "Queue", cell: r => h("a", { href: "#/jobs?queue=" + encodeURIComponent(r.queue) }, r.queue) },
+      { label: "Waiting", num: true, cell: r => r.waiting },
+      { label: "Scheduled", num: true, cell: r => r.scheduled },
+      { label: "Running", num: true, cell: r => r.running },
+      { label: "Oldest waiting", num: true, cell: r => age(r.oldest_age) },
+      { label: "Claims", cell: r => r.paused ? h("span", { class: "state state-dead" }, "paused") : h("span", { class: "state state-succeeded" }, "active") },
+      { label: "", cell: r => r.paused
+          ? h("button", { type: "button", class: "primary", "aria-label": "Resume " + r.queue, onclick: () =>
+              act(`Queue ${r.queue} resumed: workers claim its jobs again.`, () => api("POST", `/queues/${encodeURIComponent(r.queue)}/resume`)) }, "Resume")
+          : h("button", { type: "button", class: "danger", "aria-label": "Pause " + r.queue, onclick: () =>
+              act(`Queue ${r.queue} paused: running jobs finish, no new one starts.`, () => api("POST", `/queues/${encodeURIComponent(r.queue)}/pause`)) }, "Pause") },
+    ], data.queues, "No queue has jobs waiting, scheduled or running, and none is paused."));
+  }
+  return { title: "Queues", root, refresh };
+}
+
+function poolsView() {
+  const body = h("div", { id: "pools" });
+  const name = h("input", { name: "pool", required: true, maxlength: 64, spellcheck: "false", autocomplete: "off" });
+  const size = h("input", { name: "size", type: "number", min: 0, step: 1, required: true, inputmode: "numeric" });
+  const form = h("form", { class: "form", id: "resize", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const pool = name.value.trim(), n = Number(size.value);
+    if (!pool || !Number.isInteger(n) || n < 0) {
+      setStatus("Give a pool name and a size that is a whole number, 0 or more.", "error");
+      return;
+    }
+    await act(`Pool ${pool} now has ${n} slots.`, () =>
+      api("PUT", "/pools/" + encodeURIComponent(pool), { size: n }));
+  } }, field("Pool", name), field("Slots", size), h("button", { type: "submit", class: "primary" }, "Resize pool"));
+  const root = h("section", {}, h("h1", {}, "Pools"), body,
+    h("h2", {}, "Create or resize a pool"), form,
+    h("p", { class: "muted" }, "A pool limits how many of its jobs run at once across all workers; size 0 stops new ones from starting."));
+  async function refresh() {
+    const data = await api("GET", "/pools");
+    body.replaceChildren(table([
+      { label: "Pool", cell: r => r.pool },
+      { label: "Slots", num: true, cell: r => r.size },
+      { label: "Used", num: true, cell: r => r.used },
+      { label: "Open", num: true, cell: r => Math.max(0, r.size - r.used) },
+      { label: "In use", cell: r => h("div", { class: "bar", role: "img", "aria-label": `${r.used} of ${r.size} slots used` },
+          h("span", { style: null, "data-w": 1 })) },
+      { label: "", cell: r => h("button", { type: "button", "aria-label": "Resize " + r.pool, onclick: () => {
+          name.value = r.pool; size.value = r.size; size.focus(); } }, "Resize…") },
+    ], data.pools, "No pool yet: create one below."));
+    // widths set from script (the CSP admits no inline style attributes)
+    body.querySelectorAll("tbody tr").forEach((tr, i) => {
+      const r = data.pools[i];
+      const span = tr.querySelector(".bar span");
+      if (span) span.style.width = (r.size ? Math.min(100, 100 * r.used / r.size) : (r.used ? 100 : 0)) + "%";
+    });
+  }
+  return { title: "Pools", root, refresh };
+}
+
+function jobsView(params) {
+  const offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
+  const state = h("select", { name: "state" }, h("option", { value: "" }, "any"),
+    STATES.map(s => h("option", { value: s }, s)));
+  state.value = params.get("state") || "";
+  const queue = h("input", { name: "queue", value: params.get("queue") || "", spellcheck: "false", autocomplete: "off" });
+  const task = h("input", { name: "task", value: params.get("task") || "", spellcheck: "false", autocomplete: "off" });
+  const go = (off) => {
+    const q = new URLSearchParams();
+    if (state.value) q.set("state", state.value);
+    if (queue.value.trim()) q.set("queue", queue.value.trim());
+    if (task.value.trim()) q.set("task", task.value.trim());
+    if (off) q.set("offset", String(off));
+    const s = q.toString();
+    location.hash = "#/jobs" + (s ? "?" + s : "");
+  };
+  const filters = h("form", { class: "filters", role: "search", onsubmit: (ev) => { ev.preventDefault(); go(0); } },
+    field("State", state), field("Queue", queue), field("Task", task),
+    h("button", { type: "submit", class: "primary" }, "Filter"),
+    h("button", { type: "button", onclick: () => { state.value = ""; queue.value = ""; task.value = ""; go(0); } }, "Clear"));
+  const body = h("div", { id: "jobs" });
+  const prev = h("button", { type: "button", id: "prev", onclick: () => go(Math.max(0, offset - PAGE)) }, "← Newer");
+  const next = h("button", { type: "button", id: "next" }, "Older →");
+  const where = h("span", { class: "muted" });
+  const retryAll = h("button", { type: "button", id: "retry-dead", class: "danger" }, "Retry all dead on this page");
+  let nextOffset = null, dead = [];
+  next.addEventListener("click", () => { if (nextOffset !== null) go(nextOffset); });
+  retryAll.addEventListener("click", async () => {
+    const ids = dead.slice();
+    if (!ids.length) return;
+    let ok = 0; const failed = [];
+    for (const id of ids) {
+      try { await api("POST", `/jobs/${encodeURIComponent(id)}/retry`); ok++; }
+      catch (e) { failed.push(id.slice(0, 8) + ": " + e.message); }
+    }
+    setStatus(`Retried ${ok} of ${ids.length} dead jobs.` + (failed.length ? " Refused: " + failed.join("; ") : ""),
+      failed.length ? "error" : "ok");
+    await refreshKeepingStatus();
+  });
+  const root = h("section", {}, h("h1", {}, "Jobs"), filters,
+    h("div", { class: "actions" }, retryAll), body, h("div", { class: "pager" }, prev, next, where));
+  async function refresh() {
+    const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
+    if (params.get("state")) q.set("state", params.get("state"));
+    if (params.get("queue")) q.set("queue", params.get("queue"));
+    if (params.get("task")) q.set("task", params.get("task"));
+    const page = await api("GET", "/jobs?" + q.toString());
+    nextOffset = page.next_offset;
+    dead = page.jobs.filter(j => j.state === "dead").map(j => j.id);
+    retryAll.disabled = !dead.length;
+    retryAll.textContent = `Retry all dead on this page (${dead.length})`;
+    prev.disabled = offset === 0;
+    next.disabled = nextOffset === null;
+    where.textContent = page.jobs.length ? `jobs ${offset + 1}–${offset + page.jobs.length}, newest first` : "";
+    body.replaceChildren(table([
+      { label: "Job", cell: j => h("a", { class: "mono", href: "#/jobs/" + encodeURIComponent(j.id) }, j.id) },
+      { label: "Task", cell: j => j.task },
+      { label: "Queue", cell: j => j.queue },
+      { label: "State", cell: j => stateBadge(j.state) },
+      { label: "Attempt", num: true, cell: j => `${j.attempt} / ${j.max_attempts}` },
+      { label: "Enqueued", cell: j => when(j.enqueued_at) },
+    ], page.jobs, offset ? "No more jobs on this page." : "No job matches these filters."));
+  }
+  return { title: "Jobs", root, refresh };
+}
+
+function jobView(id) {
+  const body = h("div", { id: "job" });
+  const retry = h("button", { type: "button", id: "retry", class: "primary" }, "Retry");
+  const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "Cancel");
+  retry.addEventListener("click", () => act("Job queued again with a fresh budget of attempts.", () =>
+    api("POST", `/jobs/${encodeURIComponent(id)}/retry`)));
+  cancel.addEventListener("click", () => act("Cancel sent.", () =>
+    api("POST", `/jobs/${encodeURIComponent(id)}/cancel`)));
+  const root = h("section", {}, h("p", {}, h("a", { href: "#/jobs" }, "← All jobs")),
+    h("h1", {}, "Job ", h("span", { class: "mono" }, id)),
+    h("div", { class: "actions" }, retry, cancel), body);
+  async function refresh() {
+    const j = await api("GET", "/jobs/" + encodeURIComponent(id));
+    retry.disabled = !(j.state === "dead" || j.state === "cancelled");
+    cancel.disabled = !(j.state === "queued" || j.state === "scheduled" || j.state === "running" || j.state === "failed") || j.cancel_requested;
+    const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+    const parts = [
+      h("dl", { class: "props" },
+        row("State", [stateBadge(j.state), j.cancel_requested ? " (cancel requested)" : ""]),
+        row("Task", j.task), row("Queue", j.queue), row("Pool", `${j.pool} (${j.pool_slots} slot${j.pool_slots === 1 ? "" : "s"})`),
+        row("Priority", j.priority), row("Attempt", `${j.attempt} (at most ${j.max_attempts} per run; tries ${j.tries})`),
+        row("Timeout", j.timeout === null ? "none" : j.timeout + " s"),
+        row("Idempotency key", j.idempotency_key || "–"),
+        row("Enqueued", when(j.enqueued_at)), row("Run at", when(j.run_at)),
+        row("Started", when(j.started_at)), row("Finished", when(j.finished_at)),
+        row("Lease expires", when(j.lease_expires_at)), row("Worker", j.worker || "–")),
+      h("h2", {}, "Arguments"), h("pre", { id: "args" }, pretty({ args: j.args, kwargs: j.kwargs })),
+    ];
+    if (j.result !== null && j.result !== undefined) parts.push(h("h2", {}, "Result"), h("pre", { id: "result" }, pretty(j.result)));
+    if (j.error) {
+      const earlier = j.state === "succeeded" || j.state === "queued" || j.state === "running";
+      parts.push(h("h2", {}, earlier ? "Last error (an earlier attempt)" : "Error"), h("pre", { id: "error" }, `${j.error.type}: ${j.error.message}`));
+      if (j.error.traceback) parts.push(h("h2", {}, "Traceback"), h("pre", { id: "traceback" }, j.error.traceback));
+    }
+    body.replaceChildren(...parts);
+  }
+  return { title: "Job " + id.slice(0, 12), root, refresh };
+}
+
+function workersView() {
+  const body = h("div", { id: "workers" });
+  const root = h("section", {}, h("h1", {}, "Workers"), body,
+    h("p", { class: "muted" }, "Each worker process reports itself at every heartbeat; one silent for longer than its lease is shown as lost."));
+  async function refresh() {
+    const data = await api("GET", "/workers");
+    const now = Date.now() / 1000;
+    const badge = { running: "running", draining: "scheduled", stopped: "cancelled", lost: "dead" };
+    body.replaceChildren(table([
+      { label: "Worker", cell: w => h("span", { class: "mono" }, w.id) },
+      { label: "State", cell: w => h("span", { class: "state state-" + (badge[w.state] || "queued") }, w.state) },
+      { label: "Host", cell: w => `${w.host} (pid ${w.pid})` },
+      { label: "Queues", cell: w => w.queues.join(", ") || "all" },
+      { label: "Concurrency", num: true, cell: w => w.concurrency },
+      { label: "Version", cell: w => w.version },
+      { label: "Started", cell: w => when(w.started_at) },
+      { label: "Last seen", num: true, cell: w => age(now - w.seen_at) + " ago" },
+    ], data.workers, "No worker has registered with this broker."));
+  }
+  return { title: "Workers", root, refresh };
+}
+
+// ---- start ------------------------------------------------------------------------------
+function start() {
+  const input = document.getElementById("token");
+  input.value = token() ? "••••••••" : "";
+  document.getElementById("login").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const v = input.value.trim();
+    if (v && v !== "••••••••") sessionStorage.setItem(TOKEN_KEY, v);
+    input.value = token() ? "••••••••" : "";
+    setStatus(token() ? "Token kept for this tab (sessionStorage)." : "No token: reads work only on a server without tokens.", "ok");
+    refreshKeepingStatus();
+  });
+  document.getElementById("logout").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    input.value = "";
+    setStatus("Token forgotten.", "ok");
+    refreshKeepingStatus();
+  });
+  window.addEventListener("hashchange", show);
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") tick(); });
+  setInterval(() => tick(), POLL_MS);
+  show();
+}
+
+start();
