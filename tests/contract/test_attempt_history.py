@@ -21,7 +21,7 @@ Q = ["etl"]
 
 
 #: backends whose history is not written yet (this branch: issue 19 in progress)
-PENDING_BACKENDS = {"postgres"}
+PENDING_BACKENDS: set[str] = set()
 
 
 @pytest.fixture(autouse=True)
