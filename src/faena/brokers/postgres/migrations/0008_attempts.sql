@@ -4,7 +4,8 @@
 -- every claim and listing returns) stay as small as they were: only a read of one job
 -- (get) reads the history. Each record is a JSON object with the short keys of
 -- faena.core.attempts.to_json; the last 20 (MAX_ATTEMPTS_KEPT) are kept. A finish (in
--- exchange), a release and a reap add one record per attempt they end, in the same
+-- exchange_ignoring_pauses, which every exchange calls), a release and a
+-- reap add one record per attempt they end, in the same
 -- statement; a write fenced out (a superseded attempt) adds nothing. The rows go with their
 -- job (ON DELETE CASCADE). The two-argument release() of version 7 keeps working without
 -- recording (a worker on older code has no clock to give it).
@@ -113,8 +114,10 @@ BEGIN
 END
 $$;
 
--- exchange: as in version 4, and each attempt it ends adds its record.
-CREATE OR REPLACE FUNCTION @schema@.exchange(
+-- exchange_ignoring_pauses (version 4's exchange, renamed by version 6; the seven-argument
+-- exchange calls it with the paused queues taken out): as before, and each attempt it ends
+-- adds its record.
+CREATE OR REPLACE FUNCTION @schema@.exchange_ignoring_pauses(
     p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision,
     p_now double precision, p_tell_saturated boolean)
 RETURNS SETOF @schema@.job_event
