@@ -406,7 +406,8 @@ class SQLiteBroker(SQLiteOperators):
                     job.id,
                 ),
             )
-            reaped.append(Reaped(job, job.state))
+            # as on the other SQL stores, a reap does not read the history
+            reaped.append(Reaped(job.evolve(attempts=()), job.state))
         return reaped
 
     def waker(self, queues: Sequence[str]) -> SocketWaker:
