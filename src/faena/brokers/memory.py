@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
+from faena.brokers.bulk import BulkActions
 from faena.brokers.protocol import (
     ClaimResult,
     HeartbeatResult,
@@ -63,7 +64,7 @@ class PipeWaker:
                 os.close(fd)
 
 
-class MemoryBroker:
+class MemoryBroker(BulkActions):
     kind = "memory"
     shared_across_processes = False
     parallel_calls = False

@@ -223,6 +223,31 @@ class OperatorStore(Protocol):
     def cancel(self, job_id: str) -> Job:
         """Pending jobs are cancelled at once; running ones are flagged for their worker."""
 
+    def retry_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 1000,
+    ) -> int:
+        """Retry (as :meth:`retry`) up to ``limit`` (1 to 1000) ``dead`` or ``cancelled``
+        jobs matching the filters of :meth:`list_jobs`; how many were retried. Each job
+        changes atomically; a batch is not one atomic step. Jobs ``retry`` would refuse are
+        left alone. Call again until it returns 0 (:mod:`faena.brokers.bulk`)."""
+
+    def cancel_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 1000,
+    ) -> int:
+        """Cancel (as :meth:`cancel`) up to ``limit`` (1 to 1000) pending or running jobs
+        matching the filters: pending ones end now, running ones not flagged yet are
+        flagged; how many changed. Atomic per job, as :meth:`retry_matching`."""
+
     def queue_stats(self) -> list[QueueStat]: ...
 
     def pause_queue(self, queue: str) -> bool:

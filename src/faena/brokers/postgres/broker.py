@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from faena.brokers.bulk import BulkActions
 from faena.brokers.listeners import Listener
 from faena.brokers.postgres import listing, rows
 from faena.brokers.postgres.config import PgConfig
@@ -40,7 +41,7 @@ from faena.errors import BrokerError, UnknownPoolError
 _ARRAYS_KEPT = 64
 
 
-class PostgresBroker(PostgresProducer, PostgresOperators):
+class PostgresBroker(PostgresProducer, PostgresOperators, BulkActions):
     kind = "postgres"
     shared_across_processes = True
     parallel_calls = True

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from faena.brokers.bulk import BulkActions
 from faena.brokers.listeners import Listener
 from faena.brokers.protocol import (
     ClaimResult,
@@ -70,7 +71,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker(RedisRegistry):
+class RedisBroker(RedisRegistry, BulkActions):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True
