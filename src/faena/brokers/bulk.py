@@ -1,10 +1,13 @@
 """Bulk actions: retry or cancel every job matching a filter, a bounded batch per call.
 
-One implementation for every backend, built on the contract's own ``list_jobs``, ``retry``
-and ``cancel``: each job changes by the per-job rules (and atomically, as those calls are);
-a batch as a whole is not one atomic step. A job that changed under the batch (finished,
-retried or cancelled by someone else) or that ``retry`` refuses (its idempotency key is
-taken by a live job) is left alone and not counted. Callers loop until a call returns 0.
+Every backend changes each job by the per-job rules of ``retry`` and ``cancel``. The SQL
+backends do a batch in one transaction (``SQLiteOperators``, ``PostgresOperators``, with
+:func:`check_batch`, :func:`retry_states` and :func:`cancel_states` from here); memory and
+Redis use :class:`BulkActions`, built on the contract's own ``list_jobs``, ``retry`` and
+``cancel``: each job changes atomically, a batch is not one atomic step. A job that changed
+under the batch (finished, retried or cancelled by someone else) or that ``retry`` refuses
+(its idempotency key is taken by a live job) is left alone and not counted. Callers loop
+until a call returns 0.
 """
 
 from __future__ import annotations
@@ -51,6 +54,16 @@ def check_batch(state: JobState | None, queue: str | None, task: str | None, lim
 def _matching(states: frozenset[JobState], state: JobState | None) -> list[JobState]:
     """The states to look in: those of ``states`` the filter allows."""
     return [s for s in in_order(states) if state is None or s is state]
+
+
+def retry_states(state: JobState | None) -> list[JobState]:
+    """The states ``retry_matching`` looks in for the ``state`` filter (none: nothing to do)."""
+    return _matching(RETRYABLE, state)
+
+
+def cancel_states(state: JobState | None) -> list[JobState]:
+    """The states ``cancel_matching`` looks in for the ``state`` filter."""
+    return _matching(CANCELLABLE, state)
 
 
 class BulkActions:

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from faena.brokers.bulk import BulkActions
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
 from faena.brokers.refusals import (
     unknown_pool,
@@ -37,7 +36,7 @@ from faena.errors import (
 _FETCH_ROUNDS = 8
 
 
-class SQLiteBroker(SQLiteOperators, BulkActions):
+class SQLiteBroker(SQLiteOperators):
     kind = "sqlite"
     shared_across_processes = True
     parallel_calls = False
