@@ -232,9 +232,11 @@ class OperatorStore(Protocol):
         limit: int = 1000,
     ) -> int:
         """Retry (as :meth:`retry`) up to ``limit`` (1 to 1000) ``dead`` or ``cancelled``
-        jobs matching the filters of :meth:`list_jobs`; how many were retried. Each job
-        changes atomically; a batch is not one atomic step. Jobs ``retry`` would refuse are
-        left alone. Call again until it returns 0 (:mod:`faena.brokers.bulk`)."""
+        jobs matching the filters of :meth:`list_jobs`; how many were retried. Jobs ``retry``
+        would refuse (an idempotency key a live job holds) are left alone. On SQLite and
+        PostgreSQL a batch is one transaction; on memory and Redis each job changes
+        atomically, a batch is not one atomic step. Call again until it returns 0
+        (:mod:`faena.brokers.bulk`)."""
 
     def cancel_matching(
         self,
@@ -246,7 +248,7 @@ class OperatorStore(Protocol):
     ) -> int:
         """Cancel (as :meth:`cancel`) up to ``limit`` (1 to 1000) pending or running jobs
         matching the filters: pending ones end now, running ones not flagged yet are
-        flagged; how many changed. Atomic per job, as :meth:`retry_matching`."""
+        flagged; how many changed. Atomic as :meth:`retry_matching` is."""
 
     def queue_stats(self) -> list[QueueStat]: ...
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 
-from faena.brokers.bulk import BulkActions
 from faena.brokers.listeners import Listener
 from faena.brokers.postgres import listing, rows
 from faena.brokers.postgres.config import PgConfig
@@ -41,7 +40,7 @@ from faena.errors import BrokerError, UnknownPoolError
 _ARRAYS_KEPT = 64
 
 
-class PostgresBroker(PostgresProducer, PostgresOperators, BulkActions):
+class PostgresBroker(PostgresProducer, PostgresOperators):
     kind = "postgres"
     shared_across_processes = True
     parallel_calls = True
