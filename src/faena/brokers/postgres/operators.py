@@ -1,7 +1,8 @@
 """The PostgreSQL broker's operator side: reading, retrying and cancelling jobs (one by one,
-or a batch matching a filter in one transaction), statistics and pruning (the claim path is in :mod:`faena.brokers.postgres.broker`, enqueueing in
-:mod:`faena.brokers.postgres.producing`). Whether a retry or a cancel is allowed, and what a
-cancel does, is decided by :mod:`faena.core.lifecycle`; this module writes the result."""
+or a batch matching a filter in one transaction), statistics and pruning (the claim path is
+in :mod:`faena.brokers.postgres.broker`, enqueueing in :mod:`faena.brokers.postgres.producing`).
+Whether a retry or a cancel is allowed, and what a cancel does, is decided by
+:mod:`faena.core.lifecycle`; this module writes the result."""
 
 from __future__ import annotations
 
