@@ -1,4 +1,5 @@
-"""Bulk actions: retry or cancel the jobs matching a filter, a bounded batch per call."""
+"""Bulk actions: retry or cancel the jobs matching a filter, a bounded batch per call; and
+prune, bounded by its limit."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 
 from faena.brokers.bulk import MAX_BATCH
 from faena.brokers.protocol import Broker
+from faena.core.clock import ManualClock
 from faena.core.job import ErrorInfo, Job, NewJob, Outcome
 from faena.core.states import JobState
 from faena.errors import ConfigError, InvalidValueError
@@ -140,3 +142,26 @@ def test_a_limit_out_of_bounds_is_refused_naming_the_bound(broker: Broker, limit
     for call in (broker.retry_matching, broker.cancel_matching):
         with pytest.raises(ConfigError, match=str(MAX_BATCH)):
             call(limit=limit)  # type: ignore[arg-type]
+
+
+def test_prune_deletes_at_most_its_limit_of_due_finished_jobs(
+    broker: Broker, clock: ManualClock
+) -> None:
+    dead(broker, [new() for _ in range(5)])
+    clock.advance(100.0)
+    [young] = dead(broker, [new()])
+    [pending] = broker.enqueue([new()])
+    cutoff = clock.now() - 50.0
+    assert broker.prune(cutoff, limit=2) == 2
+    assert broker.prune(cutoff, limit=2) == 2
+    assert broker.prune(cutoff, limit=2) == 1
+    assert broker.prune(cutoff, limit=2) == 0
+    assert {j.id for j in broker.list_jobs(limit=10)} == {young.id, pending.id}
+    assert broker.prune(clock.now() + 1) == 1  # no limit: every one due
+    assert [j.id for j in broker.list_jobs(limit=10)] == [pending.id]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, True, "10"])
+def test_a_bad_prune_limit_is_refused(broker: Broker, limit: object) -> None:
+    with pytest.raises(ConfigError, match="prune limit"):
+        broker.prune(0.0, limit=limit)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from faena.core.job import NewJob, Outcome
 from faena.core.retention import (
     DEFAULT_RETENTION_SECONDS,
     JITTER,
+    PRUNE_BATCH,
     PRUNE_INTERVAL_SECONDS,
     PruneSchedule,
     check_retention,
@@ -28,9 +29,11 @@ DAY = 86_400.0
 
 
 def finished(broker: MemoryBroker, n: int) -> None:
-    broker.enqueue([NewJob(task="t", queue="q") for _ in range(n)])
-    jobs = broker.claim("w0", ["q"], n, 30.0).jobs
-    broker.finish([Outcome(j.id, j.attempt, JobState.SUCCEEDED, result_json="1") for j in jobs])
+    for lo in range(0, n, 100):  # within the default pool's slots
+        broker.enqueue([NewJob(task="t", queue="q") for _ in range(min(100, n - lo))])
+        jobs = broker.claim("w0", ["q"], 100, 30.0).jobs
+        done = [Outcome(j.id, j.attempt, JobState.SUCCEEDED, result_json="1") for j in jobs]
+        broker.finish(done)
 
 
 def test_workers_prune_every_ten_minutes_by_default() -> None:
@@ -80,7 +83,7 @@ def test_a_beat_prunes_old_finished_jobs_and_keeps_young_and_pending(
 
 
 class Refusing(MemoryBroker):
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, limit: int | None = None) -> int:
         raise RuntimeError("store down")
 
 
@@ -114,3 +117,25 @@ def test_a_retention_that_is_not_positive_is_refused(bad: object) -> None:
 def test_a_retention_of_the_wrong_type_is_refused(bad: object) -> None:
     with pytest.raises(ConfigError, match=r"retention .*timedelta or a number of seconds"):
         faena.App("memory://", retention=bad)  # type: ignore[arg-type]
+
+
+class Counting(MemoryBroker):
+    prunes = 0
+
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        self.prunes += 1
+        return super().prune(older_than, limit)
+
+
+def test_a_full_batch_makes_the_next_beat_prune_again() -> None:
+    clock = ManualClock()
+    broker = Counting(clock=clock)
+    finished(broker, PRUNE_BATCH + 5)
+    clock.advance(2 * DAY)
+    retention = Retention(broker, DAY, clock, "w1", PruneSchedule(rand=lambda: 0.5))
+    assert retention.tick() == PRUNE_BATCH
+    clock.advance(10.0)  # one heartbeat later, well inside the interval
+    assert retention.tick() == 5
+    clock.advance(10.0)  # that batch was not full: the interval rules again
+    assert retention.tick() == 0
+    assert broker.prunes == 2

@@ -279,8 +279,10 @@ class OperatorStore(Protocol):
     def count_by_state(self) -> dict[tuple[str, JobState], int]:
         """Number of jobs per (queue, state)."""
 
-    def prune(self, older_than: float) -> int:
-        """Delete terminal jobs finished before ``older_than`` (POSIX time)."""
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        """Delete terminal jobs finished before ``older_than`` (POSIX time), at most
+        ``limit`` of them (``None``: all; memory, SQLite and PostgreSQL delete them in one
+        step, Redis in steps of 1000); how many were deleted."""
 
 
 @runtime_checkable

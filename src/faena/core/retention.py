@@ -42,6 +42,23 @@ def check_retention(value: object) -> float | None:
     return seconds
 
 
+#: the most finished jobs one prune by a worker deletes; a full batch makes the next beat
+#: prune again, so a backlog is worked off in short steps that never hold up the heartbeat
+PRUNE_BATCH = 1000
+
+
+def check_prune_limit(limit: object) -> int | None:
+    """``prune``'s ``limit``: ``None`` (every job due) or an integer >= 1."""
+    if limit is None:
+        return None
+    if type(limit) is not int or limit < 1:
+        raise ConfigError(
+            f"prune limit {limit!r} is not valid: give an integer >= 1, or None to delete "
+            f"every finished job due"
+        )
+    return limit
+
+
 class PruneSchedule:
     """Whether a prune is due: at the first look, then every interval (with jitter)."""
 
@@ -53,6 +70,10 @@ class PruneSchedule:
         self._interval = interval
         self._rand = rand
         self._next: float | None = None
+
+    def again(self) -> None:
+        """Make the next look due at once (a prune that was cut short by its limit)."""
+        self._next = None
 
     def due(self, now: float) -> bool:
         """``True`` (and the next time set) if a prune is due at ``now``."""

@@ -9,7 +9,7 @@ import logging
 
 from faena.brokers.protocol import OperatorStore
 from faena.core.clock import Clock
-from faena.core.retention import PruneSchedule
+from faena.core.retention import PRUNE_BATCH, PruneSchedule
 
 _log = logging.getLogger("faena.worker")
 
@@ -36,7 +36,7 @@ class Retention:
         if not self._schedule.due(now):
             return 0
         try:
-            deleted = self._store.prune(now - self._keep)
+            deleted = self._store.prune(now - self._keep, limit=PRUNE_BATCH)
         except Exception as exc:
             if not self._failing:
                 self._failing = True
@@ -51,6 +51,8 @@ class Retention:
                 )
             return 0
         self._failing = False
+        if deleted >= PRUNE_BATCH:
+            self._schedule.again()  # more may be due: the next beat prunes the next batch
         if deleted > 0:
             _log.info(
                 "finished jobs past their retention deleted",

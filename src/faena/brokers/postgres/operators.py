@@ -15,6 +15,7 @@ from faena.brokers.refusals import key_taken, no_such_job
 from faena.core import checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
+from faena.core.retention import check_prune_limit
 from faena.core.states import JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError
 
@@ -194,6 +195,6 @@ class PostgresOperators:
         )
         return {(r[0], JobState(r[1])): int(r[2]) for r in found}
 
-    def prune(self, older_than: float) -> int:
-        params = {"older_than": older_than}
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        params = {"older_than": older_than, "limit": check_prune_limit(limit)}
         return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)

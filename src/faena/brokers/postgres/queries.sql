@@ -169,8 +169,11 @@ SELECT p.name, p.size, coalesce(u.used, 0)
 SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY state, queue;
 
 -- name: prune
+-- at most %(limit)s of them (NULL: no limit)
 DELETE FROM @schema@.jobs
- WHERE state IN @terminal@ AND finished_at < %(older_than)s;
+ WHERE id IN (SELECT id FROM @schema@.jobs
+               WHERE state IN @terminal@ AND finished_at < %(older_than)s
+               LIMIT %(limit)s);
 
 -- name: overflowing
 -- live jobs holding a count that one more would overflow (typed columns refuse other damage)

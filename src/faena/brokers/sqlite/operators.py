@@ -17,6 +17,7 @@ from faena.brokers.sqlite.wake import Notifier
 from faena.core import checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
+from faena.core.retention import check_prune_limit
 from faena.core.states import JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError
 
@@ -215,6 +216,7 @@ class SQLiteOperators:
         rows = self._store.read().execute(listing.COUNT_BY_STATE).fetchall()
         return {(r[0], JobState(r[1])): r[2] for r in rows}
 
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        cap = check_prune_limit(limit)
         with self._store.write() as conn:
-            return conn.execute(q.PRUNE, (older_than,)).rowcount
+            return conn.execute(q.PRUNE, (older_than, -1 if cap is None else cap)).rowcount

@@ -169,7 +169,11 @@ POOL_STATS = (
     ") u ON u.pool = p.name ORDER BY p.name"
 )
 
-PRUNE = f"DELETE FROM faena_jobs WHERE finished_at < ? AND state IN {_TERMINAL}"
+# at most ? of them (-1: no limit)
+PRUNE = (
+    "DELETE FROM faena_jobs WHERE id IN (SELECT id FROM faena_jobs "
+    f"WHERE finished_at < ? AND state IN {_TERMINAL} LIMIT ?)"
+)
 
 # a cancel writes what faena.core.lifecycle.cancel changed: the state, or only the request
 CANCEL_NOW = "UPDATE faena_jobs SET state = ?, finished_at = ? WHERE id = ?"
