@@ -274,6 +274,8 @@ def _bulk_options(states: list[str]) -> Callable[[_F], _F]:
                     "--all",
                     "all_matching",
                     is_flag=True,
+                    envvar="FAENA_ALL",
+                    show_envvar=True,
                     help="Act on every job matching --state/--queue/--task, in batches.",
                 ),
                 click.option(
