@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from faena.brokers.protocol import Broker
@@ -28,6 +29,7 @@ from faena.core.options import (
     normalize_retry_on,
 )
 from faena.core.pools import DEFAULT_POOL, check_name, check_pools
+from faena.core.retention import DEFAULT_RETENTION_SECONDS, check_retention
 from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
 from faena.defaults import default_log_sink
@@ -77,6 +79,7 @@ class App:
         clock: Clock = SYSTEM_CLOCK,
         log_sink: LogSink | None = None,
         middleware: Sequence[Middleware] = (),
+        retention: timedelta | float | None = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self.pools = check_pools(pools or {})
         if parallelism is not None and parallelism < 1:
@@ -84,6 +87,9 @@ class App:
         self.parallelism = parallelism
         self.lease_seconds = check_lease(lease_seconds)
         self.max_payload_bytes = max_payload_bytes
+        #: finished jobs older than this many seconds are deleted by the app's workers (from
+        #: their heartbeat, at most every 10 minutes each); ``None``: kept forever
+        self.retention_seconds = check_retention(retention)
         self.clock = clock
         self.events = EventBus()
         #: where the app's workers write their events' lines (default: one JSON or console

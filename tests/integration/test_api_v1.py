@@ -47,6 +47,8 @@ class Served:
             ("POST", "/api/v1/queues/q1/pause", None),
             ("POST", "/api/v1/queues/q1/resume", None),
             ("GET", "/api/v1/workers", None),
+            ("POST", "/api/v1/bulk/retry", {"queue": "q1"}),
+            ("POST", "/api/v1/bulk/cancel", {"queue": "q1"}),
         ]
 
     def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
@@ -78,7 +80,7 @@ def assert_problem(answer: Any, status: int, error: str) -> dict[str, Any]:
 
 ROUTE_IDS = [
     "list", "enqueue", "show", "retry", "cancel", "queues", "pools", "resize", "pause", "resume",
-    "workers",
+    "workers", "bulk-retry", "bulk-cancel",
 ]  # fmt: skip
 
 

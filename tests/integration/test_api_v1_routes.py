@@ -281,6 +281,8 @@ def test_the_openapi_document_is_3_1_with_the_full_paths(served: Served) -> None
         "/api/v1/queues/{queue}/pause",
         "/api/v1/queues/{queue}/resume",
         "/api/v1/workers",
+        "/api/v1/bulk/retry",
+        "/api/v1/bulk/cancel",
     }
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for operations in doc["paths"].values():

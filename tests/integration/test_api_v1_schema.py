@@ -61,6 +61,8 @@ OPERATIONS = [
     ("POST", "/api/v1/queues/{queue}/pause"),
     ("POST", "/api/v1/queues/{queue}/resume"),
     ("GET", "/api/v1/workers"),
+    ("POST", "/api/v1/bulk/retry"),
+    ("POST", "/api/v1/bulk/cancel"),
 ]
 
 

@@ -214,3 +214,72 @@ def test_jobs_show_prints_the_attempt_history(folder: Path) -> None:
         (2, "w-2", "succeeded"),
     ]
     assert attempts[0]["error_message"] == "bad input"
+
+
+def _dead_jobs(folder: Path) -> list[str]:
+    """Two dead jobs on queue etl, one on dq, and one queued job on etl; their ids."""
+    from faena.brokers.url import open_broker
+    from faena.core.job import ErrorInfo, NewJob, Outcome
+    from faena.core.states import JobState
+
+    broker = open_broker(f"sqlite:///{folder}/faena.db", existing=True)
+    made = broker.enqueue([NewJob(task="t", queue=q, max_attempts=1) for q in ("etl", "etl", "dq")])
+    claimed = broker.claim("w1", ["etl", "dq"], 3, 30.0).jobs
+    err = ErrorInfo("E", "boom")
+    broker.finish([Outcome(j.id, j.attempt, JobState.DEAD, error=err) for j in claimed])
+    [waiting] = broker.enqueue([NewJob(task="t", queue="etl")])
+    broker.close()
+    return [j.id for j in made] + [waiting.id]
+
+
+def _states(folder: Path) -> dict[str, str]:
+    code, out, err = invoke("jobs", "list", "--json")
+    assert code == 0, err
+    return {j["id"]: j["state"] for j in json.loads(out)}
+
+
+def test_jobs_matching_a_filter_are_retried_and_cancelled_in_batches(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    etl1, etl2, dq, waiting = _dead_jobs(folder)
+    code, out, err = invoke("jobs", "retry", "--all", "--state", "dead", "--queue", "etl")
+    assert code == 0, err
+    assert "2 jobs queued" in out
+    states = _states(folder)
+    assert [states[i] for i in (etl1, etl2, dq, waiting)] == ["queued", "queued", "dead", "queued"]
+
+    code, out, err = invoke("jobs", "cancel", "--all", "--queue", "etl", "--batch", "1")
+    assert code == 0, err
+    assert "3 jobs cancelled or asked to stop" in out
+    assert _states(folder)[dq] == "dead"
+    code, out, err = invoke("jobs", "retry", "--all", "--task", "t")
+    assert code == 0, err
+    assert "4 jobs queued" in out
+
+
+def test_all_without_a_filter_needs_yes(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    _dead_jobs(folder)
+    for verb in ("retry", "cancel"):
+        code, _out, err = invoke("jobs", verb, "--all")
+        assert code == 2
+        assert "add a filter, or --yes" in err
+    code, out, err = invoke("jobs", "retry", "--all", "--yes")
+    assert code == 0, err
+    assert "3 jobs queued" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["jobs", "retry"], "give the job ids"),
+        (["jobs", "retry", "0123", "--all"], "not both"),
+        (["jobs", "cancel", "0123", "--queue", "etl"], "only apply with --all"),
+        (["jobs", "retry", "--all", "--state", "queued"], "'queued' is not one of"),
+        (["jobs", "retry", "--all", "--queue", "etl", "--batch", "0"], "1<=x<=1000"),
+    ],
+    ids=" ".join,
+)
+def test_bulk_usage_mistakes_are_refused(folder: Path, args: list[str], words: str) -> None:
+    code, _out, err = invoke(*args)
+    assert code == 2
+    assert words in err

@@ -161,6 +161,7 @@ def test_postgres_statements_list_only_core_sets() -> None:
     found = {items for text in texts.values() for items in state_lists(text)}
     assert found == {
         _values(PENDING),
+        _values(LEASED),  # the bulk cancel's "running and not flagged yet"
         _values(LIVE),
         _values(HOLDS_IDEMPOTENCY_KEY),
         _values(TERMINAL),

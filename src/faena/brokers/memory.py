@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
+from faena.brokers.bulk import BulkActions
 from faena.brokers.protocol import (
     ClaimResult,
     HeartbeatResult,
@@ -23,6 +24,7 @@ from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.lease import expired
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candidate, check_pools
+from faena.core.retention import check_prune_limit
 from faena.core.states import (
     HOLDS_IDEMPOTENCY_KEY,
     LEASED,
@@ -63,7 +65,7 @@ class PipeWaker:
                 os.close(fd)
 
 
-class MemoryBroker:
+class MemoryBroker(BulkActions):
     kind = "memory"
     shared_across_processes = False
     parallel_calls = False
@@ -408,13 +410,14 @@ class MemoryBroker:
                 counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        limit = check_prune_limit(limit)
         with self._lock:
             doomed = [
                 j.id
                 for j in self._jobs.values()
                 if j.finished_at is not None and j.finished_at < older_than and j.state in TERMINAL
-            ]
+            ][:limit]
             for job_id in doomed:
                 job = self._jobs.pop(job_id)
                 self._order.pop(job_id, None)

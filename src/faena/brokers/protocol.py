@@ -223,6 +223,33 @@ class OperatorStore(Protocol):
     def cancel(self, job_id: str) -> Job:
         """Pending jobs are cancelled at once; running ones are flagged for their worker."""
 
+    def retry_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 1000,
+    ) -> int:
+        """Retry (as :meth:`retry`) up to ``limit`` (1 to 1000) ``dead`` or ``cancelled``
+        jobs matching the filters of :meth:`list_jobs`; how many were retried. Jobs ``retry``
+        would refuse (an idempotency key a live job holds) are left alone. On SQLite and
+        PostgreSQL a batch is one transaction; on memory and Redis each job changes
+        atomically, a batch is not one atomic step. Call again until it returns 0
+        (:mod:`faena.brokers.bulk`)."""
+
+    def cancel_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 1000,
+    ) -> int:
+        """Cancel (as :meth:`cancel`) up to ``limit`` (1 to 1000) pending or running jobs
+        matching the filters: pending ones end now, running ones not flagged yet are
+        flagged; how many changed. Atomic as :meth:`retry_matching` is."""
+
     def queue_stats(self) -> list[QueueStat]: ...
 
     def pause_queue(self, queue: str) -> bool:
@@ -252,8 +279,10 @@ class OperatorStore(Protocol):
     def count_by_state(self) -> dict[tuple[str, JobState], int]:
         """Number of jobs per (queue, state)."""
 
-    def prune(self, older_than: float) -> int:
-        """Delete terminal jobs finished before ``older_than`` (POSIX time)."""
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        """Delete terminal jobs finished before ``older_than`` (POSIX time), at most
+        ``limit`` of them (``None``: all; memory, SQLite and PostgreSQL delete them in one
+        step, Redis in steps of 1000); how many were deleted."""
 
 
 @runtime_checkable

@@ -1,12 +1,15 @@
-"""``faena enqueue`` and ``faena jobs list/show/retry/cancel``."""
+"""``faena enqueue`` and ``faena jobs list/show/retry/cancel`` (one by one, or ``--all``
+matching a filter, in batches)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+from faena.brokers.bulk import MAX_BATCH
 from faena.cli.options import (
     app_for,
     app_option,
@@ -16,7 +19,7 @@ from faena.cli.options import (
     say_store,
 )
 from faena.cli.render import ago, emit_json, job_dict, table
-from faena.core.states import JobState
+from faena.core.states import CANCELLABLE, RETRYABLE, JobState, in_order
 from faena.errors import JobFailedError, PayloadError, WaitTimeoutError
 
 
@@ -215,24 +218,149 @@ def show(job_id: str, app_path: str | None, broker: str | None) -> None:
     emit_json(job_dict(existing_app(app_path, broker).job(job_id).job))
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _filters(state: str | None, queue: str | None, task: str | None) -> dict[str, Any]:
+    return {"state": JobState(state) if state else None, "queue": queue, "task": task}
+
+
+def _targets(
+    verb: str,
+    job_ids: tuple[str, ...],
+    all_matching: bool,
+    filters: dict[str, Any],
+    yes: bool,
+) -> bool:
+    """Whether the command acts on the jobs matching filters (``--all``) rather than on
+    ``job_ids``; refuses a mix, neither, and ``--all`` without a filter unless ``--yes``."""
+    given = [f"--{k}" for k, v in filters.items() if v is not None]
+    if all_matching and job_ids:
+        raise click.UsageError(f"give job ids or --all, not both: faena jobs {verb} --all ...")
+    if not all_matching:
+        if not job_ids:
+            raise click.UsageError(
+                f"give the job ids to {verb}, or --all with --state/--queue/--task to {verb} "
+                f"every job matching them"
+            )
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} filter(s) only apply with --all; add --all to {verb} "
+                f"every matching job, or drop them to {verb} the job ids given"
+            )
+        return False
+    if not given and not yes:
+        raise click.UsageError(
+            f"--all without --state, --queue or --task would {verb} every job in the store; "
+            f"add a filter, or --yes to {verb} them all"
+        )
+    return True
+
+
+def _bulk(call: Any, batch: int, filters: dict[str, Any]) -> int:
+    """Call a bulk action until it changes nothing more; the total changed."""
+    total = 0
+    while changed := call(limit=batch, **filters):
+        total += changed
+    return total
+
+
+def _bulk_options(states: list[str]) -> Callable[[_F], _F]:
+    def wrap(command: _F) -> _F:
+        for option in reversed(
+            [
+                click.argument("job_ids", nargs=-1),
+                click.option(
+                    "--all",
+                    "all_matching",
+                    is_flag=True,
+                    envvar="FAENA_ALL",
+                    show_envvar=True,
+                    help="Act on every job matching --state/--queue/--task, in batches.",
+                ),
+                click.option(
+                    "--state",
+                    type=click.Choice(states),
+                    default=None,
+                    envvar="FAENA_STATE",
+                    show_envvar=True,
+                ),
+                click.option("--queue", default=None, envvar="FAENA_QUEUE", show_envvar=True),
+                click.option("--task", default=None, envvar="FAENA_TASK", show_envvar=True),
+                click.option(
+                    "--yes",
+                    is_flag=True,
+                    envvar="FAENA_YES",
+                    show_envvar=True,
+                    help="With --all and no filter: act on every job.",
+                ),
+                click.option(
+                    "--batch",
+                    type=click.IntRange(1, MAX_BATCH),
+                    default=MAX_BATCH,
+                    envvar="FAENA_BATCH",
+                    show_envvar=True,
+                    show_default=True,
+                    help="Jobs changed per broker call with --all.",
+                ),
+                app_option,
+                broker_option,
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return wrap
+
+
 @jobs.command("retry")
-@click.argument("job_ids", nargs=-1, required=True)
-@app_option
-@broker_option
-def retry(job_ids: tuple[str, ...], app_path: str | None, broker: str | None) -> None:
-    """Run dead or cancelled jobs again with a fresh budget of attempts."""
+@_bulk_options([s.value for s in in_order(RETRYABLE)])
+def retry(
+    job_ids: tuple[str, ...],
+    all_matching: bool,
+    state: str | None,
+    queue: str | None,
+    task: str | None,
+    yes: bool,
+    batch: int,
+    app_path: str | None,
+    broker: str | None,
+) -> None:
+    """Run dead or cancelled jobs again with a fresh budget of attempts: JOB_IDS, or with
+    --all every dead or cancelled job matching the filters."""
+    filters = _filters(state, queue, task)
+    bulk = _targets("retry", job_ids, all_matching, filters, yes)
     app = existing_app(app_path, broker)
+    if bulk:
+        total = _bulk(app.broker.retry_matching, batch, filters)
+        click.echo(f"{total} job{'s' * (total != 1)} queued")
+        return
     for job_id in job_ids:
         click.echo(f"{app.retry(job_id).id} queued")
 
 
 @jobs.command("cancel")
-@click.argument("job_ids", nargs=-1, required=True)
-@app_option
-@broker_option
-def cancel(job_ids: tuple[str, ...], app_path: str | None, broker: str | None) -> None:
-    """Cancel pending jobs; ask running ones to stop."""
+@_bulk_options([s.value for s in in_order(CANCELLABLE)])
+def cancel(
+    job_ids: tuple[str, ...],
+    all_matching: bool,
+    state: str | None,
+    queue: str | None,
+    task: str | None,
+    yes: bool,
+    batch: int,
+    app_path: str | None,
+    broker: str | None,
+) -> None:
+    """Cancel pending jobs; ask running ones to stop: JOB_IDS, or with --all every pending
+    or running job matching the filters."""
+    filters = _filters(state, queue, task)
+    bulk = _targets("cancel", job_ids, all_matching, filters, yes)
     app = existing_app(app_path, broker)
+    if bulk:
+        total = _bulk(app.broker.cancel_matching, batch, filters)
+        click.echo(f"{total} job{'s' * (total != 1)} cancelled or asked to stop")
+        return
     for job_id in job_ids:
         job = app.cancel(job_id).job
         click.echo(f"{job.id} {'cancel requested' if job.cancel_requested else 'cancelled'}")

@@ -3,7 +3,7 @@ schemas, one definition for both."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -206,3 +206,39 @@ class WorkerOut(BaseModel):
 
 class Workers(BaseModel):
     workers: list[WorkerOut]
+
+
+#: the states a bulk call may select (the same sets as ``core.states``; a test pins them)
+RetryableState = Literal["dead", "cancelled"]
+CancellableState = Literal["scheduled", "queued", "failed", "running"]
+#: most jobs one bulk call changes (the brokers' bound)
+MAX_BATCH = 1000
+
+
+class _BulkFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    queue: str | None = Field(default=None, min_length=1, max_length=64)
+    task: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    limit: int = Field(default=MAX_BATCH, ge=1, le=MAX_BATCH, description="most jobs changed")
+
+    def filters(self) -> dict[str, str]:
+        given = {"state": getattr(self, "state", None), "queue": self.queue, "task": self.task}
+        return {k: str(v) for k, v in given.items() if v is not None}
+
+
+class BulkRetry(_BulkFilter):
+    """Which dead or cancelled jobs to run again (no ``state``: both)."""
+
+    state: RetryableState | None = None
+
+
+class BulkCancel(_BulkFilter):
+    """Which pending or running jobs to cancel (no ``state``: all of them)."""
+
+    state: CancellableState | None = None
+
+
+class BulkDone(BaseModel):
+    changed: int = Field(description="jobs changed by this call")
+    more: bool = Field(description="a full batch changed: call again for the rest")

@@ -4,8 +4,9 @@ The heartbeat thread registers the worker when it starts and sends its report ag
 every beat (``running``, or ``draining`` once it stops claiming); the worker reports
 ``stopped`` as it exits. A worker whose reports stop for ``lost_after`` (one lease: three
 missed heartbeats) reads as ``lost``. Records of workers gone for a day are pruned when a
-worker registers. The registry is for operators: a failing report is logged once and never
-disturbs the leases or the jobs.
+worker registers. Each beat also gives :mod:`faena.worker.retention` its turn to prune
+finished jobs (``App(retention=...)``, at most once per interval). The registry is for
+operators: a failing report is logged once and never disturbs the leases or the jobs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from faena.brokers.protocol import Broker, WorkerReport
 from faena.core.clock import Clock
 from faena.version import __version__
+from faena.worker.retention import Retention
 
 _log = logging.getLogger("faena.worker")
 
@@ -36,7 +38,9 @@ class Registration:
         lease_seconds: float,
         clock: Clock,
         draining: Callable[[], bool],
+        retention: Retention | None = None,
     ) -> None:
+        self._retention = retention
         self._broker = broker
         self._clock = clock
         self._draining = draining
@@ -61,8 +65,10 @@ class Registration:
                 self._quietly(
                     lambda: self._broker.prune_workers(self._clock.now() - RETENTION_SECONDS)
                 )
-            return
-        self._send("draining" if self._draining() else "running")
+        else:
+            self._send("draining" if self._draining() else "running")
+        if self._retention is not None:
+            self._retention.tick()  # at most once per interval; never raises
 
     def stopped(self) -> None:
         self._send("stopped")

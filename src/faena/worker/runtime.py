@@ -52,6 +52,7 @@ from faena.worker.outage import Outage
 from faena.worker.processes import ProcessExecutor
 from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult, decide_all
+from faena.worker.retention import Retention
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE_SECONDS = 25.0
@@ -151,6 +152,10 @@ class Worker:
         is never run is closed here. A :meth:`stop` afterwards is harmless."""
         self._completions.close()
 
+    def _retention(self) -> Retention | None:
+        keep = self.app.retention_seconds
+        return None if keep is None else Retention(self.app.broker, keep, self.app.clock, self.name)
+
     # main loop -----------------------------------------------------------------------
     def run(self) -> int:
         broker = self.source
@@ -163,7 +168,7 @@ class Worker:
         if self._source is None:
             registration = Registration(
                 self.app.broker, self.name, self.queues, self.concurrency, lease, clock,
-                draining=lambda: self._ledger.stopping,
+                draining=lambda: self._ledger.stopping, retention=self._retention(),
             )  # fmt: skip
         heartbeat, watch = self._leases.keepers(
             broker, self.name, lease, clock, self._outage, registration

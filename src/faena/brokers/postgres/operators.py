@@ -1,11 +1,12 @@
-"""The PostgreSQL broker's operator side: reading, retrying and cancelling jobs, statistics
-and pruning (the claim path is in :mod:`faena.brokers.postgres.broker`, enqueueing in
-:mod:`faena.brokers.postgres.producing`). Whether a retry or a cancel is allowed, and what a
-cancel does, is decided by :mod:`faena.core.lifecycle`; this module writes the result."""
+"""The PostgreSQL broker's operator side: reading, retrying and cancelling jobs (one by one,
+or a batch matching a filter in one transaction), statistics and pruning (the claim path is
+in :mod:`faena.brokers.postgres.broker`, enqueueing in :mod:`faena.brokers.postgres.producing`).
+Whether a retry or a cancel is allowed, and what a cancel does, is decided by
+:mod:`faena.core.lifecycle`; this module writes the result."""
 
 from __future__ import annotations
 
-from faena.brokers import registry
+from faena.brokers import bulk, registry
 from faena.brokers.postgres import rows
 from faena.brokers.postgres.database import Conn, Database
 from faena.brokers.postgres.queries import Queries
@@ -14,6 +15,7 @@ from faena.brokers.refusals import key_taken, no_such_job
 from faena.core import attempts, checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
+from faena.core.retention import check_prune_limit
 from faena.core.states import JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError
 
@@ -67,6 +69,69 @@ class PostgresOperators:
             return rows.to_job(row)
 
         return self._db.run("cancel", run)
+
+    def retry_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = bulk.MAX_BATCH,
+    ) -> int:
+        bulk.check_batch(state, queue, task, limit)
+        states = [s.value for s in bulk.retry_states(state)]
+        if not states:
+            return 0
+
+        def run(conn: Conn) -> int:
+            queues: set[str] = set()
+            changed = 0
+            with conn.transaction():  # the batch: one transaction
+                now = self._clock.now()
+                params = {"states": states, "queue": queue, "task": task, "limit": limit}
+                for row in conn.execute(self._q.bulk_retry_batch, params).fetchall():
+                    job = rows.to_job(row)
+                    if job.idempotency_key is not None:
+                        held = {"key": job.idempotency_key, "id": job.id}
+                        if conn.execute(self._q.key_holder, held).fetchone() is not None:
+                            continue  # taken by a job retried in this batch: left alone
+                    conn.execute(self._q.manual_retry, {"id": job.id, "now": now})
+                    queues.add(job.queue)
+                    changed += 1
+                for name in sorted(queues):
+                    conn.execute(self._q.notify, {"queue": name})
+            return changed
+
+        return self._db.run("retry_matching", run)
+
+    def cancel_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = bulk.MAX_BATCH,
+    ) -> int:
+        bulk.check_batch(state, queue, task, limit)
+        states = [s.value for s in bulk.cancel_states(state)]
+        if not states:
+            return 0
+
+        def run(conn: Conn) -> int:
+            with conn.transaction():  # the batch: one transaction
+                now = self._clock.now()
+                params = {"states": states, "queue": queue, "task": task, "limit": limit}
+                found = [rows.to_job(r) for r in conn.execute(self._q.bulk_cancel_batch, params)]
+                for job in found:
+                    new = lifecycle.cancel(job, now)
+                    if new.state is not job.state:  # ended now
+                        ended = {"id": job.id, "state": new.state.value, "now": new.finished_at}
+                        conn.execute(self._q.cancel_pending, ended)
+                    else:  # asked to stop
+                        conn.execute(self._q.cancel_running, {"id": job.id})
+            return len(found)
+
+        return self._db.run("cancel_matching", run)
 
     def _lock_job(self, conn: Conn, job_id: str) -> Job:
         row = conn.execute(self._q.get_for_update, {"id": job_id}).fetchone()
@@ -133,6 +198,6 @@ class PostgresOperators:
         )
         return {(r[0], JobState(r[1])): int(r[2]) for r in found}
 
-    def prune(self, older_than: float) -> int:
-        params = {"older_than": older_than}
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        params = {"older_than": older_than, "limit": check_prune_limit(limit)}
         return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)

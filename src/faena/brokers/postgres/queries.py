@@ -57,6 +57,8 @@ class Queries:
     manual_retry: str
     cancel_pending: str
     cancel_running: str
+    bulk_retry_batch: str
+    bulk_cancel_batch: str
     notify: str
     pool_names: str
     set_pool: str

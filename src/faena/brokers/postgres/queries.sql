@@ -77,6 +77,34 @@ RETURNING j.*;
 -- name: cancel_running
 UPDATE @schema@.jobs j SET cancel_requested = true WHERE j.id = %(id)s RETURNING j.*;
 
+-- name: bulk_retry_batch
+-- the next batch of a bulk retry (faena.brokers.bulk), newest first: jobs in %(states)s
+-- matching the filters whose idempotency key no live job holds; rows another transaction
+-- holds are skipped (left for the next call), as the claim skips them
+SELECT j.* FROM @schema@.jobs j
+ WHERE j.state = ANY(%(states)s::text[])
+   AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+   AND (%(task)s::text IS NULL OR j.task = %(task)s::text)
+   AND (j.idempotency_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM @schema@.jobs o
+         WHERE o.idempotency_key = j.idempotency_key AND o.id <> j.id
+           AND o.state IN @holds_key@))
+ ORDER BY j.seq DESC
+ LIMIT %(limit)s
+   FOR UPDATE OF j SKIP LOCKED;
+
+-- name: bulk_cancel_batch
+-- the next batch of a bulk cancel: jobs in %(states)s matching the filters, running ones
+-- only if not flagged yet
+SELECT j.* FROM @schema@.jobs j
+ WHERE j.state = ANY(%(states)s::text[])
+   AND NOT (j.state IN @leased@ AND j.cancel_requested)
+   AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+   AND (%(task)s::text IS NULL OR j.task = %(task)s::text)
+ ORDER BY j.seq DESC
+ LIMIT %(limit)s
+   FOR UPDATE OF j SKIP LOCKED;
+
 -- name: notify
 SELECT pg_notify('@channel@', %(queue)s);
 
@@ -144,8 +172,11 @@ SELECT p.name, p.size, coalesce(u.used, 0)
 SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY state, queue;
 
 -- name: prune
+-- at most %(limit)s of them (NULL: no limit)
 DELETE FROM @schema@.jobs
- WHERE state IN @terminal@ AND finished_at < %(older_than)s;
+ WHERE id IN (SELECT id FROM @schema@.jobs
+               WHERE state IN @terminal@ AND finished_at < %(older_than)s
+               LIMIT %(limit)s);
 
 -- name: overflowing
 -- live jobs holding a count that one more would overflow (typed columns refuse other damage)

@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from faena.brokers.bulk import BulkActions
 from faena.brokers.listeners import Listener
 from faena.brokers.protocol import (
     ClaimResult,
@@ -55,6 +56,7 @@ from faena.core import attempts, checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, check_pools
+from faena.core.retention import check_prune_limit
 from faena.core.states import JobState
 from faena.errors import (
     BrokerError,
@@ -73,7 +75,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker(RedisRegistry):
+class RedisBroker(RedisRegistry, BulkActions):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True
@@ -409,11 +411,13 @@ class RedisBroker(RedisRegistry):
                 counts[(queue, JobState(state))] = int(value)
         return counts
 
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        cap = check_prune_limit(limit)
         total = 0
-        while True:
-            args = [num(older_than), str(_PRUNE_BATCH)]
-            deleted = int(self._run("prune", self._clock.now(), args))
+        while cap is None or total < cap:
+            batch = _PRUNE_BATCH if cap is None else min(_PRUNE_BATCH, cap - total)
+            deleted = int(self._run("prune", self._clock.now(), [num(older_than), str(batch)]))
             total += deleted
-            if deleted < _PRUNE_BATCH:
-                return total
+            if deleted < batch:
+                break
+        return total

@@ -1,12 +1,13 @@
-"""The SQLite broker's operator side: inspecting jobs, retrying and cancelling them,
-statistics and pruning (the claim path is in :mod:`faena.brokers.sqlite.broker`)."""
+"""The SQLite broker's operator side: inspecting jobs, retrying and cancelling them (one by
+one, or a batch matching a filter in one transaction), statistics and pruning (the claim
+path is in :mod:`faena.brokers.sqlite.broker`)."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 
-from faena.brokers import registry
+from faena.brokers import bulk, registry
 from faena.brokers.protocol import PoolStat, QueueStat, WorkerRecord, WorkerReport
 from faena.brokers.refusals import key_taken, no_such_job
 from faena.brokers.sqlite import listing
@@ -17,6 +18,7 @@ from faena.brokers.sqlite.wake import Notifier
 from faena.core import attempts, checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
+from faena.core.retention import check_prune_limit
 from faena.core.states import JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError
 
@@ -113,6 +115,58 @@ class SQLiteOperators:
                 conn.execute(q.CANCEL_REQUEST, (job_id,))
         return new
 
+    def retry_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = bulk.MAX_BATCH,
+    ) -> int:
+        bulk.check_batch(state, queue, task, limit)
+        states = bulk.retry_states(state)
+        if not states:
+            return 0
+        changed = 0
+        with self._store.write(durable=True) as conn:  # the batch: one transaction
+            now = self._clock.now()
+            sql, args = q.bulk_batch(states, queue, task, True, limit)
+            for row in conn.execute(sql, args).fetchall():
+                job = to_job(row)
+                if job.idempotency_key is not None:
+                    holder = self._key_holder(conn, job.idempotency_key)
+                    if holder is not None and holder.id != job.id:
+                        continue  # taken by a job retried in this batch: left alone
+                conn.execute(q.MANUAL_RETRY, (lifecycle.manual_retry(job, now).run_at, job.id))
+                changed += 1
+        if changed:
+            self._notifier.notify()
+        return changed
+
+    def cancel_matching(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = bulk.MAX_BATCH,
+    ) -> int:
+        bulk.check_batch(state, queue, task, limit)
+        states = bulk.cancel_states(state)
+        if not states:
+            return 0
+        with self._store.write(durable=True) as conn:  # the batch: one transaction
+            now = self._clock.now()
+            sql, args = q.bulk_batch(states, queue, task, False, limit)
+            found = [to_job(row) for row in conn.execute(sql, args).fetchall()]
+            for job in found:
+                new = lifecycle.cancel(job, now)
+                if new.state is not job.state:
+                    conn.execute(q.CANCEL_NOW, (new.state.value, new.finished_at, job.id))
+                else:
+                    conn.execute(q.CANCEL_REQUEST, (job.id,))
+        return len(found)
+
     @staticmethod
     def _require(conn: sqlite3.Connection, job_id: str) -> Job:
         row = conn.execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE id = ?", (job_id,)).fetchone()
@@ -173,6 +227,7 @@ class SQLiteOperators:
         rows = self._store.read().execute(listing.COUNT_BY_STATE).fetchall()
         return {(r[0], JobState(r[1])): r[2] for r in rows}
 
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, limit: int | None = None) -> int:
+        cap = check_prune_limit(limit)
         with self._store.write() as conn:
-            return conn.execute(q.PRUNE, (older_than,)).rowcount
+            return conn.execute(q.PRUNE, (older_than, -1 if cap is None else cap)).rowcount

@@ -8,7 +8,7 @@ from faena.brokers.literals import sql_list
 from faena.brokers.sqlite.rows import COLUMNS
 from faena.core.attempts import MAX_ATTEMPTS_KEPT
 from faena.core.job import Job
-from faena.core.states import HOLDS_IDEMPOTENCY_KEY, PENDING, TERMINAL
+from faena.core.states import HOLDS_IDEMPOTENCY_KEY, LEASED, PENDING, TERMINAL, JobState
 
 # the state sets of faena.core.states, as SQL lists (never written here by hand)
 _PENDING = sql_list(PENDING)
@@ -202,8 +202,42 @@ POOL_STATS = (
     ") u ON u.pool = p.name ORDER BY p.name"
 )
 
-PRUNE = f"DELETE FROM faena_jobs WHERE finished_at < ? AND state IN {_TERMINAL}"
+# at most ? of them (-1: no limit)
+PRUNE = (
+    "DELETE FROM faena_jobs WHERE id IN (SELECT id FROM faena_jobs "
+    f"WHERE finished_at < ? AND state IN {_TERMINAL} LIMIT ?)"
+)
 
 # a cancel writes what faena.core.lifecycle.cancel changed: the state, or only the request
 CANCEL_NOW = "UPDATE faena_jobs SET state = ?, finished_at = ? WHERE id = ?"
 CANCEL_REQUEST = "UPDATE faena_jobs SET cancel_requested = 1 WHERE id = ?"
+
+
+# bulk actions (faena.brokers.bulk): the next batch of jobs matching the filters, newest first
+_KEY_FREE = (
+    "(idempotency_key IS NULL OR NOT EXISTS (SELECT 1 FROM faena_jobs o WHERE "
+    f"o.idempotency_key = faena_jobs.idempotency_key AND o.id <> faena_jobs.id "
+    f"AND o.state IN {_HOLDS_KEY}))"
+)
+
+
+def bulk_batch(
+    states: list[JobState], queue: str | None, task: str | None, retry: bool, limit: int
+) -> tuple[str, list[object]]:
+    """The jobs a bulk retry (``retry``) or cancel would change: in ``states``; for a retry
+    only those whose idempotency key no live job holds, for a cancel only running jobs not
+    flagged yet."""
+    parts, args = [], []
+    for state in states:
+        flagged = state in LEASED and not retry
+        parts.append("(state = ? AND cancel_requested = 0)" if flagged else "state = ?")
+        args.append(state.value)
+    where = [f"({' OR '.join(parts)})"]
+    for column, value in (("queue", queue), ("task", task)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if retry:
+        where.append(_KEY_FREE)
+    sql = f"SELECT {COLUMNS} FROM faena_jobs WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
+    return sql, [*args, limit]
