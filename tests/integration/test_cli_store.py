@@ -192,6 +192,30 @@ def test_describe_url_hides_passwords_and_shows_the_sqlite_file(folder: Path) ->
     )
 
 
+def test_jobs_show_prints_the_attempt_history(folder: Path) -> None:
+    assert invoke("migrate")[0] == 0
+    from faena.brokers.url import open_broker
+    from faena.core.job import ErrorInfo, NewJob, Outcome
+    from faena.core.states import JobState
+
+    broker = open_broker(f"sqlite:///{folder}/faena.db", existing=True)
+    (new,) = broker.enqueue([NewJob(task="t", queue="etl")])
+    (job,) = broker.claim("w-1", ["etl"], 1, 30.0).jobs
+    error = ErrorInfo("ValueError", "bad input", "Traceback ...")
+    broker.finish([Outcome(job.id, job.attempt, JobState.FAILED, error=error, retry_at=0.0)])
+    (job,) = broker.claim("w-2", ["etl"], 1, 30.0).jobs
+    broker.finish([Outcome(job.id, job.attempt, JobState.SUCCEEDED, result_json="1")])
+    broker.close()
+    code, out, _err = invoke("jobs", "show", new.id, "--broker", f"sqlite:///{folder}/faena.db")
+    assert code == 0, out
+    attempts = json.loads(out)["attempts"]
+    assert [(a["attempt"], a["worker"], a["outcome"]) for a in attempts] == [
+        (1, "w-1", "failed"),
+        (2, "w-2", "succeeded"),
+    ]
+    assert attempts[0]["error_message"] == "bad input"
+
+
 def _dead_jobs(folder: Path) -> list[str]:
     """Two dead jobs on queue etl, one on dq, and one queued job on etl; their ids."""
     from faena.brokers.url import open_broker

@@ -190,6 +190,9 @@ def test_the_console_in_chromium(
                 expect(page.locator("#error")).to_contain_text("flag file is not there yet")
                 expect(page.locator("#traceback")).to_contain_text("RuntimeError")
                 expect(page.locator("#args")).to_contain_text('"args"')
+                # the attempt timeline: each ended attempt, its outcome and error
+                expect(page.locator("#attempts tbody tr").last).to_contain_text("dead")
+                expect(page.locator("#attempts")).to_contain_text("flag file is not there yet")
                 _shot(page, "job-dead")
 
                 # the job may now succeed: retry it; the worker runs it; the page follows

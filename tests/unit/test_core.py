@@ -106,7 +106,7 @@ def test_lifecycle_and_outcomes() -> None:
         running, err, retryable=False, policy=RetryPolicy(), now=0
     )
     assert not_retryable.state is JobState.DEAD
-    assert lifecycle.release(running).tries == 0
+    assert lifecycle.release(running, 0.0).tries == 0
 
 
 def test_manual_clock_never_goes_back() -> None:

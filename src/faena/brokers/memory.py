@@ -229,6 +229,7 @@ class MemoryBroker(BulkActions):
 
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         checks.check_leases(leases)
+        now = self._clock.now()
         results = []
         with self._lock:
             for lease in leases:
@@ -236,7 +237,7 @@ class MemoryBroker(BulkActions):
                 if job is None or not lifecycle.holds(job, lease.job_id, lease.attempt):
                     results.append(False)
                     continue
-                self._put(lifecycle.release(job))
+                self._put(lifecycle.release(job, now))
                 results.append(True)
             for waker in self._wakers:
                 waker.poke()

@@ -214,7 +214,7 @@ def list_jobs(
 @app_option
 @broker_option
 def show(job_id: str, app_path: str | None, broker: str | None) -> None:
-    """Show one job as JSON (with its error and traceback)."""
+    """Show one job as JSON (with its error, traceback and attempt history)."""
     emit_json(job_dict(existing_app(app_path, broker).job(job_id).job))
 
 

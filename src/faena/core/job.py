@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from faena.core.attempts import AttemptRecord
 from faena.core.pools import DEFAULT_POOL
 from faena.core.states import JobState
 
@@ -81,6 +82,7 @@ class Job:
 
     ``attempt`` counts claims and is the fencing token: it only ever grows. ``tries`` counts
     attempts that were consumed: a release gives one back, a manual retry resets it.
+    ``attempts`` is the story of the ended attempts (only ``Broker.get`` fills it in).
     """
 
     id: str
@@ -106,6 +108,9 @@ class Job:
     result_json: str | None = None
     error: ErrorInfo | None = None
     cancel_requested: bool = False
+    #: the ended attempts, oldest first (the last ``core.attempts.MAX_ATTEMPTS_KEPT``); read
+    #: by ``get`` on every backend, left empty by claims and listings (the hot paths)
+    attempts: tuple[AttemptRecord, ...] = ()
 
     @property
     def args(self) -> list[Any]:

@@ -7,11 +7,20 @@ writing, and the SQL and Lua texts get their state sets filled in from :mod:`fae
 
 from __future__ import annotations
 
+from faena.core.attempts import AttemptOutcome, AttemptRecord, appended
 from faena.core.job import ErrorInfo, Job, NewJob, Outcome
 from faena.core.states import LEASED, PENDING, RETRYABLE, JobState, in_order
 from faena.errors import InvalidTransitionError
 
 WORKER_LOST = "WorkerLost"
+
+#: how an attempt ended, by the state its outcome gives the job
+_ENDS = {
+    JobState.SUCCEEDED: AttemptOutcome.SUCCEEDED,
+    JobState.FAILED: AttemptOutcome.FAILED,
+    JobState.DEAD: AttemptOutcome.DEAD,
+    JobState.CANCELLED: AttemptOutcome.CANCELLED,
+}
 
 
 def create(new: NewJob, now: float) -> Job:
@@ -57,8 +66,33 @@ def holds(job: Job, job_id: str, attempt: int) -> bool:
     return job.id == job_id and job.attempt == attempt and job.state is JobState.RUNNING
 
 
+def attempt_record(
+    job: Job, outcome: AttemptOutcome, now: float, error: ErrorInfo | None = None
+) -> AttemptRecord:
+    """The record of ``job``'s current (leased) attempt ending now as ``outcome``."""
+    if error is None:
+        return AttemptRecord(job.attempt, job.worker, job.started_at, now, outcome)
+    return AttemptRecord(
+        job.attempt,
+        job.worker,
+        job.started_at,
+        now,
+        outcome,
+        error.type,
+        error.message,
+        error.traceback,
+    )
+
+
+def recorded(job: Job, outcome: AttemptOutcome, now: float, error: ErrorInfo | None) -> Job:
+    """``job`` (still as leased) with its current attempt's end added to its history."""
+    return job.evolve(attempts=appended(job.attempts, attempt_record(job, outcome, now, error)))
+
+
 def finish(job: Job, outcome: Outcome, now: float) -> Job:
     state = outcome.state
+    if state in _ENDS:  # any other state is refused by the caller's transition check
+        job = recorded(job, _ENDS[state], now, outcome.error)
     if outcome.max_attempts is not None:
         job = job.evolve(max_attempts=outcome.max_attempts)
     if state is JobState.FAILED:
@@ -78,8 +112,9 @@ def finish(job: Job, outcome: Outcome, now: float) -> Job:
     )
 
 
-def release(job: Job) -> Job:
+def release(job: Job, now: float) -> Job:
     """Back in line at once with the attempt given back; ``run_at`` and order are kept."""
+    job = recorded(job, AttemptOutcome.RELEASED, now, None)
     return job.evolve(
         state=JobState.QUEUED, tries=max(job.tries - 1, 0), lease_expires_at=None, worker=None
     )
@@ -87,6 +122,7 @@ def release(job: Job) -> Job:
 
 def expire(job: Job, now: float) -> Job:
     """A lease ran out: the worker is presumed dead, and the attempt is counted."""
+    job = recorded(job, AttemptOutcome.LOST, now, lost_error(job))
     if job.cancel_requested:
         return job.evolve(state=JobState.CANCELLED, finished_at=now, lease_expires_at=None)
     if job.tries >= job.max_attempts:
@@ -94,13 +130,17 @@ def expire(job: Job, now: float) -> Job:
             state=JobState.DEAD,
             finished_at=now,
             lease_expires_at=None,
-            error=ErrorInfo(
-                WORKER_LOST,
-                f"worker {job.worker} stopped renewing its lease during attempt {job.attempt} "
-                f"of {job.max_attempts} (killed, out of memory, or lost its broker)",
-            ),
+            error=lost_error(job),
         )
     return job.evolve(state=JobState.QUEUED, lease_expires_at=None, worker=None)
+
+
+def lost_error(job: Job) -> ErrorInfo:
+    return ErrorInfo(
+        WORKER_LOST,
+        f"worker {job.worker} stopped renewing its lease during attempt {job.attempt} "
+        f"of {job.max_attempts} (killed, out of memory, or lost its broker)",
+    )
 
 
 def retry_refused(job: Job) -> str:

@@ -107,7 +107,7 @@ def router(app: App) -> APIRouter:
         job = await asyncio.to_thread(app.broker.get, job_id)
         if job is None:
             raise JobNotFoundError(f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs")
-        return JobOut.of(job)
+        return JobOut.of(job, attempts=True)
 
     acted: dict[int | str, dict[str, Any]] = {404: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE}
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from faena.core.attempts import MAX_ATTEMPTS_KEPT, AttemptOutcome, AttemptRecord
 from faena.core.checks import PRIORITY_MAX, PRIORITY_MIN
 from faena.core.job import Job
 from faena.core.states import JobState
@@ -58,6 +59,36 @@ class JobError(BaseModel):
     traceback: str | None = None
 
 
+class AttemptOut(BaseModel):
+    attempt: int
+    worker: str | None
+    started_at: float | None
+    finished_at: float
+    outcome: AttemptOutcome = Field(
+        description="succeeded, failed (a retry was scheduled), dead, cancelled, released "
+        "(given back unrun by a draining worker) or lost (its lease ran out: WorkerLost)"
+    )
+    error: JobError | None
+
+    @classmethod
+    def of(cls, record: AttemptRecord) -> AttemptOut:
+        error = None
+        if record.error_type is not None:
+            error = JobError(
+                type=record.error_type,
+                message=record.error_message or "",
+                traceback=record.traceback,
+            )
+        return cls(
+            attempt=record.attempt,
+            worker=record.worker,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            outcome=record.outcome,
+            error=error,
+        )
+
+
 class JobOut(BaseModel):
     id: str
     task: str
@@ -82,9 +113,14 @@ class JobOut(BaseModel):
     result: JsonValue = None
     error: JobError | None
     cancel_requested: bool
+    attempts: list[AttemptOut] | None = Field(
+        default=None,
+        description="the ended attempts, oldest first (the last "
+        f"{MAX_ATTEMPTS_KEPT}); only GET /api/v1/jobs/{{id}} reads them, null elsewhere",
+    )
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, *, attempts: bool = False) -> JobOut:
         error = None
         if job.error is not None:
             error = JobError(
@@ -114,6 +150,7 @@ class JobOut(BaseModel):
             result=job.result,
             error=error,
             cancel_requested=job.cancel_requested,
+            attempts=[AttemptOut.of(a) for a in job.attempts] if attempts else None,
         )
 
 

@@ -253,6 +253,7 @@ class PostgresBroker(PostgresProducer, PostgresOperators):
         params = {
             "ids": [leases[i].job_id for i in keep],
             "attempts": [leases[i].attempt for i in keep],
+            "now": self._clock.now(),
         }
         done = self._db.run("release", lambda c: c.execute(self._q.release, params).fetchall())
         return rows.applied(len(leases), keep, (row[0] for row in done))

@@ -12,7 +12,7 @@ from faena.brokers.postgres.database import Conn, Database
 from faena.brokers.postgres.queries import Queries
 from faena.brokers.protocol import PoolStat, QueueStat, WorkerRecord, WorkerReport
 from faena.brokers.refusals import key_taken, no_such_job
-from faena.core import checks, lifecycle
+from faena.core import attempts, checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
 from faena.core.retention import check_prune_limit
@@ -28,7 +28,10 @@ class PostgresOperators:
     def get(self, job_id: str) -> Job | None:
         checks.check_text("job id", job_id)
         row = self._db.run("get", lambda c: c.execute(self._q.get, {"id": job_id}).fetchone())
-        return None if row is None else rows.to_job(row)
+        if row is None:
+            return None
+        history, _ = attempts.from_json(row[-1])  # jsonb, written by faena only: readable
+        return rows.to_job(row).evolve(attempts=history)
 
     def retry(self, job_id: str) -> Job:
         checks.check_text("job id", job_id)

@@ -15,7 +15,8 @@ SELECT e.kind, e.ord, (e.job).*
 SELECT e.kind, e.ord, (e.job).* FROM @schema@.reap(%(now)s::double precision) AS e;
 
 -- name: release
-SELECT r.ord FROM @schema@.release(%(ids)s::text[], %(attempts)s::integer[]) AS r(ord);
+SELECT r.ord FROM @schema@.release(%(ids)s::text[], %(attempts)s::integer[],
+                                   %(now)s::double precision) AS r(ord);
 
 -- name: heartbeat
 UPDATE @schema@.jobs j SET lease_expires_at = %(deadline)s::double precision
@@ -48,7 +49,9 @@ COPY @schema@.jobs (id, task, queue, args_json, kwargs_json, state, priority, po
 SELECT j.* FROM @schema@.jobs j WHERE j.id = ANY(%(ids)s::text[]);
 
 -- name: get
-SELECT j.* FROM @schema@.jobs j WHERE j.id = %(id)s;
+-- the job, then its attempt history (null: none yet)
+SELECT j.*, (SELECT a.history::text FROM @schema@.attempts a WHERE a.job_id = j.id)
+  FROM @schema@.jobs j WHERE j.id = %(id)s;
 
 -- name: get_for_update
 SELECT j.* FROM @schema@.jobs j WHERE j.id = %(id)s FOR UPDATE;

@@ -3,6 +3,13 @@
 -- it anew with FAENA_WRITE_SCHEMA=1). The source of truth is migrations/: faena applies those,
 -- never this file. @schema@ stands for the schema's name (?schema= in the broker URL).
 
+CREATE TABLE @schema@.attempts (
+    job_id text NOT NULL,
+    history jsonb NOT NULL,
+    CONSTRAINT attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES @schema@.jobs(id) ON DELETE CASCADE,
+    CONSTRAINT attempts_pkey PRIMARY KEY (job_id)
+);
+
 CREATE TABLE @schema@.faena_schema_version (
     version integer NOT NULL,
     faena_version text NOT NULL,
@@ -70,6 +77,8 @@ CREATE TABLE @schema@.workers (
     CONSTRAINT workers_pkey PRIMARY KEY (id)
 );
 
+CREATE UNIQUE INDEX attempts_pkey ON @schema@.attempts USING btree (job_id);
+
 CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
 
 CREATE INDEX jobs_finished ON @schema@.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'dead'::text, 'cancelled'::text]));
@@ -95,6 +104,29 @@ CREATE UNIQUE INDEX pools_pkey ON @schema@.pools USING btree (name);
 CREATE UNIQUE INDEX settings_pkey ON @schema@.settings USING btree (singleton);
 
 CREATE UNIQUE INDEX workers_pkey ON @schema@.workers USING btree (id);
+
+CREATE OR REPLACE FUNCTION @schema@.add_attempts(p_records jsonb)
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+    WITH r AS (
+        SELECT e.value ->> 'id' AS job_id, jsonb_strip_nulls(e.value - 'id') AS rec, e.ord
+          FROM jsonb_array_elements(coalesce(p_records, '[]'::jsonb)) WITH ORDINALITY
+               AS e(value, ord)
+    ), g AS (
+        SELECT r.job_id, jsonb_agg(r.rec ORDER BY r.ord) AS recs FROM r GROUP BY r.job_id
+    ), w AS (
+        INSERT INTO @schema@.attempts AS a (job_id, history)
+        SELECT g.job_id, g.recs FROM g
+        ON CONFLICT (job_id) DO UPDATE SET history = (
+            SELECT coalesce(jsonb_agg(x.value ORDER BY x.ord), '[]'::jsonb)
+              FROM jsonb_array_elements(a.history || excluded.history) WITH ORDINALITY
+                   AS x(value, ord)
+             WHERE x.ord > jsonb_array_length(a.history || excluded.history) - 20)
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM w;
+$function$;
 
 CREATE OR REPLACE FUNCTION @schema@.claim(p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision)
  RETURNS SETOF @schema@.job_event
@@ -199,6 +231,7 @@ BEGIN
             PERFORM pg_notify('@channel@', '');
         END IF;
         RETURN QUERY
+        WITH f AS (
         UPDATE @schema@.jobs j SET
             state = o.state,
             max_attempts = coalesce(o.max_attempts, j.max_attempts),
@@ -220,7 +253,16 @@ BEGIN
              WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
                                   max_attempts, ord)
         WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
-        RETURNING 'f'::"char", o.ord::integer, NULL::@schema@.jobs;
+        -- the subquery reads the row as it was before this statement: the attempt's worker
+        RETURNING o.ord, j.id, j.attempt, j.started_at, o.state, o.etype, o.emsg, o.etb,
+                  (SELECT b.worker FROM @schema@.jobs b WHERE b.id = j.id) AS worker
+        ), h AS (
+            SELECT @schema@.add_attempts(jsonb_agg(jsonb_build_object(
+                'id', f.id, 'n', f.attempt, 'w', f.worker, 's', f.started_at, 'f', p_now,
+                'o', f.state, 'et', f.etype, 'em', f.emsg, 'tb', f.etb))) AS added
+            FROM f
+        )
+        SELECT 'f'::"char", f.ord::integer, NULL::@schema@.jobs FROM f, h;
     END IF;
     IF p_queues IS NULL THEN
         RETURN;
@@ -468,9 +510,19 @@ BEGIN
                                    THEN '' ELSE j.error_traceback END,
             lease_expires_at = NULL
         FROM expired WHERE j.id = expired.id
-        RETURNING j AS job
+        RETURNING j AS job, (SELECT b.worker FROM @schema@.jobs b WHERE b.id = j.id) AS worker
+    ), h AS (
+        SELECT @schema@.add_attempts(jsonb_agg(jsonb_build_object(
+            'id', (gone.job).id, 'n', (gone.job).attempt, 'w', gone.worker,
+            's', (gone.job).started_at, 'f', p_now, 'o', 'lost', 'et', 'WorkerLost',
+            'em', format('worker %s stopped renewing its lease during attempt %s of %s '
+                         '(killed, out of memory, or lost its broker)',
+                         coalesce(gone.worker, 'None'), (gone.job).attempt,
+                         (gone.job).max_attempts),
+            'tb', ''))) AS added
+        FROM gone
     )
-    SELECT 'r'::"char", NULL::integer, gone.job FROM gone;
+    SELECT 'r'::"char", NULL::integer, gone.job FROM gone, h;
 END
 $function$;
 
@@ -493,6 +545,34 @@ BEGIN
         RETURNING l.ord
     )
     SELECT done.ord::integer FROM done;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.release(p_id text[], p_attempt integer[], p_now double precision)
+ RETURNS SETOF integer
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+BEGIN
+    PERFORM pg_notify('@channel@', '');
+    RETURN QUERY
+    WITH done AS (
+        UPDATE @schema@.jobs j SET
+            state = 'queued',
+            tries = greatest(j.tries - 1, 0),
+            lease_expires_at = NULL,
+            worker = NULL
+        FROM unnest(p_id, p_attempt) WITH ORDINALITY AS l(id, attempt, ord)
+        WHERE j.id = l.id AND j.attempt = l.attempt AND j.state = 'running'
+        RETURNING l.ord, j.id, j.attempt, j.started_at,
+                  (SELECT b.worker FROM @schema@.jobs b WHERE b.id = j.id) AS worker
+    ), h AS (
+        SELECT @schema@.add_attempts(jsonb_agg(jsonb_build_object(
+            'id', done.id, 'n', done.attempt, 'w', done.worker, 's', done.started_at,
+            'f', p_now, 'o', 'released'))) AS added
+        FROM done
+    )
+    SELECT done.ord::integer FROM done, h;
 END
 $function$;
 

@@ -8,6 +8,7 @@ never used for a decision.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -51,7 +52,7 @@ from faena.brokers.refusals import (
     retry_refused,
     unknown_pool,
 )
-from faena.core import checks, lifecycle
+from faena.core import attempts, checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, check_pools
@@ -64,6 +65,8 @@ from faena.errors import (
     SchemaError,
     UnknownPoolError,
 )
+
+log = logging.getLogger("faena.brokers.redis")
 
 SCHEMA_VERSION = 1
 _PRUNE_BATCH = 1000
@@ -318,8 +321,17 @@ class RedisBroker(RedisRegistry, BulkActions):
     # operators -----------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         checks.check_text("job id", job_id)
-        record = call(self._target, lambda: self._client.hmget(self._key(f"j:{job_id}"), FIELDS))
-        return None if record[0] is None else to_job(record)
+        fields = (*FIELDS, "attempts")
+        record = call(self._target, lambda: self._client.hmget(self._key(f"j:{job_id}"), fields))
+        if record[0] is None:
+            return None
+        history, damaged = attempts.from_json(record[-1])
+        if damaged:  # what can be read is shown, and the job itself always is
+            log.warning(
+                "attempt history partly unreadable",
+                extra={"event": "broker.attempts_unreadable", "job_id": job_id},
+            )
+        return to_job(record[:-1]).evolve(attempts=history)
 
     def list_jobs(
         self,

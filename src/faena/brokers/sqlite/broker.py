@@ -290,7 +290,7 @@ class SQLiteBroker(SQLiteOperators):
             params: list[object] = []
             for o in plain:
                 params += (o.job_id, o.attempt, o.result_json)
-            params.append(now)
+            params += (now, now)
             rows = conn.execute(q.finish_succeeded(len(plain)), params).fetchall()
             written = {(r[0], r[1]) for r in rows}
         done = []
@@ -302,7 +302,20 @@ class SQLiteBroker(SQLiteOperators):
             if o.state is JobState.FAILED:
                 run_at = now if o.retry_at is None else o.retry_at
                 cur = conn.execute(
-                    q.FINISH_FAILED, (etype, emsg, etb, run_at, o.max_attempts, o.job_id, o.attempt)
+                    q.FINISH_FAILED,
+                    (
+                        etype,
+                        emsg,
+                        etb,
+                        run_at,
+                        o.max_attempts,
+                        now,
+                        etype,
+                        emsg,
+                        etb,
+                        o.job_id,
+                        o.attempt,
+                    ),
                 )
             else:
                 cur = conn.execute(
@@ -317,6 +330,11 @@ class SQLiteBroker(SQLiteOperators):
                         etb,
                         now,
                         o.max_attempts,
+                        now,
+                        o.state.value,
+                        etype,
+                        emsg,
+                        etb,
                         o.job_id,
                         o.attempt,
                     ),
@@ -344,7 +362,10 @@ class SQLiteBroker(SQLiteOperators):
     def release(self, leases: Sequence[Lease]) -> list[bool]:
         checks.check_leases(leases)
         with self._store.write() as conn:
-            done = [conn.execute(q.RELEASE, (lz.job_id, lz.attempt)).rowcount == 1 for lz in leases]
+            now = self._clock.now()
+            done = [
+                conn.execute(q.RELEASE, (now, lz.job_id, lz.attempt)).rowcount == 1 for lz in leases
+            ]
         self._notifier.notify()
         return done
 
@@ -364,13 +385,29 @@ class SQLiteBroker(SQLiteOperators):
             if bad is not None:  # a running job whose row was damaged: dead, lease ended
                 reaped.append(Reaped(bury(conn, row, bad, now), JobState.DEAD))
                 continue
-            job = lifecycle.expire(to_job(row), now)
+            old = to_job(row)
+            job = lifecycle.expire(old, now)
             etype, emsg, etb = error_columns(job.error)
+            lt, lm, ltb = error_columns(lifecycle.lost_error(old))
             conn.execute(
                 q.SAVE_EXPIRED,
-                (job.state.value, job.finished_at, job.worker, etype, emsg, etb, job.id),
+                (
+                    job.state.value,
+                    job.finished_at,
+                    job.worker,
+                    etype,
+                    emsg,
+                    etb,
+                    old.worker,
+                    now,
+                    lt,
+                    lm,
+                    ltb,
+                    job.id,
+                ),
             )
-            reaped.append(Reaped(job, job.state))
+            # as on the other SQL stores, a reap does not read the history
+            reaped.append(Reaped(job.evolve(attempts=()), job.state))
         return reaped
 
     def waker(self, queues: Sequence[str]) -> SocketWaker:

@@ -4,6 +4,7 @@ path is in :mod:`faena.brokers.sqlite.broker`)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 from faena.brokers import bulk, registry
@@ -14,12 +15,14 @@ from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.rows import COLUMNS, to_job
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier
-from faena.core import checks, lifecycle
+from faena.core import attempts, checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.job import Job
 from faena.core.retention import check_prune_limit
 from faena.core.states import JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError
+
+log = logging.getLogger("faena.brokers.sqlite")
 
 
 class SQLiteOperators:
@@ -49,10 +52,18 @@ class SQLiteOperators:
         checks.check_text("job id", job_id)
         row = (
             self._store.read()
-            .execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE id = ?", (job_id,))
+            .execute(f"SELECT {COLUMNS}, attempts FROM faena_jobs WHERE id = ?", (job_id,))
             .fetchone()
         )
-        return None if row is None else to_job(row)
+        if row is None:
+            return None
+        history, damaged = attempts.from_json(row[-1])
+        if damaged:  # what can be read is shown, and the job itself always is
+            log.warning(
+                "attempt history partly unreadable",
+                extra={"event": "broker.attempts_unreadable", "job_id": job_id},
+            )
+        return to_job(row).evolve(attempts=history)
 
     def list_jobs(
         self,

@@ -6,6 +6,7 @@ from functools import cache
 
 from faena.brokers.literals import sql_list
 from faena.brokers.sqlite.rows import COLUMNS
+from faena.core.attempts import MAX_ATTEMPTS_KEPT
 from faena.core.job import Job
 from faena.core.states import HOLDS_IDEMPOTENCY_KEY, LEASED, PENDING, TERMINAL, JobState
 
@@ -102,12 +103,36 @@ def claim(n_jobs: int) -> str:
 
 _FENCE = "WHERE id = ? AND attempt = ? AND state = 'running'"
 
+
+def append_attempt(
+    finished: str, outcome: str, et: str, em: str, tb: str, worker: str = "worker", t: str = ""
+) -> str:
+    """``attempts = ...``: the history with the current attempt's record added, the oldest
+    dropped past ``MAX_ATTEMPTS_KEPT``; a history that is not a JSON array (damaged) starts
+    over. Each argument is an SQL expression (a ``?`` or a column); ``t`` qualifies the
+    row's columns (``faena_jobs.``) where a join makes them ambiguous."""
+    a = f"{t}attempts"
+    kept = (
+        f"CASE WHEN json_valid({a}) AND json_type({a}) = 'array' THEN "
+        f"(CASE WHEN json_array_length({a}) >= {MAX_ATTEMPTS_KEPT} "
+        f"THEN json_remove({a}, '$[0]') ELSE {a} END) ELSE '[]' END"
+    )
+    record = (
+        f"json_object('n', {t}attempt, 'w', {worker}, 's', {t}started_at, 'f', {finished}, "
+        f"'o', {outcome}, 'et', {et}, 'em', {em}, 'tb', {tb})"
+    )
+    return f"attempts = json_insert({kept}, '$[#]', {record})"
+
+
+_FAILED_ATTEMPT = append_attempt("?", "'failed'", "?", "?", "?")
+_RELEASED_ATTEMPT = append_attempt("?", "'released'", "NULL", "NULL", "NULL")
+
 HEARTBEAT = f"UPDATE faena_jobs SET lease_expires_at = ? {_FENCE} RETURNING cancel_requested"
 
 FINISH_FAILED = (
     "UPDATE faena_jobs SET state = 'failed', error_type = ?, error_message = ?, "
     "error_traceback = ?, run_at = ?, lease_expires_at = NULL, worker = NULL, "
-    f"max_attempts = COALESCE(?, max_attempts) {_FENCE}"
+    f"max_attempts = COALESCE(?, max_attempts), {_FAILED_ATTEMPT} {_FENCE}"
 )
 
 # a final outcome without an error keeps the error of an earlier attempt
@@ -117,7 +142,8 @@ FINISH_FINAL = (
     "error_message = CASE WHEN ? IS NULL THEN error_message ELSE ? END, "
     "error_traceback = CASE WHEN ? IS NULL THEN error_traceback ELSE ? END, "
     "finished_at = ?, lease_expires_at = NULL, "
-    f"max_attempts = COALESCE(?, max_attempts) {_FENCE}"
+    f"max_attempts = COALESCE(?, max_attempts), {append_attempt('?', '?', '?', '?', '?')} "
+    f"{_FENCE}"
 )
 
 
@@ -128,7 +154,11 @@ def finish_succeeded(n_jobs: int) -> str:
     return (
         "WITH v(id, attempt, result) AS (VALUES " + rows + ") "
         "UPDATE faena_jobs SET state = 'succeeded', result = v.result, finished_at = ?, "
-        "lease_expires_at = NULL FROM v "
+        "lease_expires_at = NULL, "
+        + append_attempt(
+            "?", "'succeeded'", "NULL", "NULL", "NULL", "faena_jobs.worker", "faena_jobs."
+        )
+        + " FROM v "
         "WHERE faena_jobs.id = v.id AND faena_jobs.attempt = v.attempt "
         "AND faena_jobs.state = 'running' RETURNING faena_jobs.id, faena_jobs.attempt"
     )
@@ -136,7 +166,8 @@ def finish_succeeded(n_jobs: int) -> str:
 
 RELEASE = (
     "UPDATE faena_jobs SET state = 'queued', tries = MAX(tries - 1, 0), "
-    f"lease_expires_at = NULL, worker = NULL {_FENCE}"
+    f"lease_expires_at = NULL, worker = NULL, "
+    f"{_RELEASED_ATTEMPT} {_FENCE}"
 )
 
 EXPIRED = f"SELECT {COLUMNS} FROM faena_jobs WHERE state = 'running' AND lease_expires_at <= ?"
@@ -144,7 +175,9 @@ EXPIRED = f"SELECT {COLUMNS} FROM faena_jobs WHERE state = 'running' AND lease_e
 SAVE_EXPIRED = (
     "UPDATE faena_jobs SET state = ?, finished_at = ?, worker = ?, lease_expires_at = NULL, "
     "error_type = COALESCE(?, error_type), error_message = COALESCE(?, error_message), "
-    "error_traceback = COALESCE(?, error_traceback) WHERE id = ?"
+    "error_traceback = COALESCE(?, error_traceback), "
+    + append_attempt("?", "'lost'", "?", "?", "?", worker="?")
+    + " WHERE id = ?"
 )
 
 MANUAL_RETRY = (

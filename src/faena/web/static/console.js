@@ -366,6 +366,15 @@ function jobView(id) {
       parts.push(h("h2", {}, earlier ? "Last error (an earlier attempt)" : "Error"), h("pre", { id: "error" }, `${j.error.type}: ${j.error.message}`));
       if (j.error.traceback) parts.push(h("h2", {}, "Traceback"), h("pre", { id: "traceback" }, j.error.traceback));
     }
+    const attempts = j.attempts || [];
+    parts.push(h("h2", {}, "Attempts"), h("div", { id: "attempts" }, table([
+      { label: "#", cell: a => String(a.attempt) },
+      { label: "Worker", cell: a => a.worker || "–" },
+      { label: "Started", cell: a => when(a.started_at) },
+      { label: "Finished", cell: a => when(a.finished_at) },
+      { label: "Outcome", cell: a => h("span", { class: "outcome state-" + a.outcome }, a.outcome) },
+      { label: "Error", cell: a => a.error ? h("span", { class: "mono", title: a.error.traceback || "" }, `${a.error.type}: ${a.error.message}`) : "–" },
+    ], attempts, "No attempt has ended yet.")));
     body.replaceChildren(...parts);
   }
   return { title: "Job " + id.slice(0, 12), root, refresh };

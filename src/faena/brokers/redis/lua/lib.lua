@@ -89,6 +89,35 @@ local function put(id, r, changes)
   if #del > 0 then redis.call('HDEL', jkey(id), unpack(del)) end
 end
 
+-- The attempt history (faena.core.attempts): a JSON array in the hash's 'attempts' field,
+-- outside F so claims and listings never read it. A field that is not a JSON array (damaged
+-- outside faena) starts over: it never makes a call fail.
+local function history(raw)
+  if not raw or raw == '' then return {} end
+  local ok, v = pcall(cjson.decode, raw)
+  if not ok or type(v) ~= 'table' then return {} end
+  local n = #v
+  for k in pairs(v) do
+    if type(k) ~= 'number' or k < 1 or k > n or k % 1 ~= 0 then return {} end
+  end
+  return v
+end
+
+-- Add the end of attempt `attempt` (started by `worker` at `started`, both may be nil or '')
+-- as `outcome`, now; the oldest records go past ATTEMPTS_KEPT. The times are kept as the
+-- text the caller's clock gave, so they read back exactly.
+local function add_attempt(id, attempt, worker, started, outcome, etype, emsg, etb)
+  local key = jkey(id)
+  local list = history(redis.call('HGET', key, 'attempts'))
+  local entry = { n = tonumber(attempt), f = NOW_S, o = outcome }
+  if worker and worker ~= '' then entry.w = worker end
+  if started and started ~= '' then entry.s = started end
+  if etype and etype ~= '' then entry.et, entry.em, entry.tb = etype, emsg or '', etb or '' end
+  list[#list + 1] = entry
+  while #list > ATTEMPTS_KEPT do table.remove(list, 1) end
+  redis.call('HSET', key, 'attempts', cjson.encode(list))
+end
+
 local function bump(t, k, d) t[k] = (t[k] or 0) + d end
 
 local function flush()
@@ -275,6 +304,11 @@ local function expire_all()
       out[#out + 1] = r
     else
       end_lease(id, r)
+      local lost_by = r[I.worker]
+      if not lost_by or lost_by == '' then lost_by = 'None' end
+      add_attempt(id, r[I.attempt], r[I.worker], r[I.started], 'lost', 'WorkerLost',
+        'worker ' .. lost_by .. ' stopped renewing its lease during attempt ' .. r[I.attempt] ..
+        ' of ' .. r[I.max] .. ' (killed, out of memory, or lost its broker)', '')
       if r[I.cancel] == '1' then
         put(id, r, { I.state, 'cancelled', I.finished, NOW_S, I.lease, '' })
         redis.call('ZADD', K_DONE, NOW_S, id)
@@ -523,7 +557,7 @@ end
 local function finish_one(a, woken, w)
   local id, attempt, state = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local v = redis.call('HMGET', jkey(id), 'state', 'attempt', 'queue', 'pool', 'slots',
-                       'rank', 'run_at')
+                       'rank', 'run_at', 'worker', 'started')
   if v[1] ~= 'running' or tonumber(v[2]) ~= attempt then return 0 end
   if not is_int(v[5], true) then  -- damaged while it ran: dead by itself, the outcome unsaid
     local r = rec(id)
@@ -534,6 +568,11 @@ local function finish_one(a, woken, w)
   local r = {}
   r[I.state], r[I.queue], r[I.pool], r[I.slots], r[I.rank], r[I.run_at] =
     v[1], v[3], v[4], v[5], v[6], v[7]
+  if ARGV[a + 5] == '1' then
+    add_attempt(id, v[2], v[8], v[9], state, ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
+  else
+    add_attempt(id, v[2], v[8], v[9], state)
+  end
   gather(w.running, K_RUNNING, id)
   bump(D_USED, r[I.pool], -slots_of(r))
   if state ~= 'failed' and ARGV[a + 5] ~= '1' and ARGV[a + 10] == '' then

@@ -13,6 +13,7 @@ for a = 3, #ARGV, 2 do
     out[#out + 1] = 0
   else
     end_lease(id, r)
+    add_attempt(id, r[I.attempt], r[I.worker], r[I.started], 'released')
     local tries = math.max(tonumber(r[I.tries]) - 1, 0)
     put(id, r, { I.state, 'queued', I.tries, tostring(tries), I.lease, '', I.worker, '' })
     make_pending(id, r)
