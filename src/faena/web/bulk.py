@@ -9,6 +9,7 @@ until it is false. Each call is logged as ``api.bulk_retried`` / ``api.bulk_canc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import APIRouter
 
@@ -21,21 +22,23 @@ from faena.web.schemas import BulkCancel, BulkDone, BulkRetry
 def router(app: App) -> APIRouter:
     bulk = APIRouter(tags=["jobs"])
 
+    async def batch_of(
+        change: Callable[..., int], event: str, batch: BulkRetry | BulkCancel
+    ) -> BulkDone:
+        state = None if batch.state is None else JobState(batch.state)
+        changed = await asyncio.to_thread(
+            change, state=state, queue=batch.queue, task=batch.task, limit=batch.limit
+        )
+        audit(event, changed=changed, **batch.filters())
+        return BulkDone(changed=changed, more=changed == batch.limit)
+
     @bulk.post(
         "/bulk/retry",
         response_model=BulkDone,
         summary="Run again up to `limit` dead or cancelled jobs matching the filter",
     )
     async def retry_matching(batch: BulkRetry) -> BulkDone:
-        changed = await asyncio.to_thread(
-            app.broker.retry_matching,
-            state=None if batch.state is None else JobState(batch.state),
-            queue=batch.queue,
-            task=batch.task,
-            limit=batch.limit,
-        )
-        audit("api.bulk_retried", changed=changed, **batch.filters())
-        return BulkDone(changed=changed, more=changed == batch.limit)
+        return await batch_of(app.broker.retry_matching, "api.bulk_retried", batch)
 
     @bulk.post(
         "/bulk/cancel",
@@ -43,15 +46,7 @@ def router(app: App) -> APIRouter:
         summary="Cancel up to `limit` pending or running jobs matching the filter",
     )
     async def cancel_matching(batch: BulkCancel) -> BulkDone:
-        changed = await asyncio.to_thread(
-            app.broker.cancel_matching,
-            state=None if batch.state is None else JobState(batch.state),
-            queue=batch.queue,
-            task=batch.task,
-            limit=batch.limit,
-        )
-        audit("api.bulk_cancelled", changed=changed, **batch.filters())
-        return BulkDone(changed=changed, more=changed == batch.limit)
+        return await batch_of(app.broker.cancel_matching, "api.bulk_cancelled", batch)
 
     return bulk
 
