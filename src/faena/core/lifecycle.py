@@ -84,6 +84,22 @@ def attempt_record(
     )
 
 
+def with_row_attempt(job: Job, history: tuple[AttemptRecord, ...]) -> Job:
+    """``job`` with ``history``, and its succeeded last attempt read off the row when the
+    history does not hold it: a store that writes no record for a success (PostgreSQL: its
+    finish stays as cheap as before the history existed) still shows the whole story. The
+    row keeps that attempt's worker, start and finish (a success ends the job)."""
+    ended = job.state is JobState.SUCCEEDED and job.started_at is not None
+    if ended and job.finished_at is not None and (
+        not history or history[-1].attempt != job.attempt
+    ):
+        record = AttemptRecord(
+            job.attempt, job.worker, job.started_at, job.finished_at, AttemptOutcome.SUCCEEDED
+        )
+        history = appended(history, record)
+    return job.evolve(attempts=history)
+
+
 def recorded(job: Job, outcome: AttemptOutcome, now: float, error: ErrorInfo | None) -> Job:
     """``job`` (still as leased) with its current attempt's end added to its history."""
     return job.evolve(attempts=appended(job.attempts, attempt_record(job, outcome, now, error)))

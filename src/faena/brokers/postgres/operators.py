@@ -31,7 +31,8 @@ class PostgresOperators:
         if row is None:
             return None
         history, _ = attempts.from_json(row[-1])  # jsonb, written by faena only: readable
-        return rows.to_job(row).evolve(attempts=history)
+        # a success is not in the history table: the row holds it (0008_attempts.sql)
+        return lifecycle.with_row_attempt(rows.to_job(row), history)
 
     def retry(self, job_id: str) -> Job:
         checks.check_text("job id", job_id)

@@ -4,8 +4,9 @@
 -- every claim and listing returns) stay as small as they were: only a read of one job
 -- (get) reads the history. Each record is a JSON object with the short keys of
 -- faena.core.attempts.to_json; the last 20 (MAX_ATTEMPTS_KEPT) are kept. A finish (in
--- exchange_ignoring_pauses, which every exchange calls), a release and a
--- reap add one record per attempt they end, in the same
+-- exchange_ignoring_pauses, which every exchange calls) other than a success, a release and
+-- a reap add one record per attempt they end (a success stays on the job row, which get()
+-- reads it from: faena.core.lifecycle.with_row_attempt), in the same
 -- statement; a write fenced out (a superseded attempt) adds nothing. The rows go with their
 -- job (ON DELETE CASCADE). The two-argument release() of version 7 keeps working without
 -- recording (a worker on older code has no clock to give it).
@@ -149,6 +150,34 @@ BEGIN
         IF p_done::jsonb @> '[{"state": "failed"}]' THEN
             PERFORM pg_notify('@channel@', '');
         END IF;
+        IF NOT EXISTS (SELECT 1 FROM json_array_elements(p_done) AS e(value)
+                        WHERE e.value ->> 'state' <> 'succeeded') THEN
+            -- successes only (the common path): the statement of version 7, no history
+            -- write (the row keeps a success; get() reads its record off the row)
+            RETURN QUERY
+        UPDATE @schema@.jobs j SET
+            state = o.state,
+            max_attempts = coalesce(o.max_attempts, j.max_attempts),
+            run_at = CASE WHEN o.state = 'failed' THEN coalesce(o.retry_at, p_now)
+                          ELSE j.run_at END,
+            worker = CASE WHEN o.state = 'failed' THEN NULL ELSE j.worker END,
+            result_json = CASE WHEN o.state = 'failed' THEN j.result_json ELSE o.result END,
+            error_type = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                              THEN o.etype ELSE j.error_type END,
+            error_message = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                 THEN o.emsg ELSE j.error_message END,
+            error_traceback = CASE WHEN o.state = 'failed' OR o.etype IS NOT NULL
+                                   THEN o.etb ELSE j.error_traceback END,
+            finished_at = CASE WHEN o.state = 'failed' THEN j.finished_at ELSE p_now END,
+            lease_expires_at = NULL
+        FROM ROWS FROM (json_to_recordset(p_done) AS (
+                 id text, attempt integer, state text, result text, etype text, emsg text,
+                 etb text, retry_at double precision, max_attempts integer))
+             WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
+                                  max_attempts, ord)
+        WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
+            RETURNING 'f'::"char", o.ord::integer, NULL::@schema@.jobs;
+        ELSE
         RETURN QUERY
         WITH f AS (
         UPDATE @schema@.jobs j SET
@@ -174,14 +203,20 @@ BEGIN
         WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
         -- the subquery reads the row as it was before this statement: the attempt's worker
         RETURNING o.ord, j.id, j.attempt, j.started_at, o.state, o.etype, o.emsg, o.etb,
-                  (SELECT b.worker FROM @schema@.jobs b WHERE b.id = j.id) AS worker
+                  CASE WHEN o.state <> 'succeeded'
+                       THEN (SELECT b.worker FROM @schema@.jobs b WHERE b.id = j.id) END
+                  AS worker
         ), h AS (
+            -- a success is not written here: the job row keeps that attempt (its worker,
+            -- started_at and finished_at), and get() reads the record off the row; the
+            -- common path thus writes nothing more than before the history existed
             SELECT @schema@.add_attempts(jsonb_agg(jsonb_build_object(
                 'id', f.id, 'n', f.attempt, 'w', f.worker, 's', f.started_at, 'f', p_now,
                 'o', f.state, 'et', f.etype, 'em', f.emsg, 'tb', f.etb))) AS added
-            FROM f
+            FROM f WHERE f.state <> 'succeeded'
         )
         SELECT 'f'::"char", f.ord::integer, NULL::@schema@.jobs FROM f, h;
+        END IF;
     END IF;
     IF p_queues IS NULL THEN
         RETURN;
