@@ -331,7 +331,7 @@ class RedisBroker(RedisRegistry, BulkActions):
                 "attempt history partly unreadable",
                 extra={"event": "broker.attempts_unreadable", "job_id": job_id},
             )
-        return to_job(record[:-1]).evolve(attempts=history)
+        return lifecycle.with_row_attempt(to_job(record[:-1]), history)  # (lib.lua finish_one)
 
     def list_jobs(
         self,

@@ -568,9 +568,12 @@ local function finish_one(a, woken, w)
   local r = {}
   r[I.state], r[I.queue], r[I.pool], r[I.slots], r[I.rank], r[I.run_at] =
     v[1], v[3], v[4], v[5], v[6], v[7]
+  -- a success is not added: the job keeps that attempt (worker, started, finished) and get
+  -- reads its record off the hash (core.lifecycle.with_row_attempt), so the common end
+  -- reads and writes no history
   if ARGV[a + 5] == '1' then
     add_attempt(id, v[2], v[8], v[9], state, ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
-  else
+  elseif state ~= 'succeeded' then
     add_attempt(id, v[2], v[8], v[9], state)
   end
   gather(w.running, K_RUNNING, id)
