@@ -190,11 +190,13 @@ $function$;
 
 CREATE OR REPLACE FUNCTION @schema@.exchange(p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision, p_tell_saturated boolean)
  RETURNS SETOF @schema@.job_event
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
-    SELECT * FROM @schema@.exchange_ignoring_pauses(
+BEGIN
+    RETURN QUERY SELECT * FROM @schema@.exchange_ignoring_pauses(
         p_done, p_worker, @schema@.unpaused(p_queues), p_limit, p_lease, p_now,
-        p_tell_saturated)
+        p_tell_saturated);
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION @schema@.exchange_ignoring_pauses(p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision, p_now double precision, p_tell_saturated boolean)

@@ -27,8 +27,13 @@ CREATE FUNCTION @schema@.exchange(
     p_done json, p_worker text, p_queues text[], p_limit integer, p_lease double precision,
     p_now double precision, p_tell_saturated boolean)
 RETURNS SETOF @schema@.job_event
-LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM @schema@.exchange_ignoring_pauses(
+-- PL/pgSQL, not SQL: a SQL function's body is planned again at every call (no plan cache
+-- before PostgreSQL 18), which cost the drain about a quarter of its speed; PL/pgSQL keeps
+-- the plan for the session
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM @schema@.exchange_ignoring_pauses(
         p_done, p_worker, @schema@.unpaused(p_queues), p_limit, p_lease, p_now,
-        p_tell_saturated)
+        p_tell_saturated);
+END
 $$;
