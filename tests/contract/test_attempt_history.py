@@ -20,16 +20,6 @@ LEASE = 30.0
 Q = ["etl"]
 
 
-#: backends whose history is not written yet (this branch: issue 19 in progress)
-PENDING_BACKENDS: set[str] = set()
-
-
-@pytest.fixture(autouse=True)
-def _written_there(backend: Backend) -> None:
-    if backend.name in PENDING_BACKENDS:
-        pytest.skip(f"the {backend.name} broker keeps no attempt history yet")
-
-
 def _claim(broker: Broker, worker: str = "w1") -> Job:
     (job,) = broker.claim(worker, Q, 1, LEASE).jobs
     return job
@@ -175,7 +165,11 @@ def test_a_damaged_history_breaks_neither_claim_nor_get(
     backend: Backend, broker: Broker, clock: ManualClock, value: str
 ) -> None:
     if backend.name not in ("sqlite", "redis"):
-        pytest.skip(f"the {backend.name} broker cannot hold a damaged history")
+        # memory keeps records, not text; PostgreSQL keeps a jsonb column that only faena's
+        # SQL writes (text that is not JSON cannot be stored there; valid JSON of the wrong
+        # shape is not handled there: see the closing note of issue 19)
+        why = {"memory": "it keeps records, not text", "postgres": "its history is typed jsonb"}
+        pytest.skip(f"the {backend.name} broker cannot hold a damaged history: {why[backend.name]}")
     (new,) = broker.enqueue([NewJob("t", "etl", max_attempts=3)])
     _fail(broker, clock, _claim(broker), 1)
     _corrupt_history(backend, new.id, value)
