@@ -192,10 +192,17 @@ CREATE OR REPLACE FUNCTION @schema@.exchange(p_done json, p_worker text, p_queue
  RETURNS SETOF @schema@.job_event
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_queues text[] := p_queues;
 BEGIN
+    IF p_queues IS NOT NULL
+       AND EXISTS (SELECT 1 FROM @schema@.paused_queues WHERE queue = ANY(p_queues)) THEN
+        SELECT coalesce(array_agg(q.name ORDER BY q.ord), '{}') INTO v_queues
+          FROM unnest(p_queues) WITH ORDINALITY AS q(name, ord)
+         WHERE NOT EXISTS (SELECT 1 FROM @schema@.paused_queues p WHERE p.queue = q.name);
+    END IF;
     RETURN QUERY SELECT * FROM @schema@.exchange_ignoring_pauses(
-        p_done, p_worker, @schema@.unpaused(p_queues), p_limit, p_lease, p_now,
-        p_tell_saturated);
+        p_done, p_worker, v_queues, p_limit, p_lease, p_now, p_tell_saturated);
 END
 $function$;
 
