@@ -26,7 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "context": {"core"},
     "brokers": {"core", "errors", "version"},
     "defaults": {"core"},  # imports observability.logs lazily, when a default sink is asked
-    "app": {"brokers", "core", "defaults", "errors", "task"},
+    "schedules": {"brokers", "core", "errors", "task"},
+    "app": {"brokers", "core", "defaults", "errors", "schedules", "task"},
     "observability": {"brokers", "core", "errors"},
     "worker": {"app", "brokers", "context", "core", "errors", "task", "version"},
     "autoscale": {"brokers", "core", "errors", "observability"},
