@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "defaults": {"core"},  # imports observability.logs lazily, when a default sink is asked
     "schedules": {"brokers", "core", "errors", "task"},
     "app": {"brokers", "core", "defaults", "errors", "schedules", "task"},
-    "observability": {"brokers", "core", "errors"},
+    "observability": {"brokers", "core", "errors", "schedules"},
     "worker": {"app", "brokers", "context", "core", "errors", "task", "version"},
     "autoscale": {"brokers", "core", "errors", "observability"},
     # the client runs on the worker runtime (camunda/client/); the server side needs neither

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 
 from faena.brokers.protocol import OperatorStore
 from faena.core.clock import Clock
-from faena.core.events import Event, EventBus
+from faena.core.events import SCHEDULE_FIRED, SCHEDULE_SKIPPED, Event, EventBus
 from faena.schedules.missed import Plan, plan
 from faena.schedules.spec import Schedule
 
-SCHEDULE_FIRED = "schedule.fired"
-SCHEDULE_SKIPPED = "schedule.skipped"
 SCHEDULE_ARMED = "schedule.armed"
 SCHEDULE_FAILED = "schedule.failed"
 
