@@ -97,9 +97,9 @@ class ScheduleCollector(Collector):
         try:
             states = self._store().schedule_states()
         except Exception as exc:  # a scrape never fails for a broker that does not answer
-            _log.warning(
+            _log.error(
                 "schedule states could not be read for /metrics",
-                extra={"event": "metrics.broker_failed", "error_type": type(exc).__name__},
+                extra={"event": "metrics.broker_error", "error_type": type(exc).__name__},
             )
             states = []
         for state in states:
