@@ -177,3 +177,42 @@ def test_the_thread_runs_rounds_until_stopped() -> None:
     assert len(app.jobs()) == 3
     assert json.loads(app.jobs()[0].job.args_json) == ["d"]
     assert start_scheduler(app, "t", enabled=False) is None
+
+
+def test_a_store_that_cannot_be_opened_is_a_failed_round_not_a_failed_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(START)
+    app = make_app(clock)
+    app.schedule("m", task="etl_day", every=60, args=("d",))
+    opened: list[faena.App] = []
+
+    def store():  # type: ignore[no-untyped-def]
+        if not opened:
+            opened.append(app)
+            raise faena.BrokerError("database is starting up")
+        return app.broker
+
+    s = Scheduler(store, app.schedules, clock, process="t")
+    with caplog.at_level(logging.WARNING, logger="faena.schedules"):
+        assert s.run_once() == []
+    [failed] = [r for r in caplog.records if getattr(r, "event", "") == "schedule.failed"]
+    assert failed.schedule == "*" and "starting up" in failed.error_message  # type: ignore[attr-defined]
+    s.run_once()  # opens now: armed
+    clock.advance(60)
+    assert [f.tick for f in s.run_once()] == [START + 60]
+
+
+def test_no_scheduler_starts_no_thread_and_tells_the_workers_started_inside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faena.cli.schedules import NO_SCHEDULER_ENV, scheduler_running
+
+    monkeypatch.delenv(NO_SCHEDULER_ENV, raising=False)
+    app = make_app(ManualClock(START))
+    app.schedule("m", task="etl_day", every=60, args=("d",))
+    with scheduler_running(app, "worker", disabled=True):
+        import os
+
+        assert os.environ[NO_SCHEDULER_ENV] == "1"
+    assert app.broker.schedule_states() == []  # no round ran

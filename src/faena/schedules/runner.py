@@ -93,7 +93,7 @@ def start_scheduler(
     if not enabled or not app.schedules:
         return None
     scheduler = Scheduler(
-        app.broker, _copy(app.schedules), app.clock, events=app.events, process=process
+        lambda: app.broker, _copy(app.schedules), app.clock, events=app.events, process=process
     )
     _log.info(
         "scheduler started",

@@ -11,7 +11,7 @@ event bus (``schedule.fired`` feeds the metrics), by the process whose write won
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from faena.brokers.protocol import OperatorStore
@@ -37,19 +37,20 @@ class Fired:
 
 
 class Scheduler:
-    """Rounds over ``schedules`` against ``store``, on ``clock``; ``process`` names this
-    process in the log lines (a worker id, ``server``)."""
+    """Rounds over ``schedules`` against ``store`` (or a function that returns it, asked at
+    every round: a store that cannot be opened yet is a failed round, not a failed start), on
+    ``clock``; ``process`` names this process in the log lines (a worker id, ``server``)."""
 
     def __init__(
         self,
-        store: OperatorStore,
+        store: OperatorStore | Callable[[], OperatorStore],
         schedules: Mapping[str, Schedule],
         clock: Clock,
         *,
         events: EventBus | None = None,
         process: str = "",
     ) -> None:
-        self._store = store
+        self._get_store = store if callable(store) else (lambda: store)
         self._schedules = dict(schedules)
         self._clock = clock
         self._events = events
@@ -65,14 +66,15 @@ class Scheduler:
         until it works again) and never raised: the next round tries again."""
         fired: list[Fired] = []
         try:
-            states = {s.name: s.last_tick for s in self._store.schedule_states()}
+            store = self._get_store()
+            states = {s.name: s.last_tick for s in store.schedule_states()}
         except Exception as exc:
             self._failed("*", exc)
             return fired
         self._failing.discard("*")
         for name, schedule in self._schedules.items():
             try:
-                fired.extend(self._round(schedule, states.get(name)))
+                fired.extend(self._round(store, schedule, states.get(name)))
             except Exception as exc:
                 self._failed(name, exc)
             else:
@@ -84,11 +86,11 @@ class Scheduler:
         now = self._clock.now()
         return min((s.trigger.after(now) for s in self._schedules.values()), default=None)
 
-    def _round(self, schedule: Schedule, last: float | None) -> list[Fired]:
+    def _round(self, store: OperatorStore, schedule: Schedule, last: float | None) -> list[Fired]:
         now = self._clock.now()
         todo = plan(schedule.trigger, last, now, schedule.missed, schedule.catch_up_max)
         if todo.arm is not None:
-            if self._store.fire_schedule(schedule.name, todo.arm, []) is not None:
+            if store.fire_schedule(schedule.name, todo.arm, []) is not None:
                 _log.info(
                     "schedule armed: its first tick is the next one",
                     extra={"event": SCHEDULE_ARMED, "schedule": schedule.name,
@@ -98,7 +100,7 @@ class Scheduler:
         out: list[Fired] = []
         for tick in todo.fire:
             jobs = schedule.target.jobs_for(schedule.name, tick)
-            got = self._store.fire_schedule(schedule.name, tick, jobs)
+            got = store.fire_schedule(schedule.name, tick, jobs)
             if got is None:
                 continue  # another process fired it (or a newer tick) first
             if not out and todo.skipped:
