@@ -76,6 +76,9 @@ def test_an_interval_ticks_on_multiples_of_itself_from_its_anchor() -> None:
 def test_the_longest_gap_of_a_weekday_cron_spans_the_weekend() -> None:
     assert Cron("0 2 * * 1-5").longest_gap(at(2026, 7, 1)) == 3 * 86_400.0
     assert Cron("0 * * * *").longest_gap(at(2026, 7, 1)) == 3600.0
+    # busy: more ticks than are read one by one; the weekend comes from the days' own cron
+    assert Cron("*/5 9-17 * * 1-5").longest_gap(at(2026, 7, 1)) == 3 * 86_400.0
+    assert Cron("0 2 * * *", "Europe/Madrid").longest_gap(at(2026, 7, 1)) == 25 * 3600.0
 
 
 @pytest.mark.parametrize(
@@ -165,3 +168,10 @@ def test_a_long_outage_counts_skipped_ticks_up_to_a_bound() -> None:
     p = plan(Every(1), 0.0, 1_000_000.0, Missed.SKIP)
     assert p.fire == (1_000_000.0,) and p.skipped_at_least and p.skipped == 10_000
     assert p.skipped_last == 999_999.0
+
+
+def test_catch_up_across_the_spring_forward_night_finds_the_moved_tick_backwards() -> None:
+    cron = Cron("30 2 * * *", "Europe/Madrid")
+    p = plan(cron, at(2026, 3, 28, 2, 30), at(2026, 3, 30, 3, 0), Missed.CATCH_UP, 5)
+    assert walls(list(p.fire)) == ["03-29 03:00+0200", "03-30 02:30+0200"]
+    assert cron.at_or_before(at(2026, 3, 29, 12, 0)) == at(2026, 3, 29, 3, 0)

@@ -65,8 +65,13 @@ class ScheduleCollector(Collector):
     ) -> None:
         self._schedules = dict(schedules)
         self._store = store
-        now = time.time()
-        self._gaps = {n: s.trigger.longest_gap(now) for n, s in self._schedules.items()}
+        self._gaps: dict[str, float] | None = None  # at the first scrape: not at start
+
+    def _intervals(self) -> dict[str, float]:
+        if self._gaps is None:
+            now = time.time()
+            self._gaps = {n: s.trigger.longest_gap(now) for n, s in self._schedules.items()}
+        return self._gaps
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return list(self._families())
@@ -92,7 +97,7 @@ class ScheduleCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         fired, tick, interval = self._families()
-        for name, gap in sorted(self._gaps.items()):
+        for name, gap in sorted(self._intervals().items()):
             interval.add_metric([name], gap)
         try:
             states = self._store().schedule_states()
