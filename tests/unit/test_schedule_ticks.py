@@ -166,7 +166,7 @@ def test_catch_up_across_the_fall_back_night_in_madrid() -> None:
 
 def test_a_long_outage_counts_skipped_ticks_up_to_a_bound() -> None:
     p = plan(Every(1), 0.0, 1_000_000.0, Missed.SKIP)
-    assert p.fire == (1_000_000.0,) and p.skipped_at_least and p.skipped == 10_000
+    assert p.fire == (1_000_000.0,) and p.skipped_at_least and p.skipped == 1000
     assert p.skipped_last == 999_999.0
 
 

@@ -20,7 +20,7 @@ from faena.errors import ConfigError
 from faena.schedules.triggers import Trigger
 
 #: how many skipped ticks a plan counts one by one; beyond it the count says "at least"
-COUNT_SKIPPED_UP_TO = 10_000
+COUNT_SKIPPED_UP_TO = 1000
 #: the largest catch_up_max: each caught-up tick is its own store write
 MAX_CATCH_UP = 1000
 
