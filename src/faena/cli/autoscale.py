@@ -37,6 +37,7 @@ from faena.cli.options import (
     warn_exposed,
     web_missing,
 )
+from faena.cli.schedules import no_scheduler_option, scheduler_running
 from faena.observability import logs
 from faena.observability.metrics import broker_collector, new_registry
 from faena.observability.metrics_http import serve
@@ -309,6 +310,7 @@ def autoscale(app_path: str, hpa: Path, deployment: Path | None, **opts: Any) ->
     help="Require 'Authorization: Bearer TOKEN' on every route but /healthz (as faena server).",
 )
 @insecure_option
+@no_scheduler_option
 @_supervisor_options
 def up(
     app_path: str,
@@ -317,6 +319,7 @@ def up(
     port: int,
     token: str | None,
     insecure: bool,
+    no_scheduler: bool,
     deployment: Path | None,
     **opts: Any,
 ) -> None:
@@ -352,7 +355,8 @@ def up(
     )
     thread.start()  # logs server.started once it accepts connections
     try:
-        code = run_supervisor(app, app_path, spec=spec, deployment=deployment, opts=opts)
+        with scheduler_running(app, "up", disabled=no_scheduler):
+            code = run_supervisor(app, app_path, spec=spec, deployment=deployment, opts=opts)
     finally:
         server.should_exit = True
         thread.join(SHUTDOWN_GRACE_SECONDS + 1)

@@ -62,6 +62,13 @@ CREATE TABLE @schema@.pools (
     CONSTRAINT pools_size_check CHECK ((size >= 0))
 );
 
+CREATE TABLE @schema@.schedules (
+    name text NOT NULL,
+    last_tick double precision NOT NULL,
+    fired_at double precision NOT NULL,
+    CONSTRAINT schedules_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE @schema@.settings (
     singleton boolean NOT NULL DEFAULT true,
     parallelism integer,
@@ -100,6 +107,8 @@ CREATE INDEX jobs_task ON @schema@.jobs USING btree (task, seq);
 CREATE UNIQUE INDEX paused_queues_pkey ON @schema@.paused_queues USING btree (queue);
 
 CREATE UNIQUE INDEX pools_pkey ON @schema@.pools USING btree (name);
+
+CREATE UNIQUE INDEX schedules_pkey ON @schema@.schedules USING btree (name);
 
 CREATE UNIQUE INDEX settings_pkey ON @schema@.settings USING btree (singleton);
 
