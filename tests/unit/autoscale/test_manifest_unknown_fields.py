@@ -23,7 +23,8 @@ spec:
 @pytest.mark.parametrize(
     ("old", "new", "field", "fix"),
     [
-        ("  minReplicas: 2\n", "  minReplica: 2\n", "spec.minReplica", "did you mean 'minReplicas'"),
+        ("  minReplicas: 2\n", "  minReplica: 2\n", "spec.minReplica",
+         "did you mean 'minReplicas'"),
         ("kind: Horiz", "specs: {}\nkind: Horiz", "specs", "did you mean 'spec'"),
         ("  labels: {app: w}\n", "  label: {app: w}\n", "metadata.label", "'labels'"),
         ("kind: Deployment, name: w}", "kind: Deployment, nmae: w}", "spec.scaleTargetRef.nmae",
@@ -45,10 +46,13 @@ def test_unknown_field_is_named_with_the_fix(old: str, new: str, field: str, fix
 
 def test_what_kubectl_and_kustomize_write_is_accepted() -> None:
     """status, managedFields and the other ObjectMeta fields of `kubectl get -o yaml`."""
-    text = HPA.replace(
-        "  labels: {app: w}\n",
-        "  labels: {app: w}\n  namespace: data\n  annotations: {a: b}\n  uid: x\n"
-        "  resourceVersion: '1'\n  creationTimestamp: null\n  managedFields: []\n",
-    ) + "status: {currentReplicas: 2, desiredReplicas: 2}\n"
+    text = (
+        HPA.replace(
+            "  labels: {app: w}\n",
+            "  labels: {app: w}\n  namespace: data\n  annotations: {a: b}\n  uid: x\n"
+            "  resourceVersion: '1'\n  creationTimestamp: null\n  managedFields: []\n",
+        )
+        + "status: {currentReplicas: 2, desiredReplicas: 2}\n"
+    )
     hpa = load_hpa(text)
     assert (hpa.name, hpa.namespace, hpa.spec.min_replicas) == ("w", "data", 2)
