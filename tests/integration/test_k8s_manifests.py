@@ -400,9 +400,9 @@ def test_fluent_bit_ships_the_lines_with_the_labels_of_the_seeds_logql() -> None
     # the seed's stream selectors use only those labels, and name containers that exist
     docs = rendered("node-worker")
     containers = {container(d)["name"] for d in by_kind(docs, "Deployment")}
-    text = DOC.read_text(encoding="utf-8")
-    selectors = re.findall(r"\{([a-z_]+=\"[^\"]+\"(?:, *[a-z_]+=\"[^\"]+\")*)\}", text)
-    assert selectors
+    blocks = re.findall(r"```logql\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    selectors = re.findall(r"\{([a-z_]+=\"[^\"]+\"(?:, *[a-z_]+=\"[^\"]+\")*)\}", "".join(blocks))
+    assert len(selectors) >= 3
     for selector in selectors:
         for pair in selector.split(","):
             key, value = pair.strip().split("=")
