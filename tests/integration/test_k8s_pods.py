@@ -12,6 +12,7 @@ faena CLI) and the app (``FAENA_APP``, the overlay's own setting)."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import signal
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 from tests.conftest import PG_URL, need, port_open
 from tests.integration.k8s_support import K8S, Doc, kubectl, render
 from tests.integration.test_metrics_support import free_port, http_get, wait_for, write_app
+from tests.loki_json import run
 
 import faena
 
@@ -187,9 +189,20 @@ def test_worker_pod_drains_within_its_grace_period(
     try:
         wait_for(lambda: pod.probe("readinessProbe", tmp_path), 30, "readiness")
         assert pod.probe("livenessProbe", tmp_path)
+        flaky = app.enqueue("etl.flaky", ["orders"], queue="etl")  # fails once, then succeeds
+        bad = app.enqueue(
+            "dq.check", ["users"], {"ok": False}, queue="dq", retries=0
+        )  # dead at once
         job = app.enqueue("etl.long", [3], queue="etl")
+
         metrics = f"http://127.0.0.1:{pod.ports['metrics']}/metrics"
-        wait_for(lambda: "faena_worker_jobs_running 1.0" in http_get(metrics)[1], 20, "the job")
+
+        def long_job_runs() -> bool:  # leased to the worker, and the one job it runs
+            states = {j: getattr(app.broker.get(j), "state", None) for j in (flaky.id, job.id)}
+            running = "faena_worker_jobs_running 1.0" in http_get(metrics)[1]
+            return running and states[job.id] == "running" and states[flaky.id] != "running"
+
+        wait_for(long_job_runs, 20, "the long job to run")
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: not pod.probe("readinessProbe", tmp_path), 5, "readiness to drop")
@@ -204,7 +217,33 @@ def test_worker_pod_drains_within_its_grace_period(
     finally:
         out = _stop(proc)
         app.close()
-    assert '"event": "worker.stopping"' in out or '"worker.stopping"' in out, out[-2000:]
+    lines = out.splitlines()
+    assert any(
+        json.loads(line).get("event") == "worker.stopping" for line in lines if line[:1] == "{"
+    )
+    _seed_logql_selects_the_right_lines(lines, pod, ids=(flaky.id, bad.id, job.id))
+
+
+def _seed_logql_selects_the_right_lines(lines: list[str], pod: Pod, ids: tuple[str, ...]) -> None:
+    """The pod's real output, labelled as deploy/k8s/fluent-bit labels it (namespace, pod,
+    container), through the LogQL of docs/deploy-kubernetes.md (tests/loki_json.py: Loki's
+    json stage)."""
+    flaky, bad, long = ids
+    stream = {
+        "namespace": pod.deploy["metadata"]["namespace"],
+        "pod": pod.deploy["metadata"]["name"] + "-7d9f-abc12",
+        "container": pod.spec["name"],
+        "job": "fluent-bit",
+    }
+    job_ids = lambda picked: {json.loads(x).get("job_id") for x in picked} - {None}  # noqa: E731
+    errors = run(lines, stream, '{namespace="data", container="worker"} | json | level="error"')
+    assert isinstance(errors, list) and job_ids(errors) == {bad}  # job.dead
+    failed = run(lines, stream, '{namespace="data"} | json | status="failed"')
+    assert isinstance(failed, list) and job_ids(failed) == {flaky, bad}
+    etl = run(lines, stream, '{namespace="data", container="worker"} | json | queue="etl"')
+    assert isinstance(etl, list) and job_ids(etl) == {flaky, long}
+    count = 'count_over_time({namespace="data", container="worker"} | json | queue="etl" [1m])'
+    assert run(lines, stream, count) == len(etl)
 
 
 def _server(docs: list[Doc], broker: str, tmp_path: Path) -> tuple[Pod, subprocess.Popen[str]]:
