@@ -419,3 +419,37 @@ def test_docs_give_the_command_for_every_secret_created_out_of_band() -> None:
         assert f"kubectl create secret generic {name}" in text, name
     for overlay in OVERLAYS:
         assert f"deploy/k8s/overlays/{overlay}" in text
+
+
+# ---------------------------------------------------------------------- Alertmanager
+
+
+def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["amtool", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_alertmanager_config_routes_every_faena_alert_by_severity(tmp_path: Path) -> None:
+    need(
+        shutil.which("amtool") is not None, "amtool is not installed (apt: prometheus-alertmanager)"
+    )
+    values = yaml.safe_load((K8S / "alertmanager" / "values.yaml").read_text())
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(yaml.safe_dump(values["alertmanager"]["config"]))
+    check = _amtool("check-config", str(config))
+    assert check.returncode == 0, check.stdout + check.stderr
+    receiver = {"critical": "faena-oncall", "warning": "faena-team"}
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"]]
+    assert {r["labels"]["severity"] for r in alerts} == set(receiver)
+    for rule in alerts:
+        labels = [f"alertname={rule['alert']}", f"severity={rule['labels']['severity']}"]
+        routed = _amtool("config", "routes", "test", f"--config.file={config}", *labels,
+                         "namespace=data", "queue=etl")  # fmt: skip
+        assert routed.stdout.split() == [receiver[rule["labels"]["severity"]]], rule["alert"]
+    other = _amtool("config", "routes", "test", f"--config.file={config}", "alertname=Other",
+                    "severity=critical")  # fmt: skip
+    assert other.stdout.split() == ["default"]  # only faena's alerts page faena's people
+    broken = yaml.safe_load(config.read_text())
+    broken["route"]["routes"][0]["receiver"] = "faena-on-call"
+    config.write_text(yaml.safe_dump(broken))
+    assert _amtool("check-config", str(config)).returncode == 1
