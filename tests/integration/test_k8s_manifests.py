@@ -40,9 +40,14 @@ RELEASE = "kube-prometheus-stack"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
 #: Kubernetes versions checked: the oldest still supported upstream, and the newest bundled
 K8S_VERSIONS = ("1.31", "1.37")
-#: seconds a faena process needs after its drain to flush its logs, close and exit
-EXIT_SECONDS = 5
 DOC = ROOT / "docs" / "deploy-kubernetes.md"
+
+
+def _exit_seconds() -> int:
+    """What faena's own supervisor gives a stopped worker beyond its grace to exit."""
+    from faena.autoscale.supervisor import STOP_MARGIN_SECONDS
+
+    return math.ceil(STOP_MARGIN_SECONDS)
 
 
 @functools.cache
@@ -266,7 +271,7 @@ def test_worker_grace_period_covers_the_drain() -> None:
     worker = one(rendered("postgres"), "Deployment", "faena-worker")
     grace = float(_flag(container(worker)["args"], "grace") or DEFAULT_GRACE_SECONDS)
     assert grace == DEFAULT_GRACE_SECONDS  # the manifest states faena's default
-    expected = math.ceil(grace) + CONNECT_TIMEOUT + EXIT_SECONDS
+    expected = math.ceil(grace) + CONNECT_TIMEOUT + _exit_seconds()
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == expected
 
 
@@ -274,7 +279,7 @@ def test_server_grace_period_covers_open_requests() -> None:
     from faena.cli.server import SHUTDOWN_GRACE_SECONDS
 
     server = one(rendered("postgres"), "Deployment", "faena-server")
-    expected = SHUTDOWN_GRACE_SECONDS + EXIT_SECONDS
+    expected = SHUTDOWN_GRACE_SECONDS + _exit_seconds()
     assert server["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == expected
 
 
@@ -307,7 +312,7 @@ def test_camunda_worker_grace_period_and_its_module(monkeypatch: pytest.MonkeyPa
         assert client.grace == module.GRACE_SECONDS == DEFAULT_GRACE_SECONDS
         assert set(client.subscriptions) == {env["TOPIC"]}
         assert client.base_url == env["CAMUNDA_REST_URL"]
-        expected = math.ceil(client.grace + module.HTTP_TIMEOUT_SECONDS) + EXIT_SECONDS
+        expected = math.ceil(client.grace + module.HTTP_TIMEOUT_SECONDS) + _exit_seconds()
         assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == expected
     finally:
         client.engine.close()

@@ -33,8 +33,6 @@ import faena
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-#: the image's entrypoint (`tini -- faena`): this checkout's faena CLI
-FAENA_MAIN = "import sys; sys.argv[0] = 'faena'; from faena.cli.main import main; main()"
 #: what the operator creates out of band (docs/deploy-kubernetes.md, "Install")
 EXTERNAL = {
     "faena-server-tokens": {
@@ -105,7 +103,7 @@ class Pod:
     def argv(self) -> list[str]:
         expand = lambda a: re.sub(r"\$\((\w+)\)", lambda m: self.env[m.group(1)], a)  # noqa: E731
         args = [self._port(expand(a)) for a in self.spec["args"]]
-        return [sys.executable, "-c", FAENA_MAIN, *args]
+        return [sys.executable, "-m", "faena.cli.main", *args]  # the image's `tini -- faena`
 
     def process_env(self, folder: Path) -> dict[str, str]:
         import os
