@@ -132,7 +132,6 @@ def test_adapter_rule_serves_the_queue_once_not_per_pod(tmp_path: Path) -> None:
         str(rule["metricsQuery"])
         .replace("<<.Series>>", "celery_queue_length")
         .replace("<<.LabelMatchers>>", matchers)
-        .replace("<<.GroupBy>>", "namespace")
     )
     series = [
         f'celery_queue_length{{namespace="data",queue="etl",pod="{pod}"}}' for pod in
@@ -147,7 +146,11 @@ def test_adapter_rule_serves_the_queue_once_not_per_pod(tmp_path: Path) -> None:
             ],
             "promql_expr_test": [
                 {"expr": query, "eval_time": "2m",
-                 "exp_samples": [{"labels": '{namespace="data"}', "value": 120}]},
+                 "exp_samples": [{"labels": '{queue="etl"}', "value": 120}]},
+                # an HPA without a selector: one series per queue, which the HPA sums
+                {"expr": query.replace(matchers, 'namespace="data"'), "eval_time": "2m",
+                 "exp_samples": [{"labels": '{queue="etl"}', "value": 120},
+                                 {"labels": '{queue="dq"}', "value": 7}]},
             ],
         }],
     }  # fmt: skip
@@ -159,7 +162,7 @@ def test_adapter_rule_serves_the_queue_once_not_per_pod(tmp_path: Path) -> None:
     tests["tests"][0]["promql_expr_test"][0]["expr"] = query.replace("max(", "sum(")  # type: ignore[index]
     path.write_text(yaml.safe_dump(tests))
     bad = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True)
-    assert bad.returncode == 1 and 'got: {namespace="data"} 3.6E+02' in bad.stdout + bad.stderr
+    assert bad.returncode == 1 and 'got: {queue="etl"} 3.6E+02' in bad.stdout + bad.stderr
 
 
 def test_adapter_configmap_renders_the_config_file() -> None:
