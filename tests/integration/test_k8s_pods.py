@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -191,7 +190,7 @@ def test_worker_pod_drains_within_its_grace_period(
         bad = app.enqueue(
             "dq.check", ["users"], {"ok": False}, queue="dq", retries=0
         )  # dead at once
-        job = app.enqueue("etl.long", [3], queue="etl")
+        job = app.enqueue("etl.long", [5], queue="etl")
 
         metrics = f"http://127.0.0.1:{pod.ports['metrics']}/metrics"
 
@@ -201,15 +200,12 @@ def test_worker_pod_drains_within_its_grace_period(
             return running and states[job.id] == "running" and states[flaky.id] != "running"
 
         wait_for(long_job_runs, 20, "the long job to run")
-        sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: not pod.probe("readinessProbe", tmp_path), 5, "readiness to drop")
         assert proc.poll() is None  # still draining: unready, not gone
         assert pod.probe("livenessProbe", tmp_path)  # and not restarted by the kubelet
-        code = proc.wait(timeout=pod.grace)
-        took = time.monotonic() - sent
+        code = proc.wait(timeout=pod.grace)  # the kubelet's SIGKILL would come then
         assert code == 0
-        assert took < pod.grace, f"exit {took:.1f} s after SIGTERM, grace {pod.grace} s"
         done = app.broker.get(job.id)
         assert done is not None and done.state.value == "succeeded"
     finally:
@@ -263,10 +259,8 @@ def test_server_pod_probes_and_stop(docs: list[Doc], broker: str, tmp_path: Path
         wrong = Pod(docs, "faena-server", "server", FAENA_READ_TOKEN="not-the-token")
         wrong.ports = pod.ports
         assert not wrong.probe("readinessProbe", tmp_path)
-        sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=pod.grace) == 0
-        assert time.monotonic() - sent < pod.grace
     finally:
         _stop(proc)
 
