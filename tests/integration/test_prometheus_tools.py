@@ -23,7 +23,7 @@ from tests.integration.test_metrics_support import (
 pytestmark = pytest.mark.prometheus
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULES_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
-CRD = ROOT / "deploy" / "k8s" / "prometheusrule.yaml"
+CRD = ROOT / "deploy" / "k8s" / "base" / "prometheusrule.yaml"
 
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,7 +73,7 @@ def test_prometheusrule_crd_carries_the_same_rules(tmp_path: Path) -> None:
 
 
 def test_servicemonitor_wiring() -> None:
-    sm = yaml.safe_load((ROOT / "deploy" / "k8s" / "servicemonitor.yaml").read_text())
+    sm = yaml.safe_load((ROOT / "deploy" / "k8s" / "base" / "servicemonitor.yaml").read_text())
     assert sm["kind"] == "ServiceMonitor"
     assert sm["metadata"]["labels"]["release"]
     [endpoint] = sm["spec"]["endpoints"]

@@ -12,7 +12,7 @@ from faena.cli.simulate import simulate
 REPO = Path(__file__).parents[2]
 DATA = REPO / "tests" / "unit" / "autoscale" / "data"
 SEED = str(DATA / "seed-airflow-hpa.yaml")
-FIXED = str(REPO / "deploy" / "k8s" / "hpa-worker.yaml")
+FIXED = str(REPO / "deploy" / "k8s" / "base" / "hpa-worker.yaml")
 LOAD = str(DATA / "etl-load.yaml")
 
 

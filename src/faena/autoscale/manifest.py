@@ -39,6 +39,17 @@ from faena.autoscale.yaml_fields import FieldReader, header, the_one
 HPA_API_VERSION = "autoscaling/v2"
 MAX_STABILIZATION_WINDOW_S = 3600
 MAX_POLICY_PERIOD_S = 1800
+#: the fields of an HPA object, its spec and its scaleTargetRef (autoscaling/v2): any other key
+#: is a typo the API server would refuse (kubectl's strict field validation), not a default
+HPA_FIELDS = {"apiVersion", "kind", "metadata", "spec", "status"}
+SPEC_FIELDS = {"scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior"}
+TARGET_REF_FIELDS = {"apiVersion", "kind", "name"}
+#: ObjectMeta: what `kubectl get -o yaml` or a kustomize build may write there
+METADATA_FIELDS = {
+    "name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion",
+    "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+    "ownerReferences", "finalizers", "managedFields", "selfLink",
+}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -204,11 +215,15 @@ def parse_hpa(doc: Mapping[str, Any], *, source: str | None = None) -> Horizonta
     r = FieldReader(source)
     doc = r.mapping(doc, "(document)")
     header(r, doc, "HorizontalPodAutoscaler", [HPA_API_VERSION])
+    r.only_keys(doc, "", HPA_FIELDS)
     meta = r.mapping(doc.get("metadata"), "metadata")
+    r.only_keys(meta, "metadata", METADATA_FIELDS)
     name = r.string(meta, "name", "metadata")
     namespace = str(meta.get("namespace") or "default")
     spec = r.mapping(doc.get("spec"), "spec")
+    r.only_keys(spec, "spec", SPEC_FIELDS)
     ref_raw = r.mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef")
+    r.only_keys(ref_raw, "spec.scaleTargetRef", TARGET_REF_FIELDS)
     ref = ObjectReference(
         r.string(ref_raw, "kind", "spec.scaleTargetRef"),
         r.string(ref_raw, "name", "spec.scaleTargetRef"),

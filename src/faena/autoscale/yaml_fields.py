@@ -3,6 +3,7 @@ field path, the value and the fix in every :class:`ManifestError`."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,10 +30,16 @@ class FieldReader:
         return value
 
     def only_keys(self, obj: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+        """Refuse a key not in ``allowed`` (``path`` "" for the document itself), naming the
+        closest allowed one: a misspelt field is an error, never silently a default."""
         for key in obj:
             if key not in allowed:
+                near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
                 raise self.fail(
-                    f"{path}.{key}", obj[key], f"unknown field; use one of {sorted(allowed)}"
+                    f"{path}.{key}" if path else str(key),
+                    obj[key],
+                    f"unknown field; {hint}use one of {sorted(allowed)}",
                 )
 
     def string(self, obj: Mapping[str, Any], key: str, path: str) -> str:

@@ -86,7 +86,7 @@ def test_seed_camunda_hpa_parses_verbatim() -> None:
 def test_deploy_manifests_parse() -> None:
     seed = load_hpa_file(REPO / "deploy" / "k8s" / "hpa-seed.yaml")
     assert seed == load_hpa((DATA / "seed-airflow-hpa.yaml").read_text(encoding="utf-8"))
-    worker = load_hpa_file(REPO / "deploy" / "k8s" / "hpa-worker.yaml")
+    worker = load_hpa_file(REPO / "deploy" / "k8s" / "base" / "hpa-worker.yaml")
     queue = worker.spec.metrics[0]
     assert isinstance(queue, ExternalMetric)
     assert queue.name == "celery_queue_length"

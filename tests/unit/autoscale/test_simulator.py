@@ -87,7 +87,7 @@ def _pitfall_load(external_series: str = "once") -> LoadSpec:
 
 def test_seed_pods_metric_pitfall_overprovisions_and_oscillates() -> None:
     seed = load_hpa_file(DATA / "seed-airflow-hpa.yaml").spec
-    fixed = load_hpa_file(REPO / "deploy" / "k8s" / "hpa-worker.yaml").spec
+    fixed = load_hpa_file(REPO / "deploy" / "k8s" / "base" / "hpa-worker.yaml").spec
     bad, good = (
         summarize(r)
         for r in simulate(_pitfall_load(), [Scenario("seed", seed), Scenario("fixed", fixed)], 3600)
@@ -103,7 +103,7 @@ def test_seed_pods_metric_pitfall_overprovisions_and_oscillates() -> None:
 
 
 def test_external_metric_returning_one_series_per_pod_is_the_same_pitfall() -> None:
-    fixed = load_hpa_file(REPO / "deploy" / "k8s" / "hpa-worker.yaml").spec
+    fixed = load_hpa_file(REPO / "deploy" / "k8s" / "base" / "hpa-worker.yaml").spec
     once = summarize(simulate(_pitfall_load("once"), [Scenario("once", fixed)], 3600)[0])
     per_pod = summarize(simulate(_pitfall_load("per_pod"), [Scenario("per_pod", fixed)], 3600)[0])
     assert per_pod.max_replicas == 10
