@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 from tests.conftest import PG_URL, need, port_open
-from tests.integration.container_support import IMAGE, build_image, need_podman
+from tests.integration.container_support import IMAGE, build_image, need_podman, podman
 from tests.integration.test_metrics_support import free_port
 
 from faena.demo.tasks import app as demo_app
@@ -360,6 +360,40 @@ def test_amtool_checks_the_alertmanager_config_and_its_routes(model: dict[str, A
         assert done.stdout.strip() == receiver, (severity, done.stdout, done.stderr)
 
 
+def alloy_rules(config: str) -> list[dict[str, Any]]:
+    """The ``rule { ... }`` blocks of config.alloy's discovery.relabel, as dicts."""
+    rules = []
+    for body in re.findall(r"rule\s*\{(.*?)\}", config, re.S):
+        rule: dict[str, Any] = {}
+        for key, value in re.findall(r"(\w+)\s*=\s*(\[[^]]*\]|\"(?:[^\"\\]|\\.)*\")", body):
+            rule[key] = json.loads(value)
+        rules.append(rule)
+    return rules
+
+
+def relabel(meta: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str]:
+    """Prometheus relabelling, action replace (Alloy's default): the source labels joined
+    with ';', the regex anchored, $1 in the replacement; the stream keeps no __ labels."""
+    labels = dict(meta)
+    for rule in rules:
+        value = ";".join(labels.get(k, "") for k in rule.get("source_labels", []))
+        found = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if found:
+            groups = [found.group(0), *found.groups()]
+            out = re.sub(r"\$(\d+)", lambda m, g=groups: g[int(m.group(1))] or "",
+                         rule.get("replacement", "$1"))  # fmt: skip
+            labels[rule["target_label"]] = out
+    return {k: v for k, v in labels.items() if not k.startswith("__") and v}
+
+
+def docker_meta(container: dict[str, Any]) -> dict[str, str]:
+    """The __meta_docker_* labels discovery.docker gives a container (podman inspect)."""
+    meta = {"__meta_docker_container_name": "/" + container["Name"].lstrip("/")}
+    for key, value in (container["Config"].get("Labels") or {}).items():
+        meta["__meta_docker_container_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)] = value
+    return meta
+
+
 # --- the faena part run for real: podman's Docker API drives the compose file ---
 
 
@@ -460,6 +494,16 @@ def test_the_compose_files_faena_services_run_with_podman(
             assert time.monotonic() < deadline, (state, run("logs").stdout[-3000:])
             time.sleep(0.2)
         assert state["result"]["ok"] is True
+        # the poison job of the demo: dq.check fails for good after its retries
+        args = ["payments", "2024-05-13", "schema_drift"]
+        status, poison = call(
+            "POST", f"{base}/api/v1/jobs", {"task": "dq.check", "args": args}, admin
+        )
+        assert status == 201, poison
+        deadline = time.monotonic() + 30
+        while call("GET", f"{base}/api/v1/jobs/{poison['id']}", token=admin)[1]["state"] != "dead":
+            assert time.monotonic() < deadline, run("logs").stdout[-3000:]
+            time.sleep(0.2)
         assert call("GET", f"http://127.0.0.1:{metrics}/readyz")[0] == 200
         # stop: SIGTERM, drain, exit 0 well inside the file's stop_grace_period
         run("stop", "worker-dq")
@@ -469,6 +513,26 @@ def test_the_compose_files_faena_services_run_with_podman(
         assert [r["ExitCode"] for r in rows] == [0], rows
         logs = run("logs", "--no-log-prefix", "worker-dq").stdout
         assert '"event": "worker.stopped"' in logs, logs[-2000:]
+
+        # what Alloy would ship: this container's stdout, with the stream labels its rules
+        # make from the labels Compose gave the container; the seed's LogQL over them
+        from tests.loki_json import json_labels
+        from tests.loki_json import run as logql
+
+        container = json.loads(podman("inspect", rows[0]["Name"]).stdout)[0]
+        rules = alloy_rules(service_config("alloy", model, "/etc/alloy/config.alloy").read_text())
+        stream = relabel(docker_meta(container), rules)
+        assert stream["namespace"] == "data" and stream["container"] == "worker-dq", stream
+        assert stream["pod"] == rows[0]["Name"], stream
+        stdout = podman("logs", rows[0]["Name"]).stdout.splitlines()
+        assert stdout and all("__error__" not in json_labels(line, stream) for line in stdout)
+        failed = logql(stdout, stream, '{namespace="data"} | json | status="failed"')
+        assert isinstance(failed, list) and failed
+        assert {json.loads(line)["job_id"] for line in failed} == {poison["id"]}
+        count = logql(
+            stdout, stream, 'count_over_time({namespace="data"} | json | queue="dq" [1m])'
+        )
+        assert isinstance(count, int) and count >= 4, count  # enqueue-side lines are the server's
     finally:
         compose("-f", str(override), "-p", project, "down", "-t", "5", env=env)
         with psycopg.connect(PG_URL, autocommit=True) as conn:
