@@ -440,8 +440,7 @@ services:
   faena-server:
     <<: *host
     ports: !reset []
-    command: ["server", "faena.demo.tasks:app", "--host", "0.0.0.0", "--port", "{port}"]
-    environment: {{FAENA_BROKER_URL: "{broker}"}}
+    environment: {{FAENA_BROKER_URL: "{broker}", FAENA_PORT: "{port}"}}
   worker-dq:
     <<: *host
     environment: {{FAENA_BROKER_URL: "{broker}", FAENA_METRICS_PORT: "{metrics}"}}

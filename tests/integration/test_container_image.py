@@ -1,14 +1,15 @@
 """deploy/docker/Dockerfile built and run for real with podman: a server container and a
 worker container on PostgreSQL (a schema of its own), a job enqueued through the API runs to
 success, SIGTERM with a long job running gives a graceful exit (0, inside the grace, no
-SIGKILL) and the job released; the Celery exporter role against Redis; the HEALTHCHECK of
-each listener; a non-root user under tini. Image size and cold start are printed
-(docs/deploy.md cites them)."""
+SIGKILL) and the job released; `faena up` on the image's SQLite default in /data; the Celery
+exporter role against Redis; the HEALTHCHECK of each listener; a non-root user under tini.
+Image size and cold start are printed (docs/deploy.md cites them)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -129,6 +130,7 @@ def test_server_and_worker_containers_run_a_job_and_sigterm_releases(
         wait_for(lambda: answers(f"{base}/readyz"), 60, "the server's /readyz", server)
         print(f"\nserver cold start (podman run to /readyz 200): {time.monotonic() - started:.2f}s")
 
+        started = time.monotonic()
         run_detached(
             worker, image, "worker", "imgapp:app", "--broker", broker, "--concurrency", "2",
             "--grace", str(GRACE),
@@ -136,6 +138,7 @@ def test_server_and_worker_containers_run_a_job_and_sigterm_releases(
             volumes=mount,
         )  # fmt: skip
         wait_for(lambda: answers(f"http://127.0.0.1:{metrics}/readyz"), 60, "worker", worker)
+        print(f"worker cold start (podman run to /readyz 200): {time.monotonic() - started:.2f}s")
 
         # both containers' HEALTHCHECK passes, chosen from the role's environment
         for name in (server, worker):
@@ -198,3 +201,34 @@ def test_the_celery_exporter_role_reads_redis(image: str) -> None:
         remove(name)
         client.delete(queue)
         client.close()
+
+
+def test_the_up_role_runs_server_and_workers_on_sqlite_in_data(image: str, tmp_path: Path) -> None:
+    """`faena up` in one container: the image's default broker (SQLite in /data, a volume
+    the non-root user writes), the server and its supervised workers; SIGTERM stops both."""
+    app_dir, data = tmp_path / "app", tmp_path / "data"
+    app_dir.mkdir()
+    data.mkdir()
+    app_dir.chmod(0o755)
+    (app_dir / "imgapp.py").write_text(APP)
+    (app_dir / "imgapp.py").chmod(0o644)
+    os.chown(data, 10001, 10001)  # the image's user
+    name, port = f"faena-test-up-{uuid.uuid4().hex[:8]}", free_port()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        run_detached(
+            name, image, "up", "imgapp:app", "--token", TOKEN,
+            env={"FAENA_PORT": str(port)},  # not --port: the HEALTHCHECK reads FAENA_PORT
+            volumes=(f"{app_dir}:/app:ro", f"{data}:/data"),
+        )  # fmt: skip
+        wait_for(lambda: answers(f"{base}/readyz"), 60, "faena up's /readyz", name)
+        assert podman("healthcheck", "run", name, check=False).returncode == 0
+        status, job = call("POST", f"{base}/api/v1/jobs", {"task": "img.double", "args": [4]})
+        assert status == 201, job
+        wait_for(lambda: state_of(base, job["id"])["state"] == "succeeded", 60, "the job", name)
+        assert (data / "faena.db").exists()
+        podman("stop", "--time", "40", name)
+        code = podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
+        assert code == "0", podman("logs", name).stderr[-3000:]
+    finally:
+        remove(name)
