@@ -426,7 +426,8 @@ def podman_api(tmp_path: Path) -> Iterator[str]:
 
 OVERRIDE = """
 # the compose file's faena services with their own commands and environment, but on the
-# host's network (podman here cannot make bridge networks) and on a schema of the test's own
+# host's network (the machine's PostgreSQL listens on loopback only; the stack's own postgres
+# image cannot be pulled here) and on a schema of the test's own
 x-host: &host
   image: {image}
   build: !reset null
