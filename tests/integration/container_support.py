@@ -40,7 +40,8 @@ PIP_KEYS = {
 }
 
 
-def _conf() -> Path:
+def containers_conf() -> Path:
+    """A containers.conf with no default ulimits (CONTAINERS_CONF for every podman call)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     conf = CACHE / "containers.conf"
     if not conf.exists():
@@ -51,7 +52,7 @@ def _conf() -> Path:
 def podman(
     *args: str, check: bool = True, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONTAINERS_CONF": str(_conf())}
+    env = {**os.environ, "CONTAINERS_CONF": str(containers_conf())}
     cmd = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs", *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:

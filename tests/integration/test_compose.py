@@ -26,7 +26,13 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 from tests.conftest import PG_URL, need, port_open
-from tests.integration.container_support import IMAGE, build_image, need_podman, podman
+from tests.integration.container_support import (
+    IMAGE,
+    build_image,
+    containers_conf,
+    need_podman,
+    podman,
+)
 from tests.integration.test_metrics_support import free_port
 
 from faena.demo.tasks import app as demo_app
@@ -401,17 +407,18 @@ def docker_meta(container: dict[str, Any]) -> dict[str, str]:
 def podman_api(tmp_path: Path) -> Iterator[str]:
     need_podman()
     sock = tmp_path / "podman.sock"
-    env = {**os.environ, "CONTAINERS_CONF": str(Path("/var/tmp/faena-test-base/containers.conf"))}
+    env = {**os.environ, "CONTAINERS_CONF": str(containers_conf())}
+    log = (tmp_path / "podman-service.log").open("w")
     service = subprocess.Popen(
         ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs", "system", "service",
          "--time=0", f"unix://{sock}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
         while not sock.exists() and time.monotonic() < deadline and service.poll() is None:
             time.sleep(0.05)
-        assert sock.exists(), f"podman system service did not start: {service.poll()}"
+        assert sock.exists(), (service.poll(), (tmp_path / "podman-service.log").read_text())
         yield f"unix://{sock}"
     finally:
         service.terminate()
@@ -420,8 +427,7 @@ def podman_api(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             service.kill()
             service.wait(10)
-        assert service.stderr is not None
-        service.stderr.close()
+        log.close()
 
 
 OVERRIDE = """
