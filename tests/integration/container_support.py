@@ -31,6 +31,7 @@ SUITE = "bookworm"
 INCLUDE = ("python3", "python3-venv")
 ULIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 IMAGE = "localhost/faena:test"
+BUILD_STAGE = "localhost/faena-build-stage:test"
 #: the pip settings the Dockerfile takes as build args (pip config key -> variable)
 PIP_KEYS = {
     "index-url": "PIP_INDEX_URL",
@@ -147,27 +148,32 @@ def pip_build_settings() -> tuple[dict[str, str], list[str]]:
     return found, mounts
 
 
+def _image_id(tag: str) -> str:
+    return podman("image", "inspect", "--format", "{{.Id}}", tag, check=False).stdout.strip()
+
+
 def build_image() -> tuple[str, float]:
     """Build deploy/docker/Dockerfile on the debootstrap base; the tag and the seconds it took
-    (podman's layer cache makes a rebuild of an unchanged tree a few seconds)."""
+    (podman's layer cache makes a rebuild of an unchanged tree a few seconds). The build
+    stage is tagged too (BUILD_STAGE), so that the images a changed tree leaves untagged,
+    the final one and the stage's, are removed rather than piling up."""
     base = base_image()
     probe = podman("run", "--rm", "--network", "host", *ULIMITS, base, "true", check=False)
     need(probe.returncode == 0, f"podman cannot run containers here: {probe.stderr.strip()[-500:]}")
     args, mounts = pip_build_settings()
-    build_args = [f"--build-arg={k}={v}" for k, v in args.items()]
-    before = podman("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout.strip()
-    started = time.monotonic()
-    podman(
+    common = [
         "build", "--format", "docker", "--network", "host", *ULIMITS, *mounts,
-        f"--build-arg=BASE={base}", *build_args,
-        "-f", str(ROOT / "deploy/docker/Dockerfile"), "-t", IMAGE, str(ROOT),
-        timeout=1200,
-    )  # fmt: skip
+        f"--build-arg=BASE={base}", *[f"--build-arg={k}={v}" for k, v in args.items()],
+        "-f", str(ROOT / "deploy/docker/Dockerfile"),
+    ]  # fmt: skip
+    before = {tag: _image_id(tag) for tag in (BUILD_STAGE, IMAGE)}
+    started = time.monotonic()
+    podman(*common, "--target", "build", "-t", BUILD_STAGE, str(ROOT), timeout=1200)
+    podman(*common, "-t", IMAGE, str(ROOT), timeout=1200)
     took = time.monotonic() - started
-    if before:  # the previous build of a changed tree: untagged now, nothing else uses it
-        after = podman("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout.strip()
-        if after != before:
-            podman("rmi", before, check=False)
+    for tag, old in before.items():
+        if old and _image_id(tag) != old:  # untagged by this build: nothing else uses it
+            podman("rmi", old, check=False)
     return IMAGE, took
 
 
