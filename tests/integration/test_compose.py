@@ -275,6 +275,15 @@ def test_every_reference_points_at_a_service_on_its_port(model: dict[str, Any]) 
     assert wiring_errors(model) == []
 
 
+def test_redis_as_faenas_broker_is_wired_too() -> None:
+    done = compose("config", "--format", "json", env={"FAENA_BROKER_URL": "redis://redis:6379/0"})
+    assert done.returncode == 0, done.stderr
+    redis_model = json.loads(done.stdout)
+    env = redis_model["services"]["worker-etl"]["environment"]
+    assert env["FAENA_BROKER_URL"] == "redis://redis:6379/0"
+    assert wiring_errors(redis_model) == []
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
