@@ -245,22 +245,20 @@ def wiring_errors(model: dict[str, Any]) -> list[str]:
     return errors
 
 
-def test_the_compose_file_follows_the_compose_specification() -> None:
+def test_the_compose_file_follows_the_compose_specification(tmp_path: Path) -> None:
     done = compose("config", "-q")
     assert done.returncode == 0, done.stderr
     # a negative control: Compose refuses an unknown key
     bad = yaml.safe_load(COMPOSE.read_text())
     bad["services"]["worker-dq"]["replica"] = 2
-    broken = COMPOSE.with_name(".compose-broken.yaml")
-    try:
-        broken.write_text(yaml.safe_dump(bad))
-        done = subprocess.run(
-            [tool("docker-compose"), "-f", str(broken), "config", "-q"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode != 0 and "replica" in done.stderr, done.stderr
-    finally:
-        broken.unlink(missing_ok=True)
+    broken = tmp_path / "compose.yaml"
+    broken.write_text(yaml.safe_dump(bad))
+    done = subprocess.run(
+        [tool("docker-compose"), "-f", str(broken), "--project-directory", str(COMPOSE.parent),
+         "config", "-q"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0 and "replica" in done.stderr, done.stderr
 
 
 def test_the_dockerfile_is_hadolint_clean() -> None:
