@@ -1,7 +1,7 @@
 """deploy/docker/Dockerfile built and run for real with podman: a server container and a
 worker container on PostgreSQL (a schema of its own), a job enqueued through the API runs to
 success, SIGTERM with a long job running gives a graceful exit (0, inside the grace, no
-SIGKILL) and the job released; `faena up` on the image's SQLite default in /data; the Celery
+SIGKILL) and the job released; `faena up` on SQLite in /data; the Celery
 exporter role against Redis; the HEALTHCHECK of each listener; a non-root user under tini.
 Image size and cold start are printed (docs/deploy.md cites them)."""
 
@@ -204,8 +204,8 @@ def test_the_celery_exporter_role_reads_redis(image: str) -> None:
 
 
 def test_the_up_role_runs_server_and_workers_on_sqlite_in_data(image: str, tmp_path: Path) -> None:
-    """`faena up` in one container: the image's default broker (SQLite in /data, a volume
-    the non-root user writes), the server and its supervised workers; SIGTERM stops both."""
+    """`faena up` in one container on SQLite in /data (a volume the non-root user writes):
+    the server and its supervised workers; SIGTERM stops both."""
     app_dir, data = tmp_path / "app", tmp_path / "data"
     app_dir.mkdir()
     data.mkdir()
@@ -218,7 +218,8 @@ def test_the_up_role_runs_server_and_workers_on_sqlite_in_data(image: str, tmp_p
     try:
         run_detached(
             name, image, "up", "imgapp:app", "--token", TOKEN,
-            env={"FAENA_PORT": str(port)},  # not --port: the HEALTHCHECK reads FAENA_PORT
+            # not --port: the HEALTHCHECK reads FAENA_PORT
+            env={"FAENA_PORT": str(port), "FAENA_BROKER_URL": "sqlite:////data/faena.db"},
             volumes=(f"{app_dir}:/app:ro", f"{data}:/data"),
         )  # fmt: skip
         wait_for(lambda: answers(f"{base}/readyz"), 60, "faena up's /readyz", name)
