@@ -7,10 +7,15 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
+from faena.brokers import search as searching
+from faena.brokers import stats
 from faena.brokers.bulk import BulkActions
 from faena.brokers.protocol import (
     ClaimResult,
     HeartbeatResult,
+    JobPage,
+    JobSearch,
+    JobStats,
     PoolStat,
     QueueStat,
     Reaped,
@@ -302,6 +307,18 @@ class MemoryBroker(BulkActions):
             ]
             jobs.sort(key=lambda j: -self._order[j.id])
         return jobs[offset : offset + limit]
+
+    def search_jobs(
+        self, search: JobSearch, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        with self._lock:
+            held = [(self._order[i], j) for i, j in self._jobs.items()]
+        return searching.in_memory(held, search, limit, cursor)
+
+    def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
+        with self._lock:
+            held = list(self._jobs.values())
+        return stats.in_memory(held, self._clock.now(), minutes, queue)
 
     def retry(self, job_id: str) -> Job:
         checks.check_text("job id", job_id)

@@ -44,6 +44,7 @@ from faena.brokers.redis.connection import (
     wrapped,
 )
 from faena.brokers.redis.scripts import NAMES, library
+from faena.brokers.redis.views import RedisViews
 from faena.brokers.redis.waker import RedisWaker
 from faena.brokers.refusals import (
     cancel_refused,
@@ -75,7 +76,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker(RedisRegistry, BulkActions):
+class RedisBroker(RedisRegistry, RedisViews, BulkActions):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True

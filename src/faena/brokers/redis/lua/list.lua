@@ -27,9 +27,17 @@ if state == 'running' then
   local seqs = {}
   for _, id in ipairs(ids) do seqs[id] = seq_of(redis.call('HGET', jkey(id), 'rank') or '') end
   table.sort(ids, function(x, y) return (seqs[x] or 0) > (seqs[y] or 0) end)
+  -- a cursor (a keyset page, search_jobs) starts below that sequence; a page that stops for
+  -- the limit says where it stopped
+  local below, last = tonumber(cursor), 0
   for _, id in ipairs(ids) do
-    if #out >= limit then break end
-    if wanted(id) then take(id) end
+    if #out >= limit then
+      return cjson.encode({ records = out, cursor = string.format('%d', last), skip = skip })
+    end
+    if (below == nil or (seqs[id] or 0) < below) and wanted(id) then
+      take(id)
+      last = seqs[id] or 0
+    end
   end
   return cjson.encode({ records = out, cursor = '', skip = skip })
 end
