@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from faena.brokers import search as searching
 from faena.brokers.protocol import Broker, JobSearch
+from faena.core import search as searching
 from faena.core.clock import ManualClock
 from faena.core.job import ErrorInfo, Job, NewJob, Outcome
 from faena.core.states import JobState

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from faena.brokers import stats
 from faena.brokers.protocol import Broker
+from faena.core import stats
 from faena.core.clock import ManualClock
 from faena.core.job import ErrorInfo, NewJob, Outcome
 from faena.core.states import JobState

@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import PG_URL, need, port_open
 
 from faena.brokers.protocol import Broker, JobSearch
-from faena.brokers.search import encode_cursor
 from faena.brokers.sqlite import SQLiteBroker
 from faena.core.job import NewJob
+from faena.core.search import encode_cursor
 from faena.core.states import JobState
 
 QUEUES = ["qa", "qb", "qc"]

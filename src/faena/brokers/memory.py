@@ -7,8 +7,6 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
-from faena.brokers import search as searching
-from faena.brokers import stats
 from faena.brokers.bulk import BulkActions
 from faena.brokers.protocol import (
     ClaimResult,
@@ -24,7 +22,8 @@ from faena.brokers.protocol import (
 )
 from faena.brokers.refusals import key_taken, no_such_job, unknown_pool
 from faena.brokers.registry import check_report
-from faena.core import checks, lifecycle
+from faena.core import checks, lifecycle, stats
+from faena.core import search as searching
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.lease import expired

@@ -30,7 +30,18 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.search import JobPage, JobSearch
 from faena.core.states import JobState
+from faena.core.stats import FINISHED_STATES, JobStats, MinuteCount, Percentiles
+
+__all__ = [
+    "FINISHED_STATES",
+    "JobPage",
+    "JobSearch",
+    "JobStats",
+    "MinuteCount",
+    "Percentiles",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,80 +109,6 @@ class WorkerRecord:
         if self.report.state != "stopped" and now - self.seen_at > self.report.lost_after:
             return "lost"
         return self.report.state
-
-
-@dataclass(frozen=True, slots=True)
-class JobSearch:
-    """The filters of :meth:`OperatorStore.search_jobs`; ``None`` matches anything."""
-
-    state: JobState | None = None
-    queue: str | None = None
-    task: str | None = None
-    #: enqueued at or after this POSIX time (``Job.enqueued_at``)
-    since: float | None = None
-    #: enqueued before this POSIX time
-    until: float | None = None
-    #: 1 to 200 characters found in the args JSON, the kwargs JSON or the error message
-    #: (ASCII letters match either case)
-    text: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobPage:
-    """One page of a search, newest first."""
-
-    jobs: list[Job]
-    #: pass it back for the next page; ``None`` when nothing more matches
-    next_cursor: str | None
-    #: the page stopped at its bound of jobs looked at (a time range or a text filter)
-    #: before it was full: more may match, from ``next_cursor`` on
-    truncated: bool = False
-
-
-#: the terminal states :meth:`OperatorStore.job_stats` counts per minute
-FINISHED_STATES = (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
-
-
-@dataclass(frozen=True, slots=True)
-class MinuteCount:
-    """Jobs that finished in the minute starting at ``minute`` (POSIX seconds, a multiple of
-    60), by their state now."""
-
-    minute: float
-    succeeded: int
-    dead: int
-    cancelled: int
-    #: counted from every job (``False``: scaled from a bounded sample, see guarantees)
-    exact: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Percentiles:
-    """Linear-interpolation percentiles (PostgreSQL's ``percentile_cont``) of ``count``
-    durations in seconds; ``None`` when there were none."""
-
-    count: int
-    p50: float | None
-    p95: float | None
-    p99: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobStats:
-    """What finished in a window of whole minutes ending now (``since`` to ``until``)."""
-
-    since: float
-    until: float
-    queue: str | None
-    #: one per minute of the window, oldest first (minutes with nothing are zeros)
-    minutes: list[MinuteCount]
-    #: ``finished_at - started_at`` of the sample (the last attempt's run)
-    run_time: Percentiles
-    #: ``started_at - run_at`` of the sample (how long the last attempt waited to start)
-    wait_time: Percentiles
-    #: the sample is the most recent jobs finished in the window that ran (succeeded or
-    #: dead with a start), at most this many
-    sample_limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +233,7 @@ class OperatorStore(Protocol):
     ) -> JobPage:
         """Up to ``limit`` (1 to 1000) jobs matching ``search``, newest first, from
         ``cursor`` (a page's ``next_cursor``; ``None``: the newest). Pages are keyed by the
-        enqueue sequence (:mod:`faena.brokers.search`): a job that matches all along is
+        enqueue sequence (:mod:`faena.core.search`): a job that matches all along is
         returned exactly once however jobs are enqueued or move between pages. A time range
         or a text is checked on the jobs of the other filters' index, at most
         ``search.SCAN_BUDGET`` of them a page (then ``truncated``)."""

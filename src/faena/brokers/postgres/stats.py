@@ -2,7 +2,7 @@
 
 The counts are one range of the partial index ``jobs_finished (finished_at)`` (terminal
 jobs), grouped by minute and state; the percentiles are ``percentile_cont`` over the newest
-:data:`faena.brokers.stats.SAMPLE_LIMIT` rows of that range that ran. Nothing is written by
+:data:`faena.core.stats.SAMPLE_LIMIT` rows of that range that ran. Nothing is written by
 claims or finishes for them. Search pages are :func:`faena.brokers.postgres.listing.keyset`
 ranges.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from faena.brokers import search as searching
-from faena.brokers import stats
 from faena.brokers.postgres import listing, rows
 from faena.brokers.postgres.database import Conn, Database
 from faena.brokers.protocol import JobPage, JobSearch, JobStats, Percentiles
+from faena.core import search as searching
+from faena.core import stats
 from faena.core.job import Job
 from faena.core.states import JobState
 

@@ -8,7 +8,7 @@ Stats read the ``done`` index (terminal job ids scored by ``finished_at``): each
 is a ``ZCOUNT``, exact; its split by state (and by queue) is read off at most
 :data:`MINUTE_SAMPLE` of its jobs, exact when the minute holds no more, else scaled to the
 total (``exact=False``). The percentiles come from the newest
-:data:`faena.brokers.stats.SAMPLE_LIMIT` ids of the window (of those, the queue asked for).
+:data:`faena.core.stats.SAMPLE_LIMIT` ids of the window (of those, the queue asked for).
 Nothing is added to claims or finishes.
 """
 
@@ -18,11 +18,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from faena.brokers import search as searching
-from faena.brokers import stats
 from faena.brokers.protocol import FINISHED_STATES, JobPage, JobSearch, JobStats
 from faena.brokers.redis.codec import num, to_job
 from faena.brokers.redis.connection import RedisURL, call
+from faena.core import search as searching
+from faena.core import stats
 from faena.core.clock import Clock
 from faena.core.job import Job
 from faena.core.states import JobState

@@ -1,16 +1,16 @@
 """The SQLite broker's ``job_stats`` and ``search_jobs``: the counts are ranges of the index
 ``faena_jobs_finished (state, finished_at, queue)`` (read from the index alone), the sample is
-the newest :data:`faena.brokers.stats.SAMPLE_LIMIT` rows of each state that ran, read from the
+the newest :data:`faena.core.stats.SAMPLE_LIMIT` rows of each state that ran, read from the
 same index newest first; search pages are :func:`faena.brokers.sqlite.listing.keyset` ranges."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from faena.brokers import search as searching
-from faena.brokers import stats
 from faena.brokers.protocol import FINISHED_STATES, JobPage, JobSearch, JobStats
 from faena.brokers.sqlite import listing
+from faena.core import search as searching
+from faena.core import stats
 from faena.core.job import Job
 
 _COUNT = (

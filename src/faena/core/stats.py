@@ -11,12 +11,58 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from faena.brokers.protocol import FINISHED_STATES, JobStats, MinuteCount, Percentiles
 from faena.core import checks
 from faena.core.job import Job
 from faena.core.states import JobState
 from faena.errors import ConfigError
+
+#: the terminal states :meth:`OperatorStore.job_stats` counts per minute
+FINISHED_STATES = (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCount:
+    """Jobs that finished in the minute starting at ``minute`` (POSIX seconds, a multiple of
+    60), by their state now."""
+
+    minute: float
+    succeeded: int
+    dead: int
+    cancelled: int
+    #: counted from every job (``False``: scaled from a bounded sample, see guarantees)
+    exact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Percentiles:
+    """Linear-interpolation percentiles (PostgreSQL's ``percentile_cont``) of ``count``
+    durations in seconds; ``None`` when there were none."""
+
+    count: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStats:
+    """What finished in a window of whole minutes ending now (``since`` to ``until``)."""
+
+    since: float
+    until: float
+    queue: str | None
+    #: one per minute of the window, oldest first (minutes with nothing are zeros)
+    minutes: list[MinuteCount]
+    #: ``finished_at - started_at`` of the sample (the last attempt's run)
+    run_time: Percentiles
+    #: ``started_at - run_at`` of the sample (how long the last attempt waited to start)
+    wait_time: Percentiles
+    #: the sample is the most recent jobs finished in the window that ran (succeeded or
+    #: dead with a start), at most this many
+    sample_limit: int
+
 
 #: the longest window (a day of minutes)
 MAX_MINUTES = 1440

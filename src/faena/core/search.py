@@ -20,11 +20,41 @@ import base64
 import binascii
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from faena.brokers.protocol import JobPage, JobSearch
 from faena.core import checks
 from faena.core.job import Job
+from faena.core.states import JobState
 from faena.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class JobSearch:
+    """The filters of :meth:`OperatorStore.search_jobs`; ``None`` matches anything."""
+
+    state: JobState | None = None
+    queue: str | None = None
+    task: str | None = None
+    #: enqueued at or after this POSIX time (``Job.enqueued_at``)
+    since: float | None = None
+    #: enqueued before this POSIX time
+    until: float | None = None
+    #: 1 to 200 characters found in the args JSON, the kwargs JSON or the error message
+    #: (ASCII letters match either case)
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a search, newest first."""
+
+    jobs: list[Job]
+    #: pass it back for the next page; ``None`` when nothing more matches
+    next_cursor: str | None
+    #: the page stopped at its bound of jobs looked at (a time range or a text filter)
+    #: before it was full: more may match, from ``next_cursor`` on
+    truncated: bool = False
+
 
 #: most jobs one page looks at when a time range or a text is given (the indexed filters
 #: alone never look at a job they do not return)
