@@ -75,6 +75,14 @@ _PREFIX = "c1."
 Scan = Callable[[int | None, int], tuple[list[tuple[int, Job]], int | None]]
 
 
+#: what a narrow scan reads of a row: seq, enqueued_at, args JSON, kwargs JSON, error message
+Candidate = tuple[int, float, str, str, str | None]
+#: ``narrow(below, n)``: as :data:`Scan`, with those columns only
+Narrow = Callable[[int | None, int], tuple[list[Candidate], int | None]]
+#: ``fetch(seqs)``: the jobs of those sequences still stored, by sequence
+Fetch = Callable[[list[int]], dict[int, Job]]
+
+
 def sql_chunk(rows: list[tuple[int, Job]], n: int) -> tuple[list[tuple[int, Job]], int | None]:
     """What a SQL scan returns: ``n`` rows mean there may be more below the last."""
     return rows, (rows[-1][0] if len(rows) == n and rows else None)
@@ -140,15 +148,21 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 def residual(search: JobSearch, job: Job) -> bool:
     """Whether ``job`` passes the filters that are not read off an index."""
-    if search.since is not None and job.enqueued_at < search.since:
+    message = job.error.message if job.error is not None else None
+    return passes(search, (0, job.enqueued_at, job.args_json, job.kwargs_json, message))
+
+
+def passes(search: JobSearch, row: Candidate) -> bool:
+    """Whether a candidate row passes the filters that are not read off an index."""
+    _seq, enqueued_at, args_json, kwargs_json, message = row
+    if search.since is not None and enqueued_at < search.since:
         return False
-    if search.until is not None and job.enqueued_at >= search.until:
+    if search.until is not None and enqueued_at >= search.until:
         return False
     if search.text is None:
         return True
     needle = fold(search.text)
-    message = job.error.message if job.error is not None else ""
-    return any(needle in fold(s) for s in (job.args_json, job.kwargs_json, message))
+    return any(needle in fold(s) for s in (args_json, kwargs_json, message or ""))
 
 
 def indexed(search: JobSearch, job: Job) -> bool:
@@ -160,10 +174,20 @@ def indexed(search: JobSearch, job: Job) -> bool:
     )
 
 
-def walk(scan: Scan, search: JobSearch, limit: int, cursor: str | None) -> JobPage:
-    """One page: the jobs of ``scan`` that pass :func:`residual`, below ``cursor``."""
+def walk(
+    scan: Scan,
+    search: JobSearch,
+    limit: int,
+    cursor: str | None,
+    narrow: tuple[Narrow, Fetch] | None = None,
+) -> JobPage:
+    """One page: the jobs of ``scan`` that pass :func:`residual`, below ``cursor``. With
+    ``narrow``, a time range or a text is checked on narrow rows and only the matches are
+    read whole."""
     check_search(search, limit)
     below = decode_cursor(cursor)
+    if narrow is not None and needs_scan(search):
+        return _walk_narrow(*narrow, search, limit, below)
     found: list[tuple[int, Job]] = []
     seen = 0
     scanning = needs_scan(search)
@@ -198,3 +222,36 @@ def in_memory(
         return sql_chunk(rows, n)
 
     return walk(scan, search, limit, cursor)
+
+
+def _walk_narrow(
+    narrow: Narrow, fetch: Fetch, search: JobSearch, limit: int, below: int | None
+) -> JobPage:
+    hits: list[int] = []
+    seen = 0
+
+    def load(seqs: list[int]) -> list[Job]:
+        # a job that left the filters between the scan and this read is not shown
+        got = fetch(seqs) if seqs else {}
+        return [
+            got[s]
+            for s in seqs
+            if s in got and indexed(search, got[s]) and residual(search, got[s])
+        ]
+
+    while True:
+        rows, low = narrow(below, CHUNK)
+        for row in rows:
+            seen += 1
+            below = row[0]
+            if passes(search, row):
+                hits.append(row[0])
+                if len(hits) > limit:
+                    return JobPage(load(hits[:limit]), encode_cursor(hits[limit - 1]))
+            if seen >= SCAN_BUDGET:
+                return JobPage(load(hits), encode_cursor(below), truncated=True)
+        if low is None:
+            return JobPage(load(hits), None)
+        below = low
+        if len(rows) < CHUNK:
+            return JobPage(load(hits), encode_cursor(below), truncated=True)

@@ -75,11 +75,26 @@ def job_stats(db: Database, schema: str, now: float, minutes: int, queue: str | 
 def search_jobs(
     db: Database, schema: str, search: JobSearch, limit: int, cursor: str | None
 ) -> JobPage:
+    filters = (search.state, search.queue, search.task)
+
     def scan(below: int | None, n: int) -> tuple[list[tuple[int, Job]], int | None]:
         def run(conn: Conn) -> list[tuple[Any, ...]]:
-            return listing.keyset(conn, schema, search.state, search.queue, search.task, below, n)
+            return listing.keyset(conn, schema, *filters, below, n)
 
         found = [(int(r[1]), rows.to_job(r)) for r in db.run("search_jobs", run)]
         return searching.sql_chunk(found, n)
 
-    return searching.walk(scan, search, limit, cursor)
+    def narrow(below: int | None, n: int) -> tuple[list[searching.Candidate], int | None]:
+        def run(conn: Conn) -> list[Any]:
+            return listing.keyset(conn, schema, *filters, below, n, listing.NARROW)
+
+        found = db.run("search_jobs", run)
+        return found, (int(found[-1][0]) if len(found) == n else None)
+
+    def fetch(seqs: list[int]) -> dict[int, Job]:
+        def run(conn: Conn) -> list[Any]:
+            return conn.execute(listing.by_seq(schema), {"seqs": seqs}).fetchall()
+
+        return {int(r[1]): rows.to_job(r) for r in db.run("search_jobs", run)}
+
+    return searching.walk(scan, search, limit, cursor, (narrow, fetch))

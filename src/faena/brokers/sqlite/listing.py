@@ -9,6 +9,7 @@ by queue alone one per state; ``faena_jobs_task (task, seq)`` serves a task filt
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from faena.brokers.sqlite.rows import COLUMNS, to_job
 from faena.core.job import Job
@@ -81,9 +82,10 @@ def keyset(
     task: str | None,
     below: int | None,
     n: int,
-) -> list[tuple[int, Job]]:
-    """Up to ``n`` jobs of the filters with ``seq < below``, newest first (``search_jobs``):
-    the listing's index ranges, each entered at ``below``."""
+    columns: str = COLUMNS,
+) -> list[Any]:
+    """Up to ``n`` rows (of ``columns``) of the filters with ``seq < below``, newest first
+    (``search_jobs``): the listing's index ranges, each entered at ``below``."""
     top = TOP if below is None else below
     plain = filtered(state, queue, task)
     if plain is not None:
@@ -107,5 +109,16 @@ def keyset(
         else:
             sql = f"{_SELECT} WHERE state = ? AND seq < ? {_PAGE}"
             params = [state.value if state else "", top]
-    rows = conn.execute(sql, (*params, n, 0)).fetchall()
-    return [(int(r[-1]), to_job(r)) for r in rows]
+    sql = sql.replace(f"SELECT {COLUMNS} FROM", f"SELECT {columns} FROM")
+    return conn.execute(sql, (*params, n, 0)).fetchall()
+
+
+#: what a narrow search scan reads (``faena.core.search.Candidate``)
+NARROW = "seq, enqueued_at, args, kwargs, error_message"
+
+
+def by_seq(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, Job]:
+    """The jobs of these sequences (rowids) still stored."""
+    marks = ",".join("?" * len(seqs))
+    rows = conn.execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE seq IN ({marks})", seqs)
+    return {int(r[-1]): to_job(r) for r in rows}

@@ -9,6 +9,7 @@ import sqlite3
 
 from faena.brokers.protocol import FINISHED_STATES, JobPage, JobSearch, JobStats
 from faena.brokers.sqlite import listing
+from faena.brokers.sqlite.rows import to_job
 from faena.core import search as searching
 from faena.core import stats
 from faena.core.job import Job
@@ -49,8 +50,17 @@ def search_jobs(
     """One page of a search; every chunk is read in one read transaction of its own (the
     keyset keeps the pages consistent across them)."""
 
-    def scan(below: int | None, n: int) -> tuple[list[tuple[int, Job]], int | None]:
-        rows = listing.keyset(conn, search.state, search.queue, search.task, below, n)
-        return searching.sql_chunk(rows, n)
+    filters = (search.state, search.queue, search.task)
 
-    return searching.walk(scan, search, limit, cursor)
+    def scan(below: int | None, n: int) -> tuple[list[tuple[int, Job]], int | None]:
+        rows = listing.keyset(conn, *filters, below, n)
+        return searching.sql_chunk([(int(r[-1]), to_job(r)) for r in rows], n)
+
+    def narrow(below: int | None, n: int) -> tuple[list[searching.Candidate], int | None]:
+        rows = listing.keyset(conn, *filters, below, n, listing.NARROW)
+        return rows, (int(rows[-1][0]) if len(rows) == n else None)
+
+    def fetch(seqs: list[int]) -> dict[int, Job]:
+        return listing.by_seq(conn, seqs)
+
+    return searching.walk(scan, search, limit, cursor, (narrow, fetch))
