@@ -1,9 +1,9 @@
 """The web console (``/``) in a real Chromium, against a real ``faena server`` process and a
 real ``faena worker``: every page loads without a console error, the overview's counts,
 charts and percentiles render, a search finds a job by a text in its args, cursor pages go
-older and newer, a dead job is retried from its page and the worker then succeeds it, a pool is resized from the pools page, a queue is
-paused and resumed from the queues page, the worker shows on the workers page, and a 375 px
-screen has no horizontal scroll.
+older and newer, a dead job is retried from its page and the worker then succeeds it, a pool
+is resized from the pools page, a queue is paused and resumed from the queues page, the worker
+shows on the workers page, and a 375 px screen has no horizontal scroll.
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``) and Python ``playwright`` (the dev extra;
 its own browser download is not used). ``FAENA_WRITE_SCREENSHOTS=1`` rewrites

@@ -1,8 +1,9 @@
 """The Redis broker's ``search_jobs`` and ``job_stats``.
 
 Search pages walk the ``list`` function's indexes (by sequence: one per failed, dead and
-cancelled state, the running set, else every job) from the cursor down, and check the time
-range and the text here; a chunk looks at no more than :data:`LOOK_BUDGET` jobs.
+cancelled state, the running set, else every job) from the cursor down; the function checks
+the time range and the text too, so only matches leave Redis. A page looks at no more than
+:data:`LOOK_BUDGET` jobs, or ``SCAN_BUDGET`` with a time range or a text.
 
 Stats read the ``done`` index (terminal job ids scored by ``finished_at``): each minute's total
 is a ``ZCOUNT``, exact; its split by state (and by queue) is read off at most
@@ -51,23 +52,35 @@ class RedisViews:
     def search_jobs(
         self, search: JobSearch, *, limit: int = 100, cursor: str | None = None
     ) -> JobPage:
+        searching.check_search(search, limit)
         state = "" if search.state is None else JobState(search.state).value
         filters = [state, search.queue or "", search.task or ""]
+        # the time range and the text are checked by the list function itself, on the jobs
+        # it walks: only matches come back, and a page looks at SCAN_BUDGET jobs at most
+        scanning = searching.needs_scan(search)
+        extra = [
+            "" if search.since is None else num(search.since),
+            "" if search.until is None else num(search.until),
+            "" if search.text is None else searching.fold(search.text),
+        ]
+        budget = searching.SCAN_BUDGET if scanning else LOOK_BUDGET
 
         def scan(below: int | None, n: int) -> tuple[list[tuple[int, Job]], int | None]:
             found: list[tuple[int, Job]] = []
             at, looked = "" if below is None else str(below), 0
             while True:
-                args = [*filters, str(n - len(found)), "0", at, str(LIST_CALL)]
+                step = min(LIST_CALL, budget - looked)
+                args = [*filters, str(n - len(found)), "0", at, str(step), *extra]
                 reply = json.loads(self._run("list", self._clock.now(), args))
                 found += [(_seq(r), to_job(r)) for r in reply["records"]]
-                at, looked = str(reply["cursor"]), looked + LIST_CALL
+                at, looked = str(reply["cursor"]), looked + step
                 if not at:
                     return found, None
-                if len(found) >= n or looked >= LOOK_BUDGET:
+                if len(found) >= n or looked >= budget:
                     return found, int(at)
 
-        return searching.walk(scan, search, limit, cursor)
+        plain = JobSearch(search.state, search.queue, search.task)  # the rest is done above
+        return searching.walk(scan, plain, limit, cursor)
 
     def _fields(self, ids: list[str]) -> list[list[Any]]:
         def read() -> list[list[Any]]:
