@@ -105,3 +105,19 @@ def test_a_bad_window_is_refused_by_name(
 ) -> None:
     with pytest.raises(ConfigError, match=names):
         broker.job_stats(**kwargs)
+
+
+def test_a_busy_minute_on_redis_is_scaled_from_its_sample(
+    broker: Broker, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis splits a minute by state from at most MINUTE_SAMPLE of its jobs: more than that
+    and the minute says ``exact=False``, its total still the exact ZCOUNT; other backends
+    count every job."""
+    from faena.brokers.redis import views
+
+    monkeypatch.setattr(views, "MINUTE_SAMPLE", 3)
+    for _ in range(8):
+        _run_one(broker, clock, "qa", 0.0, 1.0, JobState.SUCCEEDED)
+    got = broker.job_stats(minutes=1).minutes[0]
+    assert got.succeeded == 8
+    assert got.exact is (broker.kind != "redis")
