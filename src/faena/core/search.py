@@ -56,8 +56,8 @@ class JobPage:
     truncated: bool = False
 
 
-#: most jobs one page looks at when a time range or a text is given (the indexed filters
-#: alone never look at a job they do not return)
+#: most jobs one page looks at when a time range or a text is given (checked on the rows the
+#: listing's index ranges give for the other filters)
 SCAN_BUDGET = 5000
 #: rows fetched at a time while scanning
 CHUNK = 500
