@@ -89,6 +89,8 @@ def client(tmp_path: Path) -> Any:
         ("/api/v1/stats", {"minutes": 0}, "minutes"),
         ("/api/v1/stats", {"minutes": 1441}, "minutes"),
         ("/api/v1/stats", {"queue": "a b"}, "queue"),
+        ("/api/v1/stats", {"minute": 5}, "minute"),
+        ("/api/v1/jobs", {"search": "x"}, "search"),
     ],
 )
 def test_bad_search_and_stats_parameters_are_400_naming_them(

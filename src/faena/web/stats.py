@@ -8,7 +8,8 @@ import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from faena.app import App
 from faena.core.states import JobState
@@ -25,6 +26,7 @@ def router(app: App) -> APIRouter:
         summary="Throughput, failures and run / wait times over a window; jobs by state",
     )
     async def job_stats(
+        request: Request,
         minutes: Annotated[
             int, Query(ge=1, le=MAX_MINUTES, description="whole minutes, ending now")
         ] = 60,
@@ -32,6 +34,20 @@ def router(app: App) -> APIRouter:
             str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
         ] = None,
     ) -> StatsOut:
+        for name, value in request.query_params.items():
+            if name not in ("minutes", "queue"):
+                msg = "unknown query parameter; GET /api/v1/stats takes minutes, queue"
+                raise RequestValidationError(
+                    [
+                        {
+                            "loc": ("query", name),
+                            "msg": msg,
+                            "type": "extra_forbidden",
+                            "input": value,
+                        }
+                    ]
+                )
+
         def run() -> StatsOut:
             got = app.broker.job_stats(minutes=minutes, queue=queue)
             states = dict.fromkeys((s.value for s in JobState), 0)
