@@ -233,3 +233,19 @@ def test_a_bad_cursor_or_page_size_is_refused_by_name(
 def test_a_bad_filter_is_refused_by_name(broker: Broker, search: JobSearch, names: str) -> None:
     with pytest.raises(ConfigError, match=names):
         broker.search_jobs(search)
+
+
+def test_search_by_state_past_the_merge_limit_reads_the_state_range(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond MERGE_LIMIT queues of one state, SQLite and PostgreSQL read the state's range
+    (sorted) instead of merging one range per queue: the pages are the same."""
+    from faena.brokers.postgres import listing as pg_listing
+    from faena.brokers.sqlite import listing as sqlite_listing
+
+    monkeypatch.setattr(pg_listing, "MERGE_LIMIT", 1)
+    monkeypatch.setattr(sqlite_listing, "MERGE_LIMIT", 1)
+    jobs = broker.enqueue([NewJob(task="t", queue=QUEUES[i % 3]) for i in range(7)])
+    want = [j.id for j in reversed(jobs)]
+    assert _all_pages(broker, JobSearch(state=JobState.QUEUED), 2) == want
+    assert _all_pages(broker, JobSearch(state=JobState.QUEUED, text="[]"), 3) == want
