@@ -276,6 +276,7 @@ def test_the_openapi_document_is_3_1_with_the_full_paths(served: Served) -> None
         "/api/v1/jobs/{job_id}/retry",
         "/api/v1/jobs/{job_id}/cancel",
         "/api/v1/queues",
+        "/api/v1/stats",
         "/api/v1/pools",
         "/api/v1/pools/{pool}",
         "/api/v1/queues/{queue}/pause",

@@ -61,6 +61,7 @@ OPERATIONS = [
     ("POST", "/api/v1/queues/{queue}/pause"),
     ("POST", "/api/v1/queues/{queue}/resume"),
     ("GET", "/api/v1/workers"),
+    ("GET", "/api/v1/stats"),
     ("POST", "/api/v1/bulk/retry"),
     ("POST", "/api/v1/bulk/cancel"),
 ]

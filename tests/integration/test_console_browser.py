@@ -1,8 +1,9 @@
 """The web console (``/``) in a real Chromium, against a real ``faena server`` process and a
-real ``faena worker``: every page loads without a console error, a dead job is retried from
-its page and the worker then succeeds it, a pool is resized from the pools page, a queue is
-paused and resumed from the queues page, the worker shows on the workers page, and a 375 px
-screen has no horizontal scroll.
+real ``faena worker``: every page loads without a console error, the overview's counts,
+charts and percentiles render, a search finds a job by a text in its args, cursor pages go
+older and newer, a dead job is retried from its page and the worker then succeeds it, a pool
+is resized from the pools page, a queue is paused and resumed from the queues page, the worker
+shows on the workers page, and a 375 px screen has no horizontal scroll.
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``) and Python ``playwright`` (the dev extra;
 its own browser download is not used). ``FAENA_WRITE_SCREENSHOTS=1`` rewrites
@@ -137,6 +138,18 @@ def test_the_console_in_chromium(
                 expect(page.locator("#state-counts .card").first).to_be_visible()
                 expect(page.locator("#state-counts")).to_contain_text("dead")
                 expect(page.locator("#totals")).to_contain_text("pool slots used / size")
+                # real counts (count_by_state), the per-minute charts and the percentiles
+                expect(page.locator('#state-counts a[href="#/jobs?state=queued"]')).to_contain_text(
+                    "3"
+                )
+                expect(page.locator('#state-counts a[href="#/jobs?state=dead"]')).to_contain_text(
+                    "1"
+                )
+                expect(page.locator("#throughput svg.chart")).to_be_visible()
+                expect(page.locator("#failures svg.chart rect.c-bad")).to_have_count(1)
+                expect(page.locator("#failures")).to_contain_text("1 dead")
+                expect(page.locator("#latency")).to_contain_text("p95")
+                expect(page.locator("#latency tbody tr")).to_have_count(2)
                 _shot(page, "overview")
 
                 page.get_by_role("navigation").get_by_role("link", name="Queues").click()
@@ -180,7 +193,35 @@ def test_the_console_in_chromium(
                 page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
                 expect(page.locator("h1")).to_have_text("Jobs")
                 expect(page.locator("#jobs tbody tr")).to_have_count(5)
+                # search by a text in the args (either case), then the time range, then clear
+                page.get_by_label("Search").fill("T1")
+                page.get_by_role("button", name="Filter").click()
+                expect(page.locator("#jobs tbody tr")).to_have_count(1)
+                expect(page.locator("#jobs")).to_contain_text("load_table")
+                _shot(page, "jobs-search")
+                page.get_by_label("Enqueued").select_option("1h")
+                page.get_by_role("button", name="Filter").click()
+                expect(page.locator("#jobs tbody tr")).to_have_count(1)
+                page.get_by_role("button", name="Clear").click()
+                expect(page.locator("#jobs tbody tr")).to_have_count(5)
                 _shot(page, "jobs")
+                # cursor pages of two: older, older, then newer again, each job once
+                page.goto(server.url + "/#/jobs?limit=2")
+                seen = []
+                for n in (2, 2, 1):
+                    expect(page.locator("#jobs tbody tr")).to_have_count(n)
+                    seen += page.locator("#jobs tbody tr td:first-child").all_inner_texts()
+                    if n == 1:
+                        expect(page.locator("#next")).to_be_disabled()
+                        break
+                    page.locator("#next").click()
+                    expect(page.locator("#where")).to_contain_text(f"page {len(seen) // 2 + 1}")
+                assert len(set(seen)) == 5
+                page.locator("#prev").click()
+                expect(page.locator("#where")).to_contain_text("page 2")
+                expect(page.locator("#jobs tbody tr td:first-child").first).to_have_text(seen[2])
+                page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
+                expect(page.locator("#jobs tbody tr")).to_have_count(5)
                 page.get_by_label("State").select_option("dead")
                 page.get_by_role("button", name="Filter").click()
                 expect(page.locator("#jobs tbody tr")).to_have_count(1)

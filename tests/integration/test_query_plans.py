@@ -14,9 +14,10 @@ import psycopg
 import pytest
 from tests.conftest import PG_URL, need, port_open
 
-from faena.brokers.protocol import Broker
+from faena.brokers.protocol import Broker, JobSearch
 from faena.brokers.sqlite import SQLiteBroker
 from faena.core.job import NewJob
+from faena.core.search import encode_cursor
 from faena.core.states import JobState
 
 QUEUES = ["qa", "qb", "qc"]
@@ -25,6 +26,13 @@ QUEUES = ["qa", "qb", "qc"]
 def _operator_calls(broker: Broker) -> None:
     for state, queue, task in itertools.product([None, *JobState], [None, "qb"], [None, "ta"]):
         broker.list_jobs(state=state, queue=queue, task=task, limit=50, offset=10)
+    for state, queue, task in itertools.product([None, *JobState], [None, "qb"], [None, "ta"]):
+        for text in (None, "needle"):
+            search = JobSearch(state=state, queue=queue, task=task, text=text, since=1.0)
+            page = broker.search_jobs(search, limit=2)
+            broker.search_jobs(search, limit=2, cursor=page.next_cursor or encode_cursor(20))
+    for queue in (None, "qb"):
+        broker.job_stats(minutes=60, queue=queue)
     broker.count_by_state()
     broker.queue_stats()
     broker.pool_stats()

@@ -11,6 +11,9 @@ from faena.brokers.bulk import BulkActions
 from faena.brokers.protocol import (
     ClaimResult,
     HeartbeatResult,
+    JobPage,
+    JobSearch,
+    JobStats,
     PoolStat,
     QueueStat,
     Reaped,
@@ -21,7 +24,8 @@ from faena.brokers.protocol import (
 from faena.brokers.refusals import key_taken, no_such_job, unknown_pool
 from faena.brokers.registry import check_report
 from faena.brokers.schedules import check_fire
-from faena.core import checks, lifecycle
+from faena.core import checks, lifecycle, stats
+from faena.core import search as searching
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
 from faena.core.lease import expired
@@ -305,6 +309,18 @@ class MemoryBroker(BulkActions):
             ]
             jobs.sort(key=lambda j: -self._order[j.id])
         return jobs[offset : offset + limit]
+
+    def search_jobs(
+        self, search: JobSearch, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        with self._lock:
+            held = [(self._order[i], j) for i, j in self._jobs.items()]
+        return searching.in_memory(held, search, limit, cursor)
+
+    def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
+        with self._lock:
+            held = list(self._jobs.values())
+        return stats.in_memory(held, self._clock.now(), minutes, queue)
 
     def retry(self, job_id: str) -> Job:
         checks.check_text("job id", job_id)

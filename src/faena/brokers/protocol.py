@@ -30,7 +30,18 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.search import JobPage, JobSearch
 from faena.core.states import JobState
+from faena.core.stats import FINISHED_STATES, JobStats, MinuteCount, Percentiles
+
+__all__ = [
+    "FINISHED_STATES",
+    "JobPage",
+    "JobSearch",
+    "JobStats",
+    "MinuteCount",
+    "Percentiles",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +237,22 @@ class OperatorStore(Protocol):
         offset: int = 0,
     ) -> list[Job]:
         """Newest first."""
+
+    def search_jobs(
+        self, search: JobSearch, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        """Up to ``limit`` (1 to 1000) jobs matching ``search``, newest first, from
+        ``cursor`` (a page's ``next_cursor``; ``None``: the newest). Pages are keyed by the
+        enqueue sequence (:mod:`faena.core.search`): a job that matches all along is
+        returned exactly once however jobs are enqueued or move between pages. A time range
+        or a text is checked on the jobs of the other filters' index, at most
+        ``search.SCAN_BUDGET`` of them a page (then ``truncated``)."""
+
+    def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
+        """Jobs finished per minute by state and run / wait time percentiles over the last
+        ``minutes`` (1 to 1440) whole minutes, from the store itself (every server replica
+        reads the same numbers); of one queue, or all. Read from the index on
+        ``finished_at``: nothing is added to claims or finishes."""
 
     def retry(self, job_id: str) -> Job:
         """A ``dead`` or ``cancelled`` job runs again with a fresh budget of attempts."""

@@ -14,9 +14,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from faena.app import App
+from faena.core import search as searching
 from faena.core.job import Job
+from faena.core.search import MAX_TEXT, JobSearch
 from faena.core.states import JobState
-from faena.errors import JobNotFoundError
+from faena.errors import ConfigError, JobNotFoundError
 from faena.web.problems import PROBLEM_RESPONSE
 from faena.web.schemas import (
     DEFAULT_LIMIT,
@@ -28,7 +30,15 @@ from faena.web.schemas import (
     JobPage,
 )
 
-LIST_PARAMS = ("state", "queue", "task", "limit", "offset")
+LIST_PARAMS = ("state", "queue", "task", "limit", "offset", "cursor", "since", "until", "text")
+SEARCH_DOC = (
+    "Filters: state, queue, task (read off indexes), since / until (the job's enqueued_at, "
+    "POSIX seconds) and text (checked on the rows of the indexed filters, at most "
+    f"{searching.SCAN_BUDGET} of them a page: a page that stops there is `truncated`, "
+    "more may match from its next_cursor). Pages: pass `next_cursor` back as `cursor`; a job "
+    "that keeps matching is returned once however jobs move between pages. `offset` still "
+    "pages the plain filters (not with a cursor, a time range or a text)."
+)
 _log = logging.getLogger("faena.server.api")
 
 
@@ -58,11 +68,54 @@ def _known(request: Request) -> None:
             )
 
 
+def _refuse(name: str, value: object, msg: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": msg, "type": "value_error", "input": value}]
+    )
+
+
+def _check_cursor(cursor: str | None) -> None:
+    try:
+        searching.decode_cursor(cursor)
+    except ConfigError as exc:
+        raise _refuse("cursor", cursor, str(exc)) from None
+
+
+async def _by_offset(
+    app: App, search: JobSearch, cursor: str | None, limit: int, offset: int
+) -> JobPage:
+    """The older paging by ``offset``: the plain filters only."""
+    if cursor is not None or searching.needs_scan(search):
+        name = "cursor" if cursor is not None else "text, since or until"
+        msg = f"offset pages the plain listing only; with {name}, follow next_cursor instead"
+        raise _refuse("offset", offset, msg)
+    found = await asyncio.to_thread(
+        app.broker.list_jobs,
+        state=search.state,
+        queue=search.queue,
+        task=search.task,
+        limit=limit,
+        offset=offset,
+    )
+    more = len(found) == limit and offset + limit <= MAX_OFFSET
+    return JobPage(
+        jobs=[JobOut.of(j) for j in found],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more else None,
+    )
+
+
 def router(app: App) -> APIRouter:
     jobs = APIRouter(tags=["jobs"])
     missing: dict[int | str, dict[str, Any]] = {404: PROBLEM_RESPONSE}
 
-    @jobs.get("/jobs", response_model=JobPage, summary="List jobs, newest first")
+    @jobs.get(
+        "/jobs",
+        response_model=JobPage,
+        summary="List and search jobs, newest first, a page at a time",
+        description=SEARCH_DOC,
+    )
     async def list_jobs(
         request: Request,
         state: JobState | None = None,
@@ -70,17 +123,41 @@ def router(app: App) -> APIRouter:
         task: Name = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        cursor: Annotated[
+            str | None,
+            Query(min_length=1, max_length=40, description="a page's next_cursor"),
+        ] = None,
+        since: Annotated[
+            float | None, Query(allow_inf_nan=False, description="enqueued at or after (POSIX s)")
+        ] = None,
+        until: Annotated[
+            float | None, Query(allow_inf_nan=False, description="enqueued before (POSIX s)")
+        ] = None,
+        text: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_TEXT,
+                description="found in the args or kwargs JSON or the error message "
+                "(ASCII letters of either case)",
+            ),
+        ] = None,
     ) -> JobPage:
         _known(request)
-        found = await asyncio.to_thread(
-            app.broker.list_jobs, state=state, queue=queue, task=task, limit=limit, offset=offset
-        )
-        more = len(found) == limit and offset + limit <= MAX_OFFSET
+        search = JobSearch(state, queue, task, since=since, until=until, text=text)
+        if offset:
+            return await _by_offset(app, search, cursor, limit, offset)
+        _check_cursor(cursor)
+        found = await asyncio.to_thread(app.broker.search_jobs, search, limit=limit, cursor=cursor)
+        first = cursor is None and not searching.needs_scan(search)
         return JobPage(
-            jobs=[JobOut.of(j) for j in found],
+            jobs=[JobOut.of(j) for j in found.jobs],
             limit=limit,
-            offset=offset,
-            next_offset=offset + limit if more else None,
+            offset=0,
+            # the first page of a plain listing is also offset 0's: offsets go on from it
+            next_offset=limit if first and found.next_cursor is not None else None,
+            next_cursor=found.next_cursor,
+            truncated=found.truncated,
         )
 
     @jobs.post(

@@ -158,7 +158,18 @@ class JobPage(BaseModel):
     jobs: list[JobOut]
     limit: int
     offset: int
-    next_offset: int | None = Field(description="the offset of the next page; null on the last")
+    next_offset: int | None = Field(
+        description="the offset of the next page of a plain listing; null on the last, and "
+        "for a search (time range, text) or a page reached by cursor"
+    )
+    next_cursor: str | None = Field(
+        default=None, description="pass it as `cursor` for the next page; null on the last"
+    )
+    truncated: bool = Field(
+        default=False,
+        description="the page stopped at its bound of jobs looked at before it was full: more "
+        "may match from next_cursor",
+    )
 
 
 class QueueOut(BaseModel):
@@ -242,3 +253,29 @@ class BulkCancel(_BulkFilter):
 class BulkDone(BaseModel):
     changed: int = Field(description="jobs changed by this call")
     more: bool = Field(description="a full batch changed: call again for the rest")
+
+
+class MinuteOut(BaseModel):
+    minute: float = Field(description="start of the minute, POSIX seconds")
+    succeeded: int
+    dead: int
+    cancelled: int
+    exact: bool = Field(description="false: scaled from a bounded sample (Redis, busy minutes)")
+
+
+class PercentilesOut(BaseModel):
+    count: int = Field(description="durations in the sample")
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class StatsOut(BaseModel):
+    since: float = Field(description="start of the oldest minute of the window")
+    until: float = Field(description="now, on the server's clock")
+    queue: str | None
+    minutes: list[MinuteOut] = Field(description="jobs finished per minute, oldest first")
+    run_time: PercentilesOut = Field(description="finished_at - started_at, seconds")
+    wait_time: PercentilesOut = Field(description="started_at - run_at, seconds")
+    sample_limit: int = Field(description="most recent finished jobs the percentiles read")
+    states: dict[str, int] = Field(description="jobs in the store now, by state (every state)")

@@ -94,3 +94,52 @@ def fetch(
         sql, params = by_queue(schema, queue)
     page = {"limit": limit, "offset": offset, "reach": limit + offset}
     return conn.execute(sql, {**params, **page}).fetchall()
+
+
+#: what a narrow search scan reads (``faena.core.search.Candidate``)
+NARROW = "j.seq, j.enqueued_at, j.args_json, j.kwargs_json, j.error_message"
+
+
+def by_seq(schema: str) -> str:
+    """The jobs of ``%(seqs)s`` (an array of sequences), by the index ``jobs_seq``."""
+    return f"SELECT j.* FROM {schema}.jobs j WHERE j.seq = ANY(%(seqs)s)"
+
+
+#: the sequence above every job's: the first page of a keyset listing
+TOP = 2**63 - 1
+
+
+def keyset(
+    conn: Conn,
+    schema: str,
+    state: JobState | None,
+    queue: str | None,
+    task: str | None,
+    below: int | None,
+    n: int,
+    columns: str = "j.*",
+) -> list[tuple[Any, ...]]:
+    """Up to ``n`` rows (of ``columns``) of the filters with ``seq < below``, newest first
+    (``search_jobs``): the listing's index ranges, each entered at ``below``."""
+    page = {"below": TOP if below is None else below, "limit": n, "offset": 0, "reach": n}
+    found = plain(schema, state, queue, task)
+    if found is not None:
+        sql, params = found
+        joiner = " AND" if params else " WHERE"
+        sql = sql.replace(" ORDER BY", f"{joiner} j.seq < %(below)s ORDER BY", 1)
+    else:
+        if state is not None:
+            probe = conn.execute(queues_of_state(schema), {"state": state.value})
+            queues = [r[0] for r in probe.fetchall()]
+            if not queues:
+                return []
+            sql, params = by_state(schema, state, queues)
+        else:
+            assert queue is not None
+            sql, params = by_queue(schema, queue)
+        sql = sql.replace(" ORDER BY j.seq", " AND j.seq < %(below)s ORDER BY j.seq")
+        sql = sql.replace(
+            f"j.state = %(state)s{_PAGE}", f"j.state = %(state)s AND j.seq < %(below)s{_PAGE}"
+        )
+    sql = sql.replace("SELECT j.*", f"SELECT {columns}")
+    return conn.execute(sql, {**params, **page}).fetchall()

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from faena.brokers import bulk, registry
 from faena.brokers.postgres import rows
+from faena.brokers.postgres import stats as pg_stats
+from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.database import Conn, Database
 from faena.brokers.postgres.queries import Queries
-from faena.brokers.protocol import PoolStat, QueueStat, WorkerRecord, WorkerReport
+from faena.brokers.protocol import (
+    JobPage,
+    JobSearch,
+    JobStats,
+    PoolStat,
+    QueueStat,
+    WorkerRecord,
+    WorkerReport,
+)
 from faena.brokers.refusals import key_taken, no_such_job
 from faena.core import attempts, checks, lifecycle
 from faena.core.clock import Clock
@@ -21,6 +31,7 @@ from faena.errors import InvalidTransitionError, JobNotFoundError
 
 
 class PostgresOperators:
+    config: PgConfig
     _db: Database
     _q: Queries
     _clock: Clock
@@ -33,6 +44,15 @@ class PostgresOperators:
         history, _ = attempts.from_json(row[-1])  # jsonb, written by faena only: readable
         # a success is not in the history table: the row holds it (0008_attempts.sql)
         return lifecycle.with_row_attempt(rows.to_job(row), history)
+
+    def search_jobs(
+        self, search: JobSearch, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        return pg_stats.search_jobs(self._db, self.config.quoted_schema, search, limit, cursor)
+
+    def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
+        now = self._clock.now()
+        return pg_stats.job_stats(self._db, self.config.quoted_schema, now, minutes, queue)
 
     def retry(self, job_id: str) -> Job:
         checks.check_text("job id", job_id)

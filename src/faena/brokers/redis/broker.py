@@ -45,6 +45,7 @@ from faena.brokers.redis.connection import (
 )
 from faena.brokers.redis.schedules import RedisSchedules
 from faena.brokers.redis.scripts import NAMES, library
+from faena.brokers.redis.views import RedisViews
 from faena.brokers.redis.waker import RedisWaker
 from faena.brokers.refusals import (
     cancel_refused,
@@ -76,7 +77,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker(RedisSchedules, RedisRegistry, BulkActions):
+class RedisBroker(RedisSchedules, RedisRegistry, RedisViews, BulkActions):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True

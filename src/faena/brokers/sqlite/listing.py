@@ -8,7 +8,11 @@ by queue alone one per state; ``faena_jobs_task (task, seq)`` serves a task filt
 
 from __future__ import annotations
 
-from faena.brokers.sqlite.rows import COLUMNS
+import sqlite3
+from typing import Any
+
+from faena.brokers.sqlite.rows import COLUMNS, to_job
+from faena.core.job import Job
 from faena.core.states import JobState
 
 #: beyond this many queues of one state, a state listing sorts instead of merging (SQLite
@@ -65,3 +69,56 @@ def by_queue(queue: str) -> tuple[str, list[str]]:
     for state in JobState:
         args += [state.value, queue]
     return merged(len(JobState), "state = ? AND queue = ?"), args
+
+
+#: the sequence above every job's: the first page of a keyset listing
+TOP = 2**63 - 1
+
+
+def keyset(
+    conn: sqlite3.Connection,
+    state: JobState | None,
+    queue: str | None,
+    task: str | None,
+    below: int | None,
+    n: int,
+    columns: str = COLUMNS,
+) -> list[Any]:
+    """Up to ``n`` rows (of ``columns``) of the filters with ``seq < below``, newest first
+    (``search_jobs``): the listing's index ranges, each entered at ``below``."""
+    top = TOP if below is None else below
+    plain = filtered(state, queue, task)
+    if plain is not None:
+        sql, args = plain
+        sql = sql.replace(" ORDER BY", (" AND" if args else " WHERE") + " seq < ? ORDER BY")
+        params: list[object] = [*args, top]
+    else:
+        if state is not None:
+            found = conn.execute(QUEUES_OF_STATE, {"state": state.value})
+            pairs = [(state.value, r[0]) for r in found]
+            if not pairs:
+                return []
+            if len(pairs) > MERGE_LIMIT:
+                pairs = []
+        else:
+            assert queue is not None
+            pairs = [(s.value, queue) for s in JobState]
+        if pairs:
+            sql = merged(len(pairs), "state = ? AND queue = ? AND seq < ?")
+            params = [x for s, q in pairs for x in (s, q, top)]
+        else:
+            sql = f"{_SELECT} WHERE state = ? AND seq < ? {_PAGE}"
+            params = [state.value if state else "", top]
+    sql = sql.replace(f"SELECT {COLUMNS} FROM", f"SELECT {columns} FROM")
+    return conn.execute(sql, (*params, n, 0)).fetchall()
+
+
+#: what a narrow search scan reads (``faena.core.search.Candidate``)
+NARROW = "seq, enqueued_at, args, kwargs, error_message"
+
+
+def by_seq(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, Job]:
+    """The jobs of these sequences (rowids) still stored."""
+    marks = ",".join("?" * len(seqs))
+    rows = conn.execute(f"SELECT {COLUMNS} FROM faena_jobs WHERE seq IN ({marks})", seqs)
+    return {int(r[-1]): to_job(r) for r in rows}

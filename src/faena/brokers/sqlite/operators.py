@@ -8,10 +8,19 @@ import logging
 import sqlite3
 
 from faena.brokers import bulk, registry
-from faena.brokers.protocol import PoolStat, QueueStat, WorkerRecord, WorkerReport
+from faena.brokers.protocol import (
+    JobPage,
+    JobSearch,
+    JobStats,
+    PoolStat,
+    QueueStat,
+    WorkerRecord,
+    WorkerReport,
+)
 from faena.brokers.refusals import key_taken, no_such_job
 from faena.brokers.sqlite import listing
 from faena.brokers.sqlite import queries as q
+from faena.brokers.sqlite import stats as sqlite_stats
 from faena.brokers.sqlite.rows import COLUMNS, to_job
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier
@@ -89,6 +98,14 @@ class SQLiteOperators:
             sql, args = listing.by_queue(queue)
         rows = conn.execute(sql, (*args, limit, offset)).fetchall()
         return [to_job(r) for r in rows]
+
+    def search_jobs(
+        self, search: JobSearch, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        return sqlite_stats.search_jobs(self._store.read(), search, limit, cursor)
+
+    def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
+        return sqlite_stats.job_stats(self._store.read(), self._clock.now(), minutes, queue)
 
     def retry(self, job_id: str) -> Job:
         checks.check_text("job id", job_id)

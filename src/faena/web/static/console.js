@@ -166,25 +166,53 @@ function notFoundView(page) {
     h("p", {}, h("a", { href: "#/overview" }, "Go to the overview"))), refresh: async () => {} };
 }
 
-async function countState(state) {
-  const page = await api("GET", `/jobs?state=${state}&limit=1000`);
-  return { n: page.jobs.length, more: page.next_offset !== null };
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+  if (seconds < 60) return seconds.toFixed(seconds < 10 ? 2 : 1) + " s";
+  return age(seconds);
 }
+
+const STATS_EVERY_MS = 10000;  // the window moves by minutes: no need to read it every poll
 
 function overviewView() {
   const states = h("div", { class: "cards", id: "state-counts" });
+  const charts = h("div", { class: "charts", id: "charts" });
+  const latency = h("div", { id: "latency" });
   const totals = h("div", { class: "cards", id: "totals" });
   const root = h("section", {}, h("h1", {}, "Overview"),
     h("h2", {}, "Jobs by state"), states,
+    h("h2", {}, "Finished per minute, last hour"), charts,
+    h("h2", {}, "Wait and run time, last hour"), latency,
     h("h2", {}, "Queues, pools and workers"), totals,
-    h("p", { class: "muted" }, "Counts stop at 1000 per state (shown as 1000+); the jobs page lists them all."));
+    h("p", { class: "muted" }, "Counts, charts and percentiles are read from the store, so every server shows the same. " +
+      "Percentiles are over the most recent finished jobs (at most the sample shown); wait is start minus due time, run is finish minus start."));
+  let stats = null, statsAt = 0;
   async function refresh() {
-    const [counts, queues, pools, workers] = await Promise.all([
-      Promise.all(STATES.map(countState)), api("GET", "/queues"), api("GET", "/pools"), api("GET", "/workers")]);
-    states.replaceChildren(...STATES.map((s, i) => h("div", { class: "card" },
+    const fresh = !stats || Date.now() - statsAt > STATS_EVERY_MS;
+    const [got, queues, pools, workers] = await Promise.all([
+      fresh ? api("GET", "/stats?minutes=60") : Promise.resolve(stats),
+      api("GET", "/queues"), api("GET", "/pools"), api("GET", "/workers")]);
+    if (fresh) { stats = got; statsAt = Date.now(); }
+    states.replaceChildren(...STATES.map(s => h("div", { class: "card" },
       h("a", { href: "#/jobs?state=" + s },
-        h("span", { class: "n" }, counts[i].n + (counts[i].more ? "+" : "")),
+        h("span", { class: "n" }, String(stats.states[s] || 0)),
         h("span", { class: "k" }, s)))));
+    if (fresh) {
+      charts.replaceChildren(
+        faenaCharts.minuteChart("throughput", "Succeeded", stats.minutes,
+          [{ key: "succeeded", label: "succeeded", cls: "c-good" }]),
+        faenaCharts.minuteChart("failures", "Dead and cancelled", stats.minutes,
+          [{ key: "dead", label: "dead", cls: "c-bad" }, { key: "cancelled", label: "cancelled", cls: "c-muted" }]));
+      const row = (name, p) => ({ name, ...p });
+      latency.replaceChildren(table([
+        { label: "", cell: r => r.name },
+        { label: "p50", num: true, cell: r => duration(r.p50) },
+        { label: "p95", num: true, cell: r => duration(r.p95) },
+        { label: "p99", num: true, cell: r => duration(r.p99) },
+        { label: "Jobs in sample", num: true, cell: r => r.count + " of at most " + stats.sample_limit },
+      ], [row("Wait", stats.wait_time), row("Run", stats.run_time)], "Nothing finished in the last hour."));
+    }
     const sum = (xs, k) => xs.reduce((a, x) => a + x[k], 0);
     const q = queues.queues, p = pools.pools;
     const oldest = q.length ? Math.max(...q.map(x => x.oldest_age)) : 0;
@@ -266,60 +294,107 @@ function poolsView() {
   return { title: "Pools", root, refresh };
 }
 
+// The cursors of the pages before this one, for "Newer": kept while the filters stay the same.
+const trail = { key: null, back: [] };
+const RANGES = { "": 0, "15m": 900, "1h": 3600, "24h": 86400, "7d": 604800 };
+const FILTERS = ["state", "queue", "task", "text", "since", "until", "limit"];  // limit: page size
+
+function localInput(ts) {  // POSIX seconds -> the value of an <input type="datetime-local">
+  if (!ts) return "";
+  const d = new Date(ts * 1000);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
 function jobsView(params) {
-  const offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
+  const cursor = params.get("cursor") || "";
+  const key = FILTERS.map(k => params.get(k) || "").join("\u0000");
+  if (trail.key !== key) { trail.key = key; trail.back = []; }
+  const input = (name, attrs) => h("input", { name, value: params.get(name) || "", spellcheck: "false", autocomplete: "off", ...attrs });
   const state = h("select", { name: "state" }, h("option", { value: "" }, "any"),
     STATES.map(s => h("option", { value: s }, s)));
   state.value = params.get("state") || "";
-  const queue = h("input", { name: "queue", value: params.get("queue") || "", spellcheck: "false", autocomplete: "off" });
-  const task = h("input", { name: "task", value: params.get("task") || "", spellcheck: "false", autocomplete: "off" });
-  const go = (off) => {
+  const queue = input("queue"), task = input("task");
+  const text = input("text", { type: "search", maxlength: 200, placeholder: "in args, kwargs or error" });
+  const range = h("select", { name: "range" }, h("option", { value: "" }, "any time"),
+    h("option", { value: "15m" }, "last 15 minutes"), h("option", { value: "1h" }, "last hour"),
+    h("option", { value: "24h" }, "last 24 hours"), h("option", { value: "7d" }, "last 7 days"),
+    h("option", { value: "custom" }, "from … until …"));
+  range.value = params.get("range") || (params.get("since") || params.get("until") ? "custom" : "");
+  const from = h("input", { name: "from", type: "datetime-local", value: localInput(Number(params.get("since"))) });
+  const until = h("input", { name: "until", type: "datetime-local", value: localInput(Number(params.get("until"))) });
+  const custom = h("div", { class: "custom-range" }, field("From", from), field("Until", until));
+  const showCustom = () => { custom.hidden = range.value !== "custom"; };
+  range.addEventListener("change", showCustom);
+  showCustom();
+  const go = (next) => {
     const q = new URLSearchParams();
     if (state.value) q.set("state", state.value);
-    if (queue.value.trim()) q.set("queue", queue.value.trim());
-    if (task.value.trim()) q.set("task", task.value.trim());
-    if (off) q.set("offset", String(off));
+    for (const [k, el] of [["queue", queue], ["task", task], ["text", text]]) if (el.value.trim()) q.set(k, el.value.trim());
+    if (range.value === "custom") {
+      q.set("range", "custom");
+      if (from.value) q.set("since", String(new Date(from.value).getTime() / 1000));
+      if (until.value) q.set("until", String(new Date(until.value).getTime() / 1000));
+    } else if (range.value) {
+      q.set("range", range.value);
+      q.set("since", String(Math.floor(Date.now() / 1000) - RANGES[range.value]));
+    }
+    if (params.get("limit")) q.set("limit", params.get("limit"));
+    if (next) q.set("cursor", next);
     const s = q.toString();
     location.hash = "#/jobs" + (s ? "?" + s : "");
   };
-  const filters = h("form", { class: "filters", role: "search", onsubmit: (ev) => { ev.preventDefault(); go(0); } },
-    field("State", state), field("Queue", queue), field("Task", task),
+  const filters = h("form", { class: "filters", role: "search", onsubmit: (ev) => { ev.preventDefault(); go(""); } },
+    field("Search", text), field("State", state), field("Queue", queue), field("Task", task),
+    field("Enqueued", range), custom,
     h("button", { type: "submit", class: "primary" }, "Filter"),
-    h("button", { type: "button", onclick: () => { state.value = ""; queue.value = ""; task.value = ""; go(0); } }, "Clear"));
+    h("button", { type: "button", onclick: () => {
+      state.value = ""; queue.value = ""; task.value = ""; text.value = ""; range.value = ""; go(""); } }, "Clear"));
   const body = h("div", { id: "jobs" });
-  const prev = h("button", { type: "button", id: "prev", onclick: () => go(Math.max(0, offset - PAGE)) }, "← Newer");
+  const newest = h("button", { type: "button", id: "newest", onclick: () => { trail.back = []; go(""); } }, "⇤ Newest");
+  const prev = h("button", { type: "button", id: "prev", onclick: () => { go(trail.back.pop() || ""); } }, "← Newer");
   const next = h("button", { type: "button", id: "next" }, "Older →");
-  const where = h("span", { class: "muted" });
-  const retryAll = h("button", { type: "button", id: "retry-dead", class: "danger" }, "Retry all dead on this page");
-  let nextOffset = null, dead = [];
-  next.addEventListener("click", () => { if (nextOffset !== null) go(nextOffset); });
+  const where = h("span", { class: "muted", id: "where" });
+  const scoped = !(params.get("text") || params.get("since") || params.get("until"));
+  const retryAll = h("button", { type: "button", id: "retry-dead", class: "danger",
+    title: scoped ? "POST /api/v1/bulk/retry with this state, queue and task" :
+      "Bulk retry selects by queue and task only: clear the search text and the time range to use it" },
+    "Retry all dead matching");
+  let nextCursor = null;
+  next.addEventListener("click", () => { if (nextCursor) { trail.back.push(cursor); go(nextCursor); } });
   retryAll.addEventListener("click", async () => {
-    const ids = dead.slice();
-    if (!ids.length) return;
-    let ok = 0; const failed = [];
-    for (const id of ids) {
-      try { await api("POST", `/jobs/${encodeURIComponent(id)}/retry`); ok++; }
-      catch (e) { failed.push(id.slice(0, 8) + ": " + e.message); }
+    const filter = { state: "dead" };
+    if (params.get("queue")) filter.queue = params.get("queue");
+    if (params.get("task")) filter.task = params.get("task");
+    pollError = false;
+    let total = 0;
+    try {
+      for (let round = 0; round < 100; round++) {  // 1000 a call: at most 100 000 jobs a click
+        const done = await api("POST", "/bulk/retry", filter);
+        total += done.changed;
+        if (!done.more) break;
+      }
+    } catch (e) {
+      setStatus(`Retried ${total}, then: ${e.message}`, "error");
+      return;
     }
-    setStatus(`Retried ${ok} of ${ids.length} dead jobs.` + (failed.length ? " Refused: " + failed.join("; ") : ""),
-      failed.length ? "error" : "ok");
+    setStatus(`Retried ${total} dead job${total === 1 ? "" : "s"} matching.`, "ok");
     await refreshKeepingStatus();
   });
   const root = h("section", {}, h("h1", {}, "Jobs"), filters,
-    h("div", { class: "actions" }, retryAll), body, h("div", { class: "pager" }, prev, next, where));
+    h("div", { class: "actions" }, retryAll), body, h("div", { class: "pager" }, newest, prev, next, where));
   async function refresh() {
-    const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
-    if (params.get("state")) q.set("state", params.get("state"));
-    if (params.get("queue")) q.set("queue", params.get("queue"));
-    if (params.get("task")) q.set("task", params.get("task"));
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    for (const k of FILTERS) if (params.get(k)) q.set(k, params.get(k));
+    if (cursor) q.set("cursor", cursor);
     const page = await api("GET", "/jobs?" + q.toString());
-    nextOffset = page.next_offset;
-    dead = page.jobs.filter(j => j.state === "dead").map(j => j.id);
-    retryAll.disabled = !dead.length;
-    retryAll.textContent = `Retry all dead on this page (${dead.length})`;
-    prev.disabled = offset === 0;
-    next.disabled = nextOffset === null;
-    where.textContent = page.jobs.length ? `jobs ${offset + 1}–${offset + page.jobs.length}, newest first` : "";
+    nextCursor = page.next_cursor;
+    retryAll.disabled = !scoped || (state.value !== "" && state.value !== "dead");
+    prev.disabled = !cursor;
+    newest.disabled = !cursor;
+    next.disabled = !nextCursor;
+    const depth = trail.back.length;
+    where.textContent = (page.jobs.length ? `page ${depth + 1}, ${page.jobs.length} jobs, newest first` : "") +
+      (page.truncated ? " · looked at the most a page may without filling it: more may match, go on with Older →" : "");
     body.replaceChildren(table([
       { label: "Job", cell: j => h("a", { class: "mono", href: "#/jobs/" + encodeURIComponent(j.id) }, j.id) },
       { label: "Task", cell: j => j.task },
@@ -327,7 +402,8 @@ function jobsView(params) {
       { label: "State", cell: j => stateBadge(j.state) },
       { label: "Attempt", num: true, cell: j => `${j.attempt} / ${j.max_attempts}` },
       { label: "Enqueued", cell: j => when(j.enqueued_at) },
-    ], page.jobs, offset ? "No more jobs on this page." : "No job matches these filters."));
+    ], page.jobs, page.truncated ? "None found among the jobs looked at; more may match: Older → goes on." :
+      (cursor ? "No more jobs." : "No job matches these filters.")));
   }
   return { title: "Jobs", root, refresh };
 }

@@ -1,0 +1,137 @@
+"""The Redis broker's ``search_jobs`` and ``job_stats``.
+
+Search pages walk the ``list`` function's indexes (by sequence: one per failed, dead and
+cancelled state, the running set, else every job) from the cursor down; the function checks
+the time range and the text too, so only matches leave Redis. A page looks at no more than
+:data:`LOOK_BUDGET` jobs, or ``SCAN_BUDGET`` with a time range or a text.
+
+Stats read the ``done`` index (terminal job ids scored by ``finished_at``): each minute's total
+is a ``ZCOUNT``, exact; its split by state (and by queue) is read off at most
+:data:`MINUTE_SAMPLE` of its jobs, exact when the minute holds no more, else scaled to the
+total (``exact=False``). The percentiles come from the newest
+:data:`faena.core.stats.SAMPLE_LIMIT` ids of the window (of those, the queue asked for).
+Nothing is added to claims or finishes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from faena.brokers.protocol import FINISHED_STATES, JobPage, JobSearch, JobStats
+from faena.brokers.redis.codec import num, to_job
+from faena.brokers.redis.connection import RedisURL, call
+from faena.core import search as searching
+from faena.core import stats
+from faena.core.clock import Clock
+from faena.core.job import Job
+from faena.core.states import JobState
+
+#: most jobs a search chunk looks at (in calls of ``LIST_CALL`` each) before its page stops
+LOOK_BUDGET = 20_000
+LIST_CALL = 2000
+#: most jobs of one minute read to split its count by state
+MINUTE_SAMPLE = 200
+_STAT_FIELDS = ("state", "queue", "run_at", "started", "finished")
+
+
+def _seq(record: list[Any]) -> int:
+    """The enqueue sequence in a record's rank (16 hex digits of priority, then it)."""
+    return int(str(record[-1])[16:31])
+
+
+class RedisViews:
+    _target: RedisURL
+    _client: Any
+    _clock: Clock
+
+    _key: Callable[[str], str]  # (RedisRegistry)
+    _run: Callable[[str, float, list[str]], Any]  # (RedisBroker)
+
+    def search_jobs(
+        self, search: JobSearch, *, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        searching.check_search(search, limit)
+        state = "" if search.state is None else JobState(search.state).value
+        filters = [state, search.queue or "", search.task or ""]
+        # the time range and the text are checked by the list function itself, on the jobs
+        # it walks: only matches come back, and a page looks at SCAN_BUDGET jobs at most
+        scanning = searching.needs_scan(search)
+        extra = [
+            "" if search.since is None else num(search.since),
+            "" if search.until is None else num(search.until),
+            "" if search.text is None else searching.fold(search.text),
+        ]
+        budget = searching.SCAN_BUDGET if scanning else LOOK_BUDGET
+
+        def scan(below: int | None, n: int) -> tuple[list[tuple[int, Job]], int | None]:
+            found: list[tuple[int, Job]] = []
+            at, looked = "" if below is None else str(below), 0
+            while True:
+                step = min(LIST_CALL, budget - looked)
+                args = [*filters, str(n - len(found)), "0", at, str(step), *extra]
+                reply = json.loads(self._run("list", self._clock.now(), args))
+                found += [(_seq(r), to_job(r)) for r in reply["records"]]
+                at, looked = str(reply["cursor"]), looked + step
+                if not at:
+                    return found, None
+                if len(found) >= n or looked >= budget:
+                    return found, int(at)
+
+        plain = JobSearch(search.state, search.queue, search.task)  # the rest is done above
+        return searching.walk(scan, plain, limit, cursor)
+
+    def _fields(self, ids: list[str]) -> list[list[Any]]:
+        def read() -> list[list[Any]]:
+            pipe = self._client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hmget(self._key(f"j:{job_id}"), _STAT_FIELDS)
+            return list(pipe.execute())
+
+        return call(self._target, read) if ids else []
+
+    def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
+        stats.check_stats(minutes, queue)
+        since, until = stats.window(self._clock.now(), minutes)
+        done = self._key("done")
+        starts = [since + 60.0 * n for n in range(minutes)]
+
+        def ranges() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for start in starts:
+                top = num(until) if start + 60 > until else f"({num(start + 60)}"
+                pipe.zcount(done, num(start), top)
+                pipe.zrangebyscore(done, num(start), top, start=0, num=MINUTE_SAMPLE)
+            pipe.zrevrangebyscore(done, num(until), num(since), start=0, num=stats.SAMPLE_LIMIT)
+            return list(pipe.execute())
+
+        replies = call(self._target, ranges)
+        counts: dict[tuple[float, JobState], int] = {}
+        estimated: set[float] = set()
+        for n, start in enumerate(starts):
+            total, ids = int(replies[2 * n]), list(replies[2 * n + 1])
+            if not total:
+                continue
+            looked = self._fields(ids)
+            scale = total / len(looked) if looked else 0.0
+            if total > len(looked):
+                estimated.add(start)
+            for state in FINISHED_STATES:
+                hits = sum(
+                    1 for f in looked if f[0] == state.value and (queue is None or f[1] == queue)
+                )
+                if hits:
+                    counts[(start, state)] = round(hits * scale)
+        sample = self._fields(list(replies[-1]))
+        rows = [
+            (_float(f[2]), _float(f[3]), _float(f[4]))
+            for f in sample
+            if f[0] in {s.value for s in stats.RAN} and (queue is None or f[1] == queue)
+        ]
+        run, wait = stats.durations(rows)
+        return stats.build(since, until, minutes, queue, counts, run, wait, frozenset(estimated))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
