@@ -27,6 +27,7 @@ from faena.autoscale.spec import (
     LabelSelector,
     MetricTarget,
 )
+from faena.autoscale.state import RETENTION_SECONDS, StateReporter
 from faena.autoscale.supervisor import Supervisor, SupervisorMetrics, WorkerCommand
 from faena.cli.options import (
     broker_option,
@@ -213,6 +214,14 @@ def run_supervisor(
     if opts["metrics_port"]:
         warn_exposed("the autoscaler's /metrics", opts["metrics_addr"], "--metrics-addr")
         server = serve(registry, opts["metrics_port"], opts["metrics_addr"])
+    state = StateReporter(
+        lambda report: app.broker.report_autoscaler(report),
+        name=pool,
+        spec=spec,
+        sync_period=opts["sync_period"],
+        tolerance=autoscaler.config.tolerance,
+    )
+    _prune_old_records(app)
     supervisor = Supervisor(
         autoscaler,
         command,
@@ -221,6 +230,7 @@ def run_supervisor(
         pool=pool,
         sync_period=opts["sync_period"],
         metrics=metrics,
+        state=state,
     )
     stop = _stop_on_signals(supervisor.hurry)  # before "started": a SIGTERM then is handled
     log.info(
@@ -242,6 +252,18 @@ def run_supervisor(
         if server is not None:
             server.close()
         log.info("supervisor stopped", extra={"event": "autoscale.stopped", "pool": pool})
+
+
+def _prune_old_records(app: App) -> None:
+    """Autoscalers gone for a day leave the store (a failure here only leaves them)."""
+    try:
+        app.broker.prune_autoscalers(app.clock.now() - RETENTION_SECONDS)
+    except Exception as exc:
+        log.warning(
+            "pruning old autoscaler records failed; they stay listed as stale",
+            extra={"event": "autoscale.state_failed", "error_type": type(exc).__name__,
+                   "error_message": str(exc)},
+        )  # fmt: skip
 
 
 def _stop_on_signals(again: Callable[[], None]) -> threading.Event:
