@@ -37,9 +37,12 @@ def held_by(decision: Decision, spec: HPASpec, tolerance: float) -> str | None:
     """The rule that kept the count from what the metrics proposed, if one did."""
     if decision.limited_by:
         return decision.limited_by
-    if decision.reason == TOO_MANY_REPLICAS:
+    wanted = decision.metric_desired
+    over = wanted is not None and wanted > spec.max_replicas == decision.desired
+    if decision.reason == TOO_MANY_REPLICAS or over:
         return f"maxReplicas {spec.max_replicas}"
-    if decision.reason == TOO_FEW_REPLICAS:
+    under = wanted is not None and wanted < spec.min_replicas == decision.desired
+    if decision.reason == TOO_FEW_REPLICAS or under:
         return f"minReplicas {spec.min_replicas}"
     if decision.reason == FAILED_GET_METRICS:
         return "no metric could be read: the count is kept"

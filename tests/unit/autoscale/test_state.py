@@ -79,6 +79,8 @@ def decision(reason: str, current: int, desired: int, wanted: int | None, **kw: 
     [
         (decision("TooManyReplicas", 10, 10, 40), "maxReplicas 10"),
         (decision("TooFewReplicas", 1, 1, 0), "minReplicas 1"),
+        (decision("DesiredWithinRange", 1, 1, 0), "minReplicas 1"),
+        (decision("DesiredWithinRange", 10, 10, 12), "maxReplicas 10"),
         (decision("FailedGetMetrics", 3, 3, None), "no metric could be read: the count is kept"),
         (
             decision(
