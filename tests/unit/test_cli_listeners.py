@@ -64,7 +64,7 @@ def test_metrics_listeners_default_to_loopback_and_warn_elsewhere(
         ("faena.cli.worker", "worker", "metrics_addr"),
         ("faena.cli.exporter", "exporter", "addr"),
         ("faena.cli.server", "server", "host"),
-        ("faena.cli.autoscale", "up", "host"),
+        ("faena.cli.up", "up", "host"),
         ("faena.cli.autoscale", "autoscale", "metrics_addr"),
     ]:
         command = module_commands(module)[name]

@@ -11,12 +11,12 @@ store).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from faena.app import App
-from faena.brokers.protocol import AutoscalerRecord
 
 
 class AutoscalerMetricOut(BaseModel):
@@ -61,36 +61,6 @@ class Autoscalers(BaseModel):
     autoscalers: list[AutoscalerOut]
 
 
-def _out(record: AutoscalerRecord, now: float) -> AutoscalerOut:
-    r = record.report
-    return AutoscalerOut(
-        name=r.name,
-        host=r.host,
-        pid=r.pid,
-        desired=r.desired,
-        current=r.current,
-        min_replicas=r.min_replicas,
-        max_replicas=r.max_replicas,
-        metric_desired=r.metric_desired,
-        reason=r.reason,
-        limited_by=r.limited_by,
-        metrics=[
-            AutoscalerMetricOut(
-                metric=m.metric,
-                current=m.current,
-                target=m.target,
-                proposal=m.proposal,
-                error=m.error,
-            )
-            for m in r.metrics
-        ],
-        last_scale_at=r.last_scale_at,
-        updated_at=record.updated_at,
-        stale=record.stale_at(now),
-        stale_after=r.stale_after,
-    )
-
-
 def router(app: App) -> APIRouter:
     scaling = APIRouter(tags=["workers"])
 
@@ -100,13 +70,21 @@ def router(app: App) -> APIRouter:
         summary="Each autoscaler's state: desired vs actual workers, and why",
     )
     async def autoscaler() -> Autoscalers:
-        def run() -> Autoscalers:
-            now = app.clock.now()
-            return Autoscalers(autoscalers=[_out(r, now) for r in app.broker.list_autoscalers()])
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(lambda: _read(app))
 
     return scaling
+
+
+def _read(app: App) -> Autoscalers:
+    now = app.clock.now()
+    return Autoscalers(
+        autoscalers=[
+            AutoscalerOut(
+                **dataclasses.asdict(r.report), updated_at=r.updated_at, stale=r.stale_at(now)
+            )
+            for r in app.broker.list_autoscalers()
+        ]
+    )
 
 
 __all__ = ["Autoscalers", "router"]
