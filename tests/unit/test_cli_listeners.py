@@ -32,7 +32,7 @@ def test_a_non_loopback_api_without_a_token_is_refused(command: list[str]) -> No
     assert "--token" in err and "FAENA_TOKEN" in err and "--insecure-no-token" in err
 
 
-@pytest.mark.parametrize("command", [["server"], ["up", "x:app"]])
+@pytest.mark.parametrize("command", [["server"], ["up", "x:app"], ["demo"]])
 def test_without_uvicorn_the_error_names_the_extra(
     command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from faena.cli.options import web_missing
+
 
 @click.command()
 @click.option(
@@ -57,6 +59,10 @@ def demo(days: int, concurrency: int, max_workers: int, port: int, serve: bool) 
     ETL + data-quality load through etl_pool (24) and dq_pool (8) with a burst that makes the
     autoscaler scale out and back in, retries, a poison job that ends dead, progress, and a
     report with the scale events."""
+    try:  # the web extra: the demo is faena up, its console included
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise web_missing("demo", exc) from exc
     from faena.demo.run import run_demo
 
     sys.exit(
