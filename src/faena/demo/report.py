@@ -15,6 +15,9 @@ from pathlib import Path
 import click
 
 from faena.autoscale.autoscaler import Decision
+from faena.autoscale.hpa import ControllerConfig
+from faena.autoscale.spec import HPASpec
+from faena.autoscale.state import held_by
 from faena.core.job import Job
 from faena.core.states import JobState
 
@@ -43,9 +46,10 @@ def faena_command() -> str:
     return f"{shlex.quote(sys.executable)} -m faena.cli.main"
 
 
-def scale_line(d: Decision, t0: float) -> str:
+def scale_line(d: Decision, t0: float, spec: HPASpec) -> str:
     """``+12.0 s  scale 1 -> 3 workers: ScaleUpLimit (scaleUp policy ...); metrics want 17``"""
-    why = f" ({d.limited_by})" if d.limited_by else ""
+    held = held_by(d, spec, ControllerConfig().tolerance)
+    why = f" ({held})" if held else ""
     return (
         f"+{d.at - t0:5.1f} s  scale {d.current} -> {d.desired} workers: {d.reason}{why}; "
         f"metrics want {d.metric_desired}"
@@ -53,7 +57,12 @@ def scale_line(d: Decision, t0: float) -> str:
 
 
 def report(
-    jobs: list[Job], elapsed: float, broker_url: str, decisions: Sequence[Decision], t0: float
+    jobs: list[Job],
+    elapsed: float,
+    broker_url: str,
+    decisions: Sequence[Decision],
+    t0: float,
+    spec: HPASpec,
 ) -> None:
     by_state = Counter(j.state.value for j in jobs)
     done = [j for j in jobs if j.state is JobState.SUCCEEDED]
@@ -79,7 +88,7 @@ def report(
     peak = max([d.desired for d in scales], default=None)
     click.echo(f"scale events: {len(scales)}" + (f" (peak {peak} workers)" if scales else ""))
     for d in scales:
-        click.echo("  " + scale_line(d, t0))
+        click.echo("  " + scale_line(d, t0, spec))
     for j in jobs:
         if j.state is JobState.DEAD and j.error is not None:
             click.echo(

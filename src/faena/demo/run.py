@@ -104,7 +104,7 @@ class Driver:
                     click.echo(f"+{now:5.1f} s  {step.label}: {len(step.jobs)} jobs enqueued")
             for d in sup.decisions[shown:]:
                 if d.rescale:
-                    click.echo(scale_line(d, t0))
+                    click.echo(scale_line(d, t0, sup.autoscaler.spec))
             shown = len(sup.decisions)
             counts = self.app.broker.count_by_state()
             finished = sum(n for (_q, s), n in counts.items() if s in TERMINAL)
@@ -124,7 +124,7 @@ class Driver:
             return
         elapsed = time.time() - t0
         jobs = [j for j in (self.app.broker.get(i) for i in ids) if j is not None]
-        report(jobs, elapsed, self.broker_url, list(sup.decisions), t0)
+        report(jobs, elapsed, self.broker_url, list(sup.decisions), t0, sup.autoscaler.spec)
         self.finished = True
 
     def _progress(self, now: float, finished: int, total: int, sup: Supervisor) -> str:
