@@ -26,11 +26,11 @@ from faena.autoscale.manifest import load_hpa
 from faena.autoscale.spec import HPASpec
 from faena.autoscale.supervisor import Supervisor
 from faena.core.states import TERMINAL
-from faena.demo.load import build_load, demo_load
+from faena.demo.load import demo_load
 from faena.demo.report import faena_command, report, scale_line
 from faena.observability import logs
 
-__all__ = ["Driver", "build_load", "demo_spec", "run_demo"]
+__all__ = ["Driver", "demo_spec", "run_demo"]
 
 APP_PATH = "faena.demo.tasks:app"
 SYNC_PERIOD = 2.0
