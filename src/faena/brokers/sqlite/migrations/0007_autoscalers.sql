@@ -1,4 +1,4 @@
--- faena SQLite schema, version 6: the autoscalers' state. One row per autoscaled deployment
+-- faena SQLite schema, version 7: the autoscalers' state. One row per autoscaled deployment
 -- (faena autoscale, faena up): its last report (JSON, faena.brokers.autoscalers) and when
 -- the store got it.
 CREATE TABLE faena_autoscalers (

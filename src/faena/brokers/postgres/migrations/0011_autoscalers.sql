@@ -1,4 +1,4 @@
--- faena PostgreSQL schema, version 9: the autoscalers' state. One row per autoscaled
+-- faena PostgreSQL schema, version 11: the autoscalers' state. One row per autoscaled
 -- deployment (faena autoscale, faena up): its last report (JSON, faena.brokers.autoscalers)
 -- and when the store got it, so every server replica shows the same desired vs actual.
 
