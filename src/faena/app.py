@@ -34,6 +34,8 @@ from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
 from faena.defaults import default_log_sink
 from faena.errors import ConfigError, PayloadError, StoreNotFoundError, UnknownTaskError
+from faena.schedules.declare import declare
+from faena.schedules.spec import Schedule, ScheduleTarget
 from faena.task import JobHandle, Task
 
 P = ParamSpec("P")
@@ -96,6 +98,8 @@ class App:
         #: line each through ``faena.jobs``, see :mod:`faena.observability.logs`)
         self.log_sink: LogSink = default_log_sink() if log_sink is None else log_sink
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: the schedules declared with :meth:`schedule`, by name
+        self.schedules: dict[str, Schedule] = {}
         self.import_path: str | None = None  # "module:attr", set by the CLI
         #: hooks around every worker's claims and runs, the first outermost (see
         #: :mod:`faena.core.middleware`); a process job's child imports the app, so it
@@ -279,7 +283,63 @@ class App:
             )
         return task
 
+    # schedules ---------------------------------------------------------------------
+    def schedule(
+        self,
+        name: str,
+        *,
+        task: Task[Any, Any] | str | None = None,
+        target: ScheduleTarget | None = None,
+        cron: str | None = None,
+        tz: str | None = None,
+        every: timedelta | float | None = None,
+        anchor: float | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        tick_kwarg: str | None = None,
+        missed: str = "skip",
+        catch_up_max: int = 1,
+        **options: Unpack[EnqueueOptions],
+    ) -> Schedule:
+        """Enqueue ``task`` (a registered task or its name) on a schedule: ``cron`` (five
+        fields, read in ``tz``, an IANA zone; default UTC) or ``every`` (a timedelta or
+        seconds, ticking at ``anchor + k * every``; anchor default the epoch). Each tick is
+        enqueued once across every process running the scheduler (docs/schedules.md).
+        ``args``, ``kwargs`` and enqueue ``options`` (queue, pool, priority ...) go to each
+        job; ``tick_kwarg``: also pass the tick's time (ISO 8601) under that keyword.
+        ``missed``: after an outage, ``"skip"`` fires only the latest due tick,
+        ``"catch_up"`` the missed ones, oldest first, at most ``catch_up_max``. ``target``
+        instead of ``task``: any :class:`~faena.schedules.spec.ScheduleTarget`. Checked in
+        full here: a mistake raises :class:`ConfigError` naming the value and the fix."""
+        return declare(
+            self,
+            name,
+            task=task,
+            target=target,
+            cron=cron,
+            tz=tz,
+            every=every,
+            anchor=anchor,
+            args=args,
+            kwargs=kwargs,
+            tick_kwarg=tick_kwarg,
+            missed=missed,
+            catch_up_max=catch_up_max,
+            options=options,
+        )
+
     # producers ---------------------------------------------------------------------
+    def new_job(
+        self,
+        task_name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> NewJob:
+        """The job :meth:`enqueue` would write, checked, without writing it (for callers
+        that write jobs in an atomic step of their own, such as a schedule's tick)."""
+        return self._new_job(self._job_fields(task_name, options), args, kwargs)
+
     def _job_fields(self, task_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """What the jobs of one enqueue call share: the task's options, overridden."""
         unknown = set(options) - ENQUEUE_OPTION_NAMES

@@ -64,6 +64,10 @@ class Cluster:
         )
 
     def worker(self, *args: str) -> subprocess.Popen[bytes]:
+        return self.worker_of("tests.acceptance.accapp:app", "--queues", "acc", *args)
+
+    def worker_of(self, app: str, *args: str) -> subprocess.Popen[bytes]:
+        """A ``faena worker`` process of ``app`` (module:attr) with ``args``."""
         n = len(self.procs)
         with open(self.tmp / f"worker-{n}.log", "wb") as out:  # the child keeps its copy
             proc = subprocess.Popen(
@@ -72,9 +76,7 @@ class Cluster:
                     "-m",
                     "faena.cli.main",
                     "worker",
-                    "tests.acceptance.accapp:app",
-                    "--queues",
-                    "acc",
+                    app,
                     "--log-format",
                     "json",
                     *args,

@@ -36,7 +36,7 @@ def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 def test_check_rules() -> None:
     r = promtool("check", "rules", str(RULES))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 7 rules found" in r.stdout
+    assert "SUCCESS: 8 rules found" in r.stdout
 
 
 def test_rule_unit_tests_pass() -> None:

@@ -26,8 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "context": {"core"},
     "brokers": {"core", "errors", "version"},
     "defaults": {"core"},  # imports observability.logs lazily, when a default sink is asked
-    "app": {"brokers", "core", "defaults", "errors", "task"},
-    "observability": {"brokers", "core", "errors"},
+    "schedules": {"brokers", "core", "errors", "task"},
+    "app": {"brokers", "core", "defaults", "errors", "schedules", "task"},
+    "observability": {"brokers", "core", "errors", "schedules"},
     "worker": {"app", "brokers", "context", "core", "errors", "task", "version"},
     "autoscale": {"brokers", "core", "errors", "observability"},
     # the client runs on the worker runtime (camunda/client/); the server side needs neither

@@ -17,11 +17,13 @@ from faena.brokers.protocol import (
     PoolStat,
     QueueStat,
     Reaped,
+    ScheduleState,
     WorkerRecord,
     WorkerReport,
 )
 from faena.brokers.refusals import key_taken, no_such_job, unknown_pool
 from faena.brokers.registry import check_report
+from faena.brokers.schedules import check_fire
 from faena.core import checks, lifecycle
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.job import Job, Lease, NewJob, Outcome
@@ -87,6 +89,7 @@ class MemoryBroker(BulkActions):
         self._paused: set[str] = set()
         self._workers: dict[str, WorkerRecord] = {}
         self._autoscalers: dict[str, AutoscalerRecord] = {}
+        self._schedules: dict[str, ScheduleState] = {}
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> MemoryBroker:
@@ -444,3 +447,20 @@ class MemoryBroker(BulkActions):
                 if job.idempotency_key and self._keys.get(job.idempotency_key) == job_id:
                     del self._keys[job.idempotency_key]
         return len(doomed)
+
+    # schedules -----------------------------------------------------------------------
+    def fire_schedule(self, schedule: str, tick: float, jobs: Sequence[NewJob]) -> list[Job] | None:
+        tick = check_fire(schedule, tick, jobs)
+        with self._lock:  # re-entrant: enqueue takes it again
+            stored = self._schedules.get(schedule)
+            if stored is not None and stored.last_tick >= tick:
+                return None
+            for new in jobs:  # all or nothing: checked before the tick is recorded
+                if new.pool not in self._pools:
+                    raise UnknownPoolError(unknown_pool(new.pool, self._pools))
+            self._schedules[schedule] = ScheduleState(schedule, tick, self._clock.now())
+            return self.enqueue(jobs) if jobs else []
+
+    def schedule_states(self) -> list[ScheduleState]:
+        with self._lock:
+            return [self._schedules[name] for name in sorted(self._schedules)]

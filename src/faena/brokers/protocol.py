@@ -151,6 +151,16 @@ class AutoscalerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store keeps of one schedule (``fire_schedule``): the last tick it recorded
+    (POSIX seconds) and when, by the broker's clock."""
+
+    name: str
+    last_tick: float
+    fired_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PoolStat:
     pool: str
     size: int
@@ -344,6 +354,20 @@ class OperatorStore(Protocol):
         """Delete terminal jobs finished before ``older_than`` (POSIX time), at most
         ``limit`` of them (``None``: all; memory, SQLite and PostgreSQL delete them in one
         step, Redis in steps of 1000); how many were deleted."""
+
+    # schedules ---------------------------------------------------------------------
+    def fire_schedule(self, schedule: str, tick: float, jobs: Sequence[NewJob]) -> list[Job] | None:
+        """Record ``tick`` as the last tick of ``schedule`` and enqueue ``jobs`` (as
+        :meth:`enqueue` does) in one atomic step, only if ``tick`` is newer than the tick
+        stored for it (or none is stored): a compare-and-set in the same transaction (Lua
+        function) as the insert. Two processes firing the same tick create its jobs once;
+        a call that dies part-way leaves both or neither. The jobs created (or the ones
+        holding their ids or keys), or ``None`` if the tick was not newer and nothing was
+        written. An unknown pool writes nothing, the tick included. ``jobs`` may be empty
+        (the tick is recorded alone: a schedule armed)."""
+
+    def schedule_states(self) -> list[ScheduleState]:
+        """Every schedule the store has recorded a tick of, by name."""
 
 
 @runtime_checkable

@@ -27,6 +27,7 @@ COMMANDS = {
     "up": "faena.cli.up",
     "server": "faena.cli.server",
     "exporter": "faena.cli.exporter",
+    "schedules": "faena.cli.schedules",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -15,6 +15,7 @@ from faena.cli.options import (
     log_options,
     web_missing,
 )
+from faena.cli.schedules import no_scheduler_option, scheduler_running
 from faena.observability import logs
 
 #: how long open requests (a pending long poll) may take after SIGTERM
@@ -78,6 +79,7 @@ SHUTDOWN_GRACE_SECONDS = 5
     help="HTTP basic password for /engine-rest.",
 )
 @insecure_option
+@no_scheduler_option
 @log_options
 def server(
     app_path: str | None,
@@ -91,6 +93,7 @@ def server(
     camunda_user: str | None,
     camunda_password: str | None,
     insecure: bool,
+    no_scheduler: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -123,7 +126,8 @@ def server(
         no_auth=no_auth,
         camunda_auth=auth,
     )
-    serve(asgi, host, port, grace_seconds=SHUTDOWN_GRACE_SECONDS)
+    with scheduler_running(app, "server", disabled=no_scheduler):
+        serve(asgi, host, port, grace_seconds=SHUTDOWN_GRACE_SECONDS)
 
 
 def token_from(kind: str, path: str | None, env: str) -> str | None:

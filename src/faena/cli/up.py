@@ -40,6 +40,7 @@ from faena.cli.options import (
     load_app,
     web_missing,
 )
+from faena.cli.schedules import no_scheduler_option, scheduler_running
 from faena.observability import logs
 from faena.observability.metrics import new_registry
 
@@ -70,9 +71,11 @@ def run_up(
     stop: threading.Event | None = None,
     on_ready: Callable[[str, Supervisor], None] | None = None,
     worker_out: IO[bytes] | None = None,
+    no_scheduler: bool = False,
 ) -> int:
-    """Serve HTTP and supervise the workers until SIGTERM/SIGINT (or ``stop``); ``on_ready``
-    gets the base URL and the supervisor once the server accepts connections."""
+    """Serve HTTP, run the app's schedules (unless ``no_scheduler``) and supervise the
+    workers until SIGTERM/SIGINT (or ``stop``); ``on_ready`` gets the base URL and the
+    supervisor once the server accepts connections."""
     try:  # the web extra: uvicorn and starlette
         import uvicorn
 
@@ -114,17 +117,18 @@ def run_up(
             on_ready(url, supervisor)
 
     try:
-        return run_supervisor(
-            app,
-            app_path,
-            spec=spec,
-            deployment=deployment,
-            opts=opts,
-            registry=registry,
-            stop=stop,
-            on_start=started,
-            worker_out=worker_out,
-        )
+        with scheduler_running(app, "up", disabled=no_scheduler):
+            return run_supervisor(
+                app,
+                app_path,
+                spec=spec,
+                deployment=deployment,
+                opts=opts,
+                registry=registry,
+                stop=stop,
+                on_start=started,
+                worker_out=worker_out,
+            )
     finally:
         server.should_exit = True
         thread.join(SHUTDOWN_GRACE_SECONDS + 1)
@@ -159,6 +163,7 @@ def run_up(
     "pools through /api/v1 and the console (without it those routes answer 403).",
 )
 @insecure_option
+@no_scheduler_option
 @supervisor_options
 def up(
     app_path: str,
@@ -168,11 +173,13 @@ def up(
     token: str | None,
     no_auth: bool,
     insecure: bool,
+    no_scheduler: bool,
     deployment: Path | None,
     **opts: Any,
 ) -> None:
     """Run the whole platform for APP on one machine: the HTTP server (API, the console at /,
-    /metrics, Camunda routes at /engine-rest) and the supervisor of autoscaled workers. It
+    /metrics, Camunda routes at /engine-rest), the app's schedules and the supervisor of
+    autoscaled workers. It
     logs the console's URL (event up.started). SIGTERM/SIGINT stops both."""
     try:  # the web extra, asked before anything else is done
         import uvicorn  # noqa: F401
@@ -195,6 +202,7 @@ def up(
             no_auth=no_auth,
             deployment=deployment,
             opts=opts,
+            no_scheduler=no_scheduler,
         )
     finally:
         app.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ import click
 
 from faena.app import App
 from faena.cli.options import broker_option, import_object, load_app, log_options, warn_exposed
+from faena.cli.schedules import NO_SCHEDULER_ENV, no_scheduler_option, scheduler_running
 from faena.core.options import Isolation
 from faena.errors import ConfigError
 from faena.observability import logs
@@ -109,6 +111,7 @@ from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Wor
     hidden=True,  # set by the --processes supervisor for its children
     help="Serve /metrics on a free loopback port and write the port to this file.",
 )
+@no_scheduler_option
 @log_options
 @broker_option
 def worker(
@@ -123,6 +126,7 @@ def worker(
     metrics_port: int,
     metrics_addr: str,
     metrics_announce: str | None,
+    no_scheduler: bool,
     log_format: str,
     log_level: str,
     broker: str | None,
@@ -137,12 +141,17 @@ def worker(
 
     With --processes N this command supervises N worker processes sharing --concurrency, and
     forwards the signals to them; its --metrics-port serves their metrics merged.
+
+    An app that declares schedules (app.schedule) has them run in each worker process (each
+    tick enqueued once however many run them); --no-scheduler turns that off.
     """
     logs.configure(log_format, log_level)
     logs.capture_uncaught()
     if metrics_port:
         warn_exposed("the worker's /metrics", metrics_addr, "--metrics-addr")
     if processes > 1:
+        if no_scheduler:  # the children inherit it
+            os.environ[NO_SCHEDULER_ENV] = "1"
         children = {
             "queues": queues,
             "prefetch": prefetch,
@@ -188,7 +197,8 @@ def worker(
         else:
             server = start_worker_metrics(app, w, metrics_port, metrics_addr)
     try:
-        code = w.run()
+        with scheduler_running(app, "worker", disabled=no_scheduler):
+            code = w.run()
     finally:
         # every job is reported or released: a signal that comes while the process exits
         # (a supervisor passes each one on) must not turn a clean stop into death by signal

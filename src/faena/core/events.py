@@ -29,6 +29,12 @@ WORKER_ERROR = "worker.error"
 WORKER_MIDDLEWARE_ERROR = "worker.middleware_error"  # a middleware hook raised
 WORKER_BROKER_UNAVAILABLE = "worker.broker_unavailable"  # an outage began (or goes on)
 WORKER_BROKER_RECOVERED = "worker.broker_recovered"  # the broker answers again
+#: what a scheduler did (faena.schedules.scheduler); published for metrics, while their log
+#: lines are written by the scheduler itself (logger faena.schedules) in whichever process
+#: runs it, a worker or not: the event log leaves them out
+SCHEDULE_FIRED = "schedule.fired"
+SCHEDULE_SKIPPED = "schedule.skipped"
+SCHEDULE_EVENTS = frozenset({SCHEDULE_FIRED, SCHEDULE_SKIPPED})
 
 ALL_EVENTS = (
     JOB_ENQUEUED,

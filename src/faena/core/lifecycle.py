@@ -90,8 +90,10 @@ def with_row_attempt(job: Job, history: tuple[AttemptRecord, ...]) -> Job:
     finish stays as cheap as before the history existed) still shows the whole story. The
     row keeps that attempt's worker, start and finish (a success ends the job)."""
     ended = job.state is JobState.SUCCEEDED and job.started_at is not None
-    if ended and job.finished_at is not None and (
-        not history or history[-1].attempt != job.attempt
+    if (
+        ended
+        and job.finished_at is not None
+        and (not history or history[-1].attempt != job.attempt)
     ):
         record = AttemptRecord(
             job.attempt, job.worker, job.started_at, job.finished_at, AttemptOutcome.SUCCEEDED

@@ -147,6 +147,8 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
 
 
 def log_event(event: ev.Event) -> None:
+    if event.name in ev.SCHEDULE_EVENTS:  # the scheduler writes their lines itself
+        return
     level = _LEVELS.get(event.name, logging.INFO)
     if not _event_log.isEnabledFor(level):
         return

@@ -40,6 +40,7 @@ from faena.core.middleware import Attempt, Middleware
 from faena.core.states import JobState
 from faena.observability.metrics_broker import BrokerCollector, BrokerSource
 from faena.observability.metrics_http import MetricsServer, serve
+from faena.observability.metrics_schedules import register_schedule_metrics
 
 if TYPE_CHECKING:
     from faena.app import App
@@ -301,6 +302,7 @@ def worker_registry(app: App, worker: Worker) -> CollectorRegistry:
     worker.middleware.add(metrics)  # innermost: counts each attempt before its log line
     registry.register(WorkerStateCollector(worker, app.events))
     registry.register(BrokerCollector(lambda: app.broker, worker.queues))
+    register_schedule_metrics(registry, app.schedules, app.events, lambda: app.broker)
     return registry
 
 

@@ -30,6 +30,7 @@ from faena.app import App
 from faena.camunda.server.routes import BasicAuth, CamundaAPI, basic_checker
 from faena.camunda.server.service import ExternalTaskService
 from faena.observability.metrics import broker_collector, new_registry, render
+from faena.observability.metrics_schedules import register_schedule_metrics
 from faena.web import body, console
 from faena.web.access import AccessLog
 from faena.web.api import PREFIX, create_api
@@ -106,6 +107,7 @@ def create_app(
     broker_collector(
         lambda: app.broker, queues={t.options.queue for t in app.tasks.values()}, registry=registry
     )
+    register_schedule_metrics(registry, app.schedules, app.events, lambda: app.broker)
 
     async def metrics(request: Request) -> Response:
         """The broker's queues and pools, read at scrape time (``celery_queue_length``...)."""

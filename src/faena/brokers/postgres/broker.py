@@ -24,8 +24,9 @@ from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.corrupt import bury_overflowing
 from faena.brokers.postgres.database import Conn, Database, array_literal
 from faena.brokers.postgres.operators import PostgresOperators
-from faena.brokers.postgres.producing import COPY_AT_LEAST, PostgresProducer
+from faena.brokers.postgres.producing import COPY_AT_LEAST
 from faena.brokers.postgres.queries import Queries
+from faena.brokers.postgres.schedules import PostgresSchedules
 from faena.brokers.postgres.schema import drop, migrate, stored_version
 from faena.brokers.postgres.waker import ListenWaker
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
@@ -40,7 +41,7 @@ from faena.errors import BrokerError, UnknownPoolError
 _ARRAYS_KEPT = 64
 
 
-class PostgresBroker(PostgresProducer, PostgresOperators):
+class PostgresBroker(PostgresSchedules, PostgresOperators):
     kind = "postgres"
     shared_across_processes = True
     parallel_calls = True

@@ -69,6 +69,13 @@ CREATE TABLE @schema@.pools (
     CONSTRAINT pools_size_check CHECK ((size >= 0))
 );
 
+CREATE TABLE @schema@.schedules (
+    name text NOT NULL,
+    last_tick double precision NOT NULL,
+    fired_at double precision NOT NULL,
+    CONSTRAINT schedules_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE @schema@.settings (
     singleton boolean NOT NULL DEFAULT true,
     parallelism integer,
@@ -109,6 +116,8 @@ CREATE INDEX jobs_task ON @schema@.jobs USING btree (task, seq);
 CREATE UNIQUE INDEX paused_queues_pkey ON @schema@.paused_queues USING btree (queue);
 
 CREATE UNIQUE INDEX pools_pkey ON @schema@.pools USING btree (name);
+
+CREATE UNIQUE INDEX schedules_pkey ON @schema@.schedules USING btree (name);
 
 CREATE UNIQUE INDEX settings_pkey ON @schema@.settings USING btree (singleton);
 
@@ -201,10 +210,17 @@ CREATE OR REPLACE FUNCTION @schema@.exchange(p_done json, p_worker text, p_queue
  RETURNS SETOF @schema@.job_event
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_queues text[] := p_queues;
 BEGIN
+    IF p_queues IS NOT NULL
+       AND EXISTS (SELECT 1 FROM @schema@.paused_queues WHERE queue = ANY(p_queues)) THEN
+        SELECT coalesce(array_agg(q.name ORDER BY q.ord), '{}') INTO v_queues
+          FROM unnest(p_queues) WITH ORDINALITY AS q(name, ord)
+         WHERE NOT EXISTS (SELECT 1 FROM @schema@.paused_queues p WHERE p.queue = q.name);
+    END IF;
     RETURN QUERY SELECT * FROM @schema@.exchange_ignoring_pauses(
-        p_done, p_worker, @schema@.unpaused(p_queues), p_limit, p_lease, p_now,
-        p_tell_saturated);
+        p_done, p_worker, v_queues, p_limit, p_lease, p_now, p_tell_saturated);
 END
 $function$;
 

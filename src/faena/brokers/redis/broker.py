@@ -43,6 +43,7 @@ from faena.brokers.redis.connection import (
     parse_url,
     wrapped,
 )
+from faena.brokers.redis.schedules import RedisSchedules
 from faena.brokers.redis.scripts import NAMES, library
 from faena.brokers.redis.waker import RedisWaker
 from faena.brokers.refusals import (
@@ -75,7 +76,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker(RedisRegistry, BulkActions):
+class RedisBroker(RedisSchedules, RedisRegistry, BulkActions):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True
@@ -214,6 +215,10 @@ class RedisBroker(RedisRegistry, BulkActions):
 
         now_text = num(now)
         reply = self._call("enqueue", [now_text, *enqueue_args(jobs, now_text)], build)
+        return self._enqueued(reply, created)
+
+    def _enqueued(self, reply: Any, created: list[Job]) -> list[Job]:
+        """The jobs an enqueue reply means (``created``: the records as asked)."""
         if reply == 0:  # every job created as asked
             return created
         status, found = rows(reply)

@@ -41,7 +41,10 @@ NAMES = (
     "list",
     "stats",
     "next",
+    "fire_schedule",
 )
+#: entries whose body is several files run one after the other (the first may return early)
+_BODIES = {"fire_schedule": ("fire_schedule", "enqueue")}
 
 _LIB = "@LIB@"
 
@@ -93,7 +96,9 @@ def library() -> Library:
     lua = files("faena.brokers.redis").joinpath("lua")
     parts = [lua.joinpath("lib.lua").read_text(encoding="utf-8")]
     for name in NAMES:
-        parts.append(_entry(name, lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")))
+        files_ = _BODIES.get(name, (name,))
+        body = "\n".join(lua.joinpath(f"{f}.lua").read_text(encoding="utf-8") for f in files_)
+        parts.append(_entry(name, body))
     text = prepare_lua(_corrupt_rules(fill_lua("\n".join(parts), {"indexed": INDEXED})))
     text = text.replace("ATTEMPTS_KEPT", str(MAX_ATTEMPTS_KEPT))
     name = "faena_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]

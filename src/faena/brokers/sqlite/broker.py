@@ -9,11 +9,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
-from faena.brokers.refusals import (
-    unknown_pool,
-)
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.operators import SQLiteOperators
+from faena.brokers.sqlite.producing import write_jobs
 from faena.brokers.sqlite.rows import (
     bury,
     error_columns,
@@ -21,6 +19,7 @@ from faena.brokers.sqlite.rows import (
     to_job,
     unreadable_field,
 )
+from faena.brokers.sqlite.schedules import SQLiteSchedules
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier, SocketWaker, wake_dir
 from faena.core import checks, lifecycle
@@ -30,13 +29,12 @@ from faena.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, Admission, Candid
 from faena.core.states import JobState
 from faena.errors import (
     BrokerURLError,
-    UnknownPoolError,
 )
 
 _FETCH_ROUNDS = 8
 
 
-class SQLiteBroker(SQLiteOperators):
+class SQLiteBroker(SQLiteSchedules, SQLiteOperators):
     kind = "sqlite"
     shared_across_processes = True
     parallel_calls = False
@@ -130,39 +128,8 @@ class SQLiteBroker(SQLiteOperators):
     # producers -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
         checks.check_new_jobs(jobs)
-        now = self._clock.now()
-        out: list[Job] = []
         with self._store.write(durable=True) as conn:
-            pools = {r[0] for r in conn.execute("SELECT name FROM faena_pools")}
-            for new in jobs:
-                if new.pool not in pools:
-                    raise UnknownPoolError(unknown_pool(new.pool, pools))
-            plain: list[tuple[object, ...]] = []
-            by_key: dict[str, Job] = {}
-            stored = self._stored(conn, [new.id for new in jobs])
-            for new in jobs:
-                if new.id in stored:  # sent again: the job it created before
-                    out.append(stored[new.id])
-                    continue
-                key = new.idempotency_key
-                if key is not None:
-                    held = by_key.get(key) or self._key_holder(conn, key)
-                    if held is not None:
-                        out.append(held)
-                        continue
-                job = lifecycle.create(new, now)
-                stored[job.id] = job
-                if key is not None:
-                    by_key[key] = job
-                    if plain:  # keep enqueue order: flush before the keyed insert
-                        conn.executemany(q.INSERT, plain)
-                        plain = []
-                    conn.execute(q.INSERT, q.insert_row(job))
-                else:
-                    plain.append(q.insert_row(job))
-                out.append(job)
-            if plain:
-                conn.executemany(q.INSERT, plain)
+            out = write_jobs(conn, jobs, self._clock.now())
         self._notifier.notify()
         return out
 
