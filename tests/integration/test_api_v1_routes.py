@@ -321,3 +321,20 @@ def test_bad_queue_names_are_400(served: Served, path: str) -> None:
     before = served.store()
     assert_problem(served.client.post(path), 400, "invalid_parameter")
     assert served.store() == before
+
+
+def test_an_autoscaler_silent_past_stale_after_is_shown_stale(tmp_path: Path) -> None:
+    clock = ManualClock()
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'a.db'}", clock=clock)
+    for served in _served(tmp_path, app):
+        app.broker.report_autoscaler(
+            AutoscalerReport(
+                name="etl", host="h", pid=2, desired=1, current=1, min_replicas=1,
+                max_replicas=4, reason="Starting", stale_after=45.0,
+            )
+        )  # fmt: skip
+        [live] = served.client.get("/api/v1/autoscaler").json()["autoscalers"]
+        assert (live["stale"], live["updated_at"]) == (False, clock.now())
+        clock.advance(46)
+        [stale] = served.client.get("/api/v1/autoscaler").json()["autoscalers"]
+        assert stale["stale"] is True and stale["metrics"] == [] and stale["limited_by"] is None
