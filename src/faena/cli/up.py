@@ -179,8 +179,8 @@ def up(
 ) -> None:
     """Run the whole platform for APP on one machine: the HTTP server (API, the console at /,
     /metrics, Camunda routes at /engine-rest), the app's schedules and the supervisor of
-    autoscaled workers. It
-    logs the console's URL (event up.started). SIGTERM/SIGINT drains the workers and stops it all (exit 0)."""
+    autoscaled workers. It logs the console's URL (event up.started). SIGTERM/SIGINT
+    drains the workers and stops it all (exit 0)."""
     try:  # the web extra, asked before anything else is done
         import uvicorn  # noqa: F401
     except ImportError as exc:
