@@ -99,7 +99,8 @@ def test_burst_scales_up_to_max_and_back_down_without_losing_a_job(tmp_path: Pat
     (tmp_path / "hpa.yaml").write_text(HPA)
     out = tmp_path / "supervisor.log"
     port = free_port()
-    env = dict(os.environ, AS_BROKER=url, AS_RECORD=str(record), PYTHONPATH=str(ROOT))
+    pythonpath = os.pathsep.join([str(ROOT / "src"), str(ROOT)])  # this tree's faena
+    env = dict(os.environ, AS_BROKER=url, AS_RECORD=str(record), PYTHONPATH=pythonpath)
     env["PYTHONUNBUFFERED"] = "1"
     producer = faena.App(broker=url)
     producer.enqueue_many("nap", [([BURST_SECONDS], {}) for _ in range(BURST)], queue="scale")

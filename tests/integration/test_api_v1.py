@@ -48,6 +48,7 @@ class Served:
             ("POST", "/api/v1/queues/q1/resume", None),
             ("GET", "/api/v1/workers", None),
             ("GET", "/api/v1/stats", None),
+            ("GET", "/api/v1/autoscaler", None),
             ("POST", "/api/v1/bulk/retry", {"queue": "q1"}),
             ("POST", "/api/v1/bulk/cancel", {"queue": "q1"}),
         ]

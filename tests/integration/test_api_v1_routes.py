@@ -13,7 +13,7 @@ from tests.contract.conftest import BACKENDS
 from tests.integration.test_api_v1 import ADMIN, AS_ADMIN, Served, assert_problem
 
 import faena
-from faena.brokers.protocol import Broker, WorkerReport
+from faena.brokers.protocol import AutoscalerMetric, AutoscalerReport, Broker, WorkerReport
 from faena.core.clock import ManualClock
 from faena.web.app import create_app
 
@@ -103,6 +103,26 @@ def test_every_route_on_every_backend(tmp_path: Path, name: str) -> None:
             assert [(w["id"], w["host"], w["pid"], w["queues"], w["state"]) for w in workers] == [
                 ("h:1:w", "h", 1, ["default"], "running")
             ]
+            assert c.get("/api/v1/autoscaler").json() == {"autoscalers": []}
+            broker.report_autoscaler(
+                AutoscalerReport(
+                    name="etl", host="h", pid=2, desired=4, current=2, min_replicas=1,
+                    max_replicas=8, reason="ScaleUpLimit", metric_desired=6,
+                    limited_by="scaleUp policy Pods 2 per 15s",
+                    metrics=(AutoscalerMetric("External/celery_queue_length", "30", "10", 6),),
+                    last_scale_at=5.0, stale_after=45.0,
+                )
+            )  # fmt: skip
+            [scaler] = c.get("/api/v1/autoscaler").json()["autoscalers"]
+            assert scaler.pop("updated_at") > 0
+            assert scaler == {
+                "name": "etl", "host": "h", "pid": 2, "desired": 4, "current": 2,
+                "min_replicas": 1, "max_replicas": 8, "metric_desired": 6,
+                "reason": "ScaleUpLimit", "limited_by": "scaleUp policy Pods 2 per 15s",
+                "metrics": [{"metric": "External/celery_queue_length", "current": "30",
+                             "target": "10", "proposal": 6, "error": None}],
+                "last_scale_at": 5.0, "stale": False, "stale_after": 45.0,
+            }  # fmt: skip
         finally:
             destroy = getattr(broker, "destroy", None)
             if callable(destroy):
@@ -282,6 +302,7 @@ def test_the_openapi_document_is_3_1_with_the_full_paths(served: Served) -> None
         "/api/v1/queues/{queue}/pause",
         "/api/v1/queues/{queue}/resume",
         "/api/v1/workers",
+        "/api/v1/autoscaler",
         "/api/v1/bulk/retry",
         "/api/v1/bulk/cancel",
     }
@@ -301,3 +322,20 @@ def test_bad_queue_names_are_400(served: Served, path: str) -> None:
     before = served.store()
     assert_problem(served.client.post(path), 400, "invalid_parameter")
     assert served.store() == before
+
+
+def test_an_autoscaler_silent_past_stale_after_is_shown_stale(tmp_path: Path) -> None:
+    clock = ManualClock()
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'a.db'}", clock=clock)
+    for served in _served(tmp_path, app):
+        app.broker.report_autoscaler(
+            AutoscalerReport(
+                name="etl", host="h", pid=2, desired=1, current=1, min_replicas=1,
+                max_replicas=4, reason="Starting", stale_after=45.0,
+            )
+        )  # fmt: skip
+        [live] = served.client.get("/api/v1/autoscaler").json()["autoscalers"]
+        assert (live["stale"], live["updated_at"]) == (False, clock.now())
+        clock.advance(46)
+        [stale] = served.client.get("/api/v1/autoscaler").json()["autoscalers"]
+        assert stale["stale"] is True and stale["metrics"] == [] and stale["limited_by"] is None

@@ -48,7 +48,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]
     app.close()
 
 
-PARAMETERLESS = {"/api/v1/queues", "/api/v1/pools", "/api/v1/workers"}
+PARAMETERLESS = {"/api/v1/queues", "/api/v1/pools", "/api/v1/workers", "/api/v1/autoscaler"}
 OPERATIONS = [
     ("GET", "/api/v1/jobs"),
     ("POST", "/api/v1/jobs"),
@@ -62,6 +62,7 @@ OPERATIONS = [
     ("POST", "/api/v1/queues/{queue}/resume"),
     ("GET", "/api/v1/workers"),
     ("GET", "/api/v1/stats"),
+    ("GET", "/api/v1/autoscaler"),
     ("POST", "/api/v1/bulk/retry"),
     ("POST", "/api/v1/bulk/cancel"),
 ]

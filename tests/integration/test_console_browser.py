@@ -3,7 +3,8 @@ real ``faena worker``: every page loads without a console error, the overview's 
 charts and percentiles render, a search finds a job by a text in its args, cursor pages go
 older and newer, a dead job is retried from its page and the worker then succeeds it, a pool
 is resized from the pools page, a queue is paused and resumed from the queues page, the worker
-shows on the workers page, and a 375 px screen has no horizontal scroll.
+shows on the workers page with a real ``faena autoscale``'s state in its Autoscaling section,
+and a 375 px screen has no horizontal scroll.
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``) and Python ``playwright`` (the dev extra;
 its own browser download is not used). ``FAENA_WRITE_SCREENSHOTS=1`` rewrites
@@ -88,6 +89,45 @@ def worker(tmp_path: Path, worker_env: dict[str, str]) -> Iterator[subprocess.Po
             proc.wait()
 
 
+HPA = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: idle-worker}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: idle-worker}
+  minReplicas: 1
+  maxReplicas: 2
+  metrics:
+    - type: External
+      external:
+        metric: {name: celery_queue_length, selector: {matchLabels: {queue: idle}}}
+        target: {type: AverageValue, averageValue: "10"}
+"""
+
+
+@pytest.fixture
+def autoscaler(tmp_path: Path, worker_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``faena autoscale`` (one worker on a queue no job uses): its state is in the
+    store for the workers page's Autoscaling section."""
+    (tmp_path / "hpa.yaml").write_text(HPA)
+    with open(tmp_path / "autoscale.log", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faena.cli.main", "autoscale", "consoleapp:app",
+             "--hpa", "hpa.yaml", "--queues", "idle", "--sync-period", "1",
+             "--log-format", "json"],
+            cwd=tmp_path, env=worker_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _api(url: str, path: str) -> Any:
     status, _, body = http("GET", f"{url}/api/v1{path}")
     assert status == 200, body
@@ -101,7 +141,10 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_the_console_in_chromium(
-    tmp_path: Path, worker_env: dict[str, str], worker: subprocess.Popen[bytes]
+    tmp_path: Path,
+    worker_env: dict[str, str],
+    worker: subprocess.Popen[bytes],
+    autoscaler: subprocess.Popen[bytes],
 ) -> None:
     _need_browser()
     from playwright.sync_api import expect, sync_playwright
@@ -168,11 +211,21 @@ def test_the_console_in_chromium(
                 expect(page.get_by_role("button", name="Pause etl")).to_be_visible()
                 assert not any(q["paused"] for q in _api(server.url, "/queues")["queues"])
 
-                # the worker process is in the registry
+                # the worker process is in the registry; the autoscaler's state beside it
+                def synced() -> bool:
+                    found = _api(server.url, "/autoscaler")["autoscalers"]
+                    return bool(found) and found[0]["reason"] != "Starting"
+
+                wait_for(synced, 60, "faena autoscale to report its first sync")
                 page.get_by_role("navigation").get_by_role("link", name="Workers").click()
                 expect(page.locator("h1")).to_have_text("Workers")
                 expect(page.locator("#workers")).to_contain_text("running")
                 expect(page.locator("#workers")).to_contain_text("console")
+                scaling = page.locator("#autoscaling")
+                expect(scaling).to_contain_text("idle-worker")
+                expect(scaling).to_contain_text("live")
+                expect(scaling).to_contain_text("External/celery_queue_length: 0 vs target 10")
+                expect(scaling).to_contain_text("minReplicas 1")
                 _shot(page, "workers")
 
                 # resize a pool from the pools page; the API then shows the new size

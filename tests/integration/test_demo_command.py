@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faena.demo.run import faena_command
+from faena.demo.report import faena_command
 
 
 def _executable(path: Path) -> Path:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+
 APP = """
 import faena
 
@@ -31,7 +33,7 @@ def test_a_taken_port_stops_faena_up_before_any_worker(tmp_path: Path) -> None:
             text=True,
             timeout=60,
             cwd=tmp_path,
-            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+            env={"PYTHONPATH": f"{ROOT / 'src'}:{tmp_path}", "PATH": "/usr/bin:/bin"},
         )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output

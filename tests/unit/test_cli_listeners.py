@@ -32,7 +32,7 @@ def test_a_non_loopback_api_without_a_token_is_refused(command: list[str]) -> No
     assert "--token" in err and "FAENA_TOKEN" in err and "--insecure-no-token" in err
 
 
-@pytest.mark.parametrize("command", [["server"], ["up", "x:app"]])
+@pytest.mark.parametrize("command", [["server"], ["up", "x:app"], ["demo"]])
 def test_without_uvicorn_the_error_names_the_extra(
     command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -64,7 +64,7 @@ def test_metrics_listeners_default_to_loopback_and_warn_elsewhere(
         ("faena.cli.worker", "worker", "metrics_addr"),
         ("faena.cli.exporter", "exporter", "addr"),
         ("faena.cli.server", "server", "host"),
-        ("faena.cli.autoscale", "up", "host"),
+        ("faena.cli.up", "up", "host"),
         ("faena.cli.autoscale", "autoscale", "metrics_addr"),
     ]:
         command = module_commands(module)[name]

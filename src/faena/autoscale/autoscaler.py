@@ -20,7 +20,23 @@ from faena.autoscale.hpa_behavior import (
 )
 from faena.autoscale.quantity import format_milli
 from faena.autoscale.signals import DEFAULT_REQUESTS, Requests, Signals, observe
-from faena.autoscale.spec import HPASpec, PolicyType, ScalingRules, SelectPolicy, TargetType
+from faena.autoscale.spec import (
+    HPASpec,
+    MetricTarget,
+    PolicyType,
+    ScalingRules,
+    SelectPolicy,
+    TargetType,
+)
+
+
+def target_text(target: MetricTarget) -> str:
+    """A metric's target as ``kubectl get hpa`` shows it: ``80%``, ``10``, ``250m``."""
+    if target.type == TargetType.UTILIZATION:
+        return f"{target.average_utilization}%"
+    milli = target.average_value_milli if target.type == TargetType.AVERAGE_VALUE else None
+    value = milli if milli is not None else target.value_milli
+    return format_milli(value or 0)
 
 
 @dataclass(frozen=True)
@@ -32,21 +48,23 @@ class MetricValue:
     current: str | None
     proposal: int | None
     error: str | None = None
+    target: str | None = None
 
     @classmethod
     def of(cls, status: MetricStatus) -> MetricValue:
         m = status.metric
         label = f"{m.kind}/{getattr(m, 'name', '')}"
-        if status.proposal is None:
-            return cls(label, None, None, status.error)
         target = getattr(m, "target", None)
+        wanted = target_text(target) if isinstance(target, MetricTarget) else None
+        if status.proposal is None:
+            return cls(label, None, None, status.error, wanted)
         usage = status.proposal.usage
         shown = (
             f"{usage}%"
             if target is not None and target.type == TargetType.UTILIZATION
             else format_milli(usage)
         )
-        return cls(label, shown, status.proposal.replicas)
+        return cls(label, shown, status.proposal.replicas, target=wanted)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

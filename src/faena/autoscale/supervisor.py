@@ -32,6 +32,7 @@ from faena.autoscale.signals import (
     WorkerView,
     queue_depths,
 )
+from faena.autoscale.state import StateReporter
 from faena.brokers.protocol import QueueStat
 from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.observability.metrics import DesiredWorkers
@@ -149,6 +150,7 @@ class Supervisor:
         spawn: Spawn = _spawn,
         sampler: ProcessSampler | None = None,
         out: IO[bytes] | None = None,
+        state: StateReporter | None = None,
     ) -> None:
         self.autoscaler = autoscaler
         self.command = command
@@ -160,6 +162,7 @@ class Supervisor:
         self.metrics = metrics
         self.spawn = spawn
         self.out = out if out is not None else sys.stdout.buffer
+        self.state = state
         self.workers: list[WorkerProcess] = []
         self.decisions: list[Decision] = []
         self._sampler = sampler or ProcessSampler()
@@ -276,7 +279,13 @@ class Supervisor:
         self.decisions.append(decision)
         self._log(decision, snapshot)
         self._converge(now)
+        if self.state is not None:
+            self.state.synced(decision, self.ready_count())
         return decision
+
+    def ready_count(self) -> int:
+        """Workers that started and are not draining: the "actual" beside ``desired``."""
+        return sum(w.state == "ready" for w in self.workers)
 
     def _log(self, d: Decision, s: Signals) -> None:
         change = f"{d.current} -> {d.desired}" if d.rescale else f"stay at {d.current}"
@@ -306,6 +315,8 @@ class Supervisor:
         self._reap(now)
         self._converge(now)
         self._publish()
+        if self.state is not None:
+            self.state.workers_changed(self.ready_count())
 
     def _publish(self) -> None:
         if self.metrics is not None:
@@ -316,6 +327,8 @@ class Supervisor:
         """Until ``stop`` is set; then drain every worker and return 0."""
         now = self.clock.now()
         self._converge(now)
+        if self.state is not None:
+            self.state.starting(self.autoscaler.replicas, self.ready_count())
         next_sync = now + self.sync_period
         try:
             while not stop.is_set():
@@ -349,6 +362,8 @@ class Supervisor:
         while self.workers and time.monotonic() < deadline:
             self._reap(self.clock.now())
             self._publish()
+            if self.state is not None:
+                self.state.workers_changed(self.ready_count())
             time.sleep(0.05)
         for w in self.workers:
             log.warning(

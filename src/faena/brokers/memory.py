@@ -7,8 +7,11 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
+from faena.brokers import autoscalers
 from faena.brokers.bulk import BulkActions
 from faena.brokers.protocol import (
+    AutoscalerRecord,
+    AutoscalerReport,
     ClaimResult,
     HeartbeatResult,
     JobPage,
@@ -89,6 +92,7 @@ class MemoryBroker(BulkActions):
         self._wakers: list[PipeWaker] = []
         self._paused: set[str] = set()
         self._workers: dict[str, WorkerRecord] = {}
+        self._autoscalers: dict[str, AutoscalerRecord] = {}
         self._schedules: dict[str, ScheduleState] = {}
 
     @classmethod
@@ -413,6 +417,22 @@ class MemoryBroker(BulkActions):
             doomed = [k for k, r in self._workers.items() if r.seen_at < older_than]
             for key in doomed:
                 del self._workers[key]
+        return len(doomed)
+
+    def report_autoscaler(self, report: AutoscalerReport) -> None:
+        autoscalers.check_report(report)
+        with self._lock:
+            self._autoscalers[report.name] = AutoscalerRecord(report, self._clock.now())
+
+    def list_autoscalers(self) -> list[AutoscalerRecord]:
+        with self._lock:
+            return [self._autoscalers[k] for k in sorted(self._autoscalers)]
+
+    def prune_autoscalers(self, older_than: float) -> int:
+        with self._lock:
+            doomed = [k for k, r in self._autoscalers.items() if r.updated_at < older_than]
+            for key in doomed:
+                del self._autoscalers[key]
         return len(doomed)
 
     def pool_stats(self) -> list[PoolStat]:

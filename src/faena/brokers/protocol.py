@@ -112,6 +112,56 @@ class WorkerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AutoscalerMetric:
+    """One metric an autoscaler read at its last sync: ``kind/name``, its value and its
+    target as the HPA writes them (``37``, ``250m``, ``80%``), the replicas it proposed, or
+    the error that kept it from proposing."""
+
+    metric: str
+    current: str | None
+    target: str | None
+    proposal: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscalerReport:
+    """An autoscaler's state after a sync (``faena autoscale``, ``faena up``): the HPA's
+    desired and the workers actually running, its bounds, the metrics it used and why the
+    count is what it is. ``reason`` is the HPA's (``DesiredWithinRange``, ``ScaleUpLimit``,
+    ``TooManyReplicas``...); ``limited_by`` names the rule that held the count back (a
+    behaviour policy, a stabilization window, min/max replicas, the tolerance) when one did.
+    """
+
+    name: str  # the HPA's scaleTargetRef name (the supervisor's pool)
+    host: str
+    pid: int
+    desired: int
+    current: int  # worker processes running and not draining
+    min_replicas: int
+    max_replicas: int
+    reason: str
+    metric_desired: int | None = None
+    limited_by: str | None = None
+    metrics: tuple[AutoscalerMetric, ...] = ()
+    last_scale_at: float | None = None  # when it last changed the count (POSIX time)
+    #: seconds without a report after which it is shown as stale (a few sync periods)
+    stale_after: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscalerRecord:
+    """An autoscaler's last report and when the store received it (the broker's clock)."""
+
+    report: AutoscalerReport
+    updated_at: float
+
+    def stale_at(self, now: float) -> bool:
+        """Whether its reports stopped (the autoscaler is gone, or its broker calls fail)."""
+        return now - self.updated_at > self.report.stale_after
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleState:
     """What the store keeps of one schedule (``fire_schedule``): the last tick it recorded
     (POSIX seconds) and when, by the broker's clock."""
@@ -310,6 +360,17 @@ class OperatorStore(Protocol):
 
     def prune_workers(self, older_than: float) -> int:
         """Delete the records of workers last seen before ``older_than`` (POSIX time)."""
+
+    # the autoscalers' state -----------------------------------------------------------
+    def report_autoscaler(self, report: AutoscalerReport) -> None:
+        """Record an autoscaler's latest state: the record of ``report.name`` is replaced
+        and stamped with the broker's time (one record per autoscaled deployment)."""
+
+    def list_autoscalers(self) -> list[AutoscalerRecord]:
+        """Every autoscaler record kept, by name (see :meth:`AutoscalerRecord.stale_at`)."""
+
+    def prune_autoscalers(self, older_than: float) -> int:
+        """Delete the records of autoscalers last heard of before ``older_than``."""
 
     def pool_stats(self) -> list[PoolStat]: ...
 

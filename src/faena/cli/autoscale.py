@@ -1,5 +1,5 @@
-"""``faena autoscale APP --hpa FILE``: worker processes scaled by an HPA manifest; and
-``faena up APP``: the HTTP server plus that supervisor in one process."""
+"""``faena autoscale APP --hpa FILE``: worker processes scaled by an HPA manifest (the
+supervisor ``faena up`` runs beside its HTTP server, :mod:`faena.cli.up`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
+from prometheus_client import CollectorRegistry
 
 from faena.app import App
 from faena.autoscale.autoscaler import Autoscaler
@@ -27,17 +28,13 @@ from faena.autoscale.spec import (
     LabelSelector,
     MetricTarget,
 )
+from faena.autoscale.state import RETENTION_SECONDS, StateReporter
 from faena.autoscale.supervisor import Supervisor, SupervisorMetrics, WorkerCommand
 from faena.cli.options import (
     broker_option,
-    check_exposure,
-    http_options,
-    insecure_option,
     load_app,
     warn_exposed,
-    web_missing,
 )
-from faena.cli.schedules import no_scheduler_option, scheduler_running
 from faena.observability import logs
 from faena.observability.metrics import broker_collector, new_registry
 from faena.observability.metrics_http import serve
@@ -52,7 +49,7 @@ DEFAULT_TARGET_PER_WORKER = 10
 DEFAULT_MAX_WORKERS = max(os.cpu_count() or 1, 2)
 
 
-def _supervisor_options(f: F) -> F:
+def supervisor_options(f: F) -> F:
     options = [
         click.option(
             "--deployment",
@@ -162,7 +159,7 @@ def default_spec(queues: list[str]) -> HPASpec:
     return HPASpec(max_replicas=DEFAULT_MAX_WORKERS, metrics=(metric,), behavior=Behavior())
 
 
-def _queue_list(app: App, queues: str | None) -> list[str]:
+def queue_list(app: App, queues: str | None) -> list[str]:
     if queues:
         return [q.strip() for q in queues.split(",") if q.strip()]
     return sorted({t.options.queue for t in app.tasks.values()} or {"default"})
@@ -181,11 +178,18 @@ def run_supervisor(
     spec: HPASpec,
     deployment: Path | None,
     opts: dict[str, Any],
+    registry: CollectorRegistry | None = None,
+    stop: threading.Event | None = None,
+    on_start: Callable[[Supervisor], None] | None = None,
+    worker_out: IO[bytes] | None = None,
 ) -> int:
     """Build the autoscaler and the supervisor from the command's options; run until SIGTERM
-    or SIGINT (a second one makes the draining workers release their jobs at once)."""
+    or SIGINT (a second one makes the draining workers release their jobs at once), or until
+    ``stop`` is set. ``registry``: export into it (the caller registered the broker's
+    collector there); ``on_start`` gets the supervisor before it starts its workers;
+    ``worker_out``: where the workers' output goes (default: this process's stdout)."""
     dep = load_deployment_file(deployment) if deployment else None
-    queues = _queue_list(app, opts["queues"])
+    queues = queue_list(app, opts["queues"])
     start = dep.replicas if dep is not None else spec.min_replicas
     start = min(max(start, spec.min_replicas), spec.max_replicas)
     autoscaler = Autoscaler(
@@ -196,9 +200,10 @@ def run_supervisor(
     )
     pool = opts["pool"] or spec.scale_target.name or "workers"
     known = watched_queues(spec) | set(queues)
-    registry = new_registry()
+    if registry is None:
+        registry = new_registry()
+        broker_collector(lambda: app.broker, known, registry)
     metrics = SupervisorMetrics(registry)
-    broker_collector(lambda: app.broker, known, registry)
     command = WorkerCommand(
         app_path,
         queues=",".join(queues),
@@ -214,6 +219,14 @@ def run_supervisor(
     if opts["metrics_port"]:
         warn_exposed("the autoscaler's /metrics", opts["metrics_addr"], "--metrics-addr")
         server = serve(registry, opts["metrics_port"], opts["metrics_addr"])
+    state = StateReporter(
+        lambda report: app.broker.report_autoscaler(report),
+        name=pool,
+        spec=spec,
+        sync_period=opts["sync_period"],
+        tolerance=autoscaler.config.tolerance,
+    )
+    _prune_old_records(app)
     supervisor = Supervisor(
         autoscaler,
         command,
@@ -222,8 +235,11 @@ def run_supervisor(
         pool=pool,
         sync_period=opts["sync_period"],
         metrics=metrics,
+        state=state,
+        out=worker_out,
     )
-    stop = _stop_on_signals(supervisor.hurry)  # before "started": a SIGTERM then is handled
+    # before "started": a SIGTERM then is handled
+    stop = _stop_on_signals(supervisor.hurry, stop)
     log.info(
         f"supervising {pool}: {spec.min_replicas}..{spec.max_replicas} workers on "
         f"{','.join(queues)}, starting {start}, sync every {opts['sync_period']:g}s",
@@ -238,6 +254,8 @@ def run_supervisor(
         },
     )
     try:
+        if on_start is not None:
+            on_start(supervisor)
         return supervisor.run(stop)
     finally:
         if server is not None:
@@ -245,8 +263,22 @@ def run_supervisor(
         log.info("supervisor stopped", extra={"event": "autoscale.stopped", "pool": pool})
 
 
-def _stop_on_signals(again: Callable[[], None]) -> threading.Event:
-    stop = threading.Event()
+def _prune_old_records(app: App) -> None:
+    """Autoscalers gone for a day leave the store (a failure here only leaves them)."""
+    try:
+        app.broker.prune_autoscalers(app.clock.now() - RETENTION_SECONDS)
+    except Exception as exc:
+        log.warning(
+            "pruning old autoscaler records failed; they stay listed as stale",
+            extra={"event": "autoscale.state_failed", "error_type": type(exc).__name__,
+                   "error_message": str(exc)},
+        )  # fmt: skip
+
+
+def _stop_on_signals(
+    again: Callable[[], None], stop: threading.Event | None = None
+) -> threading.Event:
+    stop = stop or threading.Event()
 
     def on_signal(count: int) -> None:
         if count > 1:
@@ -267,7 +299,7 @@ def _stop_on_signals(again: Callable[[], None]) -> threading.Event:
     show_envvar=True,
     help="autoscaling/v2 HorizontalPodAutoscaler manifest (the same file the cluster uses).",
 )
-@_supervisor_options
+@supervisor_options
 def autoscale(app_path: str, hpa: Path, deployment: Path | None, **opts: Any) -> None:
     """Run between minReplicas and maxReplicas 'faena worker APP' processes, scaled by the
     HPA manifest with the Kubernetes HPA's exact algorithm.
@@ -290,78 +322,4 @@ def autoscale(app_path: str, hpa: Path, deployment: Path | None, **opts: Any) ->
     sys.exit(code)
 
 
-@click.command()
-@click.argument("app_path", metavar="APP", envvar="FAENA_APP")
-@click.option(
-    "--hpa",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    envvar="FAENA_UP_HPA",
-    show_envvar=True,
-    help="HPA manifest for the workers (default: ceil(waiting jobs / 10) workers, "
-    f"1..{DEFAULT_MAX_WORKERS}, scale-down after 5 minutes).",
-)
-@http_options
-@click.option(
-    "--token",
-    envvar="FAENA_TOKEN",
-    show_envvar=True,
-    default=None,
-    help="Require 'Authorization: Bearer TOKEN' on every route but /healthz (as faena server).",
-)
-@insecure_option
-@no_scheduler_option
-@_supervisor_options
-def up(
-    app_path: str,
-    hpa: Path | None,
-    host: str,
-    port: int,
-    token: str | None,
-    insecure: bool,
-    no_scheduler: bool,
-    deployment: Path | None,
-    **opts: Any,
-) -> None:
-    """Run everything for APP on one machine: the HTTP server (API, /metrics, Camunda
-    routes) and the supervisor of autoscaled workers. SIGTERM/SIGINT stops both."""
-    try:  # the web extra: uvicorn and starlette
-        import uvicorn
-
-        from faena.cli.server import SHUTDOWN_GRACE_SECONDS
-        from faena.cli.serving import Server, listen
-        from faena.web import create_app
-    except ImportError as exc:
-        raise web_missing("up", exc) from exc
-
-    check_exposure(host, token, insecure)
-    logs.configure(opts["log_format"], opts["log_level"])
-    app = load_app(app_path)
-    if opts["broker"]:
-        app.use_broker(opts["broker"])
-    spec = load_hpa_file(hpa).spec if hpa else default_spec(_queue_list(app, opts["queues"]))
-    sock = listen(host, port)  # a taken port: exit 2 naming it, before any worker starts
-    config = uvicorn.Config(
-        create_app(app, token=token),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-    )
-    server = Server(config)  # off the main thread: installs no signal handlers
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="faena-http", daemon=True
-    )
-    thread.start()  # logs server.started once it accepts connections
-    try:
-        with scheduler_running(app, "up", disabled=no_scheduler):
-            code = run_supervisor(app, app_path, spec=spec, deployment=deployment, opts=opts)
-    finally:
-        server.should_exit = True
-        thread.join(SHUTDOWN_GRACE_SECONDS + 1)
-        app.close()
-    sys.exit(code)
-
-
-commands = [autoscale, up]
+commands = [autoscale]

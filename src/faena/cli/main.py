@@ -24,7 +24,7 @@ COMMANDS = {
     "demo": "faena.cli.demo",
     "simulate": "faena.cli.simulate",
     "autoscale": "faena.cli.autoscale",
-    "up": "faena.cli.autoscale",
+    "up": "faena.cli.up",
     "server": "faena.cli.server",
     "exporter": "faena.cli.exporter",
     "schedules": "faena.cli.schedules",

@@ -1,98 +1,163 @@
-"""Drive the demo: start workers, enqueue the load, show progress, print the report."""
+"""Drive the demo: ``faena up`` on the demo app (the server with the console, the autoscaled
+workers), the load of :func:`faena.demo.load.demo_load`, progress lines, then the report.
+
+The platform runs on the main thread (:func:`faena.cli.up.run_up`: it handles SIGINT and
+SIGTERM); a :class:`Driver` thread enqueues the load, prints progress and the scale events
+as they happen, and once every job has ended and the autoscaler is back at its minimum,
+prints the report and stops the platform (or, with ``serve``, leaves it running until
+Ctrl-C). The platform's and the workers' JSON logs go to files in the demo's folder.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shlex
-import shutil
-import signal
-import statistics
-import subprocess
-import sys
 import tempfile
+import threading
 import time
-from collections import Counter
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
 
-from faena.core.job import Job
-from faena.core.states import TERMINAL, JobState
+from faena.app import App
+from faena.autoscale.manifest import load_hpa
+from faena.autoscale.spec import HPASpec
+from faena.autoscale.supervisor import Supervisor
+from faena.core.states import TERMINAL
+from faena.demo.load import demo_load
+from faena.demo.report import faena_command, report, scale_line
+from faena.observability import logs
 
-TABLES = ("users", "orders", "payments", "inventory", "sessions", "invoices")
-DQ_RULES = ("row_count", "null_ratio", "schema_drift")
+__all__ = ["Driver", "demo_spec", "run_demo"]
 
-
-def build_load(days: int) -> list[tuple[str, list[object]]]:
-    load: list[tuple[str, list[object]]] = []
-    for d in range(1, days + 1):
-        day = f"2026-11-{d:02d}"
-        for table in TABLES:
-            load.append(("etl.extract", [table, day]))
-            load.append(("etl.load", [table, day]))
-            for rule in DQ_RULES:
-                load.append(("dq.check", [table, day, rule]))
-    return load
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+APP_PATH = "faena.demo.tasks:app"
+SYNC_PERIOD = 2.0
+PROGRESS_EVERY = 2.0
+#: how long the demo waits for the scale-in once every job has ended
+SCALE_IN_TIMEOUT = 90.0
+GRACE = 10.0
 
 
-def faena_command() -> str:
-    """How to run ``faena`` again, as this process was run: the executable it was started
-    as (``.venv/bin/faena`` from ``make demo``), bare ``faena`` only when that is the one the
-    shell finds, else the ``faena`` beside this Python or ``python -m faena.cli.main``."""
-    argv0 = sys.argv[0] if sys.argv else ""
-    candidates = [argv0] if Path(argv0).name == "faena" else []
-    candidates.append(str(Path(sys.executable).parent / "faena"))
-    for candidate in candidates:
-        path = Path(candidate)
-        if path.is_file() and os.access(path, os.X_OK):
-            on_path = shutil.which("faena")
-            if on_path is not None and Path(on_path).resolve() == path.resolve():
-                return "faena"
-            return shlex.quote(candidate)
-    return f"{shlex.quote(sys.executable)} -m faena.cli.main"
+def demo_spec(max_workers: int) -> HPASpec:
+    """The demo's HPA (``faena/demo/hpa.yml``) with ``maxReplicas`` set to ``max_workers``."""
+    text = (resources.files("faena.demo") / "hpa.yml").read_text(encoding="utf-8")
+    spec = load_hpa(text, source="faena/demo/hpa.yml").spec
+    return dataclasses.replace(spec, max_replicas=max(max_workers, spec.min_replicas))
 
 
-def report(jobs: list[Job], elapsed: float) -> None:
-    by_state = Counter(j.state.value for j in jobs)
-    done = [j for j in jobs if j.state is JobState.SUCCEEDED]
-    waits = [(j.started_at or 0) - j.enqueued_at for j in done]
-    runs = [(j.finished_at or 0) - (j.started_at or 0) for j in done]
-    click.echo("\n== faena demo report ==")
-    click.echo(f"jobs: {len(jobs)} in {elapsed:.1f} s -> {len(jobs) / elapsed:.1f} jobs/s")
-    for state in JobState:
-        if by_state.get(state.value):
-            click.echo(f"  {state.value:<10} {by_state[state.value]}")
-    retried = sum(1 for j in jobs if j.attempt > 1)
-    click.echo(f"  retried    {retried} (succeeded after a failed attempt or ended dead)")
-    click.echo(
-        f"wait (enqueue -> start): p50 {percentile(waits, 50) * 1000:.0f} ms, "
-        f"p95 {percentile(waits, 95) * 1000:.0f} ms"
-    )
-    mean = statistics.fmean(runs or [0.0])
-    click.echo(
-        f"run time:                p50 {percentile(runs, 50) * 1000:.0f} ms, "
-        f"p95 {percentile(runs, 95) * 1000:.0f} ms (mean {mean * 1000:.0f} ms)"
-    )
-    for j in jobs:
-        if j.state is JobState.DEAD and j.error is not None:
-            click.echo(
-                f"dead: {j.task} {j.args} after {j.tries} attempts: {j.error.type}: "
-                f"{j.error.message}"
-            )
-            click.echo(
-                f"      inspect: {faena_command()} jobs show {j.id} "
-                f"--broker {os.environ['FAENA_DEMO_BROKER']}"
-            )
+class Driver:
+    """The load, the progress and the report, on their own thread."""
+
+    def __init__(self, app: App, days: int, broker_url: str, serve: bool) -> None:
+        self.app = app
+        self.days = days
+        self.broker_url = broker_url
+        self.serve = serve
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.finished = False
+        self._thread: threading.Thread | None = None
+
+    def start(self, url: str, supervisor: Supervisor) -> None:
+        click.echo(f"console: {url}/  (open it now: the Workers page shows the autoscaler)")
+        self._thread = threading.Thread(
+            target=self._run, args=(url, supervisor), name="faena-demo", daemon=True
+        )
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self, url: str, supervisor: Supervisor) -> None:
+        try:
+            self._drive(supervisor)
+            if self.finished and self.serve and not self.stop.is_set():
+                click.echo(f"\nserving {url}/ until Ctrl-C (the workers stay at their minimum)")
+                return
+        except BaseException as exc:  # reported by the main thread once the platform stopped
+            self.error = exc
+        self.stop.set()
+
+    def _drive(self, sup: Supervisor) -> None:
+        t0 = time.time()
+        steps = demo_load(self.days)
+        total = sum(len(s.jobs) for s in steps)
+        click.echo(
+            f"load: {total} jobs ({self.days} days x 6 tables x extract, load, 3 checks): "
+            f"a trickle, then a backfill burst; autoscaler {sup.autoscaler.spec.min_replicas}.."
+            f"{sup.autoscaler.spec.max_replicas} workers, sync every {sup.sync_period:g} s"
+        )
+        ids: list[str] = []
+        shown = 0  # decisions already printed
+        next_progress = 0.0
+        pending = list(steps)
+        drained_at: float | None = None
+        while not self.stop.is_set():
+            now = time.time() - t0
+            while pending and pending[0].at <= now:
+                step = pending.pop(0)
+                ids += [self.app.enqueue(task, args).id for task, args in step.jobs]
+                if len(step.jobs) > 10:
+                    click.echo(f"+{now:5.1f} s  {step.label}: {len(step.jobs)} jobs enqueued")
+            for d in sup.decisions[shown:]:
+                if d.rescale:
+                    click.echo(scale_line(d, t0, sup.autoscaler.spec))
+            shown = len(sup.decisions)
+            counts = self.app.broker.count_by_state()
+            finished = sum(n for (_q, s), n in counts.items() if s in TERMINAL)
+            if now >= next_progress:
+                next_progress = now + PROGRESS_EVERY
+                click.echo(self._progress(now, finished, total, sup))
+            if not pending and finished >= total:
+                drained_at = drained_at or now
+                at_min = sup.autoscaler.replicas == sup.autoscaler.spec.min_replicas
+                if (at_min and sup.ready_count() == len(sup.workers)) or (
+                    now - drained_at > SCALE_IN_TIMEOUT
+                ):
+                    break
+            time.sleep(0.2)
+        else:
+            click.echo("demo stopped before its end: no report")
+            return
+        elapsed = time.time() - t0
+        jobs = [j for j in (self.app.broker.get(i) for i in ids) if j is not None]
+        report(jobs, elapsed, self.broker_url, list(sup.decisions), t0, sup.autoscaler.spec)
+        self.finished = True
+
+    def _progress(self, now: float, finished: int, total: int, sup: Supervisor) -> str:
+        waiting = {q.queue: q.waiting for q in self.app.broker.queue_stats()}
+        queues = " ".join(f"{q} {waiting.get(q, 0)}" for q in ("etl", "dq"))
+        return (
+            f"+{now:5.1f} s  finished {finished}/{total}  waiting {queues}  workers "
+            f"{sup.ready_count()} ready / {sup.autoscaler.replicas} desired"
+        )
 
 
-def run_demo(workers: int, concurrency: int, days: int, keep: bool) -> None:
+def _opts(concurrency: int, broker_url: str) -> dict[str, Any]:
+    """What ``faena up``'s options would be for the demo."""
+    return {
+        "queues": "etl,dq",
+        "concurrency": concurrency,
+        "grace": GRACE,
+        "pool": None,
+        "sync_period": SYNC_PERIOD,
+        "metrics_port": 0,
+        "metrics_addr": "127.0.0.1",
+        "log_format": "json",
+        "log_level": "INFO",
+        "broker": broker_url,
+    }
+
+
+def run_demo(
+    *, days: int, concurrency: int, max_workers: int, host: str, port: int, serve: bool
+) -> int:
+    from faena.cli.serving import CannotListen
+    from faena.cli.up import run_up
+
     folder = Path(tempfile.mkdtemp(prefix="faena-demo-"))
     url = f"sqlite:///{folder / 'faena-demo.db'}"
     os.environ["FAENA_DEMO_BROKER"] = url
@@ -100,56 +165,38 @@ def run_demo(workers: int, concurrency: int, days: int, keep: bool) -> None:
 
     click.echo(f"broker: {url}")
     click.echo(
-        f"pools: etl_pool=24, dq_pool=8; parallelism 64; {workers} workers x "
-        f"concurrency {concurrency}"
+        f"pools: etl_pool=24, dq_pool=8; parallelism 64; workers x concurrency {concurrency}"
     )
-    procs = []
-    for n in range(workers):
-        with open(folder / f"worker-{n}.log", "wb") as log:  # the child writes its own copy
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "faena.cli.main",
-                        "worker",
-                        "faena.demo.tasks:app",
-                        "--concurrency",
-                        str(concurrency),
-                        "--log-format",
-                        "json",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=dict(os.environ),
-                )
-            )
-    t0 = time.monotonic()
-    try:
-        load = build_load(days)
-        ids = []
-        for task, args in load:
-            ids.append(app.enqueue(task, args).id)
-        total = len(ids)
-        with click.progressbar(length=total, label="jobs finished", show_pos=True) as bar:
-            seen = 0
-            while seen < total:
-                counts = app.broker.count_by_state()
-                finished = sum(n for (_q, s), n in counts.items() if s in TERMINAL)
-                bar.update(finished - seen)
-                seen = finished
-                if any(p.poll() is not None for p in procs):
-                    raise click.ClickException(f"a worker exited; see its log in {folder}")
-                time.sleep(0.2)
-        elapsed = time.monotonic() - t0
-        jobs = [j for j in (app.broker.get(i) for i in ids) if j is not None]
-        report(jobs, elapsed)
-        click.echo(f"worker logs (JSON lines): {folder}/worker-*.log")
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(40)
-        app.close()
-        if keep:
-            click.echo(f"database kept for inspection: {faena_command()} jobs list --broker {url}")
+    click.echo(f"logs (JSON lines): {folder}/platform.log, {folder}/workers.log")
+    driver = Driver(app, days, url, serve)
+    with (
+        open(folder / "platform.log", "w", encoding="utf-8") as platform_log,
+        open(folder / "workers.log", "wb") as workers_log,
+    ):
+        logs.configure("json", "INFO", stream=platform_log)
+        kwargs: dict[str, Any] = {
+            "spec": demo_spec(max_workers),
+            "host": host,
+            "token": None,
+            "no_auth": True,  # loopback only: the console may retry the dead job
+            "deployment": None,
+            "opts": _opts(concurrency, url),
+            "stop": driver.stop,
+            "on_ready": driver.start,
+            "worker_out": workers_log,
+        }
+        try:
+            try:
+                code = run_up(app, APP_PATH, port=port, **kwargs)
+            except CannotListen:
+                if port == 0:
+                    raise
+                click.echo(f"port {port} is taken: the console gets a free port instead")
+                code = run_up(app, APP_PATH, port=0, **kwargs)
+        finally:
+            driver.join()
+            app.close()
+    if driver.error is not None:
+        raise driver.error
+    click.echo(f"database kept for inspection: {faena_command()} jobs list --broker {url}")
+    return code

@@ -19,7 +19,7 @@ import contextlib
 import hmac
 from collections.abc import AsyncIterator, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -67,9 +67,13 @@ def create_app(
     no_auth: bool = False,
     camunda_auth: tuple[str, str] | None = None,
     max_body_bytes: int | None = None,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """``max_body_bytes``: the largest request body read (default 1 MiB plus the app's payload
-    limit); a larger one is answered ``413`` before it is read."""
+    limit); a larger one is answered ``413`` before it is read. ``metrics_registry``: serve
+    this registry at ``/metrics`` (the broker's collector is added to it), so that a process
+    running more than the server (``faena up``: its supervisor's ``faena_desired_workers``)
+    exports everything at one address."""
     admins = tuple(dict.fromkeys(t for t in (admin_token, token) if t))
     access = Access(
         admin_tokens=admins, read_tokens=(read_token,) if read_token else (), no_auth=no_auth
@@ -99,7 +103,7 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    registry = new_registry()
+    registry = new_registry() if metrics_registry is None else metrics_registry
     broker_collector(
         lambda: app.broker, queues={t.options.queue for t in app.tasks.values()}, registry=registry
     )

@@ -109,6 +109,7 @@ def test_decision_reports_metric_values() -> None:
         "metric": "External/celery_queue_length",
         "current": "18500m",
         "proposal": 8,
+        "target": "5",
     }
     assert (d.current, d.desired, d.rescale) == (2, 4, True)  # +2 pods or +100 %: 4
 

@@ -6,13 +6,15 @@ Whether a retry or a cancel is allowed, and what a cancel does, is decided by
 
 from __future__ import annotations
 
-from faena.brokers import bulk, registry
+from faena.brokers import autoscalers, bulk, registry
 from faena.brokers.postgres import rows
 from faena.brokers.postgres import stats as pg_stats
 from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.database import Conn, Database
 from faena.brokers.postgres.queries import Queries
 from faena.brokers.protocol import (
+    AutoscalerRecord,
+    AutoscalerReport,
     JobPage,
     JobSearch,
     JobStats,
@@ -197,6 +199,27 @@ class PostgresOperators:
         params = {"older_than": older_than}
         return self._db.run(
             "prune_workers", lambda c: c.execute(self._q.prune_workers, params).rowcount
+        )
+
+    def report_autoscaler(self, report: AutoscalerReport) -> None:
+        autoscalers.check_report(report)
+        params = {
+            "name": report.name,
+            "now": self._clock.now(),
+            "report": autoscalers.encode(report),
+        }
+        self._db.run("report_autoscaler", lambda c: c.execute(self._q.report_autoscaler, params))
+
+    def list_autoscalers(self) -> list[AutoscalerRecord]:
+        found = self._db.run(
+            "list_autoscalers", lambda c: c.execute(self._q.list_autoscalers).fetchall()
+        )
+        return [autoscalers.decode(text, updated_at) for text, updated_at in found]
+
+    def prune_autoscalers(self, older_than: float) -> int:
+        params = {"older_than": older_than}
+        return self._db.run(
+            "prune_autoscalers", lambda c: c.execute(self._q.prune_autoscalers, params).rowcount
         )
 
     def queue_stats(self) -> list[QueueStat]:

@@ -71,6 +71,9 @@ class Queries:
     report_worker: str
     list_workers: str
     prune_workers: str
+    report_autoscaler: str
+    list_autoscalers: str
+    prune_autoscalers: str
     queue_stats: str
     pool_stats: str
     count_by_state: str

@@ -146,6 +146,16 @@ SELECT report, seen_at FROM @schema@.workers ORDER BY id;
 -- name: prune_workers
 DELETE FROM @schema@.workers WHERE seen_at < %(older_than)s;
 
+-- name: report_autoscaler
+INSERT INTO @schema@.autoscalers (name, updated_at, report) VALUES (%(name)s, %(now)s, %(report)s)
+ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, report = excluded.report;
+
+-- name: list_autoscalers
+SELECT report, updated_at FROM @schema@.autoscalers ORDER BY name;
+
+-- name: prune_autoscalers
+DELETE FROM @schema@.autoscalers WHERE updated_at < %(older_than)s;
+
 -- name: queue_stats
 -- pending and running jobs only, found through jobs_state_queue (finished ones are not read)
 SELECT queue,

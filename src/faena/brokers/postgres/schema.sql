@@ -10,6 +10,13 @@ CREATE TABLE @schema@.attempts (
     CONSTRAINT attempts_pkey PRIMARY KEY (job_id)
 );
 
+CREATE TABLE @schema@.autoscalers (
+    name text NOT NULL,
+    updated_at double precision NOT NULL,
+    report text NOT NULL,
+    CONSTRAINT autoscalers_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE @schema@.faena_schema_version (
     version integer NOT NULL,
     faena_version text NOT NULL,
@@ -85,6 +92,8 @@ CREATE TABLE @schema@.workers (
 );
 
 CREATE UNIQUE INDEX attempts_pkey ON @schema@.attempts USING btree (job_id);
+
+CREATE UNIQUE INDEX autoscalers_pkey ON @schema@.autoscalers USING btree (name);
 
 CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
 

@@ -1,14 +1,20 @@
-"""The Redis broker's queue pauses and worker registry, in two hashes of the prefix.
+"""The Redis broker's queue pauses, worker registry and autoscalers, in hashes of the prefix.
 
 Plain commands: ``{p}:paused`` (queue -> paused_at; the claim and ``next`` functions read
-it) and ``{p}:workers`` (worker id -> ``"seen_at report-json"``)."""
+it), ``{p}:workers`` (worker id -> ``"seen_at report-json"``) and ``{p}:autoscalers``
+(name -> ``"updated_at report-json"``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from faena.brokers import registry
-from faena.brokers.protocol import WorkerRecord, WorkerReport
+from faena.brokers import autoscalers, registry
+from faena.brokers.protocol import (
+    AutoscalerRecord,
+    AutoscalerReport,
+    WorkerRecord,
+    WorkerReport,
+)
 from faena.brokers.redis.codec import num
 from faena.brokers.redis.connection import RedisURL, call
 from faena.core import checks
@@ -69,3 +75,31 @@ class RedisRegistry:
         if not doomed:
             return 0
         return int(call(self._target, lambda: self._client.hdel(self._key("workers"), *doomed)))
+
+    def report_autoscaler(self, report: AutoscalerReport) -> None:
+        autoscalers.check_report(report)
+        value = f"{num(self._clock.now())} {autoscalers.encode(report)}"
+        call(
+            self._target,
+            lambda: self._client.hset(self._key("autoscalers"), report.name, value),
+        )
+
+    def _autoscalers(self) -> dict[str, AutoscalerRecord]:
+        flat = call(self._target, lambda: self._client.hgetall(self._key("autoscalers")))
+        out = {}
+        for name, value in flat.items():
+            updated_at, _, text = value.partition(" ")
+            out[name] = autoscalers.decode(text, float(updated_at))
+        return out
+
+    def list_autoscalers(self) -> list[AutoscalerRecord]:
+        found = self._autoscalers()
+        return [found[k] for k in sorted(found)]
+
+    def prune_autoscalers(self, older_than: float) -> int:
+        # a report between the read and the delete is lost; the next sync writes it again
+        doomed = [k for k, r in self._autoscalers().items() if r.updated_at < older_than]
+        if not doomed:
+            return 0
+        key = self._key("autoscalers")
+        return int(call(self._target, lambda: self._client.hdel(key, *doomed)))

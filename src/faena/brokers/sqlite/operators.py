@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from faena.brokers import bulk, registry
+from faena.brokers import autoscalers, bulk, registry
 from faena.brokers.protocol import (
+    AutoscalerRecord,
+    AutoscalerReport,
     JobPage,
     JobSearch,
     JobStats,
@@ -235,6 +237,20 @@ class SQLiteOperators:
     def prune_workers(self, older_than: float) -> int:
         with self._store.write() as conn:
             return conn.execute(q.PRUNE_WORKERS, (older_than,)).rowcount
+
+    def report_autoscaler(self, report: AutoscalerReport) -> None:
+        autoscalers.check_report(report)
+        row = (report.name, self._clock.now(), autoscalers.encode(report))
+        with self._store.write() as conn:
+            conn.execute(q.REPORT_AUTOSCALER, row)
+
+    def list_autoscalers(self) -> list[AutoscalerRecord]:
+        rows = self._store.read().execute(q.LIST_AUTOSCALERS).fetchall()
+        return [autoscalers.decode(text, updated_at) for text, updated_at in rows]
+
+    def prune_autoscalers(self, older_than: float) -> int:
+        with self._store.write() as conn:
+            return conn.execute(q.PRUNE_AUTOSCALERS, (older_than,)).rowcount
 
     def pool_stats(self) -> list[PoolStat]:
         rows = self._store.read().execute(q.POOL_STATS, (self._clock.now(),)).fetchall()

@@ -77,6 +77,12 @@ REPORT_WORKER = (
 )
 LIST_WORKERS = "SELECT report, seen_at FROM faena_workers ORDER BY id"
 PRUNE_WORKERS = "DELETE FROM faena_workers WHERE seen_at < ?"
+REPORT_AUTOSCALER = (
+    "INSERT INTO faena_autoscalers (name, updated_at, report) VALUES (?, ?, ?) "
+    "ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at, report = excluded.report"
+)
+LIST_AUTOSCALERS = "SELECT report, updated_at FROM faena_autoscalers ORDER BY name"
+PRUNE_AUTOSCALERS = "DELETE FROM faena_autoscalers WHERE updated_at < ?"
 
 PAUSED = "SELECT queue FROM faena_paused_queues"
 PAUSE = "INSERT INTO faena_paused_queues (queue, paused_at) VALUES (?, ?) ON CONFLICT DO NOTHING"

@@ -456,12 +456,44 @@ function jobView(id) {
   return { title: "Job " + id.slice(0, 12), root, refresh };
 }
 
+// The Autoscaling section of the workers page: each autoscaler's last report in the store.
+function autoscalingTable(autoscalers, now) {
+  const metricText = m => m.error ? `${m.metric}: ${m.error}`
+    : `${m.metric}: ${m.current ?? "–"} vs target ${m.target ?? "–"} (wants ${m.proposal ?? "–"})`;
+  return table([
+    { label: "Autoscaler", cell: a => h("span", { class: "mono" }, a.name) },
+    { label: "State", cell: a => a.stale
+      ? h("span", { class: "state state-lost", title: `no report for over ${age(a.stale_after)}` }, "stale")
+      : h("span", { class: "state state-running" }, "live") },
+    { label: "Actual / desired", cell: a => {
+        // the CSP refuses style attributes: the width is set through the DOM
+        const fill = h("span", {});
+        fill.style.width = Math.min(100, Math.round(100 * a.current / Math.max(a.max_replicas, 1))) + "%";
+        return h("div", {}, h("strong", {}, `${a.current} / ${a.desired}`),
+          h("span", { class: "muted" }, ` (${a.min_replicas}..${a.max_replicas})`),
+          h("div", { class: "bar", role: "img",
+            "aria-label": `${a.current} of ${a.desired} desired workers ready (max ${a.max_replicas})` }, fill));
+      } },
+    { label: "Reason", cell: a => h("div", {}, h("div", { class: "mono" }, a.reason),
+        a.limited_by ? h("div", { class: "muted" }, a.limited_by) : null) },
+    { label: "Metric vs target", cell: a => a.metrics.length
+      ? h("ul", { class: "plain" }, a.metrics.map(m => h("li", { class: "mono" }, metricText(m)))) : "–" },
+    { label: "Scaled", num: true, cell: a => a.last_scale_at === null ? "–" : age(now - a.last_scale_at) + " ago" },
+    { label: "Updated", num: true, cell: a => age(now - a.updated_at) + " ago" },
+  ], autoscalers, "No autoscaler reports to this broker (faena up or faena autoscale write their state here).");
+}
+
 function workersView() {
   const body = h("div", { id: "workers" });
-  const root = h("section", {}, h("h1", {}, "Workers"), body,
+  const scaling = h("div", { id: "autoscaling" });
+  const root = h("section", {}, h("h1", {}, "Workers"),
+    h("h2", {}, "Autoscaling"), scaling,
+    h("p", { class: "muted" }, "Desired is what the autoscaler's HPA rules want now; actual is the worker processes started and not draining. The reason says which rule set the count: the metrics, a behaviour policy, a stabilization window, the replica bounds or the tolerance."),
+    h("h2", {}, "Worker registry"), body,
     h("p", { class: "muted" }, "Each worker process reports itself at every heartbeat; one silent for longer than its lease is shown as lost."));
   async function refresh() {
-    const data = await api("GET", "/workers");
+    const [data, scalers] = await Promise.all([api("GET", "/workers"), api("GET", "/autoscaler")]);
+    scaling.replaceChildren(autoscalingTable(scalers.autoscalers, Date.now() / 1000));
     const now = Date.now() / 1000;
     const badge = { running: "running", draining: "scheduled", stopped: "cancelled", lost: "dead" };
     body.replaceChildren(table([
