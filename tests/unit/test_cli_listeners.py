@@ -3,6 +3,7 @@ extra or a bad option is an error message, not a traceback."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -43,11 +44,18 @@ def test_without_uvicorn_the_error_names_the_extra(
     assert "Traceback" not in err
 
 
-def test_the_override_only_warns(capsys: pytest.CaptureFixture[str]) -> None:
+def events(caplog: pytest.LogCaptureFixture) -> list[str]:
+    found = [getattr(r, "event", None) for r in caplog.records if r.levelname == "WARNING"]
+    caplog.clear()
+    return [e for e in found if e]
+
+
+def test_the_override_only_warns(caplog: pytest.LogCaptureFixture) -> None:
     from faena.cli.options import check_exposure
 
-    check_exposure("0.0.0.0", None, insecure=True)
-    assert "WARNING" in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="faena.cli"):
+        check_exposure("0.0.0.0", None, insecure=True)
+        assert events(caplog) == ["listener.insecure_no_token"]
     check_exposure("10.0.0.5", "t0ken", insecure=False)  # a token: fine
     check_exposure("::1", None, insecure=False)  # loopback: fine
     with pytest.raises(click.UsageError):
@@ -55,7 +63,7 @@ def test_the_override_only_warns(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_metrics_listeners_default_to_loopback_and_warn_elsewhere(
-    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from faena.cli.options import is_loopback, warn_exposed
 
@@ -73,10 +81,11 @@ def test_metrics_listeners_default_to_loopback_and_warn_elsewhere(
         [param] = [p for p in command.params if p.name == option]
         defaults[f"{name} {option}"] = param.default
     assert set(defaults.values()) == {"127.0.0.1"}, defaults
-    warn_exposed("the worker's /metrics", "127.0.0.1", "--metrics-addr")
-    assert capsys.readouterr().err == ""
-    warn_exposed("the worker's /metrics", "0.0.0.0", "--metrics-addr")
-    assert "WARNING" in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="faena.cli"):
+        warn_exposed("the worker's /metrics", "127.0.0.1", "--metrics-addr")
+        assert events(caplog) == []
+        warn_exposed("the worker's /metrics", "0.0.0.0", "--metrics-addr")
+        assert events(caplog) == ["listener.exposed"]
     assert is_loopback("127.0.0.2") and is_loopback("localhost") and not is_loopback("")
 
 

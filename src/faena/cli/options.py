@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import click
 
 from faena.app import App
 from faena.errors import ConfigError
+from faena.observability.log_lines import FIELDS_ATTR
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,6 +77,10 @@ def existing_app(path: str | None, broker: str | None) -> App:
     return app
 
 
+#: the warnings of this module are log events (they come out as JSON lines under --log-format
+#: json); before logs are configured, Python's last-resort handler writes them on stderr
+_cli_log = logging.getLogger("faena.cli")
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "ip6-localhost"})
 
 
@@ -91,15 +97,16 @@ def is_loopback(host: str) -> bool:
 
 
 def warn_exposed(what: str, host: str, option: str) -> None:
-    """Warn loudly (stderr) that a read-only listener accepts other machines."""
+    """Warn that a read-only listener accepts other machines: a warning log event
+    (``listener.exposed``), so that under ``--log-format json`` it is a JSON line like every
+    other (a container's log collector parses each line); call it once logs are configured."""
     if not is_loopback(host):
-        click.secho(
-            f"WARNING: {what} listens on {host}, reachable from other machines, with no "
+        _cli_log.warning(
+            f"{what} listens on {host}, reachable from other machines, with no "
             f"authentication (queue names, pool sizes and job counts are readable by anyone "
             f"who can reach it); bind {option} 127.0.0.1 unless a network policy or a "
             f"firewall limits who can connect",
-            err=True,
-            fg="yellow",
+            extra={"event": "listener.exposed", FIELDS_ATTR: {"host": host, "option": option}},
         )
 
 
@@ -127,11 +134,10 @@ def check_exposure(host: str, token: str | None, insecure: bool) -> None:
             f"Bearer TOKEN'), bind --host 127.0.0.1, or pass --insecure-no-token if a proxy in "
             f"front authenticates"
         )
-    click.secho(
-        f"WARNING: the HTTP API listens on {host} with no token (--insecure-no-token): anyone "
+    _cli_log.warning(
+        f"the HTTP API listens on {host} with no token (--insecure-no-token): anyone "
         f"who can reach it may enqueue, retry and cancel jobs",
-        err=True,
-        fg="yellow",
+        extra={"event": "listener.insecure_no_token", FIELDS_ATTR: {"host": host}},
     )
 
 

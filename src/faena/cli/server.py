@@ -114,8 +114,8 @@ def server(
         raise click.UsageError("give both --camunda-user and --camunda-password, or neither")
     admin_token = token_from("admin", admin_token_file, "FAENA_ADMIN_TOKEN")
     read_token = token_from("read", read_token_file, "FAENA_READ_TOKEN")
-    check_exposure(host, token or admin_token or read_token, insecure)
     logs.configure(log_format, log_level)
+    check_exposure(host, token or admin_token or read_token, insecure)
     app = app_for(app_path, broker)
     auth = (camunda_user, camunda_password) if camunda_user and camunda_password else None
     asgi = create_app(

@@ -185,8 +185,8 @@ def up(
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise web_missing("up", exc) from exc
-    check_exposure(host, token, insecure)
     logs.configure(opts["log_format"], opts["log_level"])
+    check_exposure(host, token, insecure)
     app = load_app(app_path)
     if opts["broker"]:
         app.use_broker(opts["broker"])
