@@ -27,7 +27,7 @@ DASHBOARDS_CONFIGMAP = BASE / "grafana-dashboards.yaml"
 OVERLAYS = ("postgres", "redis", "keda", "camunda-worker", "node-worker")
 #: rendered on their own, into the namespace of the tool they configure
 STANDALONE = ("prometheus-adapter", "fluent-bit")
-#: Secrets the manifests read that an operator creates out of band (docs/deploy-kubernetes.md
+#: Secrets the manifests read that an operator creates out of band (docs/deploy.md
 #: gives the command for each); any other referenced Secret or ConfigMap must be rendered
 EXTERNAL_SECRETS = frozenset({"faena-server-tokens", "faena-postgres"})
 

@@ -40,7 +40,7 @@ RELEASE = "kube-prometheus-stack"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
 #: Kubernetes versions checked: the oldest still supported upstream, and the newest bundled
 K8S_VERSIONS = ("1.31", "1.37")
-DOC = ROOT / "docs" / "deploy-kubernetes.md"
+DOC = ROOT / "docs" / "deploy.md"
 
 
 def _exit_seconds() -> int:

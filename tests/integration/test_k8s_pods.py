@@ -32,7 +32,7 @@ import faena
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-#: what the operator creates out of band (docs/deploy-kubernetes.md, "Install")
+#: what the operator creates out of band (docs/deploy.md, "Install")
 EXTERNAL = {
     "faena-server-tokens": {
         "admin-token": "admin-" + uuid.uuid4().hex,
@@ -220,7 +220,7 @@ def test_worker_pod_drains_within_its_grace_period(
 
 def _seed_logql_selects_the_right_lines(lines: list[str], pod: Pod, ids: tuple[str, ...]) -> None:
     """The pod's real output, labelled as deploy/k8s/fluent-bit labels it (namespace, pod,
-    container), through the LogQL of docs/deploy-kubernetes.md (tests/loki_json.py: Loki's
+    container), through the LogQL of docs/deploy.md (tests/loki_json.py: Loki's
     json stage)."""
     flaky, bad, long = ids
     stream = {
