@@ -28,6 +28,7 @@ COMMANDS = {
     "server": "faena.cli.server",
     "exporter": "faena.cli.exporter",
     "schedules": "faena.cli.schedules",
+    "bench": "faena.cli.bench",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
