@@ -55,7 +55,15 @@ class Partition:
                 continue
             upstream.settimeout(None)
             with self._lock:
-                self._open += [client, upstream]
+                # a cut while this connection was being made: refuse it too (else it would
+                # outlive the cut, and the client would still reach its broker through it)
+                cut = self._cut
+                if not cut:
+                    self._open += [client, upstream]
+            if cut:
+                client.close()
+                upstream.close()
+                continue
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
