@@ -63,8 +63,11 @@ class Cluster:
             else None,
         )
 
-    def worker(self, *args: str) -> subprocess.Popen[bytes]:
-        return self.worker_of("tests.acceptance.accapp:app", "--queues", "acc", *args)
+    def worker(
+        self, *args: str, app: str = "tests.acceptance.accapp:app"
+    ) -> subprocess.Popen[bytes]:
+        """A ``faena worker`` process of ``app`` on queue ``acc``, with ``args``."""
+        return self.worker_of(app, "--queues", "acc", *args)
 
     def worker_of(self, app: str, *args: str) -> subprocess.Popen[bytes]:
         """A ``faena worker`` process of ``app`` (module:attr) with ``args``."""

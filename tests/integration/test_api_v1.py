@@ -11,6 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 import faena
+from faena.core.job import NewJob
+from faena.core.runs import NewRun, NewStep
 from faena.web.app import create_app
 
 ADMIN = "adm1n-t0ken"
@@ -20,11 +22,19 @@ AS_READER = {"Authorization": f"Bearer {READ}"}
 PROBLEM = "application/problem+json"
 
 
+def seed_run() -> NewRun:
+    """A run of two steps (the second waits for the first), for the pipeline routes."""
+    first = NewStep("extract", NewJob("seed.step", "q1"))
+    second = NewStep("load", NewJob("seed.step", "q1"), ("extract",))
+    return NewRun("etl_daily", "etl_daily:seed", "{}", (first, second))
+
+
 class Served:
     def __init__(self, app: faena.App, client: TestClient) -> None:
         self.app = app
         self.client = client
         self.job_id = app.enqueue("seed.task", [1], queue="q1").id
+        self.run_id = app.broker.create_run(seed_run()).id
 
     def store(self) -> Any:
         """What a refused request must leave as it was."""
@@ -51,6 +61,11 @@ class Served:
             ("GET", "/api/v1/autoscaler", None),
             ("POST", "/api/v1/bulk/retry", {"queue": "q1"}),
             ("POST", "/api/v1/bulk/cancel", {"queue": "q1"}),
+            ("GET", "/api/v1/pipelines", None),
+            ("GET", "/api/v1/pipelines/etl_daily/runs", None),
+            ("GET", f"/api/v1/pipeline-runs/{self.run_id}", None),
+            ("POST", f"/api/v1/pipeline-runs/{self.run_id}/retry", None),
+            ("POST", f"/api/v1/pipeline-runs/{self.run_id}/cancel", None),
         ]
 
     def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
@@ -82,8 +97,20 @@ def assert_problem(answer: Any, status: int, error: str) -> dict[str, Any]:
 
 ROUTE_IDS = [
     "list", "enqueue", "show", "retry", "cancel", "queues", "pools", "resize", "pause", "resume",
-    "workers", "bulk-retry", "bulk-cancel",
+    "workers", "stats", "autoscaler", "bulk-retry", "bulk-cancel", "pipelines", "runs", "run",
+    "run-retry", "run-cancel",
 ]  # fmt: skip
+#: the routes that change something
+MUTATING = ["enqueue", "retry", "cancel", "resize", "pause", "resume", "bulk-retry",
+            "bulk-cancel", "run-retry", "run-cancel"]  # fmt: skip
+
+
+def test_the_route_ids_name_every_route(served: Served) -> None:
+    routes = served.routes()
+    assert len(routes) == len(ROUTE_IDS)
+    assert {i for i, (m, _, _) in enumerate(routes) if m != "GET"} == {
+        ROUTE_IDS.index(n) for n in MUTATING
+    }
 
 
 @pytest.mark.parametrize("route", range(len(ROUTE_IDS)), ids=ROUTE_IDS)
@@ -123,7 +150,11 @@ def test_a_token_in_the_query_string_is_refused_on_every_route(
     assert served.store() == before
 
 
-@pytest.mark.parametrize("route", [1, 3, 4, 7], ids=["enqueue", "retry", "cancel", "resize"])
+@pytest.mark.parametrize(
+    "route",
+    [ROUTE_IDS.index(name) for name in MUTATING],
+    ids=MUTATING,
+)
 @pytest.mark.parametrize(
     "headers",
     [

@@ -274,7 +274,10 @@ def test_bad_pool_resizes_are_400(served: Served, path: str, body: Any) -> None:
 
 
 def test_the_listing_pages_with_limit_and_next_offset(served: Served) -> None:
-    ids = {served.job_id} | {served.app.enqueue("t.c", [i]).id for i in range(4)}
+    seed_run = served.app.broker.get_run(served.run_id)
+    assert seed_run is not None  # its steps are jobs too
+    ids = {served.job_id} | {s.job_id for s in seed_run.steps}
+    ids |= {served.app.enqueue("t.c", [i]).id for i in range(4)}
     seen: list[str] = []
     offset: int | None = 0
     while offset is not None:
@@ -305,6 +308,11 @@ def test_the_openapi_document_is_3_1_with_the_full_paths(served: Served) -> None
         "/api/v1/autoscaler",
         "/api/v1/bulk/retry",
         "/api/v1/bulk/cancel",
+        "/api/v1/pipelines",
+        "/api/v1/pipelines/{name}/runs",
+        "/api/v1/pipeline-runs/{run_id}",
+        "/api/v1/pipeline-runs/{run_id}/retry",
+        "/api/v1/pipeline-runs/{run_id}/cancel",
     }
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for operations in doc["paths"].values():
@@ -339,3 +347,46 @@ def test_an_autoscaler_silent_past_stale_after_is_shown_stale(tmp_path: Path) ->
         clock.advance(46)
         [stale] = served.client.get("/api/v1/autoscaler").json()["autoscalers"]
         assert stale["stale"] is True and stale["metrics"] == [] and stale["limited_by"] is None
+
+
+def test_pipeline_routes_list_show_cancel_and_retry_a_run(tmp_path: Path) -> None:
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'p.db'}")
+
+    @app.task(name="etl.step", queue="etl")
+    def step() -> None: ...
+
+    from faena.pipelines import Pipeline
+
+    etl = Pipeline(app, "etl_api", key="{day}")
+    first = etl.step("extract", step)
+    etl.step("load", step, after=first, rule="all_done")
+    for served in _served(tmp_path, app):
+        c = served.client
+        declared = c.get("/api/v1/pipelines").json()
+        assert declared == [
+            {
+                "name": "etl_api",
+                "steps": [
+                    {"name": "extract", "task": "etl.step", "upstreams": [], "rule": "all_success",
+                     "results": False},
+                    {"name": "load", "task": "etl.step", "upstreams": ["extract"],
+                     "rule": "all_done", "results": False},
+                ],
+            }
+        ]  # fmt: skip
+        run = etl.run(day="2026-11-27")
+        page = c.get("/api/v1/pipelines/etl_api/runs").json()
+        assert [r["id"] for r in page["runs"]] == [run.id] and page["next_offset"] is None
+        shown = c.get(f"/api/v1/pipeline-runs/{run.id}").json()
+        assert shown["state"] == "running" and shown["key"] == "etl_api:2026-11-27"
+        assert [s["state"] for s in shown["steps"]] == ["queued", "scheduled"]
+        cancelled = c.post(f"/api/v1/pipeline-runs/{run.id}/cancel").json()
+        assert cancelled["state"] == "cancelled"
+        assert [s["state"] for s in cancelled["steps"]] == ["cancelled", "cancelled"]
+        retried = c.post(f"/api/v1/pipeline-runs/{run.id}/retry").json()
+        assert [s["state"] for s in retried["steps"]] == ["queued", "scheduled"]
+        assert_problem(c.get("/api/v1/pipeline-runs/nope"), 404, "not_found")
+        assert_problem(c.post("/api/v1/pipeline-runs/nope/retry"), 404, "not_found")
+        assert_problem(c.get("/api/v1/pipelines/a%20b/runs"), 400, "invalid_parameter")
+        bad = c.get("/api/v1/pipelines/etl_api/runs", params={"state": "x"})
+        assert bad.status_code == 400

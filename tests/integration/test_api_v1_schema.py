@@ -48,7 +48,13 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]
     app.close()
 
 
-PARAMETERLESS = {"/api/v1/queues", "/api/v1/pools", "/api/v1/workers", "/api/v1/autoscaler"}
+PARAMETERLESS = {
+    "/api/v1/queues",
+    "/api/v1/pools",
+    "/api/v1/workers",
+    "/api/v1/autoscaler",
+    "/api/v1/pipelines",
+}
 OPERATIONS = [
     ("GET", "/api/v1/jobs"),
     ("POST", "/api/v1/jobs"),
@@ -65,6 +71,11 @@ OPERATIONS = [
     ("GET", "/api/v1/autoscaler"),
     ("POST", "/api/v1/bulk/retry"),
     ("POST", "/api/v1/bulk/cancel"),
+    ("GET", "/api/v1/pipelines"),
+    ("GET", "/api/v1/pipelines/{name}/runs"),
+    ("GET", "/api/v1/pipeline-runs/{run_id}"),
+    ("POST", "/api/v1/pipeline-runs/{run_id}/retry"),
+    ("POST", "/api/v1/pipeline-runs/{run_id}/cancel"),
 ]
 
 

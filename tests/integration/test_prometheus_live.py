@@ -1,6 +1,7 @@
-"""A real Prometheus on loopback scrapes a live faena worker, the Celery exporter and a
-supervisor stand-in while a load runs (successes, retries, failures, a timeout, dead jobs, a
-saturated pool, a queue nobody consumes); then every dashboard query and every alert
+"""A real Prometheus on loopback scrapes a live faena worker, a faena server, the Celery
+exporter and a supervisor stand-in while a load runs (successes, retries, failures, a timeout,
+dead jobs, a saturated pool, a queue nobody consumes, a pipeline run that fails and one that
+succeeds); then every dashboard query and every alert
 expression is evaluated through Prometheus's HTTP API."""
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ EXPECTED = {
     "FaenaPoolSaturated": [{"namespace": "data", "pool": "etl_pool"}],
     "FaenaNoWorkerForQueue": [{"namespace": "data", "queue": "reports"}],
     "FaenaBrokerUnreachable": [{"namespace": "data", "instance": "BROKEN"}],
+    # the load declares no schedule: it evaluates to nothing here (alerts_test.yml proves it
+    # fires)
+    "FaenaScheduleStoppedFiring": [],
+    "FaenaPipelineFailing": [{"namespace": "data", "pipeline": "nightly"}],
 }
 
 
@@ -82,6 +87,8 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     import redis
 
     app_path = write_app(tmp_path)
+    with (tmp_path / "obsapp.py").open("a") as f:
+        f.write(PIPELINE_SOURCE)
     broker = f"sqlite:///{tmp_path / 'faena.db'}"
     procs: list[subprocess.Popen[str]] = []
     servers = []
@@ -99,7 +106,9 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for i in range(150):
             capp.send_task("legacy.task", args=[i], queue="celery_backlog")
 
-        worker_port, exporter_port, sup_port, prom_port = (free_port() for _ in range(4))
+        worker_port, exporter_port, sup_port, prom_port, server_port = (
+            free_port() for _ in range(5)
+        )
         procs.append(start_worker(
             tmp_path, app_path, broker, "--queues", "etl_pool,dq", "--concurrency", "8",
             "--grace", "1",
@@ -109,6 +118,12 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         procs.append(subprocess.Popen(
             [FAENA, "exporter", "celery", "--broker", CELERY_REDIS, "--queues", "celery_backlog",
              "--port", str(exporter_port), "--addr", "127.0.0.1", "--log-format", "json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        ))  # fmt: skip
+        # the server, whose /metrics adds the pipeline runs read from the store
+        procs.append(subprocess.Popen(
+            [FAENA, "server", app_path, "--broker", broker, "--port", str(server_port)],
+            cwd=tmp_path, env=env_for(tmp_path, broker),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
         ))  # fmt: skip
         # supervisor stand-in: desired workers, and a broker it cannot read
@@ -125,6 +140,8 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                     {"targets": [f"127.0.0.1:{worker_port}"], "labels": {"namespace": "data"}}]},
                 {"job_name": "celery-exporter", "static_configs": [
                     {"targets": [f"127.0.0.1:{exporter_port}"], "labels": {"namespace": "data"}}]},
+                {"job_name": "faena-server", "static_configs": [
+                    {"targets": [f"127.0.0.1:{server_port}"], "labels": {"namespace": "data"}}]},
                 {"job_name": "faena-supervisor", "static_configs": [
                     {"targets": [f"127.0.0.1:{sup_port}"], "labels": {"namespace": "data"}}]},
             ],
@@ -145,9 +162,9 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         wait_for(lambda: http_get(prom.url + "/-/ready")[0] == 200, 20, "Prometheus ready")
 
         def all_up() -> bool:
-            return len([r for r in prom.query("up == 1")]) == 3
+            return len([r for r in prom.query("up == 1")]) == 4
 
-        wait_for(all_up, 30, "three targets up (first scrape takes ~5 s)")
+        wait_for(all_up, 30, "four targets up (first scrape takes ~5 s)")
         yield {"tmp": tmp_path, "app": app_path, "broker": broker, "prom": prom,
                "sup": f"127.0.0.1:{sup_port}"}  # fmt: skip
     finally:
@@ -163,6 +180,29 @@ def _unreadable() -> Any:
     raise ConnectionError("the supervisor stand-in's broker is unreachable")
 
 
+# a pipeline on the worker's dq queue, outside the pools the load saturates: one run fails
+# at its check, one succeeds (the failed count rises from 0 between scrapes: the alert's delta)
+PIPELINE_SOURCE = """
+
+from faena.pipelines import Pipeline, param
+
+
+@app.task(name="flow.extract", queue="dq", retries=0)
+def extract(seconds):
+    time.sleep(seconds)
+
+
+@app.task(name="flow.verify", queue="dq", retries=0)
+def verify(ok):
+    if not ok:
+        raise ValueError("the extract's row count is off")
+
+
+nightly = Pipeline(app, "nightly", key="{run}")
+extracted = nightly.step("extract", extract, kwargs={"seconds": 3})
+extracted >> nightly.step("verify", verify, kwargs={"ok": param("ok")})
+"""
+
 LOAD = """
 import time
 import {module} as m
@@ -175,6 +215,8 @@ for round in range(8):  # > 30 failures: rate(...[5m]) divides by the whole 5 mi
         a.enqueue("etl.flaky", [f"t{{round}}{{i}}"], queue="dq", pool="dq_pool")
         a.enqueue("dq.check", [f"t{{round}}{{i}}"], {{"ok": i > 1}})
     time.sleep(0.4)
+m.nightly.run(run="bad", ok=False)
+m.nightly.run(run="good", ok=True)
 """
 
 
@@ -189,14 +231,20 @@ def test_dashboards_and_alerts_against_live_series(stack: dict[str, Any]) -> Non
 
     def settled() -> bool:
         dead = prom.query('faena_jobs_dead{queue="dq"}')
-        return bool(dead) and float(dead[0]["value"][1]) >= 16
+        ended = prom.query('faena_pipeline_runs{pipeline="nightly", state=~"failed|succeeded"}')
+        return (
+            bool(dead)
+            and float(dead[0]["value"][1]) >= 16
+            and sorted(float(r["value"][1]) for r in ended) == [1.0, 1.0]
+        )
 
-    wait_for(settled, 30, "the load's dead jobs to be scraped")
+    wait_for(settled, 30, "the load's dead jobs and the pipeline's runs to be scraped")
     time.sleep(3)  # a few more scrapes, so every rate() has points after the load
 
     # every rule loaded and healthy
     rules = [r for g in prom.get("/api/v1/rules")["groups"] for r in g["rules"]]
-    assert len(rules) == 7
+    shipped = [r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+    assert sorted(r["name"] for r in rules) == sorted(shipped) == sorted(EXPECTED)
     assert all(r["health"] == "ok" for r in rules), rules
 
     # every alert expression returns the series it should

@@ -33,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     "autoscale": {"brokers", "core", "errors", "observability"},
     # the client runs on the worker runtime (camunda/client/); the server side needs neither
     "camunda": {"app", "brokers", "core", "defaults", "errors", "shutdown", "web.body", "worker"},
-    "web": {"app", "camunda", "core", "errors", "observability", "version"},
+    "pipelines": {"app", "core", "errors", "task"},
+    "web": {"app", "camunda", "core", "errors", "observability", "pipelines", "version"},
     "faena": {"app", "context", "core", "errors", "task", "version"},
 }
 #: composition: may import anything

@@ -66,7 +66,9 @@ def test_the_sets_agree_with_the_transition_table() -> None:
     assert into[JobState.RUNNING] == PENDING  # only a pending job is claimed
     assert into[JobState.CANCELLED] == CANCELLABLE
     assert into[JobState.QUEUED] == RETRYABLE | LEASED  # by hand, or released / expired
-    assert {s for s, dsts in TRANSITIONS.items() if dsts <= {JobState.QUEUED}} == TERMINAL
+    assert {
+        s for s, dsts in TRANSITIONS.items() if dsts <= {JobState.QUEUED, JobState.SCHEDULED}
+    } == TERMINAL
     assert LIVE == ALL - TERMINAL and PENDING | LEASED == LIVE and not PENDING & LEASED
     assert RETRYABLE <= TERMINAL and CANCELLABLE == LIVE
     assert LIVE | {JobState.SUCCEEDED} == HOLDS_IDEMPOTENCY_KEY

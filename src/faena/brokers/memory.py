@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from faena.brokers import autoscalers
 from faena.brokers.bulk import BulkActions
+from faena.brokers.memory_pipelines import MemoryPipelines, ends
 from faena.brokers.protocol import (
     AutoscalerRecord,
     AutoscalerReport,
@@ -74,7 +75,7 @@ class PipeWaker:
                 os.close(fd)
 
 
-class MemoryBroker(BulkActions):
+class MemoryBroker(MemoryPipelines, BulkActions):
     kind = "memory"
     shared_across_processes = False
     parallel_calls = False
@@ -94,6 +95,7 @@ class MemoryBroker(BulkActions):
         self._workers: dict[str, WorkerRecord] = {}
         self._autoscalers: dict[str, AutoscalerRecord] = {}
         self._schedules: dict[str, ScheduleState] = {}
+        self._init_pipelines()
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> MemoryBroker:
@@ -348,12 +350,26 @@ class MemoryBroker(BulkActions):
             return self._put(lifecycle.cancel(self._require(job_id), now))
 
     def _put(self, new: Job) -> Job:
-        """Store a changed job; a change of state must be one ``TRANSITIONS`` allows."""
+        """Store a changed job; a change of state must be one ``TRANSITIONS`` allows. A
+        pipeline step that ends hands off to its downstreams in the same step."""
         old = self._jobs[new.id]
         if new.state is not old.state:
             check_transition(new.id, old.state, new.state)
         self._jobs[new.id] = new
+        if self._steps and new.id in self._steps and ends(old, new):
+            self._hand_off(new.id)
         return new
+
+    def _put_step(self, new: Job) -> Job:
+        return self._put(new)
+
+    def _wake_all(self) -> None:
+        for waker in self._wakers:
+            waker.poke()
+
+    def _check_pool(self, pool: str) -> None:
+        if pool not in self._pools:
+            raise UnknownPoolError(unknown_pool(pool, self._pools))
 
     def _require(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)

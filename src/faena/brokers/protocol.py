@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from faena.core.job import Job, Lease, NewJob, Outcome
+from faena.core.runs import NewRun, RunRecord
 from faena.core.search import JobPage, JobSearch
 from faena.core.states import JobState
 from faena.core.stats import FINISHED_STATES, JobStats, MinuteCount, Percentiles
@@ -397,7 +398,37 @@ class OperatorStore(Protocol):
         """Every schedule the store has recorded a tick of, by name."""
 
 
+class PipelineStore(Protocol):
+    """Pipeline runs (:mod:`faena.core.runs`, rules in :mod:`faena.core.dependencies`).
+
+    * ``create_run`` inserts the run record and every step's job in one atomic step; a step
+      with upstreams waits (``scheduled``, ``run_at`` = ``BLOCKED_AT``). A run whose key is
+      taken by a kept run is not created again: the stored one is returned (``created`` is
+      ``False``).
+    * When a step's job ends (``succeeded``, ``dead``, ``cancelled``: by a finish, a lease
+      that ran out, or a cancel), each waiting downstream is released or skipped in the same
+      atomic step, exactly once however many upstreams end at the same time.
+    """
+
+    def create_run(self, run: NewRun) -> RunRecord: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def list_runs(
+        self, *, pipeline: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[RunRecord]:
+        """Newest first."""
+
+    def retry_run(self, run_id: str) -> RunRecord:
+        """Run the dead and cancelled steps again (``core.dependencies.plan_retry``) and keep
+        the others; one atomic step."""
+
+    def cancel_run(self, run_id: str) -> RunRecord:
+        """Cancel every live step (downstreams first): pending ones end now, running ones
+        are flagged for their workers."""
+
+
 @runtime_checkable
-class Broker(WorkerSource, OperatorStore, Protocol):
+class Broker(WorkerSource, OperatorStore, PipelineStore, Protocol):
     """The whole contract: every backend implements both sides, and the contract suite
     (``tests/contract``) holds each to it."""

@@ -27,3 +27,7 @@ def key_taken(job: Job, holder: str) -> str:
         f"job {job.id} cannot be retried: its idempotency key {job.idempotency_key!r} is now "
         f"held by job {holder}"
     )
+
+
+def no_such_run(run_id: str) -> str:
+    return f"no pipeline run {run_id} (a typo, or its records were pruned)"

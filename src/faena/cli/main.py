@@ -29,6 +29,7 @@ COMMANDS = {
     "exporter": "faena.cli.exporter",
     "schedules": "faena.cli.schedules",
     "bench": "faena.cli.bench",
+    "pipelines": "faena.cli.pipelines",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -78,8 +78,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         }
     ),
     JobState.SUCCEEDED: frozenset(),
-    JobState.DEAD: frozenset({JobState.QUEUED}),  # manual retry
-    JobState.CANCELLED: frozenset({JobState.QUEUED}),  # manual retry
+    # manual retry; a pipeline run's retry makes a step whose upstreams run again wait for
+    # them (scheduled, core.dependencies.BLOCKED_AT)
+    JobState.DEAD: frozenset({JobState.QUEUED, JobState.SCHEDULED}),
+    JobState.CANCELLED: frozenset({JobState.QUEUED, JobState.SCHEDULED}),
 }
 
 

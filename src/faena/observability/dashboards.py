@@ -217,6 +217,57 @@ RESOURCE_PANELS = (
 )
 
 
+def _runs(q: str, metric: str, by: str) -> str:
+    """A quantile of a pipeline gauge histogram (no rate: it is read off the store)."""
+    return f"histogram_quantile({q}, max by ({by}, le) (faena_pipeline_{metric}_bucket{{{SEL}}}))"
+
+
+_RUNS = f"max by (pipeline) (faena_pipeline_runs{{{SEL}, state"
+_ENDED = '=~"succeeded|failed|cancelled"})'
+_FAILED_LOGS = '{namespace=~"$namespace"} | json | event="pipeline.run_finished"'
+# the seed's "Flujo End-to-End": time per flow, success / failure, delays, dependencies
+PIPELINE_PANELS = (
+    Panel(
+        "Run duration p50 / p95 by pipeline",
+        "Creation to last step's end of the ended runs among the newest 500 kept.",
+        tuple(
+            Target(_runs(q, "run_duration_seconds", "pipeline"), f"{{{{pipeline}}}} {n}")
+            for q, n in (("0.5", "p50"), ("0.95", "p95"))
+        ),
+        unit="s",
+    ),
+    Panel(
+        "Runs by state",
+        "Runs of each pipeline by state (running, succeeded, failed, cancelled), newest 500.",
+        (
+            Target(
+                f"max by (pipeline, state) (faena_pipeline_runs{{{SEL}}})", "{{pipeline}} {{state}}"
+            ),
+        ),
+    ),
+    Panel(
+        "Failure rate by pipeline",
+        "Failed runs / ended runs (0-1) among the newest 500.",
+        (Target(f'{_RUNS}="failed"}}) / {_RUNS}{_ENDED}', "{{pipeline}}"),),
+        unit="percentunit",
+    ),
+    Panel(
+        "Step wait p95 (release to start)",
+        "How long each step waited for a worker and a pool slot once its upstreams ended: "
+        "the delay each dependency adds.",
+        (Target(_runs("0.95", "step_wait_seconds", "pipeline, step"), "{{pipeline}} {{step}}"),),
+        unit="s",
+    ),
+    Panel(
+        "Failed runs (logs)",
+        "pipeline.run_finished lines of runs that failed or were cancelled.",
+        (Target(f'{_FAILED_LOGS} | status!="succeeded"'),),
+        kind="logs",
+        width=24,
+    ),
+)
+
+
 def _variable(name: str, label: str, query: str, all_value: str = ".*") -> dict[str, Any]:
     return {
         "name": name,
@@ -306,6 +357,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
     return {
         "faena-workers.json": dashboard("faena-workers", "faena / workers", WORKER_PANELS),
         "faena-resources.json": dashboard("faena-resources", "faena / resources", RESOURCE_PANELS),
+        "faena-pipelines.json": dashboard("faena-pipelines", "faena / pipelines", PIPELINE_PANELS),
     }
 
 

@@ -40,6 +40,7 @@ from faena.core.middleware import Attempt, Middleware
 from faena.core.states import JobState
 from faena.observability.metrics_broker import BrokerCollector, BrokerSource
 from faena.observability.metrics_http import MetricsServer, serve
+from faena.observability.metrics_pipelines import PipelineCollector
 from faena.observability.metrics_schedules import register_schedule_metrics
 
 if TYPE_CHECKING:
@@ -91,10 +92,12 @@ def render(registry: CollectorRegistry) -> bytes:
 def broker_collector(
     broker: BrokerSource, queues: Iterable[str] = (), registry: CollectorRegistry | None = None
 ) -> BrokerCollector:
-    """A scrape-time collector of the broker's queues and pools (for the server's registry)."""
+    """A scrape-time collector of the broker's queues and pools (for the server's registry),
+    and of its pipeline runs (:mod:`faena.observability.metrics_pipelines`)."""
     collector = BrokerCollector(broker, queues)
     if registry is not None:
         registry.register(collector)
+        registry.register(PipelineCollector(broker))
     return collector
 
 

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 from faena.app import App
 from faena.core.pools import check_pools
 from faena.version import __version__
-from faena.web import autoscaler, bulk, jobs, stats
+from faena.web import autoscaler, bulk, jobs, pipelines, stats
 from faena.web.guard import Access, ApiGuard
 from faena.web.problems import HANDLERS, MEDIA_TYPE, PROBLEM_RESPONSE, problem
 from faena.web.schemas import (
@@ -197,6 +197,7 @@ def create_api(app: App, access: Access, max_body_bytes: int) -> tuple[ASGIApp, 
     )
     api.include_router(jobs.router(app))
     api.include_router(bulk.router(app))
+    api.include_router(pipelines.router(app))
     api.include_router(_stats(app))
     api.include_router(stats.router(app))
     api.include_router(autoscaler.router(app))

@@ -51,7 +51,7 @@ def test_layout_ids_and_queries(name: str) -> None:
                 re.findall(
                     r"\b([a-z_]+(?:_total|_seconds|_bytes|_length|_bucket|"
                     r"_slots|_used|_dead|_workers|_replicas|_running|"
-                    r"_concurrency))\b",
+                    r"_concurrency|_runs))\b",
                     expr,
                 )
             )

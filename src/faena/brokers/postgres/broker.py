@@ -24,6 +24,7 @@ from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.corrupt import bury_overflowing
 from faena.brokers.postgres.database import Conn, Database, array_literal
 from faena.brokers.postgres.operators import PostgresOperators
+from faena.brokers.postgres.pipelines import PostgresPipelines
 from faena.brokers.postgres.producing import COPY_AT_LEAST
 from faena.brokers.postgres.queries import Queries
 from faena.brokers.postgres.schedules import PostgresSchedules
@@ -41,7 +42,7 @@ from faena.errors import BrokerError, UnknownPoolError
 _ARRAYS_KEPT = 64
 
 
-class PostgresBroker(PostgresSchedules, PostgresOperators):
+class PostgresBroker(PostgresPipelines, PostgresSchedules, PostgresOperators):
     kind = "postgres"
     shared_across_processes = True
     parallel_calls = True

@@ -17,6 +17,12 @@ CREATE TABLE @schema@.autoscalers (
     CONSTRAINT autoscalers_pkey PRIMARY KEY (name)
 );
 
+CREATE TABLE @schema@.edges (
+    upstream text NOT NULL,
+    downstream text NOT NULL,
+    CONSTRAINT edges_pkey PRIMARY KEY (upstream, downstream)
+);
+
 CREATE TABLE @schema@.faena_schema_version (
     version integer NOT NULL,
     faena_version text NOT NULL,
@@ -51,6 +57,7 @@ CREATE TABLE @schema@.jobs (
     error_message text,
     error_traceback text,
     cancel_requested boolean NOT NULL DEFAULT false,
+    run_id text,
     CONSTRAINT jobs_pkey PRIMARY KEY (id),
     CONSTRAINT jobs_pool_slots_check CHECK ((pool_slots >= 0)),
     CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'dead'::text, 'cancelled'::text])))
@@ -69,6 +76,17 @@ CREATE TABLE @schema@.pools (
     CONSTRAINT pools_size_check CHECK ((size >= 0))
 );
 
+CREATE TABLE @schema@.runs (
+    seq bigint NOT NULL DEFAULT nextval('@schema@.runs_seq_seq'::regclass),
+    id text NOT NULL,
+    pipeline text NOT NULL,
+    run_key text NOT NULL,
+    params text NOT NULL,
+    created_at double precision NOT NULL,
+    CONSTRAINT runs_pkey PRIMARY KEY (id),
+    CONSTRAINT runs_run_key_key UNIQUE (run_key)
+);
+
 CREATE TABLE @schema@.schedules (
     name text NOT NULL,
     last_tick double precision NOT NULL,
@@ -84,6 +102,20 @@ CREATE TABLE @schema@.settings (
     CONSTRAINT settings_singleton_check CHECK (singleton)
 );
 
+CREATE TABLE @schema@.steps (
+    job_id text NOT NULL,
+    run_id text NOT NULL,
+    ord integer NOT NULL,
+    name text NOT NULL,
+    rule text NOT NULL,
+    results boolean NOT NULL,
+    kwargs text NOT NULL,
+    upstreams text NOT NULL,
+    pending integer NOT NULL,
+    failed integer NOT NULL,
+    CONSTRAINT steps_pkey PRIMARY KEY (job_id)
+);
+
 CREATE TABLE @schema@.workers (
     id text NOT NULL,
     seen_at double precision NOT NULL,
@@ -94,6 +126,10 @@ CREATE TABLE @schema@.workers (
 CREATE UNIQUE INDEX attempts_pkey ON @schema@.attempts USING btree (job_id);
 
 CREATE UNIQUE INDEX autoscalers_pkey ON @schema@.autoscalers USING btree (name);
+
+CREATE INDEX edges_down ON @schema@.edges USING btree (downstream, upstream);
+
+CREATE UNIQUE INDEX edges_pkey ON @schema@.edges USING btree (upstream, downstream);
 
 CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
 
@@ -117,9 +153,21 @@ CREATE UNIQUE INDEX paused_queues_pkey ON @schema@.paused_queues USING btree (qu
 
 CREATE UNIQUE INDEX pools_pkey ON @schema@.pools USING btree (name);
 
+CREATE INDEX runs_pipeline ON @schema@.runs USING btree (pipeline, seq);
+
+CREATE UNIQUE INDEX runs_pkey ON @schema@.runs USING btree (id);
+
+CREATE UNIQUE INDEX runs_run_key_key ON @schema@.runs USING btree (run_key);
+
+CREATE INDEX runs_seq ON @schema@.runs USING btree (seq);
+
 CREATE UNIQUE INDEX schedules_pkey ON @schema@.schedules USING btree (name);
 
 CREATE UNIQUE INDEX settings_pkey ON @schema@.settings USING btree (singleton);
+
+CREATE UNIQUE INDEX steps_pkey ON @schema@.steps USING btree (job_id);
+
+CREATE INDEX steps_run ON @schema@.steps USING btree (run_id, ord);
 
 CREATE UNIQUE INDEX workers_pkey ON @schema@.workers USING btree (id);
 
@@ -517,6 +565,74 @@ BEGIN
                                          p_max_attempts) END,
         p_worker, p_queues, p_limit, p_lease, p_now) AS e
     ORDER BY e.kind = 'c', e.ord;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.hand_off()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_now   double precision := coalesce(NEW.finished_at, extract(epoch FROM clock_timestamp()));
+    -- 1 if the step ends failed
+    v_fail  integer := CASE WHEN NEW.state = 'succeeded' THEN 0 ELSE 1 END;
+    s       record;
+    v_woken boolean := false;
+BEGIN
+    IF OLD.state IN ('succeeded', 'dead', 'cancelled')
+       AND NEW.state NOT IN ('succeeded', 'dead', 'cancelled') THEN
+        -- an upstream that runs again (a retry, by hand or of the run) is pending again
+        PERFORM 1 FROM @schema@.steps t
+          WHERE t.job_id IN (SELECT e.downstream FROM @schema@.edges e
+                              WHERE e.upstream = NEW.id)
+          ORDER BY t.job_id FOR UPDATE;
+        UPDATE @schema@.steps t SET pending = t.pending + 1,
+               failed = t.failed - CASE WHEN OLD.state = 'succeeded' THEN 0 ELSE 1 END
+         WHERE t.job_id IN (SELECT e.downstream FROM @schema@.edges e WHERE e.upstream = NEW.id);
+        RETURN NULL;
+    END IF;
+    IF NEW.state NOT IN ('succeeded', 'dead', 'cancelled')
+       OR OLD.state IN ('succeeded', 'dead', 'cancelled') THEN
+        RETURN NULL;  -- a change between live states: nothing ended
+    END IF;
+    -- lock the downstreams' rows in one order, so two finishes never deadlock on them
+    PERFORM 1 FROM @schema@.steps t
+      WHERE t.job_id IN (SELECT e.downstream FROM @schema@.edges e WHERE e.upstream = NEW.id)
+      ORDER BY t.job_id FOR UPDATE;
+    FOR s IN
+        UPDATE @schema@.steps t SET pending = t.pending - 1, failed = t.failed + v_fail
+         WHERE t.job_id IN (SELECT e.downstream FROM @schema@.edges e WHERE e.upstream = NEW.id)
+        RETURNING t.job_id, t.rule, t.results, t.kwargs, t.pending, t.failed
+    LOOP
+        IF (s.rule = 'all_success' AND s.pending = 0 AND s.failed = 0)
+           OR (s.rule = 'all_done' AND s.pending = 0)
+           OR (s.rule = 'one_failed' AND s.failed > 0) THEN
+            UPDATE @schema@.jobs SET
+                run_at = v_now,
+                kwargs_json = CASE WHEN s.results THEN (s.kwargs::jsonb || jsonb_build_object(
+                    'upstream', (SELECT jsonb_object_agg(us.name, u.result_json::jsonb)
+                                   FROM @schema@.edges e
+                                   JOIN @schema@.jobs u ON u.id = e.upstream
+                                   JOIN @schema@.steps us ON us.job_id = e.upstream
+                                  WHERE e.downstream = s.job_id)))::text
+                              ELSE kwargs_json END
+             WHERE id = s.job_id AND state = 'scheduled' AND run_at >= 253402300799;
+            v_woken := v_woken OR FOUND;
+        ELSIF (s.rule = 'all_success' AND s.failed > 0)
+              OR (s.rule = 'one_failed' AND s.pending = 0 AND s.failed = 0) THEN
+            -- ends the step: this trigger runs again for it
+            UPDATE @schema@.jobs SET
+                state = 'cancelled', finished_at = v_now, error_type = 'Skipped',
+                error_message = 'skipped: its trigger rule ' || s.rule ||
+                                ' can no longer be met by its upstreams',
+                error_traceback = ''
+             WHERE id = s.job_id AND state = 'scheduled' AND run_at >= 253402300799;
+        END IF;
+    END LOOP;
+    IF v_woken THEN
+        PERFORM pg_notify('@channel@', '');
+    END IF;
+    RETURN NULL;
 END
 $function$;
 

@@ -43,6 +43,7 @@ from faena.brokers.redis.connection import (
     parse_url,
     wrapped,
 )
+from faena.brokers.redis.pipelines import RedisPipelines
 from faena.brokers.redis.schedules import RedisSchedules
 from faena.brokers.redis.scripts import NAMES, library
 from faena.brokers.redis.views import RedisViews
@@ -77,7 +78,7 @@ _PRUNE_BATCH = 1000
 LIST_BUDGET = 2000
 
 
-class RedisBroker(RedisSchedules, RedisRegistry, RedisViews, BulkActions):
+class RedisBroker(RedisPipelines, RedisSchedules, RedisRegistry, RedisViews, BulkActions):
     kind = "redis"
     shared_across_processes = True
     parallel_calls = True
@@ -224,12 +225,15 @@ class RedisBroker(RedisSchedules, RedisRegistry, RedisViews, BulkActions):
             return created
         status, found = rows(reply)
         if status == "unknown_pool":
-            known = call(self._target, lambda: self._client.hkeys(self._key("pools")))
-            raise UnknownPoolError(unknown_pool(found, known))
+            raise UnknownPoolError(unknown_pool(found, self._pools_known()))
         return [
             job if record == 0 else to_job(record)
             for job, record in zip(created, found, strict=True)
         ]
+
+    def _pools_known(self) -> list[str]:
+        names: list[str] = call(self._target, lambda: self._client.hkeys(self._key("pools")))
+        return names
 
     # workers ---------------------------------------------------------------------------------
     @staticmethod

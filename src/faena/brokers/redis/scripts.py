@@ -42,6 +42,9 @@ NAMES = (
     "stats",
     "next",
     "fire_schedule",
+    "create_run",
+    "runs",
+    "retry_run",
 )
 #: entries whose body is several files run one after the other (the first may return early)
 _BODIES = {"fire_schedule": ("fire_schedule", "enqueue")}
@@ -94,7 +97,7 @@ def _corrupt_rules(text: str) -> str:
 @cache
 def library() -> Library:
     lua = files("faena.brokers.redis").joinpath("lua")
-    parts = [lua.joinpath("lib.lua").read_text(encoding="utf-8")]
+    parts = [lua.joinpath(f).read_text(encoding="utf-8") for f in ("lib.lua", "pipelines.lua")]
     for name in NAMES:
         files_ = _BODIES.get(name, (name,))
         body = "\n".join(lua.joinpath(f"{f}.lua").read_text(encoding="utf-8") for f in files_)

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.operators import SQLiteOperators
+from faena.brokers.sqlite.pipelines import SQLitePipelines
 from faena.brokers.sqlite.producing import write_jobs
 from faena.brokers.sqlite.rows import (
     bury,
@@ -34,7 +35,7 @@ from faena.errors import (
 _FETCH_ROUNDS = 8
 
 
-class SQLiteBroker(SQLiteSchedules, SQLiteOperators):
+class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
     kind = "sqlite"
     shared_across_processes = True
     parallel_calls = False
@@ -240,8 +241,10 @@ class SQLiteBroker(SQLiteSchedules, SQLiteOperators):
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         checks.check_outcomes(outcomes)
         with self._store.write() as conn:
+            before = conn.total_changes
             done = self._finish(conn, outcomes, self._clock.now())
-        if any(o.state is JobState.FAILED for o in outcomes):
+            handed_off = conn.total_changes - before > sum(done)
+        if handed_off or any(o.state is JobState.FAILED for o in outcomes):
             self._notifier.notify()
         return done
 
@@ -320,9 +323,12 @@ class SQLiteBroker(SQLiteSchedules, SQLiteOperators):
         checks.check_exchange(outcomes, worker, queues)
         with self._store.write() as conn:
             now = self._clock.now()
+            before = conn.total_changes
             done = self._finish(conn, outcomes, now)
+            # more rows changed than attempts ended: the hand-off trigger released steps
+            handed_off = conn.total_changes - before > sum(done)
             result = self._claim(conn, worker, queues, limit, lease_seconds, now)
-        if any(o.state is JobState.FAILED for o in outcomes) or result.reaped:
+        if handed_off or any(o.state is JobState.FAILED for o in outcomes) or result.reaped:
             self._notifier.notify()
         return done, result
 

@@ -131,6 +131,8 @@ class Store:
                 # workers' commits: checkpoint the WAL less often (every ~40 MiB, not ~4 MiB)
                 conn.execute(f"PRAGMA wal_autocheckpoint={WORKER_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA foreign_keys=ON")
+            # a pipeline step skipped by the hand-off trigger hands off in turn
+            conn.execute("PRAGMA recursive_triggers=ON")
         except sqlite3.OperationalError as exc:  # locked, unreadable: the file may be fine
             raise BrokerError(f"cannot open SQLite database {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
@@ -231,5 +233,15 @@ class Store:
 
 
 def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """The statements of a migration (a trigger's body holds semicolons of its own)."""
+    out, part = [], ""
+    for line in sql.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        part += line + "\n"
+        if sqlite3.complete_statement(part):
+            out.append(part.strip().rstrip(";").strip())
+            part = ""
+    if part.strip():
+        out.append(part.strip())
+    return [s for s in out if s]

@@ -11,6 +11,11 @@ if PENDING[old] then
   put(id, r, { I.state, 'cancelled', I.finished, NOW_S })
   redis.call('ZADD', K_DONE, NOW_S, id)
   move_state(id, r, old)
+  if redis.call('HEXISTS', jkey(id), 'run') == 1 then
+    local woken = {}
+    hand_off(id, woken)
+    wake(woken)
+  end
   flush()
 elseif LEASED[old] then
   put(id, r, { I.cancel, '1' })

@@ -26,6 +26,8 @@ local CHANNEL      -- pub/sub: a queue name when work may be runnable
 -- Counter changes are summed while a call runs and written once by flush() at its end, so
 -- a finish and a claim in one call cost no write where they cancel out.
 local D_COUNTS, D_USED = {}, {}
+-- a pipeline step's hand-off to its downstreams (defined in pipelines.lua, appended below)
+local hand_off
 
 local function begin(args)
   ARGV = args
@@ -292,7 +294,7 @@ end
 
 -- Leases that ran out: the worker is presumed dead and the attempt counts (lifecycle.expire).
 local function expire_all()
-  local out = {}
+  local out, woken = {}, {}
   local ids = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', NOW_S)
   for _, id in ipairs(ids) do
     local r = rec(id)
@@ -325,9 +327,13 @@ local function expire_all()
         make_pending(id, r)
       end
       move_state(id, r, 'running')
+      if r[I.state] ~= 'queued' and redis.call('HEXISTS', jkey(id), 'run') == 1 then
+        hand_off(id, woken)
+      end
       out[#out + 1] = r
     end
   end
+  wake(woken)
   return out
 end
 
@@ -557,7 +563,7 @@ end
 local function finish_one(a, woken, w)
   local id, attempt, state = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local v = redis.call('HMGET', jkey(id), 'state', 'attempt', 'queue', 'pool', 'slots',
-                       'rank', 'run_at', 'worker', 'started')
+                       'rank', 'run_at', 'worker', 'started', 'run')
   if v[1] ~= 'running' or tonumber(v[2]) ~= attempt then return 0 end
   if not is_int(v[5], true) then  -- damaged while it ran: dead by itself, the outcome unsaid
     local r = rec(id)
@@ -587,6 +593,7 @@ local function finish_one(a, woken, w)
     r[I.state] = state
     gather(w.done, K_DONE, NOW_S, id)
     move_state(id, r, 'running')
+    if v[10] then hand_off(id, woken) end -- a pipeline step (the field is on steps only)
     return 1
   end
   local ch = {}
@@ -615,6 +622,7 @@ local function finish_one(a, woken, w)
     gather(w.done, K_DONE, NOW_S, id)
   end
   move_state(id, r, 'running')
+  if v[10] and state ~= 'failed' then hand_off(id, woken) end
   return 1
 end
 

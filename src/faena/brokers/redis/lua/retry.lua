@@ -18,6 +18,7 @@ if key then
   redis.call('HSET', K_IDEM, key, id)
 end
 redis.call('ZREM', K_DONE, id)
+if redis.call('HEXISTS', jkey(id), 'run') == 1 then hand_back(id) end -- a pipeline step
 put(id, r, { I.state, 'queued', I.tries, '0', I.run_at, NOW_S, I.finished, '', I.result, '',
              I.cancel, false, I.lease, '', I.worker, '' })
 make_pending(id, r)
