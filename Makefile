@@ -18,7 +18,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	# two processes (2 cores; tests of one xdist_group share one), then, alone, the tests that
+	# restart a service the others use
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup -m "not serial"
+	$(VENV)/bin/pytest -q -m serial
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

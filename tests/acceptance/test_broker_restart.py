@@ -52,7 +52,7 @@ from tests.acceptance.conftest import ROOT, Cluster, broker_url, wait_until
 from tests.conftest import need
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 JOBS = 1000
 JOB_SECONDS = 0.05

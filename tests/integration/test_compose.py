@@ -462,6 +462,7 @@ services:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("podman")
 @pytest.mark.postgres
 def test_the_compose_files_faena_services_run_with_podman(
     podman_api: str, tmp_path: Path, model: dict[str, Any]

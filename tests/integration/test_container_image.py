@@ -30,7 +30,12 @@ from tests.integration.container_support import (
 )
 from tests.integration.test_metrics_support import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.xdist_group("podman"),  # one image build at a time (test_compose.py too)
+]
 TOKEN = "image-test-admin-token"
 GRACE = 2.0
 APP = """

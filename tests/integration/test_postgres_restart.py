@@ -20,7 +20,7 @@ from faena.brokers.postgres import PostgresBroker
 from faena.core.job import Job, NewJob, Outcome
 from faena.core.states import JobState
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.serial]
 
 JOBS = 1000
 LEASE = 3.0  # a claim whose reply was lost in the restart comes back this soon
