@@ -12,6 +12,7 @@ from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.database import Conn, Database
 from faena.brokers.postgres.queries import render
 from faena.brokers.refusals import no_such_run, unknown_pool
+from faena.brokers.run_rows import run_record
 from faena.core import checks, lifecycle
 from faena.core.clock import Clock
 from faena.core.dependencies import (
@@ -22,7 +23,7 @@ from faena.core.dependencies import (
     upstream_results,
     with_results,
 )
-from faena.core.runs import NewRun, RunRecord, StepRecord, check_run
+from faena.core.runs import NewRun, RunRecord, check_run
 from faena.core.states import LIVE, JobState
 from faena.errors import JobNotFoundError, UnknownPoolError
 
@@ -94,23 +95,8 @@ class PostgresPipelines:
         return {name: render(text, self.config) for name, text in _SQL.items()}
 
     def _record(self, conn: Conn, row: Any, created: bool = False) -> RunRecord:
-        steps = tuple(
-            StepRecord(
-                r[0],
-                r[1],
-                tuple(json.loads(r[2])),
-                TriggerRule(r[3]),
-                bool(r[4]),
-                None if r[5] is None else JobState(r[5]),
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-            )
-            for r in conn.execute(self._pq["steps"], {"id": row[0]}).fetchall()
-        )
-        return RunRecord(row[0], row[1], row[2], row[3], row[4], steps, created)
+        steps = conn.execute(self._pq["steps"], {"id": row[0]}).fetchall()
+        return run_record(row, steps, created)
 
     def _find(self, conn: Conn, where: str, value: str) -> Any:
         return conn.execute(self._pq["run"] + f" WHERE {where} = %(v)s", {"v": value}).fetchone()

@@ -9,6 +9,7 @@ import sqlite3
 from typing import Any
 
 from faena.brokers.refusals import no_such_run, unknown_pool
+from faena.brokers.run_rows import run_record
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier
@@ -22,7 +23,7 @@ from faena.core.dependencies import (
     upstream_results,
     with_results,
 )
-from faena.core.runs import NewRun, RunRecord, StepRecord, check_run
+from faena.core.runs import NewRun, RunRecord, check_run
 from faena.core.states import LIVE, JobState
 from faena.errors import JobNotFoundError, UnknownPoolError
 
@@ -36,23 +37,7 @@ _STEPS = (
 
 
 def _record(conn: sqlite3.Connection, row: Any, created: bool = False) -> RunRecord:
-    steps = tuple(
-        StepRecord(
-            r[0],
-            r[1],
-            tuple(json.loads(r[2])),
-            TriggerRule(r[3]),
-            bool(r[4]),
-            None if r[5] is None else JobState(r[5]),
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-        )
-        for r in conn.execute(_STEPS, (row[0],))
-    )
-    return RunRecord(row[0], row[1], row[2], row[3], row[4], steps, created)
+    return run_record(row, conn.execute(_STEPS, (row[0],)), created)
 
 
 class SQLitePipelines:
