@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from filelock import FileLock
 from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +157,14 @@ def build_image() -> tuple[str, float]:
     """Build deploy/docker/Dockerfile on the debootstrap base; the tag and the seconds it took
     (podman's layer cache makes a rebuild of an unchanged tree a few seconds). The build
     stage is tagged too (BUILD_STAGE), so that the images a changed tree leaves untagged,
-    the final one and the stage's, are removed rather than piling up."""
+    the final one and the stage's, are removed rather than piling up. One build at a time on
+    this machine (a file lock): two test processes would debootstrap into one tree."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(CACHE / "build.lock"), timeout=1800):
+        return _build_image()
+
+
+def _build_image() -> tuple[str, float]:
     base = base_image()
     probe = podman("run", "--rm", "--network", "host", *ULIMITS, base, "true", check=False)
     need(probe.returncode == 0, f"podman cannot run containers here: {probe.stderr.strip()[-500:]}")

@@ -116,10 +116,14 @@ def test_an_outage_shorter_than_the_lease_hands_no_live_job_out_again(
     first = start(proxied, lease)
     worker, handle = first.worker, first.handle
     try:
+        # cut right after a heartbeat renewed the lease: the worker notices at its next beat (a
+        # third of the lease on), is reconnected at once, and renews at the beat after; the
+        # lease has a third of its length to spare even on a loaded machine
+        renewed = other.get(handle.id).lease_expires_at
+        wait_for(lambda: other.get(handle.id).lease_expires_at != renewed, "a lease renewal")
         partition.cut()
+        end = time.monotonic() + lease / 4  # cut for a quarter lease, or until it is noticed
         wait_for(lambda: not worker.ready, "the worker to see the outage")
-        cut_for = lease / 4  # well inside the lease the last heartbeat granted
-        end = time.monotonic() + cut_for
         while time.monotonic() < end:
             assert other.claim("other", [QUEUE], 10, lease).jobs == []
             time.sleep(0.05)
