@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -415,6 +414,8 @@ class App:
         kwargs: Mapping[str, Any] | None = None,
         **options: Unpack[EnqueueOptions],
     ) -> JobHandle:
+        import asyncio  # only here: importing faena does not load asyncio (~50 ms)
+
         return await asyncio.to_thread(lambda: self.enqueue(task_name, args, kwargs, **options))
 
     def enqueue_many(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +61,8 @@ class JobHandle:
             pause = min(pause * 1.5, 0.25)
 
     async def wait_async(self, timeout: float | None = None) -> Any:
+        import asyncio  # only here: importing faena does not load asyncio (~50 ms)
+
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.002
         while True:
@@ -123,6 +124,8 @@ class Task(Generic[P, R]):
         return self.app.enqueue(self.name, args, kwargs)
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
+        import asyncio  # only here: importing faena does not load asyncio (~50 ms)
+
         return await asyncio.to_thread(lambda: self.enqueue(*args, **kwargs))
 
     def enqueue_with(

@@ -138,6 +138,21 @@ def test_the_cli_lists_every_command_its_modules_define() -> None:
     assert defined == COMMANDS
 
 
+def test_the_help_listing_says_what_each_command_says_of_itself() -> None:
+    """``faena --help`` lists the commands from a table of summaries (their modules are not
+    imported): each must give the short help the command itself gives, at any width."""
+    import click
+
+    from faena.cli.main import COMMANDS, SUMMARIES, module_commands
+
+    assert set(SUMMARIES) == set(COMMANDS)
+    for name, module in COMMANDS.items():
+        real = module_commands(module)[name]
+        listed = click.Command(name, help=SUMMARIES[name])
+        for width in (30, 45, 80, 400):
+            assert listed.get_short_help_str(width) == real.get_short_help_str(width), name
+
+
 def test_job_ids_are_uuid7_in_time_order() -> None:
     import uuid
 
