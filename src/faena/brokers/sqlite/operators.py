@@ -22,9 +22,9 @@ from faena.brokers.protocol import (
 )
 from faena.brokers.refusals import key_taken, no_such_job
 from faena.brokers.sqlite import listing
-from faena.brokers.sqlite.listing import by_seq
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite import stats as sqlite_stats
+from faena.brokers.sqlite.listing import by_seq
 from faena.brokers.sqlite.rows import COLUMNS, to_job
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier
