@@ -4,6 +4,7 @@ and PostgreSQL: every outcome, a killed worker's job, competing workers, the exa
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import need
 from tests.integration.test_camunda_support import (
     Server,
     broker_url,
@@ -154,3 +156,37 @@ def test_the_example_worker(zeebe: Zeebe, tmp_path: Path) -> None:
         jobs[bad.id].state is JobState.DEAD
         and jobs[bad.id].result["errorCode"] == "NEGATIVE_AMOUNT"
     )
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    need(shutil.which("openssl") is not None, "openssl is not installed (for a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_and_the_servers_token_as_a_bearer(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    extra = ("--token", "s3cret", "--zeebe-port", str(port), "--zeebe-cert", str(cert))
+    url = broker_url("sqlite", tmp_path)
+    with running_server(url, tmp_path, *extra, "--zeebe-key", str(key)) as srv:
+        job = srv.app().enqueue("order.process", kwargs={"mode": "ok", "n": 5}, queue=TYPE)
+        address = f"localhost:{port}"
+        refused = start_pyzeebe(tmp_path, address, "no-token", CA=str(cert), TOKEN="wrong")
+        worker = start_pyzeebe(tmp_path, address, "tls", CA=str(cert), TOKEN="s3cret")
+        try:
+            jobs = wait_settled(srv.app(), [job.id], timeout=60)
+        finally:
+            worker.stop()
+            refused.stop()
+        assert jobs[job.id].state is JobState.SUCCEEDED and jobs[job.id].worker == "tls"
+        assert "StatusCode.UNAUTHENTICATED" in refused.log.read_text()

@@ -98,7 +98,7 @@ class ZeebeServer:
             bound = self._server.add_insecure_port(address)
         if bound == 0:
             raise OSError(f"cannot listen on {address} for the Zeebe gateway")
-        self.port = bound
+        self.port = self.gateway.port = bound  # port 0: the one the system chose
         self.tls = cert is not None
         self.host = host
 
