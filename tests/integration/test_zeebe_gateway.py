@@ -3,6 +3,7 @@ refusals with the status the clients expect, auth, backpressure, and a bounded f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -13,6 +14,8 @@ from typing import Any
 
 import grpc
 import pytest
+from pyzeebe.proto.gateway_pb2_grpc import GatewayStub
+from tests.integration.test_camunda_support import wait_for
 
 from faena.brokers.protocol import Broker
 from faena.brokers.url import open_broker
@@ -21,8 +24,6 @@ from faena.core.states import JobState
 from faena.web.guard import Access
 from faena.zeebe.proto import pb
 from faena.zeebe.serving import ZeebeServer
-from pyzeebe.proto.gateway_pb2_grpc import GatewayStub
-from tests.integration.test_camunda_support import wait_for
 
 TYPE = "gw-orders"
 BEARER = [("authorization", "Bearer s3cret")]
@@ -52,6 +53,7 @@ class Gateway:
         return [job for r in self.stub.ActivateJobs(request, timeout=30) for job in r.jobs]
 
 
+@contextlib.contextmanager
 def _serve(tmp_path: Path, **options: Any) -> Iterator[Gateway]:
     broker = open_broker(f"sqlite:///{tmp_path / 'faena.db'}")
     broker.setup()
@@ -68,7 +70,8 @@ def _serve(tmp_path: Path, **options: Any) -> Iterator[Gateway]:
 
 @pytest.fixture
 def gw(tmp_path: Path) -> Iterator[Gateway]:
-    yield from _serve(tmp_path)
+    with _serve(tmp_path) as gateway:
+        yield gateway
 
 
 def _refused(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
@@ -243,7 +246,7 @@ def test_other_calls_are_unimplemented(gw: Gateway) -> None:
 
 def test_a_token_is_required_when_the_server_has_one(tmp_path: Path) -> None:
     access = Access(admin_tokens=("s3cret",), read_tokens=("look",))
-    for gw in _serve(tmp_path, access=access):
+    with _serve(tmp_path, access=access) as gw:
         err = _refused(gw.stub.Topology, pb.TopologyRequest())
         assert _code(err) is grpc.StatusCode.UNAUTHENTICATED and "Bearer" in _details(err)
         wrong = [("authorization", "Bearer nope")]
@@ -256,7 +259,7 @@ def test_a_token_is_required_when_the_server_has_one(tmp_path: Path) -> None:
 
 
 def test_calls_beyond_the_limit_are_resource_exhausted(tmp_path: Path) -> None:
-    for gw in _serve(tmp_path, max_calls=2):
+    with _serve(tmp_path, max_calls=2) as gw:
         request = pb.ActivateJobsRequest(
             type=TYPE, worker="w", timeout=30_000, maxJobsToActivate=1, requestTimeout=60_000
         )
