@@ -115,7 +115,7 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
 
     # activation --------------------------------------------------------------------------
     def _activate(
-        self, queue: str, worker: str, lease_ms: int, n: int, names: list[str]
+        self, call: str, queue: str, worker: str, lease_ms: int, n: int, names: list[str]
     ) -> list[Any]:
         claim = self.broker.claim(worker, [queue], n, lease_ms / 1000)
         if not claim.jobs:
@@ -127,8 +127,14 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
             self.broker.release([Lease(j.id, j.attempt) for j in claim.jobs])
             raise
         _log.info(
-            f"zeebe activated {len(out)} job(s) of {queue} for {worker}",
-            extra={"event": "zeebe.activated", "queue": queue, "worker": worker, "jobs": len(out)},
+            f"zeebe activated {len(out)} job(s) of {queue} for {worker} ({call})",
+            extra={
+                "event": "zeebe.activated",
+                "call": call,
+                "queue": queue,
+                "worker": worker,
+                "jobs": len(out),
+            },
         )
         return out
 
@@ -162,7 +168,7 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         poll = calls.poll_ms(request.requestTimeout)
         until = time.monotonic() + (poll or 0) / 1000
         while True:
-            found = self._activate(queue, worker, lease_ms, n, names)
+            found = self._activate("ActivateJobs", queue, worker, lease_ms, n, names)
             if found:
                 yield pb.ActivateJobsResponse(jobs=found)
                 return
@@ -183,7 +189,9 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         lease_ms = calls.between("timeout", request.timeout, 1, calls.MAX_MS)
         names = [calls.text("fetchVariable", v) for v in request.fetchVariable]
         while not self.stopping and context.is_active():
-            yield from self._activate(queue, worker, lease_ms, STREAM_BATCH, names)
+            yield from self._activate(
+                "StreamActivatedJobs", queue, worker, lease_ms, STREAM_BATCH, names
+            )
             self._wait(queue, time.monotonic() + SAFETY_SECONDS * 5, context)
 
     # job actions -------------------------------------------------------------------------

@@ -1,0 +1,30 @@
+// The @camunda8/sdk job worker (createWorker: ActivateJobs long polling; or streamJobs) on
+// faena's Zeebe gateway. Env: ZEEBE_GRPC_ADDRESS (grpc://host:port), TYPE, WORKER_NAME,
+// STREAM=1 for streamJobs; CAMUNDA_AUTH_STRATEGY / CAMUNDA_OAUTH_TOKEN as the SDK reads them.
+const { Camunda8 } = require('@camunda8/sdk')
+
+const zbc = new Camunda8().getZeebeGrpcApiClient()
+const name = process.env.WORKER_NAME || 'node-worker'
+
+async function taskHandler(job) {
+  const { mode, n } = job.variables
+  console.log(`job ${job.key} mode ${mode} retries ${job.retries}`)
+  if (mode === 'fail') {
+    return job.fail({ errorMessage: `node cannot process ${n}`, retries: job.retries - 1, retryBackOff: 100 })
+  }
+  if (mode === 'bpmn') {
+    return job.error({ errorCode: 'NEG', errorMessage: 'negative', variables: { rejected: n } })
+  }
+  return job.complete({ doubled: n * 2, by: name })
+}
+
+const config = { taskType: process.env.TYPE, worker: name, timeout: 30000, taskHandler }
+if (process.env.STREAM === '1') {
+  zbc.streamJobs({ type: process.env.TYPE, worker: name, timeout: 30000, taskHandler })
+} else {
+  zbc.createWorker({ ...config, pollInterval: 200, longPoll: 5000 })
+}
+process.on('SIGTERM', async () => {
+  await zbc.close()
+  process.exit(0)
+})
