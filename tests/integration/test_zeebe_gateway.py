@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -354,3 +355,55 @@ def test_a_bounded_fuzz_of_malformed_requests_gets_statuses_never_a_crash(gw: Ga
     # the server answers as before
     assert gw.stub.Topology(pb.TopologyRequest(), timeout=10).clusterSize == 1
     assert "INVALID_ARGUMENT" in codes["ActivateJobs"] and "INVALID_ARGUMENT" in codes["FailJob"]
+
+
+def test_a_broker_outage_is_unavailable_naming_the_store() -> None:
+    broker = open_broker("postgresql://127.0.0.1:1/test")  # nothing listens there
+    server = ZeebeServer(broker, host="127.0.0.1", port=0)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = GatewayStub(channel)
+            err = _refused(stub.CompleteJob, pb.CompleteJobRequest(jobKey=5))
+            assert _code(err) is grpc.StatusCode.UNAVAILABLE
+            assert "127.0.0.1:1" in _details(err)
+            request = pb.ActivateJobsRequest(type=TYPE, timeout=1000, maxJobsToActivate=1)
+            assert _code(_refused(stub.ActivateJobs, request)) is grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(0)
+        broker.close()
+
+
+def test_the_cli_refuses_half_a_tls_setup_and_a_taken_port(tmp_path: Path) -> None:
+    import click
+
+    import faena
+    from faena.cli.zeebe import zeebe_running
+
+    pem = tmp_path / "x.pem"
+    pem.write_text("x")
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'faena.db'}")
+    try:
+        half = {"zeebe_port": 0, "zeebe_cert": str(pem), "zeebe_key": None}
+        both = "both --zeebe-cert and --zeebe-key"
+        with pytest.raises(click.UsageError, match=both), zeebe_running(app, "::", (), half):
+            pass
+        no_port = {"zeebe_port": None, "zeebe_cert": str(pem), "zeebe_key": str(pem)}
+        need_port = "need --zeebe-port"
+        with (
+            pytest.raises(click.UsageError, match=need_port),
+            zeebe_running(app, "::", (), no_port),
+        ):
+            pass
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = {"zeebe_port": taken.getsockname()[1]}
+            free = "give\\s+--zeebe-port a free port"
+            with (
+                pytest.raises(click.ClickException, match=free),
+                zeebe_running(app, "127.0.0.1", (), busy),
+            ):
+                pass
+    finally:
+        app.close()

@@ -3,6 +3,7 @@ and PostgreSQL: every outcome, a killed worker's job, competing workers, the exa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from tests.integration.test_camunda_support import (
 )
 from tests.integration.zeebe_support import TYPE, start_pyzeebe
 
+import faena
 from faena.core.states import JobState
 from faena.zeebe.jobs import BPMN_ERROR, FAILURE
 
@@ -190,3 +192,51 @@ def test_tls_and_the_servers_token_as_a_bearer(tmp_path: Path) -> None:
             refused.stop()
         assert jobs[job.id].state is JobState.SUCCEEDED and jobs[job.id].worker == "tls"
         assert "StatusCode.UNAUTHENTICATED" in refused.log.read_text()
+
+
+UP_APP = """
+import faena
+
+app = faena.App(broker="sqlite:///up.db")
+
+
+@app.task(queue="work")
+def double(n: int) -> int:
+    return 2 * n
+"""
+
+
+def test_faena_up_serves_the_zeebe_gateway(tmp_path: Path) -> None:
+    (tmp_path / "upapp.py").write_text(UP_APP)
+    port = free_port()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(tmp_path)])}
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faena.cli.main", "up", "upapp:app", "--port", "0",
+             "--zeebe-port", str(port), "--no-auth", "--log-format", "json"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    app = faena.App(broker=f"sqlite:///{tmp_path / 'up.db'}")
+    worker = None
+    try:
+
+        def started() -> bool:
+            assert proc.poll() is None, log.read_text()
+            return '"up.started"' in log.read_text()
+
+        wait_for(started, 60, "faena up to log up.started")
+        zeebe = [json.loads(x) for x in log.read_text().splitlines() if '"zeebe.started"' in x]
+        assert [e["port"] for e in zeebe] == [port]
+        job = app.enqueue("order.process", kwargs={"mode": "ok", "n": 1}, queue=TYPE)
+        worker = start_pyzeebe(tmp_path, f"127.0.0.1:{port}", "up-w")
+        jobs = wait_settled(app, [job.id], timeout=60)
+        assert jobs[job.id].state is JobState.SUCCEEDED and jobs[job.id].result["doubled"] == 2
+    finally:
+        if worker is not None:
+            worker.stop()
+        app.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()
+    assert '"zeebe.stopped"' in log.read_text()
