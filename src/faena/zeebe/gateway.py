@@ -9,7 +9,6 @@ its attempt, so (as in Zeebe) whoever holds the key of an activated job may comp
 from __future__ import annotations
 
 import logging
-import select
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from faena.version import __version__
 from faena.zeebe import calls, jobs
 from faena.zeebe.calls import CallError
 from faena.zeebe.proto import GatewayServicer, pb
+from faena.zeebe.wakeups import Wakeups
 
 _log = logging.getLogger("faena.zeebe")
 #: a waiting long poll looks again at least this often (a lease that expired unsignalled,
@@ -89,6 +89,12 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         self.clock = clock
         self.max_payload_bytes = max_payload_bytes
         self.stopping = False
+        self.wakeups = Wakeups(lambda: broker)
+
+    def close(self) -> None:
+        """Stop waiting calls and close the shared wakers."""
+        self.stopping = True
+        self.wakeups.close()
 
     def _refused(self, call: str, code: grpc.StatusCode, message: str) -> None:
         _log.info(
@@ -138,25 +144,17 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         )
         return out
 
-    def _wait(self, queue: str, until: float, context: grpc.ServicerContext) -> None:
-        """Wait until work may be there for ``queue`` (a wake-up, a delayed job coming due,
-        the safety net) or ``until`` (monotonic) passes."""
-        waker = self.broker.waker([queue])
-        try:
-            while not self.stopping and context.is_active():
-                left = until - time.monotonic()
-                if left <= 0:
-                    return
-                due = self.broker.next_run_at([queue])
-                wait = min(left, SAFETY_SECONDS)
-                if due is not None:
-                    wait = min(wait, max(due - self.clock.now(), 0.0))
-                ready, _, _ = select.select([waker.fileno()], [], [], wait)
-                if ready:
-                    waker.drain()
-                return
-        finally:
-            waker.close()
+    def _wait(self, queue: str, seen: int, until: float, context: grpc.ServicerContext) -> None:
+        """Wait until work may be there for ``queue`` (a wake-up after ``seen``, a delayed
+        job coming due, the safety net) or ``until`` (monotonic) passes."""
+        left = until - time.monotonic()
+        if left <= 0 or self.stopping or not context.is_active():
+            return
+        wait = min(left, SAFETY_SECONDS)
+        due = self.broker.next_run_at([queue])
+        if due is not None:
+            wait = min(wait, max(due - self.clock.now(), 0.0))
+        self.wakeups.wait(queue, seen, wait)
 
     @_streamed
     def ActivateJobs(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -168,6 +166,7 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         poll = calls.poll_ms(request.requestTimeout)
         until = time.monotonic() + (poll or 0) / 1000
         while True:
+            seen = self.wakeups.generation(queue)
             found = self._activate("ActivateJobs", queue, worker, lease_ms, n, names)
             if found:
                 yield pb.ActivateJobsResponse(jobs=found)
@@ -180,7 +179,7 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
             ):
                 yield pb.ActivateJobsResponse(jobs=[])
                 return
-            self._wait(queue, until, context)
+            self._wait(queue, seen, until, context)
 
     @_streamed
     def StreamActivatedJobs(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -189,10 +188,11 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         lease_ms = calls.between("timeout", request.timeout, 1, calls.MAX_MS)
         names = [calls.text("fetchVariable", v) for v in request.fetchVariable]
         while not self.stopping and context.is_active():
+            seen = self.wakeups.generation(queue)
             yield from self._activate(
                 "StreamActivatedJobs", queue, worker, lease_ms, STREAM_BATCH, names
             )
-            self._wait(queue, time.monotonic() + SAFETY_SECONDS * 5, context)
+            self._wait(queue, seen, time.monotonic() + SAFETY_SECONDS, context)
 
     # job actions -------------------------------------------------------------------------
     def _job(self, key: int, verb: str) -> Job:

@@ -115,6 +115,6 @@ class ZeebeServer:
         )
 
     def stop(self, grace: float) -> None:
-        self.gateway.stopping = True
+        self.gateway.close()  # waiting long polls end now, with what they have
         self._server.stop(grace).wait()
         _log.info("faena Zeebe gateway stopped", extra={"event": "zeebe.stopped"})
