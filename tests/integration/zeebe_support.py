@@ -39,10 +39,13 @@ async def on_error(exc, job, controller):
 
 
 async def main():
-    if os.environ.get("TOKEN"):
+    if os.environ.get("TOKEN"):  # TLS with CA, else plain TCP to this machine
+        transport = (
+            grpc.ssl_channel_credentials(open(os.environ["CA"], "rb").read())
+            if os.environ.get("CA") else grpc.local_channel_credentials()
+        )
         creds = grpc.composite_channel_credentials(
-            grpc.ssl_channel_credentials(open(os.environ["CA"], "rb").read()),
-            grpc.access_token_call_credentials(os.environ["TOKEN"]),
+            transport, grpc.access_token_call_credentials(os.environ["TOKEN"])
         )
         channel = grpc.aio.secure_channel(ADDRESS, creds)
     else:

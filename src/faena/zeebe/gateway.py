@@ -68,6 +68,9 @@ def _streamed(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
         except BrokerError as exc:
             self._refused(method.__name__, grpc.StatusCode.UNAVAILABLE, str(exc))
             context.abort(grpc.StatusCode.UNAVAILABLE, f"faena's broker is unavailable: {exc}")
+        except FaenaError as exc:  # a value the broker refused
+            self._refused(method.__name__, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     call.__name__ = method.__name__
     return call

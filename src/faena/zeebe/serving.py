@@ -42,8 +42,17 @@ class _Auth(grpc.ServerInterceptor):
         role = self.access.role(header.encode("latin-1", "replace"))
         if role is Role.ADMIN:
             return continuation(details)
+        call = str(details.method).rpartition("/")[2]
         if role is Role.READ:
+            _log.info(
+                f"zeebe {call} refused: a read-only token",
+                extra={"event": "zeebe.refused", "call": call, "status": "PERMISSION_DENIED"},
+            )
             return _deny(grpc.StatusCode.PERMISSION_DENIED, "a read-only token cannot work jobs")
+        _log.info(
+            f"zeebe {call} refused: no admin token",
+            extra={"event": "zeebe.refused", "call": call, "status": "UNAUTHENTICATED"},
+        )
         return _deny(
             grpc.StatusCode.UNAUTHENTICATED,
             "send the metadata 'authorization: Bearer <token>' with the admin token the "
