@@ -6,6 +6,7 @@ import pytest
 
 from faena.brokers.protocol import Broker
 from faena.brokers.url import open_broker
+from faena.core.clock import ManualClock
 from faena.core.job import NewJob, Outcome
 from faena.core.states import JobState
 from tests.contract.conftest import Backend
@@ -57,3 +58,19 @@ def test_keys_are_the_same_from_another_process_and_after_a_restart(
         assert found is not None and found.id == job.id
     finally:
         other.close()
+
+
+def test_a_pruned_jobs_key_is_never_given_to_a_new_job(broker: Broker, clock: ManualClock) -> None:
+    jobs = broker.enqueue([NewJob(task="t", queue="q") for _ in range(3)])
+    keys = broker.job_keys([j.id for j in jobs])
+    claimed = broker.claim("w", ["q"], 3, LEASE).jobs
+    broker.finish([Outcome(j.id, j.attempt, JobState.SUCCEEDED) for j in claimed])
+    clock.advance(10)
+    assert broker.prune(clock.now()) == 3  # the newest jobs too: the store is empty
+    fresh = broker.enqueue([NewJob(task="t", queue="q") for _ in range(2)])
+    [alone] = broker.enqueue([NewJob(task="t", queue="q")])
+    new_keys = broker.job_keys([j.id for j in [*fresh, alone]])
+    assert min(new_keys.values()) > max(keys.values())
+    assert len(set(new_keys.values())) == 3
+    for key in keys.values():
+        assert broker.job_by_key(key) is None
