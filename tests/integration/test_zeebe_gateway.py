@@ -407,3 +407,18 @@ def test_the_cli_refuses_half_a_tls_setup_and_a_taken_port(tmp_path: Path) -> No
                 pass
     finally:
         app.close()
+
+
+def test_a_long_poll_whose_client_went_away_leaves_the_job_to_others(gw: Gateway) -> None:
+    request = pb.ActivateJobsRequest(
+        type=TYPE, worker="gone", timeout=600_000, maxJobsToActivate=1, requestTimeout=60_000
+    )
+    poll = gw.stub.ActivateJobs(request, timeout=90)
+    wakeups = gw.server.gateway.wakeups
+    wait_for(lambda: TYPE in wakeups.watched(), 10, "the long poll to wait on the server")
+    poll.cancel()
+    job_id = gw.enqueue(n=1)  # wakes the gone poll, which must not keep it for 10 minutes
+    [job] = wait_for(lambda: gw.activate(), 30, "another worker to get the job")
+    assert job.key == gw.broker.job_keys([job_id])[job_id] and job.worker == "w"
+    stored = gw.broker.get(job_id)
+    assert stored is not None and stored.tries == 1 and stored.worker == "w"

@@ -124,8 +124,19 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
 
     # activation --------------------------------------------------------------------------
     def _activate(
-        self, call: str, queue: str, worker: str, lease_ms: int, n: int, names: list[str]
+        self,
+        context: grpc.ServicerContext,
+        call: str,
+        queue: str,
+        worker: str,
+        lease_ms: int,
+        n: int,
+        names: list[str],
     ) -> list[Any]:
+        """Claim and describe up to ``n`` jobs; what a client that went away meanwhile would
+        never get is given back at once (a release: no attempt is spent)."""
+        if not context.is_active():
+            return []
         claim = self.broker.claim(worker, [queue], n, lease_ms / 1000)
         if not claim.jobs:
             return []
@@ -135,6 +146,13 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         except BaseException:
             self.broker.release([Lease(j.id, j.attempt) for j in claim.jobs])
             raise
+        if not context.is_active():
+            self.broker.release([Lease(j.id, j.attempt) for j in claim.jobs])
+            _log.info(
+                f"zeebe gave back {len(out)} job(s) of {queue}: {worker} went away",
+                extra={"event": "zeebe.released", "queue": queue, "worker": worker},
+            )
+            return []
         _log.info(
             f"zeebe activated {len(out)} job(s) of {queue} for {worker} ({call})",
             extra={
@@ -170,7 +188,7 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         until = time.monotonic() + (poll or 0) / 1000
         while True:
             seen = self.wakeups.generation(queue)
-            found = self._activate("ActivateJobs", queue, worker, lease_ms, n, names)
+            found = self._activate(context, "ActivateJobs", queue, worker, lease_ms, n, names)
             if found:
                 yield pb.ActivateJobsResponse(jobs=found)
                 return
@@ -193,7 +211,7 @@ class ZeebeGateway(GatewayServicer):  # type: ignore[misc]
         while not self.stopping and context.is_active():
             seen = self.wakeups.generation(queue)
             yield from self._activate(
-                "StreamActivatedJobs", queue, worker, lease_ms, STREAM_BATCH, names
+                context, "StreamActivatedJobs", queue, worker, lease_ms, STREAM_BATCH, names
             )
             self._wait(queue, seen, time.monotonic() + SAFETY_SECONDS, context)
 

@@ -46,6 +46,11 @@ class Wakeups:
                 os.write(self._stop_w, b"r")  # the loop selects again, with the new descriptor
             return self._generation.get(queue, 0)
 
+    def watched(self) -> frozenset[str]:
+        """The job types with a waker open (a call for them waits, or waited)."""
+        with self._changed:
+            return frozenset(self._wakers)
+
     def wait(self, queue: str, seen: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a wake-up of ``queue`` after ``seen``."""
         with self._changed:
