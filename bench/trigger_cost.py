@@ -1,7 +1,7 @@
 """What the pipeline hand-off trigger costs an ordinary job's state change, measured inside
 the store (no worker, no network noise): the same single-row ``UPDATE ... SET state`` loop
-on a table without and with a trigger shaped like ``faena_hand_off`` (SQLite, migration 6)
-and ``jobs_hand_off`` (PostgreSQL, migration 9), whose ``WHEN`` is false for ordinary jobs.
+on a table without and with a trigger shaped like ``faena_hand_off`` (SQLite, migration 8)
+and ``jobs_hand_off`` (PostgreSQL, migration 12), whose ``WHEN`` is false for ordinary jobs.
 One JSON line per (store, round): microseconds per row without and with.
 
     python bench/trigger_cost.py [--rows 50000] [--rounds 3] [--pg postgresql://...]
@@ -14,7 +14,7 @@ import json
 import sqlite3
 import time
 
-#: SQLite's (migration 6); PostgreSQL's is ``NEW.run_id IS NOT NULL`` alone (migration 9: one
+#: SQLite's (migration 8); PostgreSQL's is ``NEW.run_id IS NOT NULL`` alone (migration 12: one
 #: trigger for both directions, the states tested in its function, which only steps reach)
 WHEN = (
     "NEW.run_id IS NOT NULL AND NEW.state IN ('succeeded', 'dead', 'cancelled') "

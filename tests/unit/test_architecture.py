@@ -34,6 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     # the client runs on the worker runtime (camunda/client/); the server side needs neither
     "camunda": {"app", "brokers", "core", "defaults", "errors", "shutdown", "web.body", "worker"},
     "pipelines": {"app", "core", "errors", "task"},
+    # the Zeebe gateway on the broker protocol; its auth is the server's (web.guard's Access)
+    "zeebe": {"brokers", "core", "errors", "version", "web.guard"},
     "web": {"app", "camunda", "core", "errors", "observability", "pipelines", "version"},
     "faena": {"app", "context", "core", "errors", "task", "version"},
 }

@@ -295,6 +295,17 @@ class MemoryBroker(MemoryPipelines, BulkActions):
         with self._lock:
             return self._jobs.get(job_id)
 
+    def job_keys(self, job_ids: Sequence[str]) -> dict[str, int]:
+        with self._lock:
+            return {i: self._order[i] for i in job_ids if i in self._jobs}
+
+    def job_by_key(self, key: int) -> Job | None:
+        with self._lock:
+            for job_id, seq in self._order.items():
+                if seq == key:
+                    return self._jobs.get(job_id)
+        return None
+
     def list_jobs(
         self,
         *,

@@ -278,6 +278,16 @@ class OperatorStore(Protocol):
     # operators ---------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None: ...
 
+    def job_keys(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """The key of each stored job among ``job_ids`` (a job not stored is left out): its
+        enqueue sequence, a positive 63-bit integer that never changes, is never given to
+        another job and is the same from every process sharing the store (SQLite's rowid,
+        PostgreSQL's ``seq``, the score of Redis' ``all`` index, the memory broker's counter).
+        Other protocols name jobs by it (Zeebe's int64 job key, :mod:`faena.zeebe`)."""
+
+    def job_by_key(self, key: int) -> Job | None:
+        """The stored job whose key (:meth:`job_keys`) is ``key``, or ``None``."""
+
     def list_jobs(
         self,
         *,

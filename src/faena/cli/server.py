@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,6 +17,7 @@ from faena.cli.options import (
     web_missing,
 )
 from faena.cli.schedules import no_scheduler_option, scheduler_running
+from faena.cli.zeebe import zeebe_options, zeebe_running
 from faena.observability import logs
 
 #: how long open requests (a pending long poll) may take after SIGTERM
@@ -80,6 +82,7 @@ SHUTDOWN_GRACE_SECONDS = 5
 )
 @insecure_option
 @no_scheduler_option
+@zeebe_options
 @log_options
 def server(
     app_path: str | None,
@@ -96,6 +99,7 @@ def server(
     no_scheduler: bool,
     log_format: str,
     log_level: str,
+    **zeebe: Any,
 ) -> None:
     """Serve the HTTP API, /healthz, /readyz and the Camunda 7 external-task API.
 
@@ -126,7 +130,11 @@ def server(
         no_auth=no_auth,
         camunda_auth=auth,
     )
-    with scheduler_running(app, "server", disabled=no_scheduler):
+    admins = tuple(t for t in (admin_token, token) if t)
+    with (
+        scheduler_running(app, "server", disabled=no_scheduler),
+        zeebe_running(app, host, admins, zeebe),
+    ):
         serve(asgi, host, port, grace_seconds=SHUTDOWN_GRACE_SECONDS)
 
 

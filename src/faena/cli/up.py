@@ -41,6 +41,7 @@ from faena.cli.options import (
     web_missing,
 )
 from faena.cli.schedules import no_scheduler_option, scheduler_running
+from faena.cli.zeebe import zeebe_options, zeebe_running
 from faena.observability import logs
 from faena.observability.metrics import new_registry
 
@@ -116,8 +117,12 @@ def run_up(
         if on_ready is not None:
             on_ready(url, supervisor)
 
+    admins = (token,) if token else ()
     try:
-        with scheduler_running(app, "up", disabled=no_scheduler):
+        with (
+            scheduler_running(app, "up", disabled=no_scheduler),
+            zeebe_running(app, host, admins, opts),
+        ):
             return run_supervisor(
                 app,
                 app_path,
@@ -164,6 +169,7 @@ def run_up(
 )
 @insecure_option
 @no_scheduler_option
+@zeebe_options
 @supervisor_options
 def up(
     app_path: str,

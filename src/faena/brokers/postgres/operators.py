@@ -6,8 +6,11 @@ Whether a retry or a cancel is allowed, and what a cancel does, is decided by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from faena.brokers import autoscalers, bulk, registry
-from faena.brokers.postgres import rows
+from faena.brokers.postgres import listing, rows
 from faena.brokers.postgres import stats as pg_stats
 from faena.brokers.postgres.config import PgConfig
 from faena.brokers.postgres.database import Conn, Database
@@ -46,6 +49,26 @@ class PostgresOperators:
         history, _ = attempts.from_json(row[-1])  # jsonb, written by faena only: readable
         # a success is not in the history table: the row holds it (0008_attempts.sql)
         return lifecycle.with_row_attempt(rows.to_job(row), history)
+
+    def job_keys(self, job_ids: Sequence[str]) -> dict[str, int]:
+        ids = [i for i in dict.fromkeys(job_ids) if "\x00" not in i]  # no stored id has one
+        sql = f"SELECT id, seq FROM {self.config.quoted_schema}.jobs WHERE id = ANY(%(ids)s)"
+
+        def run(conn: Conn) -> list[Any]:
+            return conn.execute(sql, {"ids": ids}).fetchall()
+
+        return {str(i): int(seq) for i, seq in self._db.run("job_keys", run)} if ids else {}
+
+    def job_by_key(self, key: int) -> Job | None:
+        if not 0 < key < 2**63:
+            return None
+        sql = listing.by_seq(self.config.quoted_schema)
+
+        def run(conn: Conn) -> Any:
+            return conn.execute(sql, {"seqs": [key]}).fetchone()
+
+        row = self._db.run("job_by_key", run)
+        return None if row is None else rows.to_job(row)
 
     def search_jobs(
         self, search: JobSearch, *, limit: int = 100, cursor: str | None = None

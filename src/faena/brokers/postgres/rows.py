@@ -38,7 +38,7 @@ JOB_COLUMNS = (
     "error_message",
     "error_traceback",
     "cancel_requested",
-    "run_id",  # a pipeline step's run (version 9); not part of Job
+    "run_id",  # a pipeline step's run (version 12); not part of Job
 )
 
 Row = Sequence[Any]

@@ -343,6 +343,21 @@ class RedisBroker(RedisPipelines, RedisSchedules, RedisRegistry, RedisViews, Bul
             )
         return lifecycle.with_row_attempt(to_job(record[:-1]), history)  # (lib.lua finish_one)
 
+    def job_keys(self, job_ids: Sequence[str]) -> dict[str, int]:
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return {}
+        reply = self._run("keys", self._clock.now(), ["ids", *ids])
+        return {i: int(float(s)) for i, s in zip(ids, reply, strict=True) if s not in ("", b"")}
+
+    def job_by_key(self, key: int) -> Job | None:
+        if not 0 < key < 2**63:
+            return None
+        found = self._run("keys", self._clock.now(), ["seq", str(key)])
+        if not found:
+            return None
+        return self.get(found.decode() if isinstance(found, bytes) else str(found))
+
     def list_jobs(
         self,
         *,

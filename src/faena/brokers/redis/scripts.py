@@ -41,6 +41,7 @@ NAMES = (
     "list",
     "stats",
     "next",
+    "keys",
     "fire_schedule",
     "create_run",
     "runs",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Sequence
 
 from faena.brokers import autoscalers, bulk, registry
 from faena.brokers.protocol import (
@@ -23,6 +24,7 @@ from faena.brokers.refusals import key_taken, no_such_job
 from faena.brokers.sqlite import listing
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite import stats as sqlite_stats
+from faena.brokers.sqlite.listing import by_seq
 from faena.brokers.sqlite.rows import COLUMNS, to_job
 from faena.brokers.sqlite.store import Store
 from faena.brokers.sqlite.wake import Notifier
@@ -75,6 +77,22 @@ class SQLiteOperators:
                 extra={"event": "broker.attempts_unreadable", "job_id": job_id},
             )
         return to_job(row).evolve(attempts=history)
+
+    def job_keys(self, job_ids: Sequence[str]) -> dict[str, int]:
+        ids = list(dict.fromkeys(job_ids))
+        found: dict[str, int] = {}
+        conn = self._store.read()
+        for lo in range(0, len(ids), 500):
+            chunk = ids[lo : lo + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, seq FROM faena_jobs WHERE id IN ({marks})"
+            found.update((str(i), int(seq)) for i, seq in conn.execute(sql, chunk))
+        return found
+
+    def job_by_key(self, key: int) -> Job | None:
+        if not 0 < key < 2**63:
+            return None
+        return by_seq(self._store.read(), [key]).get(key)
 
     def list_jobs(
         self,
