@@ -1,9 +1,10 @@
 """The demo's load: an ETL + data-quality night, as a plan of timed steps.
 
-Each day of data is 6 tables x (extract, load, 3 checks). The first days arrive as a nightly
-trickle, a table at a time; then a backfill lands every remaining day at once: the burst
-that makes the autoscaler scale out (and back in once it is done). :func:`demo_load` is the
-one place that shapes the load: swap it to drive another one.
+Each day of data is one run of the ``etl_daily`` pipeline (faena/demo/tasks.py): 6 tables x
+(extract, then load, then 3 checks). The first days arrive as a nightly trickle, a day's run
+at a time; then a backfill starts every remaining day's run at once: the burst that makes the
+autoscaler scale out (and back in once it is done). :func:`demo_load` is the one place that
+shapes the load: swap it to drive another one.
 """
 
 from __future__ import annotations
@@ -12,20 +13,27 @@ from dataclasses import dataclass
 
 TABLES = ("users", "orders", "payments", "inventory", "sessions", "invoices")
 DQ_RULES = ("row_count", "null_ratio", "schema_drift")
-#: days that trickle in before the backfill, and the seconds between two of their tables
+#: days that trickle in before the backfill, and the seconds between two of their runs
 TRICKLE_DAYS = 2
-TRICKLE_EVERY = 0.5
+TRICKLE_EVERY = 3.0
+#: the steps of one day's run
+STEPS_PER_DAY = len(TABLES) * (2 + len(DQ_RULES))
 
 Job = tuple[str, list[object]]
 
 
 @dataclass(frozen=True)
 class LoadStep:
-    """Jobs enqueued ``at`` seconds after the platform is up."""
+    """The runs of ``days`` started ``at`` seconds after the platform is up."""
 
     at: float
     label: str
-    jobs: tuple[Job, ...]
+    days: tuple[str, ...]
+
+    @property
+    def jobs(self) -> tuple[Job, ...]:
+        """Every job those runs make (each day's, table by table)."""
+        return tuple(j for d in self.days for t in TABLES for j in table_jobs(t, d))
 
 
 def day_of(d: int) -> str:
@@ -44,18 +52,13 @@ def build_load(days: int) -> list[Job]:
 
 
 def demo_load(days: int) -> list[LoadStep]:
-    """The trickle of the first days (a table every half second), then the burst."""
+    """The trickle of the first days (a day's run every few seconds), then the burst."""
     trickle = min(TRICKLE_DAYS, days - 1)
-    steps: list[LoadStep] = []
-    at = 0.0
-    for d in range(1, trickle + 1):
-        for table in TABLES:
-            steps.append(LoadStep(at, f"{day_of(d)} {table}", tuple(table_jobs(table, day_of(d)))))
-            at += TRICKLE_EVERY
-    backfill = tuple(
-        j for d in range(trickle + 1, days + 1) for t in TABLES for j in table_jobs(t, day_of(d))
-    )
+    steps = [
+        LoadStep((d - 1) * TRICKLE_EVERY, day_of(d), (day_of(d),)) for d in range(1, trickle + 1)
+    ]
+    backfill = tuple(day_of(d) for d in range(trickle + 1, days + 1))
     if backfill:
-        first, last = day_of(trickle + 1), day_of(days)
-        steps.append(LoadStep(at, f"backfill {first}..{last} (burst)", backfill))
+        label = f"backfill {backfill[0]}..{backfill[-1]} (burst)"
+        steps.append(LoadStep(trickle * TRICKLE_EVERY, label, backfill))
     return steps

@@ -19,6 +19,7 @@ from faena.autoscale.hpa import ControllerConfig
 from faena.autoscale.spec import HPASpec
 from faena.autoscale.state import held_by
 from faena.core.job import Job
+from faena.core.runs import RunRecord
 from faena.core.states import JobState
 
 
@@ -63,10 +64,12 @@ def report(
     decisions: Sequence[Decision],
     t0: float,
     spec: HPASpec,
+    runs_of: Sequence[RunRecord] = (),
 ) -> None:
     by_state = Counter(j.state.value for j in jobs)
     done = [j for j in jobs if j.state is JobState.SUCCEEDED]
-    waits = [(j.started_at or 0) - j.enqueued_at for j in done]
+    # from when it could start: its enqueue, a step's release by its upstreams, a retry's time
+    waits = [(j.started_at or 0) - max(j.enqueued_at, j.run_at) for j in done]
     runs = [(j.finished_at or 0) - (j.started_at or 0) for j in done]
     click.echo("\n== faena demo report ==")
     click.echo(f"jobs: {len(jobs)} in {elapsed:.1f} s -> {len(jobs) / elapsed:.1f} jobs/s")
@@ -76,7 +79,7 @@ def report(
     retried = sum(1 for j in jobs if j.attempt > 1)
     click.echo(f"  retried    {retried} (succeeded after a failed attempt or ended dead)")
     click.echo(
-        f"wait (enqueue -> start): p50 {percentile(waits, 50) * 1000:.0f} ms, "
+        f"wait (due -> start):     p50 {percentile(waits, 50) * 1000:.0f} ms, "
         f"p95 {percentile(waits, 95) * 1000:.0f} ms"
     )
     mean = statistics.fmean(runs or [0.0])
@@ -84,6 +87,14 @@ def report(
         f"run time:                p50 {percentile(runs, 50) * 1000:.0f} ms, "
         f"p95 {percentile(runs, 95) * 1000:.0f} ms (mean {mean * 1000:.0f} ms)"
     )
+    if runs_of:
+        states = Counter(r.state.value for r in runs_of)
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        click.echo(f"pipeline runs: {len(runs_of)} of etl_daily ({counts})")
+        for r in runs_of:
+            if r.state.value != "succeeded":
+                click.echo(f"  {r.key} {r.state.value}: {faena_command()} pipelines show {r.id} "
+                           f"--broker {broker_url}")  # fmt: skip
     scales = [d for d in decisions if d.rescale]
     peak = max([d.desired for d in scales], default=None)
     click.echo(f"scale events: {len(scales)}" + (f" (peak {peak} workers)" if scales else ""))
@@ -92,7 +103,7 @@ def report(
     for j in jobs:
         if j.state is JobState.DEAD and j.error is not None:
             click.echo(
-                f"dead: {j.task} {j.args} after {j.tries} attempts: {j.error.type}: "
+                f"dead: {j.task} {j.args or j.kwargs} after {j.tries} attempts: {j.error.type}: "
                 f"{j.error.message}"
             )
             click.echo(f"      inspect: {faena_command()} jobs show {j.id} --broker {broker_url}")

@@ -1,5 +1,6 @@
 """Drive the demo: ``faena up`` on the demo app (the server with the console, the autoscaled
-workers), the load of :func:`faena.demo.load.demo_load`, progress lines, then the report.
+workers), the load of :func:`faena.demo.load.demo_load` as runs of the ``etl_daily``
+pipeline, progress lines, then the report.
 
 The platform runs on the main thread (:func:`faena.cli.up.run_up`: it handles SIGINT and
 SIGTERM); a :class:`Driver` thread enqueues the load, prints progress and the scale events
@@ -29,6 +30,7 @@ from faena.core.states import TERMINAL
 from faena.demo.load import demo_load
 from faena.demo.report import faena_command, report, scale_line
 from faena.observability import logs
+from faena.pipelines import Pipeline
 
 __all__ = ["Driver", "demo_spec", "run_demo"]
 
@@ -50,8 +52,11 @@ def demo_spec(max_workers: int) -> HPASpec:
 class Driver:
     """The load, the progress and the report, on their own thread."""
 
-    def __init__(self, app: App, days: int, broker_url: str, serve: bool) -> None:
+    def __init__(
+        self, app: App, pipeline: Pipeline, days: int, broker_url: str, serve: bool
+    ) -> None:
         self.app = app
+        self.pipeline = pipeline
         self.days = days
         self.broker_url = broker_url
         self.serve = serve
@@ -86,11 +91,13 @@ class Driver:
         steps = demo_load(self.days)
         total = sum(len(s.jobs) for s in steps)
         click.echo(
-            f"load: {total} jobs ({self.days} days x 6 tables x extract, load, 3 checks): "
-            f"a trickle, then a backfill burst; autoscaler {sup.autoscaler.spec.min_replicas}.."
-            f"{sup.autoscaler.spec.max_replicas} workers, sync every {sup.sync_period:g} s"
+            f"load: {self.days} runs of pipeline etl_daily, {total} jobs (a day: 6 tables x "
+            f"extract, then load, then 3 checks): a trickle, then a backfill burst; autoscaler "
+            f"{sup.autoscaler.spec.min_replicas}..{sup.autoscaler.spec.max_replicas} workers, "
+            f"sync every {sup.sync_period:g} s"
         )
         ids: list[str] = []
+        run_ids: list[str] = []
         shown = 0  # decisions already printed
         next_progress = 0.0
         pending = list(steps)
@@ -99,9 +106,13 @@ class Driver:
             now = time.time() - t0
             while pending and pending[0].at <= now:
                 step = pending.pop(0)
-                ids += [self.app.enqueue(task, args).id for task, args in step.jobs]
-                if len(step.jobs) > 10:
-                    click.echo(f"+{now:5.1f} s  {step.label}: {len(step.jobs)} jobs enqueued")
+                for day in step.days:  # one atomic broker call a run, its roots released
+                    run = self.pipeline.run(day=day)
+                    run_ids.append(run.id)
+                    ids += [s.job_id for s in run.steps]
+                click.echo(
+                    f"+{now:5.1f} s  {step.label}: {len(step.days)} run(s) of etl_daily started"
+                )
             for d in sup.decisions[shown:]:
                 if d.rescale:
                     click.echo(scale_line(d, t0, sup.autoscaler.spec))
@@ -124,7 +135,9 @@ class Driver:
             return
         elapsed = time.time() - t0
         jobs = [j for j in (self.app.broker.get(i) for i in ids) if j is not None]
-        report(jobs, elapsed, self.broker_url, list(sup.decisions), t0, sup.autoscaler.spec)
+        runs = [r for r in (self.app.broker.get_run(i) for i in run_ids) if r is not None]
+        spec = sup.autoscaler.spec
+        report(jobs, elapsed, self.broker_url, list(sup.decisions), t0, spec, runs)
         self.finished = True
 
     def _progress(self, now: float, finished: int, total: int, sup: Supervisor) -> str:
@@ -161,14 +174,14 @@ def run_demo(
     folder = Path(tempfile.mkdtemp(prefix="faena-demo-"))
     url = f"sqlite:///{folder / 'faena-demo.db'}"
     os.environ["FAENA_DEMO_BROKER"] = url
-    from faena.demo.tasks import app
+    from faena.demo.tasks import app, etl_daily
 
     click.echo(f"broker: {url}")
     click.echo(
         f"pools: etl_pool=24, dq_pool=8; parallelism 64; workers x concurrency {concurrency}"
     )
     click.echo(f"logs (JSON lines): {folder}/platform.log, {folder}/workers.log")
-    driver = Driver(app, days, url, serve)
+    driver = Driver(app, etl_daily, days, url, serve)
     with (
         open(folder / "platform.log", "w", encoding="utf-8") as platform_log,
         open(folder / "workers.log", "wb") as workers_log,

@@ -1,4 +1,6 @@
-"""The demo's tasks: ETL through ``etl_pool`` (24 slots), data quality through ``dq_pool`` (8).
+"""The demo's tasks: ETL through ``etl_pool`` (24 slots), data quality through ``dq_pool`` (8),
+and the pipeline ``etl_daily`` that runs them for one day: per table, extract, then load, then
+three checks (30 steps a day, the hand-offs in the broker).
 
 The broker comes from ``FAENA_DEMO_BROKER`` so the demo's worker processes share one file.
 """
@@ -11,6 +13,8 @@ import random
 import time
 
 import faena
+from faena.demo.load import DQ_RULES, TABLES
+from faena.pipelines import Pipeline, param
 
 app = faena.App(
     broker=os.environ.get("FAENA_DEMO_BROKER", "sqlite:///faena-demo.db"),
@@ -58,3 +62,20 @@ def check(table: str, day: str, rule: str) -> dict[str, object]:
         # the poison job: bad data that no retry can fix
         raise ValueError(f"{table}/{day}: column 'amount' changed type from numeric to text")
     return {"table": table, "day": day, "rule": rule, "ok": True}
+
+
+#: one run a day (its key is the day: a day is never run twice)
+etl_daily = Pipeline(app, "etl_daily", key="{day}")
+_day = param("day")
+for _table in TABLES:
+    _extracted = etl_daily.step(f"extract_{_table}", extract, kwargs={"table": _table, "day": _day})
+    _loaded = etl_daily.step(
+        f"load_{_table}", load, kwargs={"table": _table, "day": _day}, after=_extracted
+    )
+    for _rule in DQ_RULES:
+        etl_daily.step(
+            f"check_{_table}_{_rule}",
+            check,
+            kwargs={"table": _table, "day": _day, "rule": _rule},
+            after=_loaded,
+        )
