@@ -15,6 +15,7 @@ Pure functions over what was recorded (no broker, no clock), so each can be test
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections import defaultdict
@@ -154,16 +155,16 @@ def check(
             by_job[job_id].append((attempt, s, e))
     for job_id, tries in by_job.items():
         tries.sort(key=lambda t: t[1])
-        for (a1, _s1, e1), (a2, s2, _e2) in zip(tries, tries[1:], strict=False):
+        for (a1, _s1, e1), (a2, s2, _e2) in itertools.pairwise(tries):
             if s2 < e1:
                 f.overlapping_attempts.append(f"{job_id}: attempts {a1} and {a2}")
     newest: dict[str, int] = {}
     for r in records:
         newest[r.job_id] = max(newest.get(r.job_id, 0), r.attempt)
     for job_id, job in jobs.items():
-        if job is not None and job.state is JobState.SUCCEEDED:
-            if job.attempt < newest.get(job_id, 0):
-                f.stale_final.append(f"{job_id}: stored attempt {job.attempt} < {newest[job_id]}")
+        stale = job is not None and job.attempt < newest.get(job_id, 0)
+        if stale and job is not None and job.state is JobState.SUCCEEDED:
+            f.stale_final.append(f"{job_id}: stored attempt {job.attempt} < {newest[job_id]}")
     # dead jobs and their reasons
     reasons: dict[str, int] = defaultdict(int)
     for job_id, job in jobs.items():

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
 from bench.chaos_proxy import Proxy
+
 from faena.core.states import JobState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,10 +297,8 @@ class Worker:
             return
         self.signal_group(signal.SIGCONT)
         self.signal_group(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            pass
         self.signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
@@ -388,7 +386,6 @@ class Sampler(threading.Thread):
     """Samples the live leases in the store: (pool slots in use, jobs running)."""
 
     def __init__(self, url: str) -> None:
-        import faena
 
         super().__init__(name="chaos-sampler", daemon=True)
         self.app = reader(url)
