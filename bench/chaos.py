@@ -178,6 +178,8 @@ def run_chaos(name: str, seconds: float, rate: float, seed: int, out: Path) -> F
             sampler.join()
             for w in workers:
                 w.stop()
+            producer.app.close()
+            sampler.app.close()
             store = reader(backend.url)
             jobs = {i: store.broker.get(i) for i in producer.accepted}
             store.close()
@@ -238,6 +240,10 @@ def print_summary(line: dict[str, Any]) -> None:
     print(json.dumps({k: v for k, v in line.items() if k != "details"}), flush=True)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", action="append", choices=sorted(BACKENDS))
@@ -246,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="soak instead of chaos")
     args = parser.parse_args(argv)
+    # SIGTERM (and SIGINT, which a background shell ignores) end the run through its
+    # cleanup: workers continued and stopped, the proxy closed, the tmpfs unmounted
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

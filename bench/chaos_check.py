@@ -21,6 +21,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,18 @@ def read_events(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def logged_at(event: dict[str, Any]) -> float:
+    """When a worker logged an event (its ``timestamp``, ISO 8601), as POSIX seconds; an
+    event without one counts as logged at the end of time."""
+    stamp = event.get("timestamp")
+    if not isinstance(stamp, str):
+        return float("inf")
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return float("inf")
+
+
 def attempt_spans(records: Sequence[Record]) -> dict[tuple[str, int], tuple[float, float]]:
     """Each attempt's (start, end) from the log; an attempt with no end runs to infinity."""
     starts: dict[tuple[str, int], float] = {}
@@ -132,11 +145,13 @@ def check(
             f.lost.append(job_id)
     # duplicates: in the store's history and in the workers' accepted-report events
     successes: dict[str, set[int]] = defaultdict(set)
-    accepted_attempts: set[tuple[str, int]] = set()
+    # each accepted attempt and when its report was logged: the attempt was over by then
+    # (a process job's child that was killed writes no ``end``; its worker reports it)
+    accepted_attempts: dict[tuple[str, int], float] = {}
     for e in events:
         name, job_id = e.get("event"), e.get("job_id")
         if name in ACCEPTED_EVENTS and isinstance(job_id, str):
-            accepted_attempts.add((job_id, int(e.get("attempt", 0))))
+            accepted_attempts[(job_id, int(e.get("attempt", 0)))] = logged_at(e)
             if name == "job.succeeded":
                 successes[job_id].add(int(e.get("attempt", 0)))
         elif name == "job.lease_lost":
@@ -152,7 +167,7 @@ def check(
     by_job: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for (job_id, attempt), (s, e) in spans.items():
         if (job_id, attempt) in accepted_attempts:
-            by_job[job_id].append((attempt, s, e))
+            by_job[job_id].append((attempt, s, min(e, accepted_attempts[(job_id, attempt)])))
     for job_id, tries in by_job.items():
         tries.sort(key=lambda t: t[1])
         for (a1, _s1, e1), (a2, s2, _e2) in itertools.pairwise(tries):

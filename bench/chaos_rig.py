@@ -117,8 +117,8 @@ class SqliteBackend(Backend):
         return filler
 
     def memory(self) -> int:
-        db = self.disk / "chaos.db"
-        return db.stat().st_size if db.exists() else 0
+        files = [self.disk / n for n in ("chaos.db", "chaos.db-wal", "chaos.db-shm")]
+        return sum(f.stat().st_size for f in files if f.exists())
 
     def close(self) -> None:
         super().close()

@@ -75,3 +75,9 @@ def poison() -> None:
     record("start")
     record("fail")
     raise Poison("this job fails every attempt")
+
+
+@app.task(name="soak", queue="chaos")
+def soak(ms: int = 20) -> None:
+    """The soak's job: a short sleep (so the broker is not the only work)."""
+    time.sleep(ms / 1000)
