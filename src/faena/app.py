@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -57,16 +58,25 @@ _OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
+class KeepStored(enum.Enum):
+    """The default of ``App(parallelism=...)``: leave the store's cap as it is."""
+
+    KEEP = "keep"
+
+
 class App:
     """Tasks, pools and a broker::
 
         app = faena.App(broker="sqlite:///faena.db", pools={"etl_pool": 24}, parallelism=64)
 
     The broker is opened (and its schema created or migrated, pools and parallelism applied)
-    on first use. Pools declared here are created or resized then: the code is the source of
-    truth, ``faena pools set`` adjusts sizes until the next start. ``log_sink``: where its
-    workers' event lines go (:data:`faena.core.logsink.NO_LOGS`: nowhere). ``middleware``:
-    hooks around its workers' claims and runs, the first outermost (docs/middleware.md).
+    on first use. ``parallelism``: the cap on jobs running at once across every worker;
+    ``None`` lifts it; left out, the store's cap is left as it is (a producer's or a
+    command's bare app never lifts the workers' cap). Pools declared here are created or
+    resized then: the code is the source of truth, ``faena pools set`` adjusts sizes until
+    the next start. ``log_sink``: where its workers' event lines go
+    (:data:`faena.core.logsink.NO_LOGS`: nowhere). ``middleware``: hooks around its
+    workers' claims and runs, the first outermost (docs/middleware.md).
     """
 
     def __init__(
@@ -74,7 +84,7 @@ class App:
         broker: str | Broker | None = None,
         *,
         pools: Mapping[str, int] | None = None,
-        parallelism: int | None = None,
+        parallelism: int | KeepStored | None = KeepStored.KEEP,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         max_payload_bytes: int = payload.DEFAULT_MAX_PAYLOAD_BYTES,
         clock: Clock = SYSTEM_CLOCK,
@@ -83,9 +93,13 @@ class App:
         retention: timedelta | float | None = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self.pools = check_pools(pools or {})
+        #: whether opening the broker writes this app's cap (``parallelism`` was given)
+        self.sets_parallelism = parallelism is not KeepStored.KEEP
+        if isinstance(parallelism, KeepStored):
+            parallelism = None
         if parallelism is not None and parallelism < 1:
             raise ConfigError(f"parallelism must be >= 1 (or None for no cap), got {parallelism}")
-        self.parallelism = parallelism
+        self.parallelism: int | None = parallelism
         self.lease_seconds = check_lease(lease_seconds)
         self.max_payload_bytes = max_payload_bytes
         #: finished jobs older than this many seconds are deleted by the app's workers (from
@@ -155,7 +169,8 @@ class App:
             broker.setup()
             if not self._existing:
                 broker.set_pools(self.pools)
-                broker.set_parallelism(self.parallelism)
+                if self.sets_parallelism:
+                    broker.set_parallelism(self.parallelism)
         except BaseException:
             if broker is not self._broker_arg:  # opened here from a URL: nobody else holds it
                 broker.close()

@@ -1,4 +1,5 @@
-"""The repo keeps only the benchmark runs that docs/benchmarks.md cites, and every one it cites."""
+"""The repo keeps only the benchmark runs that docs/benchmarks.md and docs/reliability.md cite,
+and every one they cite."""
 
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ RESULTS = ROOT / "bench" / "results"
 RUN = re.compile(r"\b((?:[a-z]+-)+\d{8}T\d{4,6}Z\.jsonl)\b")
 
 
+#: the pages that cite runs kept in bench/results/
+CITING = ("benchmarks.md", "reliability.md")
+
+
 def cited_runs() -> set[str]:
-    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
-    return set(RUN.findall(text))
+    pages = [ROOT / "docs" / name for name in CITING]
+    return {run for p in pages if p.exists() for run in RUN.findall(p.read_text("utf-8"))}
 
 
 def _tracked() -> set[str] | None:
@@ -35,6 +40,7 @@ def _tracked() -> set[str] | None:
 def test_every_cited_run_is_in_the_repo() -> None:
     cited = cited_runs()
     assert cited, "docs/benchmarks.md cites no run: the pattern no longer matches its names"
+    assert any(n.startswith("chaos-") for n in cited), "docs/reliability.md cites no chaos run"
     tracked = _tracked()  # a run on disk but untracked would be missing from a fresh clone
     missing = sorted(
         name
@@ -42,7 +48,7 @@ def test_every_cited_run_is_in_the_repo() -> None:
         if not (RESULTS / name).is_file() or (tracked is not None and name not in tracked)
     )
     assert not missing, (
-        f"docs/benchmarks.md cites runs that the repo lacks: {missing}; "
+        f"docs/benchmarks.md or docs/reliability.md cite runs that the repo lacks: {missing}; "
         "git add -f them (bench/results/ is ignored)"
     )
 
@@ -53,6 +59,6 @@ def test_the_repo_keeps_only_the_cited_runs() -> None:
     assert tracked is not None
     extra = sorted(name for name in tracked if name not in cited_runs())
     assert not extra, (
-        f"bench/results/ tracks runs docs/benchmarks.md does not cite: {extra}; "
+        f"bench/results/ tracks runs no page of {CITING} cites: {extra}; "
         "`git rm --cached` them (raw output stays local, see .gitignore)"
     )

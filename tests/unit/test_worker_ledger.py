@@ -250,3 +250,25 @@ def test_a_claim_held_back_by_middleware_waits_for_a_short_poll() -> None:
     ledger.end_turn(held)
     ledger.held_back()  # a middleware let the turn claim fewer than it could
     assert not ledger.more_wanted() and ledger.saturated
+
+
+def test_a_late_result_of_an_earlier_attempt_leaves_the_new_attempt_of_the_job_alone() -> None:
+    # found by bench/chaos.py: a worker paused past its lease had j0 reaped and claimed it
+    # again; attempt 1's late result took attempt 2's entry out of the ledger, so attempt 2's
+    # lease was no longer renewed and its own result, with no entry, was decided as of an
+    # unknown task: dead on its first failure
+    ledger = SlotLedger(concurrency=1)
+    _, held = ledger.begin_turn(0)
+    ledger.claimed([job(0, attempt=1)], 0.0, held)
+    assert ledger.active == 1
+    _, held = ledger.begin_turn(0)
+    assert held == 0, "the slot is taken"
+    ledger.claimed([job(0, attempt=2)], 5.0, 1)  # reaped, claimed here again
+    assert ledger.active == 1, "attempt 1's slot passed to attempt 2"
+    assert ledger.slot_freed("j0", attempt=1) == []
+    assert ledger.active == 1 and not ledger.running["j0"].ended
+    assert ledger.pop_ended(["j0"], [1]) == [None], "attempt 1's result finds no entry"
+    assert ledger.leases() == [Lease("j0", 2)], "attempt 2's lease is still renewed"
+    [entry] = ledger.pop_ended(["j0"], [2])
+    assert entry is not None and entry.job.attempt == 2
+    assert ledger.active == 0 and ledger.running == {}

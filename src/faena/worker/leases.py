@@ -76,16 +76,19 @@ class Leases:
         with self._lock:
             return self._ledger.renewals()
 
-    def on_heartbeat(
-        self, result: HeartbeatResult, sent: Sequence[Lease] = (), at: float = 0.0
-    ) -> None:
+    def on_heartbeat(self, result: HeartbeatResult, sent: Sequence[Lease], at: float) -> None:
+        """What the broker said of the leases ``sent`` in a call sent at ``at``. A lost lease
+        or a cancel stops only the attempt the call was sent for: by the time the answer
+        comes, this worker may hold a new attempt of the same job (the old lease reaped and
+        the job claimed here again), which the answer does not concern."""
         with self._lock:  # the leases the broker renewed, as of when the call was sent
             self._ledger.renewed(sent, at)
+        attempts = {lease.job_id: lease.attempt for lease in sent}
         for job_id in result.lost | result.cancel:
             with self._lock:
                 entry = self._ledger.running.get(job_id)
-                if entry is None:
-                    continue
+                if entry is None or attempts.get(job_id) != entry.job.attempt:
+                    continue  # gone, or a later attempt than the one the call named
                 if job_id in result.lost:
                     entry.lost = True
                 unstarted = self._ledger.drop_unstarted(job_id) is not None
@@ -104,7 +107,8 @@ class Leases:
         for entry in gone:
             self._events.emit(ev.JOB_LEASE_LOST, entry.job, status="lease_expired")
         self._flush()  # the main thread may be stuck in a broker call: write them out now
-        self.on_heartbeat(HeartbeatResult(lost=frozenset(e.job.id for e in gone)))
+        lost = HeartbeatResult(lost=frozenset(e.job.id for e in gone))
+        self.on_heartbeat(lost, [Lease(e.job.id, e.job.attempt) for e in gone], 0.0)
 
 
 class LeaseWatch:

@@ -57,15 +57,28 @@ class SlotLedger:
         self.stopping = False
 
     # turns -----------------------------------------------------------------------------
-    def pop_ended(self, job_ids: list[str]) -> list[Running | None]:
+    def pop_ended(
+        self, job_ids: list[str], attempts: Sequence[int] | None = None
+    ) -> list[Running | None]:
         """The entries of the jobs whose results came in, taken out of ``running``; their
-        slots free (an entry is None if the job was let go meanwhile)."""
-        entries = [self.running.pop(job_id, None) for job_id in job_ids]
+        slots free (an entry is None if the job was let go meanwhile). With ``attempts``
+        (each result's), a result of an earlier attempt than the entry's leaves it alone
+        (None): the job was reaped and claimed here again, and its new attempt runs on."""
+        if attempts is None:
+            entries = [self.running.pop(job_id, None) for job_id in job_ids]
+        else:
+            entries = [self._pop_attempt(j, a) for j, a in zip(job_ids, attempts, strict=True)]
         for entry in entries:
             if entry is not None and entry.started and not entry.ended:
                 entry.ended = True
                 self.active -= 1
         return entries
+
+    def _pop_attempt(self, job_id: str, attempt: int) -> Running | None:
+        entry = self.running.get(job_id)
+        if entry is None or entry.job.attempt != attempt:
+            return None
+        return self.running.pop(job_id)
 
     def begin_turn(self, reports: int) -> tuple[int, int]:
         """A turn that reports ``reports`` outcomes begins: the jobs it claims (0 unless more
@@ -81,6 +94,12 @@ class SlotLedger:
         leases granted at ``asked`` at least); the prefetched jobs that start now."""
         self.turn_slots -= held
         for job in jobs:
+            old = self.running.get(job.id)
+            if old is not None and old.started and not old.ended:
+                # an earlier attempt of the job, reaped (its lease lost) and claimed here
+                # again: its slot passes to the new attempt, its late result is refused
+                old.ended = True
+                self.active -= 1
             self.running[job.id] = Running(job, None, None, asked)
         self.ready.extend(jobs)
         return self.take_ready()
@@ -118,11 +137,13 @@ class SlotLedger:
             starts.append(job)
         return starts
 
-    def slot_freed(self, job_id: str) -> list[Job]:
+    def slot_freed(self, job_id: str, attempt: int | None = None) -> list[Job]:
         """A job's attempt ended but is not reported yet (its lease is still held): its slot
-        takes the next prefetched jobs, returned."""
+        takes the next prefetched jobs, returned. An earlier ``attempt`` than the entry's
+        frees nothing (its slot passed to the new attempt when that was claimed)."""
         entry = self.running.get(job_id)
-        if entry is not None and not entry.ended:
+        current = entry is not None and (attempt is None or entry.job.attempt == attempt)
+        if entry is not None and current and not entry.ended:
             entry.ended = True
             self.active -= 1
         return self.take_ready()

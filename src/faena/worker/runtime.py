@@ -311,7 +311,7 @@ class Worker:
         claim that tops the prefetch up) to the main thread, which sends the reports of
         every slot in one broker call."""
         with self._lock:
-            starts = self._ledger.slot_freed(result.job.id)
+            starts = self._ledger.slot_freed(result.job.id, result.job.attempt)
         for job in starts:
             self._start(job)
         self._completions.put(result)
@@ -427,5 +427,7 @@ class Worker:
         """The results waiting and the ledger entries of the jobs they end, and the
         prefetched jobs that take the slots they free (lock held)."""
         results = self._completions.take_all()
-        entries = self._ledger.pop_ended([r.job.id for r in results])
+        entries = self._ledger.pop_ended(
+            [r.job.id for r in results], [r.job.attempt for r in results]
+        )
         return results, entries, self._ledger.take_ready()
