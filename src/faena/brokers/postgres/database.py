@@ -82,6 +82,15 @@ def _raise_for(conn: Conn, result: pq.abc.PGresult) -> None:
     raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
 
+def _dropped(result: pq.abc.PGresult) -> bool:
+    """Whether a statement failed because its prepared statement is gone (SQLSTATE 26000,
+    invalid_sql_statement_name)."""
+    return (
+        result.status == pq.ExecStatus.FATAL_ERROR
+        and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000"
+    )
+
+
 class Database:
     """A lazily opened pool of autocommit connections to one server."""
 
@@ -180,6 +189,12 @@ class Database:
             names.add(statement.name)
         # libpq reads None as NULL (as psycopg's own calls rely on); waits without the GIL
         result = pgconn.exec_prepared(statement.name, cast("Sequence[bytes]", params))
+        if _dropped(result):
+            # psycopg sends DEALLOCATE ALL after a rollback of its own on a connection where
+            # it prepared statements (an operator's call that was refused, raising in its
+            # transaction): ours went with it. Prepared again, the call runs as it would have
+            _raise_for(conn, pgconn.prepare(statement.name, statement.sql))
+            result = pgconn.exec_prepared(statement.name, cast("Sequence[bytes]", params))
         _raise_for(conn, result)
         if not result.ntuples:
             return []

@@ -467,7 +467,12 @@ BEGIN
                      WHERE j.state = 'running' AND j.pool = p.name
                        AND j.lease_expires_at > p_now) u;
     IF v_open IS NULL OR v_cap - v_busy <= 0 THEN
-        IF p_tell_saturated AND v_first IS NOT NULL THEN
+        -- everything is full: saturated if a job is waiting (one a reap above just
+        -- re-queued counts as well as the first candidate)
+        IF p_tell_saturated AND (v_first IS NOT NULL OR (v_expired AND EXISTS (
+                SELECT 1 FROM @schema@.jobs
+                 WHERE queue = ANY(p_queues)
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now))) THEN
             RETURN QUERY SELECT 's'::"char", 0, NULL::@schema@.jobs;
         END IF;
         RETURN;
@@ -518,9 +523,16 @@ BEGIN
     END LOOP;
 
     -- saturated: a runnable job was left because its pool or the cap was full (the first
-    -- candidate, locked above, is admitted first unless its pool is full)
-    IF p_tell_saturated AND (v_blocked OR (v_par <= 0 AND cardinality(v_ids) < p_limit)
-                             OR (v_first IS NOT NULL AND NOT v_first = ANY(v_ids))) THEN
+    -- candidate, locked above, is admitted first unless its pool is full); with fewer jobs
+    -- taken than asked, any runnable job left (a full pool the search does not read, or the
+    -- cap) says so, and a cap used up by this claim with nothing left does not
+    IF p_tell_saturated AND (v_blocked
+            OR (v_first IS NOT NULL AND NOT v_first = ANY(v_ids))
+            OR (cardinality(v_ids) < p_limit AND EXISTS (
+                SELECT 1 FROM @schema@.jobs
+                 WHERE queue = ANY(p_queues)
+                   AND state IN ('scheduled', 'queued', 'failed') AND run_at <= p_now
+                   AND NOT id = ANY(v_ids)))) THEN
         RETURN QUERY SELECT 's'::"char", 0, NULL::@schema@.jobs;
     END IF;
     IF cardinality(v_ids) = 0 THEN

@@ -16,6 +16,7 @@ from faena.brokers.sqlite.producing import write_jobs
 from faena.brokers.sqlite.rows import (
     bury,
     error_columns,
+    repeats,
     to_claimed_job,
     to_job,
     unreadable_field,
@@ -250,11 +251,12 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
 
     @staticmethod
     def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        plain = [
-            o
+        repeated = repeats(outcomes)  # an attempt reported twice: the first report wins
+        simple = [
+            o.state is JobState.SUCCEEDED and not o.error and o.max_attempts is None
             for o in outcomes
-            if o.state is JobState.SUCCEEDED and o.error is None and o.max_attempts is None
         ]
+        plain = [o for o, s, r in zip(outcomes, simple, repeated, strict=True) if s and not r]
         written: set[tuple[str, int]] = set()
         if plain:  # the common case, one statement for the group
             params: list[object] = []
@@ -264,9 +266,9 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
             rows = conn.execute(q.finish_succeeded(len(plain)), params).fetchall()
             written = {(r[0], r[1]) for r in rows}
         done = []
-        for o in outcomes:
-            if o.state is JobState.SUCCEEDED and o.error is None and o.max_attempts is None:
-                done.append((o.job_id, o.attempt) in written)
+        for o, plain_one, again in zip(outcomes, simple, repeated, strict=True):
+            if again or plain_one:
+                done.append(not again and (o.job_id, o.attempt) in written)
                 continue
             etype, emsg, etb = error_columns(o.error)
             if o.state is JobState.FAILED:

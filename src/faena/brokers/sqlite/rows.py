@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from faena.core import records
-from faena.core.job import ErrorInfo, Job
+from faena.core.job import ErrorInfo, Job, Outcome
 from faena.core.states import JobState
 
 COLUMNS = (
@@ -145,3 +146,14 @@ def bury(
     fields.update(fixes)
     fields.update(error=error, finished_at=now, lease_expires_at=None)
     return Job(**fields)
+
+
+def repeats(outcomes: Sequence[Outcome]) -> list[bool]:
+    """For each outcome, whether an earlier one of the same call named the same attempt (a
+    worker sending a finish again): only the first report of an attempt may end it."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for o in outcomes:
+        out.append((o.job_id, o.attempt) in seen)
+        seen.add((o.job_id, o.attempt))
+    return out
