@@ -117,7 +117,11 @@ def listens(name: str, model: dict[str, Any]) -> dict[int, str]:
         found: dict[int, str] = {}
         if role[:1] == ["server"] or role[:1] == ["up"]:
             port = _arg(command, "--port") or env.get("FAENA_PORT", "8080")
-            found[int(port)] = _arg(command, "--host") or env.get("FAENA_HOST", "127.0.0.1")
+            host = _arg(command, "--host") or env.get("FAENA_HOST", "127.0.0.1")
+            found[int(port)] = host
+            zeebe = _arg(command, "--zeebe-port") or env.get("FAENA_ZEEBE_PORT")
+            if zeebe:  # the Zeebe gateway binds the server's host
+                found[int(zeebe)] = host
         if role[:1] == ["worker"] and env.get("FAENA_METRICS_PORT", "0") != "0":
             found[int(env["FAENA_METRICS_PORT"])] = env.get("FAENA_METRICS_ADDR", "127.0.0.1")
         if role == ["exporter", "celery"]:
@@ -242,6 +246,11 @@ def wiring_errors(model: dict[str, Any]) -> list[str]:
         for dep in svc.get("depends_on", {}):
             if dep not in services:
                 errors.append(f"{name} depends on {dep!r}, no such service")
+        # a published port reaches something only if the service listens on it
+        for published in svc.get("ports") or []:
+            target = int(published["target"] if isinstance(published, dict) else published)
+            if target not in listens(name, model):
+                errors.append(f"{name} publishes {target}, where it does not listen")
     return errors
 
 
@@ -296,9 +305,11 @@ def test_redis_as_faenas_broker_is_wired_too() -> None:
          "celery-exporter uses redis (FAENA_CELERY_BROKER_URL) but does not wait for it"),
         (lambda m: m["services"].update(worker_x=m["services"]["worker-dq"]),
          "worker_x serves /metrics but no Prometheus job scrapes it"),
+        (lambda m: m["services"]["faena-server"]["environment"].pop("FAENA_ZEEBE_PORT"),
+         "faena-server publishes 26500, where it does not listen"),
     ],
     ids=["missing service", "wrong port", "loopback", "typo in broker", "no depends_on",
-         "unscraped"],
+         "unscraped", "zeebe port not served"],
 )  # fmt: skip
 def test_the_wiring_check_catches_a_broken_reference(
     model: dict[str, Any], mutate: Any, expected: str
@@ -454,7 +465,7 @@ services:
   faena-server:
     <<: *host
     ports: !reset []
-    environment: {{FAENA_BROKER_URL: "{broker}", FAENA_PORT: "{port}"}}
+    environment: {{FAENA_BROKER_URL: "{broker}", FAENA_PORT: "{port}", FAENA_ZEEBE_PORT: "{zeebe}"}}
   worker-dq:
     <<: *host
     environment: {{FAENA_BROKER_URL: "{broker}", FAENA_METRICS_PORT: "{metrics}"}}
@@ -475,10 +486,12 @@ def test_the_compose_files_faena_services_run_with_podman(
     image, _ = build_image()
     assert image == IMAGE
     schema = f"t_cmp_{uuid.uuid4().hex[:10]}"
-    port, metrics = free_port(), free_port()
+    port, metrics, zeebe = free_port(), free_port(), free_port()
     override = tmp_path / "override.yaml"
     override.write_text(
-        OVERRIDE.format(image=image, broker=f"{PG_URL}?schema={schema}", port=port, metrics=metrics)
+        OVERRIDE.format(
+            image=image, broker=f"{PG_URL}?schema={schema}", port=port, metrics=metrics, zeebe=zeebe
+        )
     )
     project = f"faenatest{uuid.uuid4().hex[:8]}"
     env = {"DOCKER_HOST": podman_api}
@@ -519,6 +532,19 @@ def test_the_compose_files_faena_services_run_with_podman(
             assert time.monotonic() < deadline, run("logs").stdout[-3000:]
             time.sleep(0.2)
         assert call("GET", f"http://127.0.0.1:{metrics}/readyz")[0] == 200
+        # the image has the zeebe extra and the compose server serves the Zeebe gateway, the
+        # admin token as its bearer
+        import grpc
+        from pyzeebe.proto.gateway_pb2_grpc import GatewayStub
+
+        from faena.zeebe.proto import pb
+
+        with grpc.insecure_channel(f"127.0.0.1:{zeebe}") as channel:
+            bearer = [("authorization", f"Bearer {admin}")]
+            topology = GatewayStub(channel).Topology(
+                pb.TopologyRequest(), metadata=bearer, timeout=30
+            )
+        assert topology.clusterSize == 1 and topology.brokers[0].port == zeebe, topology
         # stop: SIGTERM, drain, exit 0 well inside the file's stop_grace_period
         run("stop", "worker-dq")
         listed = run("ps", "-a", "--format", "json", "worker-dq").stdout

@@ -385,6 +385,19 @@ def test_worker_probes_use_its_metrics_listener() -> None:
     assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
 
+def test_the_server_serves_zeebe_on_its_declared_port_and_service() -> None:
+    """Zeebe job workers reach faena-server:26500: the flag, the container port and the
+    Service's port agree (a port declared but not served, or served but not routed, fails)."""
+    objects = rendered("postgres")
+    server = container(one(objects, "Deployment", "faena-server"))
+    port = _flag(server["args"], "zeebe-port")
+    [declared] = [p for p in server["ports"] if p["name"] == "zeebe"]
+    assert port is not None and str(declared["containerPort"]) == port
+    [service] = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "faena-server"]
+    [routed] = [p for p in service["spec"]["ports"] if p["name"] == "zeebe"]
+    assert routed["targetPort"] == "zeebe" and routed["appProtocol"] == "kubernetes.io/h2c"
+
+
 # --------------------------------------------------------------------- logs and docs
 
 
