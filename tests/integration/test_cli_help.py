@@ -17,3 +17,37 @@ def test_faena_help_imports_no_command_module() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "worker" in done.stdout and "pipelines" in done.stdout  # the listing is there
+
+
+def test_an_app_without_cron_schedules_does_not_import_croniter() -> None:
+    """croniter and dateutil load with the first cron expression, not with ``faena.App``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, faena\n"
+        "app = faena.App(broker='memory://')\n"
+        "@app.task()\ndef t(): pass\n"
+        "app.schedule('tick', task=t, every=60)\n"
+        "print('croniter' in sys.modules)\n"
+        "app.schedule('nightly', task=t, cron='0 2 * * *')\n"
+        "print('croniter' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
+
+
+def test_a_sqlite_worker_of_sync_tasks_does_not_import_asyncio() -> None:
+    """asyncio (~30 ms) loads with the first async task's executor, not with every worker."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, faena, faena.worker.runtime, faena.cli.worker\n"
+        "from faena.brokers.sqlite.broker import SQLiteBroker\n"
+        "print(sorted(m for m in sys.modules if m == 'asyncio'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

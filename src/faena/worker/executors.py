@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from faena.context import set_current_job
 from faena.core.job import Job
@@ -32,6 +31,9 @@ from faena.worker.invoke import (
     timeout_error,
 )
 from faena.worker.results import Completions, RunResult
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 def isolation_for(task: Task[Any, Any], forced: Isolation | None) -> Isolation:
@@ -154,7 +156,12 @@ class ThreadExecutor:
 
 
 class AsyncExecutor:
+    """Runs ``async def`` tasks on an event loop of its own thread. asyncio is imported
+    here, by the first worker with an async task, not by every worker (start-up time)."""
+
     def __init__(self, completions: Completions, middleware: Chain = NO_MIDDLEWARE) -> None:
+        import asyncio
+
         self._completions = completions
         self._middleware = middleware
         self._loop = asyncio.new_event_loop()
@@ -164,6 +171,8 @@ class AsyncExecutor:
         self._thread.start()
 
     def _run_loop(self) -> None:
+        import asyncio
+
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_forever()
@@ -177,6 +186,8 @@ class AsyncExecutor:
         self._tasks[job.id] = self._loop.create_task(self._run(job, task))
 
     async def _run(self, job: Job, task: Task[Any, Any]) -> None:
+        import asyncio
+
         started = time.perf_counter()
         set_current_job(job)  # each asyncio task runs in its own copy of the context
         try:
