@@ -95,6 +95,14 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     opts = parser.parse_args()
     peers = peers_python()
+    # pip compiles an installed wheel's modules (the peers' venv has its .pyc); an editable
+    # faena under PYTHONDONTWRITEBYTECODE=1 (this machine's environment) would compile every
+    # module at every start instead: compile faena as its wheel install would
+    import compileall
+
+    import faena
+
+    compileall.compile_dir(str(Path(faena.__file__).parent), quiet=1)
     peer_bin = peers.parent
     run = uuid.uuid4().hex[:8]
     queue = f"startup-{run}"

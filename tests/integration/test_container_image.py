@@ -180,6 +180,27 @@ def test_server_and_worker_containers_run_a_job_and_sigterm_releases(
         remove(worker, server)
 
 
+def test_the_image_starts_without_compiling_a_module(image: str) -> None:
+    """Every module a role imports has its .pyc in the image: the runtime's root is read-only
+    and PYTHONDONTWRITEBYTECODE is set, so a missing one is compiled again at every start."""
+    code = (
+        "import sys, importlib.util, faena.cli.worker, faena.cli.server, faena.web.app,"
+        " faena.brokers.postgres.broker, faena.brokers.redis.broker, faena.zeebe.serving\n"
+        "import os\n"
+        "missing = sorted(n for n, m in list(sys.modules.items())"
+        " if getattr(m, '__file__', None) and m.__file__.endswith('.py')"
+        " and m.__file__.startswith('/opt/faena')"
+        " and not os.path.exists(importlib.util.cache_from_source(m.__file__)))\n"
+        "print(len(sys.modules), missing)\n"
+    )
+    done = podman(
+        "run", "--rm", "--network", "host", "--ulimit", "nofile=1024:1024",
+        "--ulimit", "nproc=1024:1024", "--entrypoint", "python3", image, "-c", code,
+    )  # fmt: skip
+    count, _, missing = done.stdout.strip().partition(" ")
+    assert int(count) > 300 and missing == "[]", done.stdout
+
+
 def test_the_celery_exporter_role_reads_redis(image: str) -> None:
     need(importlib.util.find_spec("redis") is not None, "redis-py is not installed")
     need(port_open("127.0.0.1", 6379), "Redis is not running on 127.0.0.1:6379")
