@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def one_drain(kind: str, n: int, concurrency: int, level: str) -> dict[str, object]:
     """Drain ``n`` counted jobs with one worker; the figures of that drain."""
     import psutil
-    import redis
 
     sys.path.insert(0, str(ROOT / "bench"))
     import bench_faena as bf
@@ -43,21 +41,8 @@ def one_drain(kind: str, n: int, concurrency: int, level: str) -> dict[str, obje
     tmp = Path(tempfile.mkdtemp())
     url = bf.url_for(kind, tmp, "ab")
     app = bf.fresh_app(url)
-    counter_url = f"{bf.REDIS_BASE}/{bf.COUNTER_DB}"
-    counter = redis.Redis.from_url(counter_url)
-    counter.delete("bench:done")
-
-    def finished() -> int:
-        return int(cast("bytes | None", counter.get("bench:done")) or 0)
-
-    for _ in range(n // 1000):
-        app.enqueue_many("counted", [((), {})] * 1000, queue="bench")
-    env = dict(
-        os.environ,
-        BENCH_BROKER=url,
-        BENCH_COUNTER=counter_url,
-        PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
-    )
+    counter_url, finished = bf.counted_backlog(app, n)
+    env = bf.worker_env(url, counter_url)
     argv = [sys.executable, "-m", "faena.cli.main", "worker", "bench.benchapp:app"]
     argv += ["--queues", "bench", "--concurrency", str(concurrency)]
     argv += ["--log-format", "json", "--log-level", level]

@@ -51,6 +51,29 @@ def url_for(kind: str, tmp: Path, name: str, variant: str = "") -> str:
     return f"{REDIS}?prefix={tag}"
 
 
+def counted_backlog(app, n: int):  # type: ignore[no-untyped-def]
+    """Reset the completion counter, enqueue ``n`` ``counted`` jobs on queue ``bench``; the
+    counter's URL and a function that reads how many have run."""
+    import redis
+
+    counter_url = f"{REDIS_BASE}/{COUNTER_DB}"
+    counter = redis.Redis.from_url(counter_url)
+    counter.delete("bench:done")
+    for _ in range(n // 1000):
+        app.enqueue_many("counted", [((), {})] * 1000, queue="bench")
+
+    def finished() -> int:
+        return int(counter.get("bench:done") or 0)
+
+    return counter_url, finished
+
+
+def worker_env(url: str, counter_url: str) -> dict[str, str]:
+    """The environment of a ``faena worker bench.benchapp:app`` on ``url``."""
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+    return dict(os.environ, BENCH_BROKER=url, BENCH_COUNTER=counter_url, PYTHONPATH=path)
+
+
 def cleanup(app) -> None:  # type: ignore[no-untyped-def]
     destroy = getattr(app.broker, "destroy", None)
     if callable(destroy):

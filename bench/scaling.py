@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -118,21 +118,8 @@ def one_drain(kind: str, n: int, processes: int, redis_url: str | None) -> dict[
     else:
         url = bf.url_for(kind, tmp, "scaling")
     app = bf.fresh_app(url)
-    counter_url = f"{bf.REDIS_BASE}/{bf.COUNTER_DB}"
-    counter = redis.Redis.from_url(counter_url)
-    counter.delete("bench:done")
-
-    def finished() -> int:
-        return int(cast("bytes | None", counter.get("bench:done")) or 0)
-
-    for _ in range(n // 1000):
-        app.enqueue_many("counted", [((), {})] * 1000, queue="bench")
-    env = dict(
-        os.environ,
-        BENCH_BROKER=url,
-        BENCH_COUNTER=counter_url,
-        PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
-    )
+    counter_url, finished = bf.counted_backlog(app, n)
+    env = bf.worker_env(url, counter_url)
     argv = [sys.executable, "-m", "faena.cli.main", "worker", "bench.benchapp:app"]
     argv += ["--queues", "bench", "--concurrency", "2", "--log-format", "json"]
     popens = [

@@ -1,30 +1,32 @@
-"""``faena --help`` lists every command without importing the command modules (start-up time:
-bench/startup.py, docs/benchmarks.md)."""
+"""Start-up time (bench/startup.py, docs/benchmarks.md): ``faena --help`` lists every command
+without importing the command modules, and what only some apps use loads on first use."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+
+def _stdout(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (what is imported at start is the point)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
 
 def test_faena_help_imports_no_command_module() -> None:
-    import subprocess
-    import sys
-
-    code = (
+    out = _stdout(
         "import sys; from faena.cli.main import cli, COMMAND_MODULES\n"
         "try:\n    cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
         "print([m for m in COMMAND_MODULES if m in sys.modules])"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
-    assert "worker" in done.stdout and "pipelines" in done.stdout  # the listing is there
+    assert out.strip().splitlines()[-1] == "[]"
+    assert "worker" in out and "pipelines" in out  # the listing is there
 
 
 def test_an_app_without_cron_schedules_does_not_import_croniter() -> None:
     """croniter and dateutil load with the first cron expression, not with ``faena.App``."""
-    import subprocess
-    import sys
-
-    code = (
+    out = _stdout(
         "import sys, faena\n"
         "app = faena.App(broker='memory://')\n"
         "@app.task()\ndef t(): pass\n"
@@ -33,21 +35,14 @@ def test_an_app_without_cron_schedules_does_not_import_croniter() -> None:
         "app.schedule('nightly', task=t, cron='0 2 * * *')\n"
         "print('croniter' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "True"]
+    assert out.split() == ["False", "True"]
 
 
 def test_a_sqlite_worker_of_sync_tasks_does_not_import_asyncio() -> None:
     """asyncio (~30 ms) loads with the first async task's executor, not with every worker."""
-    import subprocess
-    import sys
-
-    code = (
+    out = _stdout(
         "import sys, faena, faena.worker.runtime, faena.cli.worker\n"
         "from faena.brokers.sqlite.broker import SQLiteBroker\n"
         "print(sorted(m for m in sys.modules if m == 'asyncio'))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert out.strip() == "[]"
