@@ -267,4 +267,9 @@ class PostgresOperators:
 
     def prune(self, older_than: float, limit: int | None = None) -> int:
         params = {"older_than": older_than, "limit": check_prune_limit(limit)}
-        return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)
+
+        def run(conn: Conn) -> int:
+            conn.execute(self._q.prune_minutes, params)
+            return int(conn.execute(self._q.prune, params).rowcount)
+
+        return self._db.run("prune", run)
