@@ -81,6 +81,7 @@ class Queries:
     overflowing: str
     bury: str
     prune_minutes: str
+    fold_minutes: str
 
     @classmethod
     def load(cls, config: PgConfig) -> Queries:

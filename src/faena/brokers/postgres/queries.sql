@@ -218,3 +218,17 @@ ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + 1;
 -- name: prune_minutes
 -- job_stats' counters of the minutes before %(older_than)s
 DELETE FROM @schema@.job_minutes WHERE minute < %(older_than)s::double precision;
+
+-- name: fold_minutes
+-- the shards (one per writing backend) of the minutes from %(from)s to before %(before)s,
+-- which no finish writes any more, added up into shard 0: job_stats then reads one row per
+-- (minute, queue, series) of them
+WITH gone AS (
+    DELETE FROM @schema@.job_minutes
+     WHERE minute >= %(from)s::double precision AND minute < %(before)s::double precision
+       AND shard <> 0
+    RETURNING minute, queue, series, n
+)
+INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
+SELECT minute, queue, series, 0, sum(n) FROM gone GROUP BY 1, 2, 3
+ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + excluded.n;
