@@ -11,9 +11,10 @@
 -- Rows are (minute, queue, series, shard) with shard the writing backend's pid: no two open
 -- transactions ever write one row, so workers finishing at once never wait for each other on
 -- a counter (one row per minute would serialise every finish on its lock until commit), and
--- a counter never takes part in a deadlock. job_stats sums the shards of the window: minutes
--- x queues x series x the connections that finished jobs in each minute, a range of the
--- primary key. prune() deletes the minutes before its older_than.
+-- a counter never takes part in a deadlock. job_stats sums the shards of the window, a range
+-- of the primary key: minutes x queues x series, times the connections that finished jobs in
+-- each minute until prune() folds a finished minute's shards into shard 0 (queries.sql
+-- fold_minutes); prune() also deletes the minutes before its older_than.
 --
 -- The jobs the store holds are counted once, here, by their state now (finished_at, shard 0,
 -- no pid is 0): the series go on from there; retried attempts before this version are not.
