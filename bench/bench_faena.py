@@ -39,7 +39,9 @@ def fresh_app(url: str):  # type: ignore[no-untyped-def]
 PG = os.environ.get("FAENA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("FAENA_BENCH_REDIS", "redis://127.0.0.1:6379/13")
 REDIS_BASE = REDIS.rsplit("/", 1)[0]
-COUNTER_DB = 12  # the drain's completion counter (the peers use database 15)
+# the drain's completion counter (the peers use database 15); BENCH_COUNTER_DB gives a
+# database of its own to a drain run while another session drains on the same Redis
+COUNTER_DB = int(os.environ.get("BENCH_COUNTER_DB", "12"))
 
 
 def url_for(kind: str, tmp: Path, name: str, variant: str = "") -> str:

@@ -59,6 +59,7 @@ def test_search_pages_and_stats_on_every_backend(tmp_path: Path, name: str) -> N
         stats = client.get("/api/v1/stats", params={"minutes": 5}).json()
         assert len(stats["minutes"]) == 5
         assert sum(m["dead"] for m in stats["minutes"]) == 1
+        assert set(stats["minutes"][0]) == {"minute", "succeeded", "retried", "dead", "cancelled"}
         assert stats["run_time"]["count"] == 1 and stats["run_time"]["p50"] == pytest.approx(2.0)
         assert stats["states"]["queued"] == 6 and stats["states"]["dead"] == 1
         assert client.get("/api/v1/stats", params={"queue": "q2"}).json()["states"]["dead"] == 0

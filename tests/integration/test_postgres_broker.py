@@ -406,3 +406,43 @@ def test_many_queue_lists_are_claimed_from_and_only_some_are_remembered(
     claimed = [broker.claim("w", queues, 1, 30.0).jobs for queues in lists]
     assert all(len(jobs) == 1 for jobs in claimed)
     assert len(broker._arrays) == pg_broker._ARRAYS_KEPT
+
+
+def test_stats_counters_are_one_row_per_backend_and_folded_by_prune(schema: str) -> None:
+    """Two brokers (two backends) finishing in one minute write a counter row each (no
+    finish waits on another's), job_stats adds them up; a prune once the minute is over folds
+    them into one row (shard 0), the counts unchanged, and leaves the current minute alone."""
+    clock = ManualClock()
+    t0 = clock.now()
+    one = PostgresBroker.from_url(_url(schema), clock=clock)
+    one.setup()
+    two = PostgresBroker.from_url(_url(schema), clock=clock)
+    try:
+        one.enqueue([NewJob("t", "q") for _ in range(4)])
+        for b in (one, two, one):
+            (job,) = b.claim("w", ["q"], 1, 60.0).jobs
+            assert b.finish([Outcome(job.id, job.attempt, JobState.SUCCEEDED)]) == [True]
+
+        def rows() -> list[tuple[float, int, int]]:
+            with psycopg.connect(PG_URL) as conn:
+                got = conn.execute(
+                    f'SELECT minute, shard, n FROM "{schema}".job_minutes ORDER BY minute, n'
+                ).fetchall()
+            return [(float(m), int(s), int(n)) for m, s, n in got]
+
+        first = rows()
+        assert [(m, n) for m, _, n in first] == [(t0, 1), (t0, 2)]
+        assert first[0][1] != first[1][1] and 0 not in {s for _, s, _ in first}
+        clock.set(t0 + 60)  # the next minute: t0's is still left to the finishes
+        (job,) = one.claim("w", ["q"], 1, 60.0).jobs
+        one.finish([Outcome(job.id, job.attempt, JobState.SUCCEEDED)])
+        one.prune(t0 - 3600)
+        assert len(rows()) == 3
+        clock.set(t0 + 130)
+        one.prune(t0 - 3600)  # t0's minute is over: folded; t0 + 60 is the previous one
+        assert rows()[0] == (t0, 0, 3) and len(rows()) == 2
+        assert [m.succeeded for m in one.job_stats(minutes=3).minutes] == [3, 1, 0]
+    finally:
+        two.close()
+        one.destroy()
+        one.close()

@@ -4,6 +4,7 @@ rolling upgrade go on working."""
 
 from __future__ import annotations
 
+import json
 import select
 import uuid
 from collections.abc import Iterator
@@ -231,6 +232,54 @@ def test_a_version_2_worker_keeps_claiming_after_the_upgrade_to_3(config: PgConf
             assert result.jobs[0].worker == "old" and result.jobs[0].attempt == 1
         stored = broker.get(held.id)
         assert stored is not None and stored.state is JobState.SUCCEEDED
+    finally:
+        broker.destroy()
+        broker.close()
+
+
+# The exchange a version 13 broker sends (its queries.sql), finishes as JSON
+V13_EXCHANGE = (
+    "SELECT e.kind, e.ord, (e.job).* FROM {s}.exchange(%s::json, %s::text, %s::text[],"
+    " %s::integer, %s::double precision, %s::double precision, true) AS e"
+)
+
+
+def test_a_version_13_store_gets_its_finished_jobs_counted_once(config: PgConfig) -> None:
+    """Version 14 counts attempt endings as they happen (job_stats); the jobs a version 13
+    store holds are counted once by the migration, by their state and finished_at, and the
+    exchange a version 13 worker still sends after the upgrade is counted like any other."""
+    new = [NewJob("t", "etl", max_attempts=3) for _ in range(4)]
+    with psycopg.connect(config.conninfo, autocommit=True) as conn:
+        migrate(conn, config, upto=13)
+        made = [lifecycle.create(n, T0) for n in new]
+        _v1(conn, config, V1_ENQUEUE, rows.new_jobs_json(new, made), T0)
+        got = _v1(conn, config, V13_EXCHANGE, None, "old", ["etl"], 3, LEASE, T0)
+        held = [rows.to_job(r, 2) for r in got if r[0] == "c"]
+        done = [
+            {"id": held[0].id, "attempt": 1, "state": "succeeded", "result": "1"},
+            {"id": held[1].id, "attempt": 1, "state": "dead", "etype": "E", "emsg": "m"},
+        ]
+        _v1(conn, config, V13_EXCHANGE, json.dumps(done), "old", None, 0, LEASE, T0 + 61)
+
+    clock = ManualClock(T0 + 130)
+    broker = PostgresBroker(config, clock=clock)
+    try:
+        broker.setup()
+        got_stats = broker.job_stats(minutes=3)
+        assert [(m.succeeded, m.retried, m.dead, m.cancelled) for m in got_stats.minutes] == [
+            (0, 0, 0, 0),
+            (1, 0, 1, 0),
+            (0, 0, 0, 0),
+        ]
+        # the old worker's attempt still running fails after the upgrade, by its own statement
+        failed = [{"id": held[2].id, "attempt": 1, "state": "failed", "etype": "E", "emsg": "x"}]
+        with psycopg.connect(config.conninfo, autocommit=True) as conn:
+            _v1(conn, config, V13_EXCHANGE, json.dumps(failed), "old", None, 0, LEASE, T0 + 130)
+        assert broker.job_stats(minutes=1).minutes[0].retried == 1
+        # and the new broker's finishes are counted as well
+        (again,) = broker.claim("new", ["etl"], 1, LEASE).jobs
+        assert broker.finish([Outcome(again.id, again.attempt, JobState.SUCCEEDED)]) == [True]
+        assert broker.job_stats(minutes=1).minutes[0].succeeded == 1
     finally:
         broker.destroy()
         broker.close()

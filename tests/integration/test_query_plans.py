@@ -51,7 +51,7 @@ def test_sqlite_listings_and_counts_use_indexes(tmp_path: Path) -> None:
     conn.set_trace_callback(None)
     selects = [s for s in dict.fromkeys(sent) if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(selects) > 30
-    unfiltered = covered = 0
+    unfiltered = covered = counters = 0
     for sql in selects:
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
         scans = [p for p in plan if p.startswith("SCAN faena_jobs") and "INDEX" not in p]
@@ -65,8 +65,16 @@ def test_sqlite_listings_and_counts_use_indexes(tmp_path: Path) -> None:
         if "INDEXED BY faena_jobs_ready" in sql:  # the queue stats: from the index alone
             covered += 1
             assert "SCAN faena_jobs USING COVERING INDEX faena_jobs_ready" in plan, plan
+        if "faena_job_minutes" in sql:  # job_stats' counters: a range of the window's minutes
+            counters += 1
+            assert not [p for p in plan if p.startswith("SCAN")], (sql, plan)
+            assert any(
+                p.startswith("SEARCH faena_job_minutes USING PRIMARY KEY (minute>? AND minute<?)")
+                for p in plan
+            ), (sql, plan)
     assert unfiltered == 1
     assert covered == 1
+    assert counters == 2  # all queues, and one
     broker.close()
 
 
@@ -115,9 +123,13 @@ def test_postgres_listings_and_counts_use_indexes(monkeypatch: pytest.MonkeyPatc
         _operator_calls(broker)
         monkeypatch.undo()
         statements = [
-            (q, p) for q, p in sent if "jobs" in q and q.lstrip().startswith(("SELECT", "WITH"))
+            (q, p)
+            for q, p in sent
+            if ("jobs" in q or "job_minutes" in q) and q.lstrip().startswith(("SELECT", "WITH"))
         ]
         assert len(statements) > 30
+        counters = [(q, p) for q, p in statements if "job_minutes" in q]
+        assert len(counters) == 2  # job_stats' counters, of all queues and of one
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             # the planner may not pick a scan of every row, nor a sort, where an index serves
             for setting in ("enable_seqscan", "enable_sort", "enable_bitmapscan"):
@@ -125,6 +137,10 @@ def test_postgres_listings_and_counts_use_indexes(monkeypatch: pytest.MonkeyPatc
             for sql, params in statements:
                 plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {sql}", params))
                 assert "Seq Scan on jobs" not in plan, (sql, plan)
+                assert "Seq Scan on job_minutes" not in plan, (sql, plan)
+                if "job_minutes" in sql:  # a range of the primary key (minute, ...)
+                    assert "Index" in plan and "job_minutes_pkey" in plan, (sql, plan)
+                    assert "Index Cond: ((minute >=" in plan, (sql, plan)
                 if "ORDER BY" in sql and "seq DESC" in sql:
                     assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.M), (sql, plan)
     finally:

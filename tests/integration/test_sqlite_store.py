@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import sockets_open
 
 import faena
+from faena.brokers.sqlite import SQLiteBroker
 from faena.brokers.url import open_broker
 from faena.errors import BrokerError, ConfigError, PayloadError, SchemaError, UnknownPoolError
 
@@ -134,3 +135,38 @@ def test_a_producer_holds_no_wake_up_socket_until_a_worker_waits(tmp_path: Path)
         waker.close()
         app.close()
     assert sockets_open() == before
+
+
+def test_a_version_10_store_gets_its_finished_jobs_counted_once(tmp_path: Path) -> None:
+    """Migration 11 counts the jobs a version 10 store holds once (by state and
+    finished_at, retried attempts unknown); from then on the trigger counts each ending."""
+    from faena.core.clock import ManualClock
+    from faena.core.job import NewJob, Outcome
+    from faena.core.states import JobState
+
+    path = tmp_path / "v10.db"
+    clock = ManualClock()
+    t0 = clock.now()
+    broker = SQLiteBroker(str(path), clock=clock)
+    broker.setup()
+    broker.enqueue([NewJob(task="t", queue="q") for _ in range(3)])
+    got = broker.claim("w", ["q"], 3, 60.0).jobs
+    clock.set(t0 + 61)
+    broker.finish([Outcome(got[0].id, got[0].attempt, JobState.SUCCEEDED)])
+    broker.finish([Outcome(got[1].id, got[1].attempt, JobState.DEAD)])
+    broker.close()
+    conn = sqlite3.connect(path)  # back to version 10: no counters, no trigger
+    conn.execute("DROP TRIGGER faena_count_ends")
+    conn.execute("DROP TABLE faena_job_minutes")
+    conn.execute("UPDATE faena_meta SET value = '10' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+    clock.set(t0 + 130)
+    broker = SQLiteBroker(str(path), clock=clock)
+    broker.setup()
+    table = [(m.succeeded, m.retried, m.dead) for m in broker.job_stats(minutes=3).minutes]
+    assert table == [(0, 0, 0), (1, 0, 1), (0, 0, 0)]
+    broker.finish([Outcome(got[2].id, got[2].attempt, JobState.SUCCEEDED)])
+    assert broker.job_stats(minutes=1).minutes[0].succeeded == 1
+    broker.close()

@@ -176,7 +176,9 @@ def test_the_lua_library_lists_only_core_sets() -> None:
     assert drifted({"lib": code}, extra=[scripts.INDEXED]) == []
     found = set(state_lists(code))
     assert found == {
-        _values(s) for s in (PENDING, LEASED, HOLDS_IDEMPOTENCY_KEY, RETRYABLE, ALL)
+        # TERMINAL: the per-minute series' rule (lib.lua's ending, faena.core.stats.ending)
+        _values(s)
+        for s in (PENDING, LEASED, HOLDS_IDEMPOTENCY_KEY, RETRYABLE, ALL, TERMINAL)
     } | {_values(scripts.INDEXED)}
     assert single_states(code) <= _values(ALL)
 

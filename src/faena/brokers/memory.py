@@ -95,6 +95,7 @@ class MemoryBroker(MemoryPipelines, BulkActions):
         self._workers: dict[str, WorkerRecord] = {}
         self._autoscalers: dict[str, AutoscalerRecord] = {}
         self._schedules: dict[str, ScheduleState] = {}
+        self._counters: stats.Counters = {}
         self._init_pipelines()
 
     @classmethod
@@ -337,7 +338,8 @@ class MemoryBroker(MemoryPipelines, BulkActions):
     def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
         with self._lock:
             held = list(self._jobs.values())
-        return stats.in_memory(held, self._clock.now(), minutes, queue)
+            counters = dict(self._counters)
+        return stats.in_memory(held, counters, self._clock.now(), minutes, queue)
 
     def retry(self, job_id: str) -> Job:
         checks.check_text("job id", job_id)
@@ -366,6 +368,9 @@ class MemoryBroker(MemoryPipelines, BulkActions):
         old = self._jobs[new.id]
         if new.state is not old.state:
             check_transition(new.id, old.state, new.state)
+            counted = stats.ending(old.state, new.state, new.tries >= old.tries)
+            if counted is not None:  # the per-minute series, counted as the change is made
+                stats.count(self._counters, self._clock.now(), new.queue, counted)
         self._jobs[new.id] = new
         if self._steps and new.id in self._steps and ends(old, new):
             self._hand_off(new.id)
@@ -373,6 +378,10 @@ class MemoryBroker(MemoryPipelines, BulkActions):
 
     def _put_step(self, new: Job) -> Job:
         return self._put(new)
+
+    def _count_skip(self, queue: str, now: float) -> None:
+        """A waiting step skipped by its hand-off (set without :meth:`_put`): cancelled."""
+        stats.count(self._counters, now, queue, JobState.CANCELLED.value)
 
     def _wake_all(self) -> None:
         for waker in self._wakers:
@@ -489,6 +498,7 @@ class MemoryBroker(MemoryPipelines, BulkActions):
                 self._order.pop(job_id, None)
                 if job.idempotency_key and self._keys.get(job.idempotency_key) == job_id:
                     del self._keys[job.idempotency_key]
+            stats.forget(self._counters, older_than)
         return len(doomed)
 
     # schedules -----------------------------------------------------------------------

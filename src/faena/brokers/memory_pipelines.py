@@ -78,6 +78,8 @@ class MemoryPipelines:
 
         def _put_step(self, new: Job) -> Job: ...
 
+        def _count_skip(self, queue: str, now: float) -> None: ...
+
     def create_run(self, run: NewRun) -> RunRecord:
         check_run(run)
         checks.check_new_jobs([s.job for s in run.steps])
@@ -144,6 +146,7 @@ class MemoryPipelines:
                         finished_at=now,
                         error=ErrorInfo(SKIPPED, message),
                     )
+                    self._count_skip(job.queue, now)
                     todo.append(down)
         if woken:
             self._wake_all()

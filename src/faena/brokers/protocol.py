@@ -310,10 +310,13 @@ class OperatorStore(Protocol):
         ``search.SCAN_BUDGET`` of them a page (then ``truncated``)."""
 
     def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
-        """Jobs finished per minute by state and run / wait time percentiles over the last
-        ``minutes`` (1 to 1440) whole minutes, from the store itself (every server replica
-        reads the same numbers); of one queue, or all. Read from the index on
-        ``finished_at``: nothing is added to claims or finishes."""
+        """Attempt endings per minute (succeeded, retried, dead, cancelled: the series of
+        :mod:`faena.core.stats`, counted as they happen by :func:`faena.core.stats.ending`)
+        and run / wait time percentiles over the last ``minutes`` (1 to 1440) whole minutes,
+        from the store itself (every server replica reads the same numbers); of one queue,
+        or all. The counts are counters the store writes with each change of state, in the
+        same transaction or script (an outcome fenced out counts nothing), read in
+        ``minutes x queues x series``, and deleted by :meth:`prune` with the jobs."""
 
     def retry(self, job_id: str) -> Job:
         """A ``dead`` or ``cancelled`` job runs again with a fresh budget of attempts."""
@@ -391,7 +394,8 @@ class OperatorStore(Protocol):
     def prune(self, older_than: float, limit: int | None = None) -> int:
         """Delete terminal jobs finished before ``older_than`` (POSIX time), at most
         ``limit`` of them (``None``: all; memory, SQLite and PostgreSQL delete them in one
-        step, Redis in steps of 1000); how many were deleted."""
+        step, Redis in steps of 1000); how many were deleted. The counters of
+        :meth:`job_stats` of the minutes that began before ``older_than`` go too."""
 
     # schedules ---------------------------------------------------------------------
     def fire_schedule(self, schedule: str, tick: float, jobs: Sequence[NewJob]) -> list[Job] | None:

@@ -1,10 +1,19 @@
-"""What every backend's ``job_stats`` shares: the window, the bounds and the percentiles.
+"""What every backend's ``job_stats`` shares: the window, the bounds, the per-minute series
+and the percentiles.
 
 The window is ``minutes`` whole minutes ending with the current one (``since`` is the start of
-the oldest, ``until`` is now). Counts are by ``finished_at`` and the job's state now. The run
-and wait times are those of the most recent :data:`SAMPLE_LIMIT` jobs finished in the window
-that ran (succeeded or dead with a ``started_at``); percentiles are linear interpolation
-between the closest ranks, as PostgreSQL's ``percentile_cont`` computes them.
+the oldest, ``until`` is now). The per-minute counts are events, counted where they happen
+(:func:`ending`): each attempt that ends (succeeded; failed or lost with attempts left, so
+``retried``; ``dead``; ``cancelled``) and each waiting job cancelled, in the minute of the
+store's clock at which the store accepted it, by queue. Every backend keeps them in counters
+of ``(minute, queue, series)`` written in the same transaction or script as the change of
+state (a write fenced out changes nothing and counts nothing), so reading a window costs
+``minutes x series x queues`` counters (times the writing connections on PostgreSQL), not
+one row per job. Counters go with :meth:`prune` (minutes before ``older_than``); Redis' also
+expire after :data:`KEEP_SECONDS`. The run and wait times are those of the most recent
+:data:`SAMPLE_LIMIT` jobs finished in the window that ran (succeeded or dead with a
+``started_at``); percentiles are linear interpolation between the closest ranks, as
+PostgreSQL's ``percentile_cont`` computes them.
 """
 
 from __future__ import annotations
@@ -15,24 +24,31 @@ from dataclasses import dataclass
 
 from faena.core import checks
 from faena.core.job import Job
-from faena.core.states import JobState
+from faena.core.states import TERMINAL, JobState
 from faena.errors import ConfigError
 
-#: the terminal states :meth:`OperatorStore.job_stats` counts per minute
+#: the terminal states
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
+#: an attempt that failed (or whose lease ran out) and will run again
+RETRIED = "retried"
+#: the per-minute series, in :class:`MinuteCount`'s order; the names the stores keep
+SERIES = ("succeeded", RETRIED, "dead", "cancelled")
+#: how long Redis keeps a minute's counters (its keys expire): the longest window and a day
+KEEP_SECONDS = 2 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
 class MinuteCount:
-    """Jobs that finished in the minute starting at ``minute`` (POSIX seconds, a multiple of
-    60), by their state now."""
+    """What ended in the minute starting at ``minute`` (POSIX seconds, a multiple of 60):
+    attempts that succeeded, attempts that failed or were lost and will run again
+    (``retried``), jobs that ended dead, and jobs cancelled (waiting ones when cancelled,
+    running ones when their attempt ended)."""
 
     minute: float
     succeeded: int
+    retried: int
     dead: int
     cancelled: int
-    #: counted from every job (``False``: scaled from a bounded sample, see guarantees)
-    exact: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +87,25 @@ SAMPLE_LIMIT = 10_000
 #: states whose finished jobs ran (have run and wait times)
 RAN = (JobState.SUCCEEDED, JobState.DEAD)
 
-#: counts of one minute: ``{(minute start, state): n}``
-Counts = Mapping[tuple[float, JobState], int]
+#: counts of the window: ``{(minute start, series): n}``
+Counts = Mapping[tuple[float, str], int]
+
+
+def ending(old: JobState, new: JobState, tries_kept: bool = True) -> str | None:
+    """The series a change of a job's state from ``old`` to ``new`` counts in, or ``None``.
+
+    Into a terminal state from a live one: that state (an attempt ending so, or a waiting
+    job cancelled, or a damaged job buried dead). A running job failing, or whose lease ran
+    out with attempts left (back to ``queued`` with its try counted: ``tries_kept``), is
+    ``retried``; a release (the try given back) and a retry by hand count nothing: what the
+    job then does counts. The stores apply this very rule in SQL and Lua."""
+    if new in TERMINAL:
+        return None if old in TERMINAL else new.value
+    if old is JobState.RUNNING and (
+        new is JobState.FAILED or (new is JobState.QUEUED and tries_kept)
+    ):
+        return RETRIED
+    return None
 
 
 def check_stats(minutes: int, queue: str | None) -> None:
@@ -119,23 +152,24 @@ def build(
     counts: Counts,
     run: Percentiles,
     wait: Percentiles,
-    estimated: frozenset[float] = frozenset(),
 ) -> JobStats:
-    """The stats of a window from per-minute counts (minutes in ``estimated`` were scaled
-    from a sample) and the percentiles."""
+    """The stats of a window from per-minute counts and the percentiles."""
     series = []
     for n in range(minutes):
         start = since + 60.0 * n
-        series.append(
-            MinuteCount(
-                start,
-                counts.get((start, JobState.SUCCEEDED), 0),
-                counts.get((start, JobState.DEAD), 0),
-                counts.get((start, JobState.CANCELLED), 0),
-                exact=start not in estimated,
-            )
-        )
+        series.append(MinuteCount(start, *(counts.get((start, name), 0) for name in SERIES)))
     return JobStats(since, until, queue, series, run, wait, SAMPLE_LIMIT)
+
+
+def summed(rows: Iterable[tuple[float, str, int]]) -> dict[tuple[float, str], int]:
+    """``{(minute, series): n}`` of counter rows ``(minute, series, n)`` (shards added up;
+    a series this faena does not know is left out)."""
+    counts: dict[tuple[float, str], int] = {}
+    for minute, name, n in rows:
+        if name in SERIES:
+            key = (float(minute), str(name))
+            counts[key] = counts.get(key, 0) + int(n)
+    return counts
 
 
 def durations(
@@ -152,19 +186,40 @@ def durations(
     return percentiles(runs), percentiles(waits)
 
 
-def in_memory(jobs: Iterable[Job], now: float, minutes: int, queue: str | None) -> JobStats:
-    """The stats over jobs held in memory (the memory broker): every one is looked at."""
+#: the memory broker's counters: ``{(minute, queue, series): n}``
+Counters = dict[tuple[float, str, str], int]
+
+
+def count(counters: Counters, at: float, queue: str, name: str) -> None:
+    """One event of series ``name`` in ``queue`` at ``at`` (the memory broker's counters)."""
+    key = (minute_of(at), queue, name)
+    counters[key] = counters.get(key, 0) + 1
+
+
+def forget(counters: Counters, older_than: float) -> None:
+    """Drop the counters of minutes that began before ``older_than``."""
+    for key in [k for k in counters if k[0] < older_than]:
+        del counters[key]
+
+
+def in_memory(
+    jobs: Iterable[Job], counters: Counters, now: float, minutes: int, queue: str | None
+) -> JobStats:
+    """The stats of the memory broker: its counters, and every job looked at for the
+    sample."""
     check_stats(minutes, queue)
     since, until = window(now, minutes)
-    counts: dict[tuple[float, JobState], int] = {}
+    counts = summed(
+        (m, name, n)
+        for (m, q, name), n in counters.items()
+        if since <= m <= until and (queue is None or q == queue)
+    )
     ran: list[Job] = []
     for job in jobs:
         if job.finished_at is None or job.finished_at < since or job.finished_at > until:
             continue
-        if job.state not in FINISHED_STATES or (queue is not None and job.queue != queue):
+        if queue is not None and job.queue != queue:
             continue
-        key = (minute_of(job.finished_at), job.state)
-        counts[key] = counts.get(key, 0) + 1
         if job.state in RAN and job.started_at is not None:
             ran.append(job)
     ran.sort(key=lambda j: -(j.finished_at or 0.0))

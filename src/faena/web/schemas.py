@@ -256,11 +256,17 @@ class BulkDone(BaseModel):
 
 
 class MinuteOut(BaseModel):
+    """What ended in one minute, counted as it happened (faena.core.stats)."""
+
     minute: float = Field(description="start of the minute, POSIX seconds")
-    succeeded: int
-    dead: int
-    cancelled: int
-    exact: bool = Field(description="false: scaled from a bounded sample (Redis, busy minutes)")
+    succeeded: int = Field(description="attempts that succeeded")
+    retried: int = Field(
+        description="attempts that failed, or whose worker was lost, and will run again"
+    )
+    dead: int = Field(description="jobs that ended dead (their last attempt failed or was lost)")
+    cancelled: int = Field(
+        description="jobs cancelled: waiting ones when cancelled, running ones as they stopped"
+    )
 
 
 class PercentilesOut(BaseModel):
@@ -274,7 +280,7 @@ class StatsOut(BaseModel):
     since: float = Field(description="start of the oldest minute of the window")
     until: float = Field(description="now, on the server's clock")
     queue: str | None
-    minutes: list[MinuteOut] = Field(description="jobs finished per minute, oldest first")
+    minutes: list[MinuteOut] = Field(description="attempt endings per minute, oldest first")
     run_time: PercentilesOut = Field(description="finished_at - started_at, seconds")
     wait_time: PercentilesOut = Field(description="started_at - run_at, seconds")
     sample_limit: int = Field(description="most recent finished jobs the percentiles read")

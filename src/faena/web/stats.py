@@ -1,4 +1,4 @@
-"""``GET /api/v1/stats``: what finished per minute, run and wait time percentiles, and the
+"""``GET /api/v1/stats``: attempt endings per minute, run and wait time percentiles, and the
 jobs by state, all read from the store (``job_stats``, ``count_by_state``), so every server
 replica answers the same."""
 

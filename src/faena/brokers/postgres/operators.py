@@ -27,7 +27,7 @@ from faena.brokers.protocol import (
     WorkerReport,
 )
 from faena.brokers.refusals import key_taken, no_such_job
-from faena.core import attempts, checks, lifecycle
+from faena.core import attempts, checks, lifecycle, stats
 from faena.core.clock import Clock
 from faena.core.job import Job
 from faena.core.retention import check_prune_limit
@@ -267,4 +267,15 @@ class PostgresOperators:
 
     def prune(self, older_than: float, limit: int | None = None) -> int:
         params = {"older_than": older_than, "limit": check_prune_limit(limit)}
-        return self._db.run("prune", lambda c: c.execute(self._q.prune, params).rowcount)
+        # job_stats' counters: the shards of the last day's finished minutes folded into one
+        # row each (the current and the previous minute are left to the finishes writing
+        # them), and the minutes before older_than deleted
+        before = stats.minute_of(self._clock.now()) - 60.0
+        fold = {"from": before - 60.0 * stats.MAX_MINUTES, "before": before}
+
+        def run(conn: Conn) -> int:
+            conn.execute(self._q.fold_minutes, fold)
+            conn.execute(self._q.prune_minutes, params)
+            return int(conn.execute(self._q.prune, params).rowcount)
+
+        return self._db.run("prune", run)

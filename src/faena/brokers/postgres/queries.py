@@ -80,6 +80,8 @@ class Queries:
     prune: str
     overflowing: str
     bury: str
+    prune_minutes: str
+    fold_minutes: str
 
     @classmethod
     def load(cls, config: PgConfig) -> Queries:

@@ -197,11 +197,38 @@ SELECT id, attempt, tries, pool_slots FROM @schema@.jobs
    FOR UPDATE;
 
 -- name: bury
--- a job that cannot be read, made dead by itself; the counts that cannot be used are reset
-UPDATE @schema@.jobs SET
+-- a job that cannot be read, made dead by itself; the counts that cannot be used are reset.
+-- A running one is counted dead here (a waiting one by the trigger jobs_count_end); the
+-- subquery reads the row as it was before this statement
+WITH b AS (
+UPDATE @schema@.jobs j SET
     state = 'dead', error_type = %(etype)s, error_message = %(emsg)s, error_traceback = '',
     finished_at = %(now)s::double precision, lease_expires_at = NULL,
     attempt = CASE WHEN abs(attempt::bigint) >= %(limit)s THEN 0 ELSE attempt END,
     tries = CASE WHEN abs(tries::bigint) >= %(limit)s THEN 0 ELSE tries END,
     pool_slots = CASE WHEN abs(pool_slots::bigint) >= %(limit)s THEN 1 ELSE pool_slots END
- WHERE id = %(id)s;
+ WHERE j.id = %(id)s
+RETURNING j.queue, (SELECT o.state FROM @schema@.jobs o WHERE o.id = j.id) AS was
+)
+INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
+SELECT floor(%(now)s::double precision / 60) * 60, b.queue, 'dead', pg_backend_pid(), 1
+  FROM b WHERE b.was = 'running'
+ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + 1;
+
+-- name: prune_minutes
+-- job_stats' counters of the minutes before %(older_than)s
+DELETE FROM @schema@.job_minutes WHERE minute < %(older_than)s::double precision;
+
+-- name: fold_minutes
+-- the shards (one per writing backend) of the minutes from %(from)s to before %(before)s,
+-- which no finish writes any more, added up into shard 0: job_stats then reads one row per
+-- (minute, queue, series) of them
+WITH gone AS (
+    DELETE FROM @schema@.job_minutes
+     WHERE minute >= %(from)s::double precision AND minute < %(before)s::double precision
+       AND shard <> 0
+    RETURNING minute, queue, series, n
+)
+INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
+SELECT minute, queue, series, 0, sum(n) FROM gone GROUP BY 1, 2, 3
+ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + excluded.n;

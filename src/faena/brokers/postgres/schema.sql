@@ -30,6 +30,15 @@ CREATE TABLE @schema@.faena_schema_version (
     CONSTRAINT faena_schema_version_pkey PRIMARY KEY (version)
 );
 
+CREATE TABLE @schema@.job_minutes (
+    minute double precision NOT NULL,
+    queue text NOT NULL,
+    series text NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL,
+    CONSTRAINT job_minutes_pkey PRIMARY KEY (minute, queue, series, shard)
+);
+
 CREATE TABLE @schema@.jobs (
     id text NOT NULL,
     seq bigint NOT NULL DEFAULT nextval('@schema@.jobs_seq_seq'::regclass),
@@ -133,6 +142,8 @@ CREATE UNIQUE INDEX edges_pkey ON @schema@.edges USING btree (upstream, downstre
 
 CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
 
+CREATE UNIQUE INDEX job_minutes_pkey ON @schema@.job_minutes USING btree (minute, queue, series, shard);
+
 CREATE INDEX jobs_finished ON @schema@.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'dead'::text, 'cancelled'::text]));
 
 CREATE UNIQUE INDEX jobs_idempotency ON @schema@.jobs USING btree (idempotency_key) WHERE ((idempotency_key IS NOT NULL) AND (state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text])));
@@ -202,6 +213,18 @@ BEGIN
     RETURN QUERY SELECT * FROM @schema@.exchange(NULL, p_worker, p_queues, p_limit, p_lease,
                                                  p_now) AS e
                   ORDER BY e.kind = 'c', e.ord;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.count_end()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
+    VALUES (floor(NEW.finished_at / 60) * 60, NEW.queue, NEW.state, pg_backend_pid(), 1)
+    ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + 1;
+    RETURN NULL;
 END
 $function$;
 
@@ -310,6 +333,7 @@ BEGIN
             -- successes only (the common path): the statement of version 7, no history
             -- write (the row keeps a success; get() reads its record off the row)
             RETURN QUERY
+        WITH f AS (
         UPDATE @schema@.jobs j SET
             state = o.state,
             max_attempts = coalesce(o.max_attempts, j.max_attempts),
@@ -331,7 +355,15 @@ BEGIN
              WITH ORDINALITY AS o(id, attempt, state, result, etype, emsg, etb, retry_at,
                                   max_attempts, ord)
         WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
-            RETURNING 'f'::"char", o.ord::integer, NULL::@schema@.jobs;
+            RETURNING o.ord, j.queue
+        ), c AS (
+            -- version 14: the successes counted in this statement (faena.core.stats)
+            INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
+            SELECT floor(p_now / 60) * 60, f.queue, 'succeeded', pg_backend_pid(), count(*)
+              FROM f GROUP BY f.queue
+            ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + excluded.n
+        )
+        SELECT 'f'::"char", f.ord::integer, NULL::@schema@.jobs FROM f;
         ELSE
         RETURN QUERY
         WITH f AS (
@@ -360,7 +392,16 @@ BEGIN
         RETURNING o.ord, j.id, j.attempt, j.started_at, o.state, o.etype, o.emsg, o.etb,
                   CASE WHEN o.state <> 'succeeded'
                        THEN (SELECT b.worker FROM @schema@.jobs b WHERE b.id = j.id) END
-                  AS worker
+                  AS worker, j.queue
+        ), c AS (
+            -- version 14: the attempt endings counted in this statement, a failure as
+            -- 'retried' (faena.core.stats)
+            INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
+            SELECT floor(p_now / 60) * 60, f.queue,
+                   CASE WHEN f.state = 'failed' THEN 'retried' ELSE f.state END,
+                   pg_backend_pid(), count(*)
+              FROM f GROUP BY 2, 3
+            ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + excluded.n
         ), h AS (
             -- a success is not written here: the job row keeps that attempt (its worker,
             -- started_at and finished_at), and get() reads the record off the row; the
@@ -700,6 +741,14 @@ BEGIN
             lease_expires_at = NULL
         FROM expired WHERE j.id = expired.id
         RETURNING j AS job, (SELECT b.worker FROM @schema@.jobs b WHERE b.id = j.id) AS worker
+    ), c AS (
+        -- version 14: a lost attempt with attempts left is 'retried', else dead or cancelled
+        INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
+        SELECT floor(p_now / 60) * 60, (gone.job).queue,
+               CASE WHEN (gone.job).state = 'queued' THEN 'retried' ELSE (gone.job).state END,
+               pg_backend_pid(), count(*)
+          FROM gone GROUP BY 2, 3
+        ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + excluded.n
     ), h AS (
         SELECT @schema@.add_attempts(jsonb_agg(jsonb_build_object(
             'id', (gone.job).id, 'n', (gone.job).attempt, 'w', gone.worker,

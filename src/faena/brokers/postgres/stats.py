@@ -1,10 +1,11 @@
 """The PostgreSQL broker's ``job_stats`` and ``search_jobs``.
 
-The counts are one range of the partial index ``jobs_finished (finished_at)`` (terminal
-jobs), grouped by minute and state; the percentiles are ``percentile_cont`` over the newest
-:data:`faena.core.stats.SAMPLE_LIMIT` rows of that range that ran. Nothing is written by
-claims or finishes for them. Search pages are :func:`faena.brokers.postgres.listing.keyset`
-ranges.
+The per-minute counts are a range of the counters ``job_minutes`` (migration 14: written by
+the finish of ``exchange``, the reap and a trigger, one row per minute, queue, series and
+writing backend), summed by minute and series; the percentiles are ``percentile_cont`` over
+the newest :data:`faena.core.stats.SAMPLE_LIMIT` terminal jobs of the partial index
+``jobs_finished (finished_at)`` that ran. Search pages are
+:func:`faena.brokers.postgres.listing.keyset` ranges.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from faena.brokers.protocol import JobPage, JobSearch, JobStats, Percentiles
 from faena.core import search as searching
 from faena.core import stats
 from faena.core.job import Job
-from faena.core.states import JobState
 
 # the very predicate of the partial index jobs_finished, so the planner can use it
 _TERMINAL = "j.state IN ('succeeded', 'dead', 'cancelled')"
@@ -25,10 +25,11 @@ _RANGE = f"{_TERMINAL} AND j.finished_at >= %(since)s AND j.finished_at <= %(unt
 
 
 def _counts_sql(schema: str, queue: bool) -> str:
-    where = _RANGE.format(queue=" AND j.queue = %(queue)s" if queue else "")
+    where = "m.minute >= %(since)s AND m.minute <= %(until)s"
+    where += " AND m.queue = %(queue)s" if queue else ""
     return (
-        "SELECT floor(j.finished_at / 60) * 60, j.state, count(*)"
-        f" FROM {schema}.jobs j WHERE {where} GROUP BY 1, 2"
+        f"SELECT m.minute, m.series, sum(m.n) FROM {schema}.job_minutes m WHERE {where}"
+        " GROUP BY m.minute, m.series"
     )
 
 
@@ -65,7 +66,7 @@ def job_stats(db: Database, schema: str, now: float, minutes: int, queue: str | 
         return counts, sample
 
     found, sample = db.run("job_stats", run)
-    counts = {(float(m), JobState(s)): int(n) for m, s, n in found}
+    counts = stats.summed(found)
     assert sample is not None
     n = int(sample[0])
     run_p, wait_p = _percentiles(n, sample[1]), _percentiles(n, sample[2])

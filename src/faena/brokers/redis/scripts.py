@@ -22,7 +22,7 @@ from importlib.resources import files
 
 from faena.brokers.literals import fill_lua
 from faena.brokers.redis.codec import prepare_lua
-from faena.core import records
+from faena.core import records, stats
 from faena.core.attempts import MAX_ATTEMPTS_KEPT
 from faena.core.states import JobState
 
@@ -105,6 +105,7 @@ def library() -> Library:
         parts.append(_entry(name, body))
     text = prepare_lua(_corrupt_rules(fill_lua("\n".join(parts), {"indexed": INDEXED})))
     text = text.replace("ATTEMPTS_KEPT", str(MAX_ATTEMPTS_KEPT))
+    text = text.replace("STATS_KEEP_SECONDS", str(stats.KEEP_SECONDS))
     name = "faena_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
     code = f"#!lua name={name}\n" + text.replace(_LIB, name)
     return Library(name, code)

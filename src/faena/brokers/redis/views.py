@@ -5,12 +5,14 @@ cancelled state, the running set, else every job) from the cursor down; the func
 the time range and the text too, so only matches leave Redis. A page looks at no more than
 :data:`LOOK_BUDGET` jobs, or ``SCAN_BUDGET`` with a time range or a text.
 
-Stats read the ``done`` index (terminal job ids scored by ``finished_at``): each minute's total
-is a ``ZCOUNT``, exact; its split by state (and by queue) is read off at most
-:data:`MINUTE_SAMPLE` of its jobs, exact when the minute holds no more, else scaled to the
-total (``exact=False``). The percentiles come from the newest
-:data:`faena.core.stats.SAMPLE_LIMIT` ids of the window (of those, the queue asked for).
-Nothing is added to claims or finishes.
+Stats read one hash per minute of the window, ``m:<minute>`` (``queue|series`` -> events),
+which the Lua functions add to where the change of state is made (``move_state`` and
+``flush`` in ``lua/lib.lua``), so a window is ``minutes`` ``HGETALL`` of at most
+``queues x series`` fields each; the hashes expire after
+:data:`faena.core.stats.KEEP_SECONDS` and ``prune`` deletes those before its
+``older_than``. The percentiles come from the newest :data:`faena.core.stats.SAMPLE_LIMIT`
+ids of the ``done`` index (terminal job ids scored by ``finished_at``) in the window (of
+those, the queue asked for).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from faena.brokers.protocol import FINISHED_STATES, JobPage, JobSearch, JobStats
+from faena.brokers.protocol import JobPage, JobSearch, JobStats
 from faena.brokers.redis.codec import num, to_job
 from faena.brokers.redis.connection import RedisURL, call
 from faena.core import search as searching
@@ -31,8 +33,6 @@ from faena.core.states import JobState
 #: most jobs a search chunk looks at (in calls of ``LIST_CALL`` each) before its page stops
 LOOK_BUDGET = 20_000
 LIST_CALL = 2000
-#: most jobs of one minute read to split its count by state
-MINUTE_SAMPLE = 200
 _STAT_FIELDS = ("state", "queue", "run_at", "started", "finished")
 
 
@@ -100,37 +100,30 @@ class RedisViews:
         def ranges() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             for start in starts:
-                top = num(until) if start + 60 > until else f"({num(start + 60)}"
-                pipe.zcount(done, num(start), top)
-                pipe.zrangebyscore(done, num(start), top, start=0, num=MINUTE_SAMPLE)
+                pipe.hgetall(self._key(f"m:{int(start)}"))
             pipe.zrevrangebyscore(done, num(until), num(since), start=0, num=stats.SAMPLE_LIMIT)
             return list(pipe.execute())
 
         replies = call(self._target, ranges)
-        counts: dict[tuple[float, JobState], int] = {}
-        estimated: set[float] = set()
-        for n, start in enumerate(starts):
-            total, ids = int(replies[2 * n]), list(replies[2 * n + 1])
-            if not total:
-                continue
-            looked = self._fields(ids)
-            scale = total / len(looked) if looked else 0.0
-            if total > len(looked):
-                estimated.add(start)
-            for state in FINISHED_STATES:
-                hits = sum(
-                    1 for f in looked if f[0] == state.value and (queue is None or f[1] == queue)
-                )
-                if hits:
-                    counts[(start, state)] = round(hits * scale)
+        rows = []
+        for start, fields in zip(starts, replies[:-1], strict=True):
+            for field, n in fields.items():
+                q, _, name = _text(field).rpartition("|")
+                if queue is None or q == queue:
+                    rows.append((start, name, int(n)))
+        counts = stats.summed(rows)
         sample = self._fields(list(replies[-1]))
-        rows = [
+        durations = [
             (_float(f[2]), _float(f[3]), _float(f[4]))
             for f in sample
             if f[0] in {s.value for s in stats.RAN} and (queue is None or f[1] == queue)
         ]
-        run, wait = stats.durations(rows)
-        return stats.build(since, until, minutes, queue, counts, run, wait, frozenset(estimated))
+        run, wait = stats.durations(durations)
+        return stats.build(since, until, minutes, queue, counts, run, wait)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _float(value: Any) -> float | None:

@@ -281,4 +281,5 @@ class SQLiteOperators:
     def prune(self, older_than: float, limit: int | None = None) -> int:
         cap = check_prune_limit(limit)
         with self._store.write() as conn:
+            conn.execute(sqlite_stats.PRUNE_MINUTES, (older_than,))
             return conn.execute(q.PRUNE, (older_than, -1 if cap is None else cap)).rowcount

@@ -1,23 +1,26 @@
-"""The SQLite broker's ``job_stats`` and ``search_jobs``: the counts are ranges of the index
-``faena_jobs_finished (state, finished_at, queue)`` (read from the index alone), the sample is
-the newest :data:`faena.core.stats.SAMPLE_LIMIT` rows of each state that ran, read from the
-same index newest first; search pages are :func:`faena.brokers.sqlite.listing.keyset` ranges."""
+"""The SQLite broker's ``job_stats`` and ``search_jobs``: the per-minute counts are a range of
+the counters ``faena_job_minutes`` (kept by the trigger of migration 11: minutes x queues x
+series rows), the sample is the newest :data:`faena.core.stats.SAMPLE_LIMIT` rows of each
+state that ran, read from the index ``faena_jobs_finished (state, finished_at, queue)`` newest
+first; search pages are :func:`faena.brokers.sqlite.listing.keyset` ranges."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from faena.brokers.protocol import FINISHED_STATES, JobPage, JobSearch, JobStats
+from faena.brokers.protocol import JobPage, JobSearch, JobStats
 from faena.brokers.sqlite import listing
 from faena.brokers.sqlite.rows import to_job
 from faena.core import search as searching
 from faena.core import stats
 from faena.core.job import Job
 
-_COUNT = (
-    "SELECT CAST(finished_at / 60 AS INTEGER) * 60, COUNT(*) FROM faena_jobs"
-    " WHERE state = ? AND finished_at >= ? AND finished_at <= ?{queue} GROUP BY 1"
+COUNT = (
+    "SELECT minute, series, SUM(n) FROM faena_job_minutes"
+    " WHERE minute >= ? AND minute <= ?{queue} GROUP BY minute, series"
 )
+#: the counters of minutes before ? (prune)
+PRUNE_MINUTES = "DELETE FROM faena_job_minutes WHERE minute < ?"
 _SAMPLE = (
     "SELECT run_at, started_at, finished_at FROM faena_jobs"
     " WHERE state = ? AND finished_at >= ? AND finished_at <= ?{queue}"
@@ -30,11 +33,7 @@ def job_stats(conn: sqlite3.Connection, now: float, minutes: int, queue: str | N
     since, until = stats.window(now, minutes)
     extra = "" if queue is None else " AND queue = ?"
     tail: tuple[object, ...] = () if queue is None else (queue,)
-    counts = {}
-    for state in FINISHED_STATES:
-        sql = _COUNT.format(queue=extra)
-        for minute, n in conn.execute(sql, (state.value, since, until, *tail)):
-            counts[(float(minute), state)] = int(n)
+    counts = stats.summed(conn.execute(COUNT.format(queue=extra), (since, until, *tail)))
     rows: list[tuple[float, float, float]] = []
     for state in stats.RAN:
         sql = _SAMPLE.format(queue=extra)

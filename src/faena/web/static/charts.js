@@ -17,7 +17,7 @@ function clock(ts) {
   return d.toISOString().slice(11, 16) + " UTC";
 }
 
-// A stacked bar per minute. minutes: [{minute, succeeded, dead, cancelled, exact}];
+// A stacked bar per minute. minutes: [{minute, succeeded, retried, dead, cancelled}];
 // series: [{key, label, cls}]. Returns a <figure> with the chart, its scale and a legend.
 function minuteChart(id, title, minutes, series) {
   const W = 600, H = 140, n = Math.max(1, minutes.length);
@@ -34,8 +34,8 @@ function minuteChart(id, title, minutes, series) {
       y -= h;
       bars.push(svgEl("rect", { x: (i * step).toFixed(2), y: y.toFixed(2),
         width: Math.max(0.5, step - gap).toFixed(2), height: h.toFixed(2),
-        class: s.cls + (m.exact === false ? " estimated" : "") },
-        svgEl("title", {}, `${clock(m.minute)}: ${v} ${s.label}${m.exact === false ? " (estimated)" : ""}`)));
+        class: s.cls },
+        svgEl("title", {}, `${clock(m.minute)}: ${v} ${s.label}`)));
     }
   });
   const sums = series.map(s => `${minutes.reduce((a, m) => a + (m[s.key] || 0), 0)} ${s.label}`);

@@ -202,8 +202,9 @@ function overviewView() {
       charts.replaceChildren(
         faenaCharts.minuteChart("throughput", "Succeeded", stats.minutes,
           [{ key: "succeeded", label: "succeeded", cls: "c-good" }]),
-        faenaCharts.minuteChart("failures", "Dead and cancelled", stats.minutes,
-          [{ key: "dead", label: "dead", cls: "c-bad" }, { key: "cancelled", label: "cancelled", cls: "c-muted" }]));
+        faenaCharts.minuteChart("failures", "Failures: retried, dead and cancelled", stats.minutes,
+          [{ key: "retried", label: "retried", cls: "c-warn" }, { key: "dead", label: "dead", cls: "c-bad" },
+           { key: "cancelled", label: "cancelled", cls: "c-muted" }]));
       const row = (name, p) => ({ name, ...p });
       latency.replaceChildren(table([
         { label: "", cell: r => r.name },

@@ -26,6 +26,10 @@ local CHANNEL      -- pub/sub: a queue name when work may be runnable
 -- Counter changes are summed while a call runs and written once by flush() at its end, so
 -- a finish and a claim in one call cost no write where they cancel out.
 local D_COUNTS, D_USED = {}, {}
+-- job_stats' per-minute series (faena.core.stats): "queue|series" -> events of this call,
+-- added by flush() to the hash P:m:<minute of now> (expiring after STATS_KEEP_SECONDS; the
+-- zset P:minutes lists the minutes for prune)
+local D_ENDS = {}
 -- a pipeline step's hand-off to its downstreams (defined in pipelines.lua, appended below)
 local hand_off
 
@@ -40,7 +44,7 @@ local function begin(args)
   end
   NOW_S = args[2]
   NOW = tonumber(NOW_S)
-  D_COUNTS, D_USED = {}, {}
+  D_COUNTS, D_USED, D_ENDS = {}, {}, {}
 end
 
 -- The state sets of faena.core.states, filled in by the loader (STATES_<NAME>: see
@@ -129,16 +133,46 @@ local function flush()
   for k, d in pairs(D_USED) do
     if d ~= 0 then redis.call('HINCRBY', K_USED, k, d) end
   end
-  D_COUNTS, D_USED = {}, {}
+  if next(D_ENDS) then
+    local minute = tostring(math.floor(NOW / 60) * 60)
+    local key, first = P .. ':m:' .. minute, false
+    for k, d in pairs(D_ENDS) do
+      -- the first event of a field: the minute may be new (set its expiry, list it)
+      if redis.call('HINCRBY', key, k, d) == d then first = true end
+    end
+    if first then
+      redis.call('EXPIRE', key, STATS_KEEP_SECONDS)
+      redis.call('ZADD', P .. ':minutes', minute, minute)
+    end
+  end
+  D_COUNTS, D_USED, D_ENDS = {}, {}, {}
 end
 
--- Keep the (queue, state) counters and the state indexes in step with a state change.
-local function move_state(id, r, old)
+-- The series a change of state counts in (faena.core.stats.ending): into a terminal state
+-- from a live one, that state; a running job failing, or lost with attempts left (not a
+-- release, `released`), 'retried'.
+local TERMINAL = STATES_TERMINAL
+local function ending(old, new, released)
+  if TERMINAL[new] then
+    if TERMINAL[old] then return nil end
+    return new
+  end
+  if old == 'running' and (new == 'failed' or (new == 'queued' and not released)) then
+    return 'retried'
+  end
+  return nil
+end
+
+-- Keep the (queue, state) counters, the state indexes and the per-minute series in step
+-- with a state change (`released`: an attempt given back, which the series do not count).
+local function move_state(id, r, old, released)
   local new = r[I.state]
   if old == new then return end
   local q = r[I.queue]
   bump(D_COUNTS, q .. '|' .. old, -1)
   bump(D_COUNTS, q .. '|' .. new, 1)
+  local series = ending(old, new, released)
+  if series then bump(D_ENDS, q .. '|' .. series, 1) end
   if INDEXED[old] then redis.call('ZREM', st_key(old), id) end
   if INDEXED[new] then redis.call('ZADD', st_key(new), seq_of(r[I.rank]), id) end
 end

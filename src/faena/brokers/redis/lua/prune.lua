@@ -1,6 +1,12 @@
 -- prune: ARGV[3] = older_than, ARGV[4] = most jobs to delete in this call.
--- Deletes terminal jobs finished before older_than. Reply: how many were deleted.
+-- Deletes terminal jobs finished before older_than, and job_stats' counters of the minutes
+-- before it. Reply: how many jobs were deleted.
 absorb()
+local K_MINUTES = P .. ':minutes'
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', K_MINUTES, '-inf', '(' .. ARGV[3])) do
+  redis.call('DEL', P .. ':m:' .. m)
+end
+redis.call('ZREMRANGEBYSCORE', K_MINUTES, '-inf', '(' .. ARGV[3])
 local ids = redis.call('ZRANGEBYSCORE', K_DONE, '-inf', '(' .. ARGV[3], 'LIMIT', 0,
                        tonumber(ARGV[4]))
 for _, id in ipairs(ids) do

@@ -17,7 +17,7 @@ for a = 3, #ARGV, 2 do
     local tries = math.max(tonumber(r[I.tries]) - 1, 0)
     put(id, r, { I.state, 'queued', I.tries, tostring(tries), I.lease, '', I.worker, '' })
     make_pending(id, r)
-    move_state(id, r, 'running')
+    move_state(id, r, 'running', true)
     woken[r[I.queue]] = true
     out[#out + 1] = 1
   end
