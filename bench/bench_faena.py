@@ -42,6 +42,9 @@ REDIS_BASE = REDIS.rsplit("/", 1)[0]
 # the drain's completion counter (the peers use database 15); BENCH_COUNTER_DB gives a
 # database of its own to a drain run while another session drains on the same Redis
 COUNTER_DB = int(os.environ.get("BENCH_COUNTER_DB", "12"))
+# the counter's key, this run's own (its workers inherit it through the environment): two
+# drains on one Redis at once never reset or count each other's jobs
+COUNTER_KEY = os.environ.setdefault("BENCH_COUNTER_KEY", f"bench:done:{uuid.uuid4().hex[:12]}")
 
 
 def url_for(kind: str, tmp: Path, name: str, variant: str = "") -> str:
@@ -60,12 +63,12 @@ def counted_backlog(app, n: int):  # type: ignore[no-untyped-def]
 
     counter_url = f"{REDIS_BASE}/{COUNTER_DB}"
     counter = redis.Redis.from_url(counter_url)
-    counter.delete("bench:done")
+    counter.delete(COUNTER_KEY)
     for _ in range(n // 1000):
         app.enqueue_many("counted", [((), {})] * 1000, queue="bench")
 
     def finished() -> int:
-        return int(counter.get("bench:done") or 0)
+        return int(counter.get(COUNTER_KEY) or 0)
 
     return counter_url, finished
 
@@ -156,14 +159,14 @@ def bench_drain(
     app = fresh_app(url)
     counter_url = f"{REDIS_BASE}/{COUNTER_DB}"
     counter = redis.Redis.from_url(counter_url)
-    counter.delete("bench:done")
+    counter.delete(COUNTER_KEY)
     task = "counted" if counted else "noop"
     for _ in range(n // 1000):
         app.enqueue_many(task, [((), {})] * 1000, queue="bench")
 
     def finished() -> int:
         if counted:
-            return int(counter.get("bench:done") or 0)
+            return int(counter.get(COUNTER_KEY) or 0)
         counts = app.broker.count_by_state().items()
         return sum(c for (_q, s), c in counts if s.value == "succeeded")
 

@@ -28,7 +28,7 @@ def counted() -> None:
         import redis
 
         _counter = redis.Redis.from_url(os.environ["BENCH_COUNTER"])
-    _counter.incr("bench:done")
+    _counter.incr(os.environ.get("BENCH_COUNTER_KEY", "bench:done"))
 
 
 @app.task(name="stamp", queue="bench", retries=0)
