@@ -38,7 +38,8 @@ WARMUP = 8  # attempts seen before the first prefetch
 HOLD_RTTS = 4.0  # the longest expected wait of a prefetched job, in round trips
 DEPTH_PER_SLOT = 4  # the deepest prefetch, per slot (Celery's default multiplier)
 LONG_RTTS = 16.0  # a run this many round trips long is a long job ...
-LONG_FLOOR = 0.005  # ... if it is this long at least (seconds: a GC pause is not one)
+LONG_FLOOR = 0.02  # ... if it is this long at least (seconds: a GC pause or a busy CPU's
+# scheduling delay is not one; measured: on this 2-core machine at load 9, 5 ms did drop it)
 POOL_QUIET = 64  # attempts without a pool before a worker that saw one prefetches again
 
 

@@ -109,6 +109,7 @@ class Worker:
         # freed or a prefetched job started (monotonic), to see prefetched jobs held too long
         self._adaptive = AdaptivePrefetch(concurrency) if auto else None
         self._progress = time.monotonic()
+        self._let_go_counts = {"pool": 0, "long_jobs": 0}  # prefetched jobs given back early
         self.isolation = Isolation(isolation) if isolation is not None else None
         self.grace = grace
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -229,7 +230,7 @@ class Worker:
                 executor.shutdown()
             self.close()
             self.middleware.worker_stopped(info)
-            self._events.emit(ev.WORKER_STOPPED, status="stopped")
+            self._events.emit(ev.WORKER_STOPPED, status="stopped", **self._prefetch_summary())
             self._flush()
             self.stopped.set()
         return 0
@@ -334,6 +335,17 @@ class Worker:
             return True
         return not ledger.want and ledger.has_room()
 
+    def _prefetch_summary(self) -> dict[str, Any]:
+        """What the prefetch did, for the worker.stopped line: the setting, the most jobs
+        that waited prefetched at once, and (auto) the prefetch given back early."""
+        out: dict[str, Any] = {
+            "prefetch": self.prefetch,
+            "prefetched_most": self._ledger.most_ready,
+        }
+        if self._adaptive is not None:
+            out["prefetch_let_go"] = dict(self._let_go_counts)
+        return out
+
     def _pooled_waiting(self, granted: int, took: float) -> list[Running]:
         """After a claim (lock held): the adaptive prefetch learns the round trip, and the
         prefetched jobs of a pool, which it never holds (it stops prefetching meanwhile)."""
@@ -343,22 +355,27 @@ class Worker:
         if granted > 0:
             adaptive.round_trip(took)
         sized = self.app.pools
-        out = [self._ledger.running[j.id] for j in self._ledger.ready if pooled(j, sized)]
+        out = self._ledger.withhold([j for j in self._ledger.ready if pooled(j, sized)])
         if out:
             adaptive.claimed_pooled()
         return out
 
     def _let_go(self, held: list[Running], reason: str) -> None:
-        """Give prefetched jobs back at once (no attempt consumed): another worker may run
-        them now. A broker error leaves them here, to start as slots free."""
+        """Give withheld prefetched jobs back at once (no attempt consumed): another worker
+        may run them now. A broker error puts them back in line, to start as slots free."""
         leases = [Lease(r.job.id, r.job.attempt) for r in held]
         try:
             released = self.source.release(leases)
         except BrokerError as exc:
             self._outage.failed(exc)
+            with self._lock:
+                starts = self._ledger.restore(held)
+            for job in starts:
+                self._start(job)
             return
         with self._lock:
             self._ledger.released(held)
+        self._let_go_counts[reason] = self._let_go_counts.get(reason, 0) + len(held)
         for r, ok in zip(held, released, strict=True):
             if ok:
                 self._events.emit(
@@ -378,7 +395,7 @@ class Worker:
                 return adaptive.stall_check_in(waiting, self._progress, now)
             adaptive.stalled_seen()
             self._ledger.capacity = self.concurrency  # no prefetch until jobs are short again
-            held = [self._ledger.running[j.id] for j in self._ledger.ready]
+            held = self._ledger.withhold(list(self._ledger.ready))
         self._let_go(held, "long_jobs")
         return None
 
