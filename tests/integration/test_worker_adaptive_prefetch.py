@@ -14,6 +14,7 @@ import faena
 from faena.brokers.memory import MemoryBroker
 from faena.core import events as ev
 from faena.core.states import JobState
+from faena.errors import BrokerError
 
 
 def wait_for(predicate: Any, what: str, timeout: float = 15.0) -> None:
@@ -50,7 +51,7 @@ def test_the_default_worker_prefetches_a_stream_of_no_op_jobs(stop: list) -> Non
     (fields,) = stopped
     assert fields["prefetch"] == "auto"
     assert fields["prefetched_most"] > 0, "no-op jobs were claimed ahead of the free slots"
-    assert fields["prefetch_let_go"] == {"pool": 0, "long_jobs": 0}
+    assert fields["prefetch_let_go"]["pool"] == 0, "no pooled job in the stream"
 
 
 def test_prefetch_0_claims_for_the_free_slots_only(stop: list) -> None:
@@ -164,3 +165,42 @@ def test_a_stop_gives_the_prefetched_jobs_back_with_no_attempt_consumed() -> Non
         assert j.state is JobState.QUEUED and j.tries == 0, "no attempt consumed"
     assert all(e.fields.get("prefetched") is True for e in released)
     assert all(j.state in (JobState.SUCCEEDED, JobState.QUEUED) for j in jobs)
+
+
+class ReleaseFailsOnce(MemoryBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def release(self, leases: Any) -> list[bool]:
+        if self.failures:
+            self.failures -= 1
+            raise BrokerError("release refused (test)")
+        return super().release(leases)
+
+
+def test_a_pooled_job_whose_release_fails_waits_and_runs_here() -> None:
+    """The broker refuses the release of a pooled job that came in a prefetch: the job waits
+    for a slot of this worker again (it is not lost), and runs; later releases work."""
+    broker = ReleaseFailsOnce()
+    app = faena.App(broker=broker, pools={"one": 1})
+    app.task(name="noop")(lambda: None)
+    pooled_ran: list[int] = []
+    app.task(name="pooled", pool="one")(lambda i: pooled_ran.append(i))
+    long = Long()
+    app.task(name="long")(long)
+    app.enqueue_many("noop", [((), {})] * 1000)
+    app.enqueue_many("long", [((0,), {})])  # its slot busy: the pooled job comes in a prefetch
+    for i in range(5):
+        app.enqueue_many("pooled", [((i,), {})])
+        app.enqueue_many("noop", [((), {})] * 50)
+    w, t = run(app, concurrency=1)
+    try:
+        wait_for(lambda: broker.failures == 0, "the release of the prefetched pooled job refused")
+        long.opened.set()
+        wait_for(lambda: sorted(pooled_ran) == [0, 1, 2, 3, 4], "every pooled job ran")
+        wait_for(lambda: done(app) == 1256, "every job ran")
+    finally:
+        long.opened.set()
+        w.stop()
+        t.join(10)
