@@ -113,7 +113,7 @@ def start_worker(
     env_extra: dict[str, str],
     processes: int = 1,
     log_level: str = "INFO",
-    prefetch: int = 0,
+    prefetch: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], float]:
     """Launch ``faena worker`` on the bench app; its output goes to a file, as the peers'
     workers' output does (``bench/peers/common.py``): ``$BENCH_LOG_DIR/faena-worker.log``.
@@ -123,7 +123,7 @@ def start_worker(
     argv = [sys.executable, "-m", "faena.cli.main", "worker", "bench.benchapp:app"]
     argv += ["--queues", "bench", "--concurrency", "2", "--log-format", "json"]
     argv += ["--log-level", log_level, *(["--processes", str(processes)] if processes > 1 else [])]
-    argv += ["--prefetch", str(prefetch)] if prefetch else []
+    argv += ["--prefetch", str(prefetch)] if prefetch is not None else []  # None: the default
     with open(log_path, "ab") as out:
         offset = out.tell()
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -148,7 +148,7 @@ def bench_drain(
     counted: bool,
     processes: int = 1,
     log_level: str = "INFO",
-    prefetch: int = 0,
+    prefetch: int | None = None,
 ) -> None:
     """``counted``: each job INCRs a Redis counter that is polled every 2 ms, exactly as the
     peers' harness does (bench/peers/common.py), so the figures compare. Otherwise the jobs
@@ -183,7 +183,7 @@ def bench_drain(
         proc.wait(30)
         cleanup(app)
     system = f"faena-{kind}" + (f"-p{processes}" if processes > 1 else "")
-    system += f"-prefetch{prefetch}" if prefetch else ""
+    system += f"-prefetch{prefetch}" if prefetch is not None else ""
     if log_level != "INFO":
         system += f"-{log_level.lower()}"
     settings = "1 worker process, --concurrency 2, thread executor, "
@@ -192,8 +192,10 @@ def bench_drain(
             f"--processes {processes} --concurrency 2: {processes} worker processes under one "
             f"supervisor (as Celery prefork -c 2), thread executor, "
         )
-    if prefetch:
-        settings += f"--prefetch {prefetch} (as Celery's prefetch: jobs claimed ahead); "
+    if prefetch is not None:
+        settings += f"--prefetch {prefetch} (jobs claimed ahead; 0: off); "
+    else:
+        settings += "default --prefetch auto; "
     if log_level == "INFO":
         settings += "a JSON log line per job; "
     else:
@@ -210,7 +212,7 @@ def bench_drain(
         emit(system, "worker_rss_after_drain", rss, "MiB", settings="thread mode")
 
 
-def bench_latency(kind: str, tmp: Path, n: int, prefetch: int = 0) -> None:
+def bench_latency(kind: str, tmp: Path, n: int, prefetch: int | None = None) -> None:
     url = url_for(kind, tmp, "lat")
     record = tmp / f"lat-{kind}-{prefetch}.txt"
     app = fresh_app(url)
@@ -239,7 +241,7 @@ def bench_latency(kind: str, tmp: Path, n: int, prefetch: int = 0) -> None:
         proc.wait(30)
         cleanup(app)
     lat.sort()
-    system = f"faena-{kind}" + (f"-prefetch{prefetch}" if prefetch else "")
+    system = f"faena-{kind}" + (f"-prefetch{prefetch}" if prefetch is not None else "")
     for p in (50, 95, 99):
         emit(system, f"latency_p{p}", lat[min(len(lat) - 1, int(len(lat) * p / 100))], "ms", n=n)
     emit(system, "idle_worker_cpu", idle_cpu, "% of a core", settings="5 s idle")

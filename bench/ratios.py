@@ -4,6 +4,7 @@ ratios, and their medians.
 
     .venv/bin/python bench/ratios.py bench/results/rounds-*.jsonl
     .venv/bin/python bench/ratios.py --enqueue bench/results/enqueue-rounds-*.jsonl
+    .venv/bin/python bench/ratios.py --defaults bench/results/default-rounds-*.jsonl
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ ENQUEUE_TARGETS = (
     ("faena-redis", "huey-redis", 1.0),
     ("faena-postgres", "procrastinate-pg", 2.0),
 )
+#: (faena system, peer system, the ratio) of issue 23's drains at default settings
+#: (bench/default_rounds.sh); faena's -prefetch0 and -prefetch8 drains beside its default
+DEFAULT_TARGETS = tuple(
+    (ours + variant, peer, target)
+    for ours, peer, target in (
+        ("faena-redis", "huey-redis", 2.0),
+        ("faena-redis", CELERY_BEST, 6.0),
+        ("faena-postgres", "procrastinate-pg", 10.0),
+        ("faena-sqlite", "huey-sqlite", 2.5),
+    )
+    for variant in ("", "-prefetch0", "-prefetch8")
+)
 #: bulk enqueue: at least this many jobs/s
 BULK_TARGET = 50_000
 
@@ -72,6 +85,9 @@ def main(paths: list[str]) -> None:
     if paths and paths[0] == "--enqueue":
         enqueue(paths[1:])
         return
+    targets = TARGETS
+    if paths and paths[0] == "--defaults":
+        targets, paths = DEFAULT_TARGETS, paths[1:]
     drains = load(paths, "drain")
     for figures in drains.values():
         celery = [v for k, v in figures.items() if k.startswith("celery-redis-")]
@@ -80,7 +96,7 @@ def main(paths: list[str]) -> None:
     rounds = _figures("drain (jobs/s)", drains)
     print("| ratio | target | " + " | ".join(f"round {r}" for r in rounds) + " | median | met |")
     print("|---|---|" + "---|" * (len(rounds) + 2))
-    for ours, peer, target in TARGETS:
+    for ours, peer, target in targets:
         ratios = [
             drains[r][ours] / drains[r][peer]
             for r in rounds

@@ -272,3 +272,24 @@ def test_a_late_result_of_an_earlier_attempt_leaves_the_new_attempt_of_the_job_a
     [entry] = ledger.pop_ended(["j0"], [2])
     assert entry is not None and entry.job.attempt == 2
     assert ledger.active == 0 and ledger.running == {}
+
+
+def test_withheld_prefetched_jobs_never_start_and_come_back_first_if_not_released() -> None:
+    ledger = SlotLedger(concurrency=1, prefetch=0)
+    ledger.capacity = 4  # the adaptive prefetch sizes it turn by turn
+    limit, held = ledger.begin_turn(reports=0)
+    assert limit == 4
+    starts = ledger.claimed([job(0), job(1), job(2), job(3)], 0.0, held)
+    assert [j.id for j in starts] == ["j0"]
+    assert ledger.most_ready == 3
+    out = ledger.withhold([job(1), job(2)])
+    assert [r.job.id for r in out] == ["j1", "j2"]
+    assert [j.id for j in ledger.ready] == ["j3"]
+    assert ledger.slot_freed("j0") == [job(3)], "a withheld job never takes a freed slot"
+    assert ledger.withhold([job(1)]) == [], "only jobs still waiting are withheld"
+    # the release failed: they wait again, first in line, and start as slots free
+    assert ledger.restore(out) == []
+    assert [j.id for j in ledger.ready] == ["j1", "j2"]
+    assert ledger.slot_freed("j3") == [job(1)]
+    ledger.released([ledger.running["j2"]])
+    assert ledger.restore([]) == [] and "j2" not in ledger.running

@@ -46,7 +46,7 @@ def test_child_command_keeps_the_broker_url_out_of_the_command_line() -> None:
     assert argv[i + 1] == "1" and argv[argv.index("--concurrency") + 1] == "3"
     assert argv[argv.index("--metrics-port") + 1] == "0"
     assert "--metrics-announce" not in argv, "no metrics unless the supervisor serves them"
-    assert "--prefetch" not in argv, "no prefetch unless asked for"
+    assert "--prefetch" not in argv, "the children's default (auto) unless asked otherwise"
 
 
 def _child_argv(**options: Any) -> list[str]:
@@ -67,6 +67,8 @@ def _child_argv(**options: Any) -> list[str]:
 def test_each_child_prefetches_what_the_supervisor_was_told() -> None:
     argv = _child_argv(prefetch=8)
     assert argv[argv.index("--prefetch") + 1] == "8"
+    argv = _child_argv(prefetch=0)
+    assert argv[argv.index("--prefetch") + 1] == "0", "off is passed on: it is not the default"
 
 
 def test_a_child_of_a_supervisor_with_metrics_announces_its_port() -> None:
@@ -97,8 +99,33 @@ def test_the_command_refuses_what_processes_cannot_do(extra: list[str], message:
 
 def test_prefetch_must_not_be_negative() -> None:
     app = faena.App(broker=MemoryBroker())
-    with pytest.raises(ConfigError, match="prefetch must be >= 0.*got -1"):
+    with pytest.raises(ConfigError, match="prefetch must be 'auto' or an int >= 0.*got -1"):
         Worker(app, prefetch=-1)
+    with pytest.raises(ConfigError, match="got 'lots'"):
+        Worker(app, prefetch="lots")  # type: ignore[arg-type]
+
+
+def test_the_worker_prefetches_adaptively_unless_told_a_number() -> None:
+    app = faena.App(broker=MemoryBroker())
+    for prefetch, shown, capacity in (("auto", "auto", 16), (0, 0, 16), (3, 3, 19)):
+        w = Worker(app, prefetch=prefetch) if prefetch != "auto" else Worker(app)
+        try:
+            assert w.prefetch == shown
+            assert w._ledger.capacity == capacity, "auto sizes it turn by turn, from 0"
+            assert (w._adaptive is not None) == (prefetch == "auto")
+        finally:
+            w.close()
+
+
+def test_the_command_takes_auto_or_a_number_for_prefetch() -> None:
+    from faena.cli.worker import PrefetchType
+
+    t = PrefetchType()
+    assert t.convert("auto", None, None) == "auto"
+    assert t.convert("AUTO", None, None) == "auto"
+    assert t.convert("0", None, None) == 0
+    assert t.convert("8", None, None) == 8
+    assert t.convert(4, None, None) == 4
 
 
 def test_the_command_refuses_a_negative_prefetch() -> None:
@@ -108,4 +135,7 @@ def test_the_command_refuses_a_negative_prefetch() -> None:
 
     result = CliRunner().invoke(cli, ["worker", "tests.acceptance.accapp:app", "--prefetch", "-1"])
     assert result.exit_code == 2, result.output
-    assert "--prefetch" in result.output and "-1 is not in the range x>=0" in result.output
+    assert "--prefetch" in result.output and "-1 is not >= 0" in result.output
+    result = CliRunner().invoke(cli, ["worker", "tests.acceptance.accapp:app", "--prefetch", "x"])
+    assert result.exit_code == 2, result.output
+    assert "'x' is neither 'auto' nor a whole number" in result.output

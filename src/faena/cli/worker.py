@@ -16,7 +16,33 @@ from faena.cli.schedules import NO_SCHEDULER_ENV, no_scheduler_option, scheduler
 from faena.core.options import Isolation
 from faena.errors import ConfigError
 from faena.observability import logs
-from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Worker
+from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Prefetch, Worker
+
+
+class PrefetchType(click.ParamType[Prefetch]):
+    """``auto`` or a number of jobs >= 0."""
+
+    name = "auto|N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Prefetch:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif str(value).strip().lower() == "auto":
+            return "auto"
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(
+                    f"{value!r} is neither 'auto' nor a whole number of jobs >= 0", param, ctx
+                )
+        if number < 0:
+            self.fail(
+                f"{number} is not >= 0: use 0 to turn the prefetch off, or 'auto'", param, ctx
+            )
+        return number
 
 
 @click.command()
@@ -41,14 +67,16 @@ from faena.worker.runtime import DEFAULT_CONCURRENCY, DEFAULT_GRACE_SECONDS, Wor
 )
 @click.option(
     "--prefetch",
-    type=click.IntRange(min=0),
-    default=0,
+    type=PrefetchType(),
+    default="auto",
     envvar="FAENA_PREFETCH",
     show_envvar=True,
     show_default=True,
     help="Jobs each worker process claims ahead of a free slot, so a slot whose job ends "
-    "starts the next at once and the broker gets one call for several jobs. They hold a "
-    "lease (and their pool slots) while they wait; SIGTERM releases them at once.",
+    "starts the next at once and the broker gets one call for several jobs. 'auto': only "
+    "while recent jobs are short against the broker round trip (up to 4 per slot), never "
+    "a pooled job, none after a long job; N: always N; 0: off. Prefetched jobs hold a "
+    "lease while they wait; SIGTERM releases them at once.",
 )
 @click.option(
     "--processes",
@@ -118,7 +146,7 @@ def worker(
     app_path: str,
     queues: str | None,
     concurrency: int,
-    prefetch: int,
+    prefetch: Prefetch,
     processes: int,
     isolation: str | None,
     grace: float,

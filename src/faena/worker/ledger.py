@@ -45,6 +45,7 @@ class SlotLedger:
         # for a slot) or ended and not yet reported
         self.running: dict[str, Running] = {}
         self.ready: deque[Job] = deque()
+        self.most_ready = 0  # the most prefetched jobs that waited at once (the logs say it)
         self.active = 0  # jobs handed to an executor whose attempt has not ended
         # slots that turns in progress hold: each, the jobs it reports or the jobs it claims,
         # whichever is more (the broker swaps the ones for the others in one step)
@@ -102,7 +103,9 @@ class SlotLedger:
                 self.active -= 1
             self.running[job.id] = Running(job, None, None, asked)
         self.ready.extend(jobs)
-        return self.take_ready()
+        starts = self.take_ready()
+        self.most_ready = max(self.most_ready, len(self.ready))
+        return starts
 
     def end_turn(self, held: int) -> None:
         """A turn gives back the slots it still holds (its broker call failed)."""
@@ -157,6 +160,24 @@ class SlotLedger:
         self.ready.remove(entry.job)
         entry.ended = True
         return entry
+
+    def withhold(self, jobs: Sequence[Job]) -> list[Running]:
+        """Prefetched ``jobs`` to give back: out of the waiting line, so no slot starts one
+        while the release is under way; their entries (they stay held until released)."""
+        out = []
+        for job in jobs:
+            if job in self.ready:
+                self.ready.remove(job)
+                out.append(self.running[job.id])
+        return out
+
+    def restore(self, entries: Sequence[Running]) -> list[Job]:
+        """The release of withheld jobs failed: they wait for a slot again, first in line;
+        the ones that start now (slots freed meanwhile)."""
+        for entry in reversed(entries):
+            if self.running.get(entry.job.id) is entry:
+                self.ready.appendleft(entry.job)
+        return self.take_ready()
 
     # leases ----------------------------------------------------------------------------
     def leases(self) -> list[Lease]:

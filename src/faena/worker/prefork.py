@@ -220,7 +220,7 @@ def child_command(
     log_level: str,
     broker: str | None,
     metrics_announce: str | None = None,
-    prefetch: int = 0,
+    prefetch: int | str = "auto",
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of one child: the same worker, one process, its share of
     the slots. The broker URL goes in the environment (``FAENA_BROKER_URL``), never in the
@@ -235,7 +235,7 @@ def child_command(
         argv += ["--queues", queues]
     if isolation:
         argv += ["--isolation", isolation]
-    if prefetch:
+    if prefetch != "auto":  # the children's default is the supervisor's
         argv += ["--prefetch", str(prefetch)]
     if lease is not None:
         argv += ["--lease", repr(lease)]

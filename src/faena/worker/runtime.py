@@ -15,6 +15,11 @@ reports the jobs that ended meanwhile together.
 With ``prefetch`` N the worker holds up to N claimed jobs beyond its slots. A slot whose job
 ends starts the next of them itself, without a broker call, and the main thread takes every
 turn: it reports what ended and tops the prefetch up, for several jobs in one round trip.
+
+With ``prefetch="auto"`` (the default) the depth is decided from measured run times and round
+trips (worker/adaptive.py): no-op jobs are prefetched, long jobs and pooled jobs are not. A
+slot whose job ends starts a waiting prefetched job itself, as with N; with none waiting it
+takes its turn as without prefetch.
 """
 
 from __future__ import annotations
@@ -28,19 +33,20 @@ import time
 import uuid
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 from faena.app import App
 from faena.brokers.protocol import WorkerSource
 from faena.core import events as ev
 from faena.core import outcomes
 from faena.core.backoff import Backoff
-from faena.core.job import Job, Outcome
+from faena.core.job import Job, Lease, Outcome
 from faena.core.logsink import LogSink
 from faena.core.middleware import Middleware, WorkerInfo
 from faena.core.options import Isolation
 from faena.errors import BrokerError, ConfigError, FaenaError
 from faena.task import Task
+from faena.worker.adaptive import AdaptivePrefetch, pooled
 from faena.worker.drain import Drain
 from faena.worker.events import WorkerEvents
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor, isolation_for
@@ -58,6 +64,7 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE_SECONDS = 25.0
 IDLE_POLL_SECONDS = 5.0  # safety net only: wake-ups come from the broker's waker
 SATURATED_POLL_SECONDS = 0.05
+Prefetch = int | Literal["auto"]  # jobs claimed ahead of a free slot: fixed, or adaptive
 
 
 class Worker:
@@ -71,7 +78,7 @@ class Worker:
         grace: float = DEFAULT_GRACE_SECONDS,
         name: str | None = None,
         install_signals: bool = True,
-        prefetch: int = 0,
+        prefetch: Prefetch = "auto",
         log_sink: LogSink | None = None,
         source: WorkerSource | None = None,
         middleware: Sequence[Middleware] = (),
@@ -80,18 +87,29 @@ class Worker:
         the app's, ``app.log_sink``). ``source``: where jobs come from (default: the app's
         broker); any :class:`~faena.brokers.protocol.WorkerSource`, e.g. a Camunda engine.
         ``middleware``: hooks of this worker, inside the app's (``self.middleware.add`` adds
-        more before :meth:`run`; docs/middleware.md)."""
+        more before :meth:`run`; docs/middleware.md). ``prefetch``: jobs claimed ahead of a
+        free slot, a number (0: none) or ``"auto"``, sized from measured run times."""
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
-        if prefetch < 0:
+        auto = prefetch == "auto"
+        if not auto and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0
+        ):
             raise ConfigError(
-                f"prefetch must be >= 0 (jobs claimed ahead of a free slot), got {prefetch}"
+                "prefetch must be 'auto' or an int >= 0 (jobs claimed ahead of a free slot), "
+                f"got {prefetch!r}"
             )
         self.app = app
         self._source = source
         self.queues = queues or sorted({t.options.queue for t in app.tasks.values()} or {"default"})
         self.concurrency = concurrency
-        self.prefetch = prefetch
+        fixed = 0 if auto else int(prefetch)
+        self.prefetch: Prefetch = "auto" if auto else fixed
+        # the adaptive prefetch's decisions (None: a fixed prefetch); the last time a slot
+        # freed or a prefetched job started (monotonic), to see prefetched jobs held too long
+        self._adaptive = AdaptivePrefetch(concurrency) if auto else None
+        self._progress = time.monotonic()
+        self._let_go_counts = {"pool": 0, "long_jobs": 0}  # prefetched jobs given back early
         self.isolation = Isolation(isolation) if isolation is not None else None
         self.grace = grace
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -106,7 +124,7 @@ class Worker:
         # the ledger's ``stopping`` is a plain flag, not a threading.Event: stop() runs in
         # signal handlers, and Event.set takes a lock that a second signal, arriving while
         # the first handler holds it, would wait for forever (one handler inside the other)
-        self._ledger = SlotLedger(concurrency, prefetch)
+        self._ledger = SlotLedger(concurrency, fixed)
         self._lock = threading.Lock()
         self._completions = Completions()
         self._unreported: list[tuple[RunResult, Outcome]] = []
@@ -212,7 +230,7 @@ class Worker:
                 executor.shutdown()
             self.close()
             self.middleware.worker_stopped(info)
-            self._events.emit(ev.WORKER_STOPPED, status="stopped")
+            self._events.emit(ev.WORKER_STOPPED, status="stopped", **self._prefetch_summary())
             self._flush()
             self.stopped.set()
         return 0
@@ -232,6 +250,9 @@ class Worker:
             try:
                 self._take_turn()
                 timeout = self._idle_timeout(ledger.more_wanted(), ledger.saturated)
+                stall = self._release_stalled()
+                if stall is not None:
+                    timeout = min(timeout, stall)
             except BrokerError as exc:
                 self._broker_trouble(exc)
                 ledger.want = True
@@ -262,6 +283,11 @@ class Worker:
             # another turn never claims for a slot whose lease the broker still holds
             results, entries, starts = self._pop_ended()
             earlier, self._unreported = self._unreported, []
+            adaptive = self._adaptive
+            if adaptive is not None:
+                for r in results:
+                    adaptive.ran(r.duration, r.job, self.app.pools)
+                ledger.capacity = self.concurrency + adaptive.depth()
             limit, held = ledger.begin_turn(len(earlier) + len(results))
         granted = self.middleware.before_claim(self.queues, limit) if limit else 0
         outcomes_ = earlier
@@ -271,6 +297,7 @@ class Worker:
             outcomes_ = earlier + decide_all(results, entries, self.app.clock.now(), self._rng)
             if outcomes_ or granted > 0:
                 asked = self.app.clock.now()  # the leases granted run from here at least
+                sent = time.monotonic()
                 accepted, claim = self.source.finish_and_claim(
                     [o for _, o in outcomes_],
                     self.name,
@@ -282,6 +309,9 @@ class Worker:
                 with self._lock:  # the slots pass to the claimed jobs at once: a job started
                     starts = ledger.claimed(claim.jobs, asked, held)  # below may end before
                     held = 0  # this turn is over
+                    pooled_waiting = self._pooled_waiting(granted, time.monotonic() - sent)
+                if pooled_waiting:  # a pool's slot is never held in a prefetch: given back
+                    self._let_go(pooled_waiting, "pool")
                 self.middleware.after_claim(claim.jobs)
                 for job in starts:  # the new jobs run while the finished ones are logged
                     self._start(job)
@@ -305,6 +335,83 @@ class Worker:
             return True
         return not ledger.want and ledger.has_room()
 
+    def _prefetch_summary(self) -> dict[str, Any]:
+        """What the prefetch did, for the worker.stopped line: the setting, the most jobs
+        that waited prefetched at once, and (auto) the prefetch given back early."""
+        out: dict[str, Any] = {
+            "prefetch": self.prefetch,
+            "prefetched_most": self._ledger.most_ready,
+        }
+        if self._adaptive is not None:
+            out["prefetch_let_go"] = dict(self._let_go_counts)
+        return out
+
+    def _pooled_waiting(self, granted: int, took: float) -> list[Running]:
+        """After a claim (lock held): the adaptive prefetch learns the round trip, and the
+        prefetched jobs of a pool, which it never holds (it stops prefetching meanwhile)."""
+        adaptive = self._adaptive
+        if adaptive is None:
+            return []
+        if granted > 0:
+            adaptive.round_trip(took)
+        sized = self.app.pools
+        out = self._ledger.withhold([j for j in self._ledger.ready if pooled(j, sized)])
+        if out:
+            adaptive.claimed_pooled()
+        return out
+
+    def _let_go(self, held: list[Running], reason: str) -> None:
+        """Give withheld prefetched jobs back at once (no attempt consumed): another worker
+        may run them now. A broker error puts them back in line, to start as slots free."""
+        leases = [Lease(r.job.id, r.job.attempt) for r in held]
+        try:
+            released = self.source.release(leases)
+        except BrokerError as exc:
+            self._outage.failed(exc)
+            with self._lock:
+                starts = self._ledger.restore(held)
+            for job in starts:
+                self._start(job)
+            return
+        with self._lock:
+            self._ledger.released(held)
+        self._let_go_counts[reason] = self._let_go_counts.get(reason, 0) + len(held)
+        for r, ok in zip(held, released, strict=True):
+            if ok:
+                self._events.emit(
+                    ev.JOB_RELEASED, r.job, status="released", prefetched=True, reason=reason
+                )
+
+    def _release_stalled(self) -> float | None:
+        """The adaptive prefetch: prefetched jobs that waited while no slot freed for a long
+        job's time are given back (the running jobs are long). Seconds until the next check."""
+        adaptive = self._adaptive
+        if adaptive is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            waiting = len(self._ledger.ready)
+            if not adaptive.stalled(waiting, self._progress, now):
+                return adaptive.stall_check_in(waiting, self._progress, now)
+            adaptive.stalled_seen()
+            self._ledger.capacity = self.concurrency  # no prefetch until jobs are short again
+            held = self._ledger.withhold(list(self._ledger.ready))
+        self._let_go(held, "long_jobs")
+        return None
+
+    def _job_ended_auto(self, result: RunResult) -> None:
+        """The adaptive prefetch: a slot whose job ended starts a waiting prefetched job
+        itself; with none waiting it takes its turn (or leaves it to the main thread) as
+        without prefetch."""
+        with self._lock:
+            waiting = bool(self._ledger.ready)
+        if waiting:
+            self._job_ended_buffered(result)
+        elif self._turns_on_slots:
+            self._job_ended(result)
+        else:
+            self._completions.put(result)
+
     def _job_ended_buffered(self, result: RunResult) -> None:
         """A thread-executor slot's job ended while the worker prefetches: the slot starts
         the next prefetched job at once, on its own thread, and leaves the report (and the
@@ -312,6 +419,7 @@ class Worker:
         every slot in one broker call."""
         with self._lock:
             starts = self._ledger.slot_freed(result.job.id, result.job.attempt)
+            self._progress = time.monotonic()
         for job in starts:
             self._start(job)
         self._completions.put(result)
@@ -336,8 +444,8 @@ class Worker:
             with self._turns_over:
                 self._ledger.turns -= 1
                 self._turns_over.notify_all()
-        if look_again:
-            self._completions.wake()
+        if look_again or (self._adaptive is not None and self._ledger.ready):
+            self._completions.wake()  # (the main thread watches waiting prefetched jobs)
 
     def _wait(self, fds: list[Any], timeout: float) -> list[Any]:
         return sleep_on(fds, timeout, self._completions, self._flush, self._slots_log)
@@ -400,10 +508,13 @@ class Worker:
             if kind is Isolation.THREAD:
                 # a slot that can call the broker alongside the others takes its own turns;
                 # with prefetch, it starts the next job itself and the main thread reports
-                self._turns_on_slots = self.source.parallel_calls and not self.prefetch
+                fixed = self.prefetch != "auto" and self.prefetch > 0
+                self._turns_on_slots = self.source.parallel_calls and not fixed
                 ended = self._job_ended if self._turns_on_slots else None
-                if self.prefetch:
+                if fixed:
                     ended = self._job_ended_buffered
+                elif self._adaptive is not None:
+                    ended = self._job_ended_auto
                 executor = ThreadExecutor(
                     self.concurrency, self._completions, ended, self.middleware
                 )
@@ -430,4 +541,7 @@ class Worker:
         entries = self._ledger.pop_ended(
             [r.job.id for r in results], [r.job.attempt for r in results]
         )
-        return results, entries, self._ledger.take_ready()
+        starts = self._ledger.take_ready()
+        if results or starts:
+            self._progress = time.monotonic()
+        return results, entries, starts
