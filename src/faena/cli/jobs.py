@@ -19,11 +19,29 @@ from faena.cli.options import (
     say_store,
 )
 from faena.cli.render import ago, emit_json, job_dict, table
+from faena.core.jsonlimits import JsonLimitError, check_json_text
+from faena.core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from faena.core.states import CANCELLABLE, RETRYABLE, JobState, in_order
 from faena.errors import JobFailedError, PayloadError, WaitTimeoutError
 
 
+class ArgumentRefused(click.ClickException):
+    """A JSON argument refused before it is parsed: ``error: MESSAGE`` on one line, exit code
+    2 (bad usage, as click's own)."""
+
+    exit_code = 2
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
 def _json_arg(name: str, text: str, kind: type) -> Any:
+    """``--args``/``--kwargs``: bounded (the payload limit, 64 levels deep)
+    before ``json.loads`` runs, then parsed and checked for its type."""
+    try:
+        check_json_text(f"--{name}", text, max_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
+    except JsonLimitError as exc:
+        raise ArgumentRefused(f"{exc.message}; nothing was enqueued") from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
