@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
+from tests.conftest import PG_URL, need, port_open
 from tests.integration.test_api_v1 import ADMIN, PROBLEM, READ, seed_run
 
 import faena
@@ -109,10 +111,36 @@ class Store:
         return [url]
 
 
+def _open(url: str) -> faena.App:
+    app = faena.App(broker=url)
+    app.broker.setup()
+    return app
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[TestClient, Store, list[tuple[str, str]]]]:
-    app = faena.App(broker=f"sqlite:///{tmp_path / 'bad.db'}")
-    app.broker.setup()
+    app = _open(f"sqlite:///{tmp_path / 'bad.db'}")
+    try:
+        yield from _serve(app)
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def served_pg() -> Iterator[tuple[TestClient, Store, list[tuple[str, str]]]]:
+    need(port_open("127.0.0.1", 5432), "postgres is not running on port 5432")
+    schema = f"ci_{uuid.uuid4().hex[:12]}"
+    app = _open(f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}")
+    try:
+        yield from _serve(app)
+    finally:
+        destroy = getattr(app.broker, "destroy", None)
+        if callable(destroy):
+            destroy()
+        app.close()
+
+
+def _serve(app: faena.App) -> Iterator[tuple[TestClient, Store, list[tuple[str, str]]]]:
     store = Store(app)
     asgi = create_app(app, admin_token=ADMIN, read_token=READ, max_body_bytes=LIMIT)
     with TestClient(asgi, raise_server_exceptions=False) as client:
@@ -127,7 +155,6 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, Store, list[tuple[str, 
         )
         assert [t["id"] for t in fetched.json()] == [store.task_id], fetched.text
         yield client, store, route_table(asgi)
-    app.close()
 
 
 def test_every_mount_is_read(
@@ -196,6 +223,23 @@ def test_deep_and_oversize_bodies_are_refused_on_every_body_route(
     assert {("POST", "/api/v1/jobs"), ("PUT", "/api/v1/pools/extra")} <= set(checked)
     assert store.snapshot() == before
     assert client.get("/api/v1/jobs", headers=as_admin).status_code == 200
+    made = client.post("/api/v1/jobs", json={"task": "t.ok"}, headers=as_admin)
+    assert made.status_code == 201, made.text
+
+
+def test_deep_and_oversize_bodies_change_nothing_on_postgresql(
+    served_pg: tuple[TestClient, Store, list[tuple[str, str]]],
+) -> None:
+    """One PostgreSQL case: the refusals come before the store, on any store."""
+    client, store, _routes = served_pg
+    as_admin = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
+    before = store.snapshot()
+    for url in ("/api/v1/jobs", "/engine-rest/external-task/fetchAndLock"):
+        for raw in deep_bodies().values():
+            assert_refused(client.post(url, content=raw, headers=as_admin), 400, "flatten it")
+        big = json.dumps({"task": "t", "args": ["x" * LIMIT]})
+        assert_refused(client.post(url, content=big, headers=as_admin), 413, f"{LIMIT} bytes")
+    assert store.snapshot() == before
     made = client.post("/api/v1/jobs", json={"task": "t.ok"}, headers=as_admin)
     assert made.status_code == 201, made.text
 
