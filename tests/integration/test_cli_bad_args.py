@@ -3,6 +3,8 @@ is refused before it is parsed, on one line, exit code 2, and nothing is enqueue
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,25 @@ def test_arguments_just_under_the_limits_are_enqueued(app_path: str, tmp_path: P
     code, _out, err = invoke("enqueue", "dq.check", "--app", app_path, "--args", f'["t", {nested}]')
     assert code == 0, err
     assert len(jobs_in(tmp_path)) == 1
+
+
+def test_the_size_limit_is_the_apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "smallapp.py").write_text(
+        "import faena\n"
+        "app = faena.App(broker='sqlite:///small.db', max_payload_bytes=2000)\n"
+        "@app.task(name='s.t')\n"
+        "def t(x):\n    return x\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("FAENA_BROKER_URL", raising=False)
+    code, _out, err = invoke("enqueue", "s.t", "--app", "smallapp:app", "--args", '["x"]')
+    assert code == 0, err
+    big = '["' + "x" * 3000 + '"]'
+    code, _out, err = invoke("enqueue", "s.t", "--app", "smallapp:app", "--args", big)
+    assert code == 2, err
+    assert "3004 bytes, over the limit of 2000 bytes" in err and "nothing was enqueued" in err
+    code, out, err = invoke("jobs", "list", "--json", "--broker", f"sqlite:///{tmp_path}/small.db")
+    assert code == 0, err
+    assert len(json.loads(out)) == 1
+    sys.modules.pop("smallapp").app.close()

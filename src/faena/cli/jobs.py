@@ -20,7 +20,6 @@ from faena.cli.options import (
 )
 from faena.cli.render import ago, emit_json, job_dict, table
 from faena.core.jsonlimits import JsonLimitError, check_json_text
-from faena.core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from faena.core.states import CANCELLABLE, RETRYABLE, JobState, in_order
 from faena.errors import JobFailedError, PayloadError, WaitTimeoutError
 
@@ -35,11 +34,11 @@ class ArgumentRefused(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
-def _json_arg(name: str, text: str, kind: type) -> Any:
-    """``--args``/``--kwargs``: bounded (the payload limit, 64 levels deep)
-    before ``json.loads`` runs, then parsed and checked for its type."""
+def _json_arg(name: str, text: str, kind: type, max_bytes: int) -> Any:
+    """``--args``/``--kwargs``: bounded (the app's payload limit, 64 levels deep) before
+    ``json.loads`` runs, then parsed and checked for its type."""
     try:
-        check_json_text(f"--{name}", text, max_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
+        check_json_text(f"--{name}", text, max_bytes=max_bytes)
     except JsonLimitError as exc:
         raise ArgumentRefused(f"{exc.message}; nothing was enqueued") from None
     try:
@@ -123,8 +122,6 @@ def enqueue(
     function's name. --app is required: the task's queue, pool, retries and timeout are in its
     code, and the arguments are checked against its signature before anything is enqueued.
     """
-    args = _json_arg("args", args_text, list)
-    kwargs = _json_arg("kwargs", kwargs_text, dict)
     if not app_path:
         raise click.UsageError(
             f"faena enqueue needs --app module:attr (or FAENA_APP), e.g. --app "
@@ -134,6 +131,8 @@ def enqueue(
             f"app.enqueue(name, args, queue=..., pool=..., retries=..., timeout=...)"
         )
     app = app_for(app_path, broker)
+    args = _json_arg("args", args_text, list, app.max_payload_bytes)
+    kwargs = _json_arg("kwargs", kwargs_text, dict, app.max_payload_bytes)
     name = app.resolve_task_name(task)
     app.check_call(name, args, kwargs)
     say_store(app)
