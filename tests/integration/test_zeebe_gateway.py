@@ -357,6 +357,20 @@ def test_a_bounded_fuzz_of_malformed_requests_gets_statuses_never_a_crash(gw: Ga
     assert "INVALID_ARGUMENT" in codes["ActivateJobs"] and "INVALID_ARGUMENT" in codes["FailJob"]
 
 
+@pytest.mark.parametrize("data", [b"\xff" * 12, b"\x0a\xff\xff\xff\xff\x0f", b"\x08"])
+def test_bytes_that_are_no_message_are_invalid_argument_on_every_method(
+    gw: Gateway, data: bytes
+) -> None:
+    for name, (_kind, streaming) in METHODS.items():
+        path = f"/gateway_protocol.Gateway/{name}"
+        call = (gw.channel.unary_stream if streaming else gw.channel.unary_unary)(path)
+        err = _refused(call, data)
+        assert _code(err) is grpc.StatusCode.INVALID_ARGUMENT, (name, _details(err))
+        assert f"the request to {name} is not a valid protobuf message" in _details(err)
+        assert f"({len(data)} bytes" in _details(err)
+    assert gw.stub.Topology(pb.TopologyRequest(), timeout=10).clusterSize == 1
+
+
 def test_a_broker_outage_is_unavailable_naming_the_store() -> None:
     broker = open_broker("postgresql://127.0.0.1:1/test")  # nothing listens there
     server = ZeebeServer(broker, host="127.0.0.1", port=0)

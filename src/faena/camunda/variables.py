@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from faena.core.jsonlimits import JsonLimitError, check_json_text
+
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 INT16 = (-(2**15), 2**15 - 1)
@@ -249,6 +251,11 @@ def _bytes(name: str, value: str) -> bytes:
 
 
 def _json_text(name: str, type_name: str, value: str) -> Any:
+    """A ``Json`` (or ``Object``) variable's text, its depth measured before it is parsed."""
+    try:
+        check_json_text(f"the value of variable {name!r} of type {type_name}", value)
+    except JsonLimitError as exc:
+        raise VariableError(exc.message) from None
     try:
         return json.loads(value)
     except ValueError:

@@ -19,11 +19,28 @@ from faena.cli.options import (
     say_store,
 )
 from faena.cli.render import ago, emit_json, job_dict, table
+from faena.core.jsonlimits import JsonLimitError, check_json_text
 from faena.core.states import CANCELLABLE, RETRYABLE, JobState, in_order
 from faena.errors import JobFailedError, PayloadError, WaitTimeoutError
 
 
-def _json_arg(name: str, text: str, kind: type) -> Any:
+class ArgumentRefused(click.ClickException):
+    """A JSON argument refused before it is parsed: ``error: MESSAGE`` on one line, exit code
+    2 (bad usage, as click's own)."""
+
+    exit_code = 2
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _json_arg(name: str, text: str, kind: type, max_bytes: int) -> Any:
+    """``--args``/``--kwargs``: bounded (the app's payload limit, 64 levels deep) before
+    ``json.loads`` runs, then parsed and checked for its type."""
+    try:
+        check_json_text(f"--{name}", text, max_bytes=max_bytes)
+    except JsonLimitError as exc:
+        raise ArgumentRefused(f"{exc.message}; nothing was enqueued") from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -105,8 +122,6 @@ def enqueue(
     function's name. --app is required: the task's queue, pool, retries and timeout are in its
     code, and the arguments are checked against its signature before anything is enqueued.
     """
-    args = _json_arg("args", args_text, list)
-    kwargs = _json_arg("kwargs", kwargs_text, dict)
     if not app_path:
         raise click.UsageError(
             f"faena enqueue needs --app module:attr (or FAENA_APP), e.g. --app "
@@ -116,6 +131,8 @@ def enqueue(
             f"app.enqueue(name, args, queue=..., pool=..., retries=..., timeout=...)"
         )
     app = app_for(app_path, broker)
+    args = _json_arg("args", args_text, list, app.max_payload_bytes)
+    kwargs = _json_arg("kwargs", kwargs_text, dict, app.max_payload_bytes)
     name = app.resolve_task_name(task)
     app.check_call(name, args, kwargs)
     say_store(app)

@@ -9,7 +9,9 @@ Tokens: ``admin_token`` (or ``token``, its older name) admits every route; ``rea
 admits GET only. With any token configured every route but ``/healthz`` needs
 ``Authorization: Bearer <token>``; the Camunda routes take HTTP basic instead
 (``camunda_auth=(user, password)``, or any user with an admin token as password). With no
-token, reads are open and the API's mutating routes are refused unless ``no_auth``.
+token, reads are open and the API's mutating routes are refused unless ``no_auth``. A mutating
+request a browser sent from another site (``Origin``, ``Sec-Fetch-Site``) is refused on
+``/api/v1`` and ``/engine-rest`` alike, whatever its credentials.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from faena.web.access import AccessLog
 from faena.web.api import PREFIX, create_api
 from faena.web.auth import TokenAuth
 from faena.web.errors import EXCEPTION_HANDLERS
-from faena.web.guard import Access
+from faena.web.guard import Access, CrossSiteGuard
 from faena.web.health import Readiness
 
 READY_TIMEOUT_SECONDS = 5.0
@@ -91,10 +93,11 @@ def create_app(
 
     limit = body.default_limit(app.max_payload_bytes) if max_body_bytes is None else max_body_bytes
     camunda = CamundaAPI(service_of, max_body_bytes=limit)
-    engine: Router | BasicAuth = Router(routes=camunda.routes())
+    engine: Router | BasicAuth | CrossSiteGuard = Router(routes=camunda.routes())
     check = _camunda_check(admins, camunda_auth)
     if check is not None:
         engine = BasicAuth(engine, check, bearer=admins[0] if admins else None)
+    engine = CrossSiteGuard(engine)
     api, document = create_api(app, access, limit)
 
     async def openapi(request: Request) -> Response:

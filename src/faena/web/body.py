@@ -8,7 +8,10 @@ answer:
 * a body larger than the limit: ``413``, from ``Content-Length`` before anything is read, or
   once the streamed body passes the limit (chunked or lying ``Content-Length``); at most the
   limit plus one ASGI chunk is ever held in memory;
-* JSON that is malformed, not UTF-8, nested deeper than :data:`MAX_JSON_DEPTH`, holds
+* JSON nested deeper than :data:`~faena.core.jsonlimits.MAX_JSON_DEPTH`, measured on the
+  text before it is parsed (:func:`~faena.core.jsonlimits.check_json_text`: no tree is built
+  and nothing recurses): ``400``;
+* JSON that is malformed, not UTF-8, holds
   ``NaN``/``Infinity`` or a number that overflows a float (``1e400``), or a string with a lone
   UTF-16 surrogate (``"\\ud800"``: no UTF-8 store can keep it): ``400``.
 """
@@ -21,13 +24,12 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from faena.core.jsonlimits import MAX_JSON_DEPTH, JsonLimitError, check_json_text
 from faena.core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from faena.errors import FaenaError
 
 #: room for the JSON around a payload (typed variables, field names, base64)
 BODY_OVERHEAD_BYTES = 1024 * 1024
-#: objects and arrays nested deeper than this are refused
-MAX_JSON_DEPTH = 64
 
 
 class BodyError(FaenaError, ValueError):
@@ -88,6 +90,14 @@ def _no_constant(name: str) -> Any:
     raise BodyError(400, f"{name} is not a JSON number; send a finite number or null")
 
 
+def _too_deep(depth: str) -> str:
+    return (
+        f"the JSON body is nested deeper than the limit of {MAX_JSON_DEPTH} levels of arrays "
+        f"and objects ({depth} levels); flatten it, or send the deep part as a string or as "
+        f"the key of data stored elsewhere"
+    )
+
+
 def _check(value: Any) -> None:
     """Depth and strings, walked without recursion (a deep body must not recurse here)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
@@ -97,7 +107,7 @@ def _check(value: Any) -> None:
             _check_text(item)
         elif isinstance(item, dict | list):
             if depth >= MAX_JSON_DEPTH:
-                raise BodyError(400, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+                raise BodyError(400, _too_deep(f"more than {MAX_JSON_DEPTH}"))
             if isinstance(item, dict):
                 for key, child in item.items():
                     _check_text(key)
@@ -130,12 +140,14 @@ def parse_json(raw: bytes) -> Any:
         text = raw.decode(json.detect_encoding(raw))
     except UnicodeDecodeError as exc:
         raise BodyError(400, f"the request body is not valid Unicode text: {exc}") from None
+    try:  # the depth is measured on the text: json.loads would build the tree first
+        check_json_text("the JSON body", text)
+    except JsonLimitError as exc:
+        raise BodyError(400, exc.message) from None
     try:
         value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     except RecursionError:
-        raise BodyError(
-            400, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
-        ) from None
+        raise BodyError(400, _too_deep(f"more than {MAX_JSON_DEPTH}")) from None
     except BodyError:
         raise
     except ValueError as exc:  # JSONDecodeError, and ints past Python's 4300 digits

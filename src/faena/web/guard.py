@@ -27,7 +27,7 @@ from enum import StrEnum
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faena.web import body
@@ -188,6 +188,35 @@ class ApiGuard:
                 f"from the same origin or from a non-browser client",
             )
         return None
+
+
+class CrossSiteGuard:
+    """In front of the Camunda routes (``/engine-rest``): a mutating request a browser sent
+    from another site is ``403`` in Camunda's error shape, whatever its credentials (a browser
+    replays cached HTTP basic credentials on a cross-site form post)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = str(scope.get("method", "GET"))
+        why = cross_site(scope) if scope["type"] == "http" and method not in READ_METHODS else None
+        if why is None:
+            await self.app(scope, receive, send)
+            return
+        _log.warning(
+            f"api.refused {method} {scope.get('path')} 403",
+            extra={"event": "api.refused", "method": method, "path": scope.get("path", "")},
+        )
+        deny = JSONResponse(
+            {
+                "type": "AuthorizationException",
+                "message": f"{method} refused: a browser sent it from another site ({why}); "
+                f"call the engine API from the same origin or from a non-browser client",
+            },
+            status_code=403,
+        )
+        await deny(scope, receive, send)
 
 
 def _replay(raw: bytes, receive: Receive) -> Receive:

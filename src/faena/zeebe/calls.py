@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from faena.core import payload
+from faena.core.jsonlimits import JsonLimitError, check_json_text
 from faena.errors import PayloadError
 
 #: the longest lease (``timeout``, ``UpdateJobTimeout``) and retry back-off: 30 days in ms
@@ -78,6 +79,10 @@ def variables(field: str, value: str, limit: int) -> str:
     """A variables document: empty, or JSON text of an object, as faena's JSON (limit bytes)."""
     if not value.strip():
         return "{}"
+    try:  # measured before json.loads builds the tree
+        check_json_text(f"argument '{field}'", value, max_bytes=limit)
+    except JsonLimitError as exc:
+        raise CallError(grpc.StatusCode.INVALID_ARGUMENT, exc.message) from None
     try:
         doc: Any = json.loads(value)
     except (ValueError, RecursionError) as exc:

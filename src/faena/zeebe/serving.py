@@ -4,6 +4,8 @@
   every call needs the metadata ``authorization: Bearer <token>`` (what OAuth-style call
   credentials send), compared in constant time; else ``UNAUTHENTICATED``. A read-only token
   is refused (``PERMISSION_DENIED``): job workers write.
+* Bytes that are not the method's request message: ``INVALID_ARGUMENT`` naming the method
+  (grpc's own answer would be ``INTERNAL``).
 * Backpressure: at most ``max_calls`` calls run at once (a waiting long poll is one); a call
   beyond that is answered ``RESOURCE_EXHAUSTED`` at once, as Zeebe's gateway does.
 """
@@ -60,6 +62,61 @@ class _Auth(grpc.ServerInterceptor):
         )
 
 
+class _Undecodable:
+    """What the request deserializer gives for bytes that are not the method's message."""
+
+    def __init__(self, method: str, size: int, error: Exception) -> None:
+        self.message = (
+            f"the request to {method} is not a valid protobuf message ({size} bytes: "
+            f"{error or type(error).__name__}); send the method's request message, e.g. "
+            f"with a Zeebe client"
+        )
+
+
+class _Decoding(grpc.ServerInterceptor):
+    """Bytes that do not decode as the method's request are ``INVALID_ARGUMENT`` with a message
+    (grpc's own answer is ``INTERNAL``, "Exception deserializing request!")."""
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        decode = getattr(handler, "request_deserializer", None)
+        if handler is None or decode is None:
+            return handler
+        method = str(details.method).rpartition("/")[2]
+
+        def lenient(data: bytes) -> Any:
+            try:
+                return decode(data)
+            except Exception as exc:  # protobuf's DecodeError, or a RuntimeWarning-raised
+                return _Undecodable(method, len(data), exc)
+
+        def guarded(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def call(request: Any, context: grpc.ServicerContext) -> Any:
+                if isinstance(request, _Undecodable):
+                    _log.info(
+                        f"zeebe {method} refused: undecodable request",
+                        extra={
+                            "event": "zeebe.refused",
+                            "call": method,
+                            "status": "INVALID_ARGUMENT",
+                        },
+                    )
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+                return behavior(request, context)
+
+            return call
+
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                guarded(handler.unary_unary), lenient, handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                guarded(handler.unary_stream), lenient, handler.response_serializer
+            )
+        return handler  # every gateway call is unary-request
+
+
 def _deny(code: grpc.StatusCode, message: str) -> Any:
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, message)
@@ -89,6 +146,7 @@ class ZeebeServer:
         interceptors: list[grpc.ServerInterceptor] = (
             [_Auth(access)] if access is not None and access.configured else []
         )
+        interceptors.append(_Decoding())
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_calls, thread_name_prefix="zeebe"),
             interceptors=interceptors,
