@@ -40,13 +40,13 @@ from faena.brokers.protocol import WorkerSource
 from faena.core import events as ev
 from faena.core import outcomes
 from faena.core.backoff import Backoff
-from faena.core.job import Job, Lease, Outcome
+from faena.core.job import Job, Outcome
 from faena.core.logsink import LogSink
 from faena.core.middleware import Middleware, WorkerInfo
 from faena.core.options import Isolation
 from faena.errors import BrokerError, ConfigError, FaenaError
 from faena.task import Task
-from faena.worker.adaptive import AdaptivePrefetch, pooled
+from faena.worker.adaptive import AdaptivePrefetch
 from faena.worker.drain import Drain
 from faena.worker.events import WorkerEvents
 from faena.worker.executors import AsyncExecutor, Executor, ThreadExecutor, isolation_for
@@ -55,6 +55,7 @@ from faena.worker.idle import sleep_on
 from faena.worker.leases import Leases
 from faena.worker.ledger import Running, SlotLedger
 from faena.worker.outage import Outage
+from faena.worker.prefetching import Prefetching
 from faena.worker.processes import ProcessExecutor
 from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult, decide_all
@@ -105,11 +106,8 @@ class Worker:
         self.concurrency = concurrency
         fixed = 0 if auto else int(prefetch)
         self.prefetch: Prefetch = "auto" if auto else fixed
-        # the adaptive prefetch's decisions (None: a fixed prefetch); the last time a slot
-        # freed or a prefetched job started (monotonic), to see prefetched jobs held too long
+        # the adaptive prefetch's decisions (None: a fixed prefetch)
         self._adaptive = AdaptivePrefetch(concurrency) if auto else None
-        self._progress = time.monotonic()
-        self._let_go_counts = {"pool": 0, "long_jobs": 0}  # prefetched jobs given back early
         self.isolation = Isolation(isolation) if isolation is not None else None
         self.grace = grace
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -134,6 +132,10 @@ class Worker:
         self._leases = Leases(
             self._lock, self._ledger, self._completions, self._events, self._flush
         )
+        self._prefetching = Prefetching(
+            self._adaptive, concurrency, self._ledger, self._lock, self._events, self._outage,
+            source=lambda: self.source, pools=lambda: self.app.pools, start=self._start,
+        )  # fmt: skip
         self._backoff = Backoff()
         self._executors: dict[Isolation, Executor] = {}
         self._rng = random.Random()
@@ -230,7 +232,9 @@ class Worker:
                 executor.shutdown()
             self.close()
             self.middleware.worker_stopped(info)
-            self._events.emit(ev.WORKER_STOPPED, status="stopped", **self._prefetch_summary())
+            self._events.emit(
+                ev.WORKER_STOPPED, status="stopped", **self._prefetching.summary(self.prefetch)
+            )
             self._flush()
             self.stopped.set()
         return 0
@@ -250,7 +254,7 @@ class Worker:
             try:
                 self._take_turn()
                 timeout = self._idle_timeout(ledger.more_wanted(), ledger.saturated)
-                stall = self._release_stalled()
+                stall = self._prefetching.release_stalled()
                 if stall is not None:
                     timeout = min(timeout, stall)
             except BrokerError as exc:
@@ -283,11 +287,7 @@ class Worker:
             # another turn never claims for a slot whose lease the broker still holds
             results, entries, starts = self._pop_ended()
             earlier, self._unreported = self._unreported, []
-            adaptive = self._adaptive
-            if adaptive is not None:
-                for r in results:
-                    adaptive.ran(r.duration, r.job, self.app.pools)
-                ledger.capacity = self.concurrency + adaptive.depth()
+            self._prefetching.ran(results)
             limit, held = ledger.begin_turn(len(earlier) + len(results))
         granted = self.middleware.before_claim(self.queues, limit) if limit else 0
         outcomes_ = earlier
@@ -309,9 +309,9 @@ class Worker:
                 with self._lock:  # the slots pass to the claimed jobs at once: a job started
                     starts = ledger.claimed(claim.jobs, asked, held)  # below may end before
                     held = 0  # this turn is over
-                    pooled_waiting = self._pooled_waiting(granted, time.monotonic() - sent)
+                    pooled_waiting = self._prefetching.claimed(granted, time.monotonic() - sent)
                 if pooled_waiting:  # a pool's slot is never held in a prefetch: given back
-                    self._let_go(pooled_waiting, "pool")
+                    self._prefetching.let_go(pooled_waiting, "pool")
                 self.middleware.after_claim(claim.jobs)
                 for job in starts:  # the new jobs run while the finished ones are logged
                     self._start(job)
@@ -335,70 +335,6 @@ class Worker:
             return True
         return not ledger.want and ledger.has_room()
 
-    def _prefetch_summary(self) -> dict[str, Any]:
-        """What the prefetch did, for the worker.stopped line: the setting, the most jobs
-        that waited prefetched at once, and (auto) the prefetch given back early."""
-        out: dict[str, Any] = {
-            "prefetch": self.prefetch,
-            "prefetched_most": self._ledger.most_ready,
-        }
-        if self._adaptive is not None:
-            out["prefetch_let_go"] = dict(self._let_go_counts)
-        return out
-
-    def _pooled_waiting(self, granted: int, took: float) -> list[Running]:
-        """After a claim (lock held): the adaptive prefetch learns the round trip, and the
-        prefetched jobs of a pool, which it never holds (it stops prefetching meanwhile)."""
-        adaptive = self._adaptive
-        if adaptive is None:
-            return []
-        if granted > 0:
-            adaptive.round_trip(took)
-        sized = self.app.pools
-        out = self._ledger.withhold([j for j in self._ledger.ready if pooled(j, sized)])
-        if out:
-            adaptive.claimed_pooled()
-        return out
-
-    def _let_go(self, held: list[Running], reason: str) -> None:
-        """Give withheld prefetched jobs back at once (no attempt consumed): another worker
-        may run them now. A broker error puts them back in line, to start as slots free."""
-        leases = [Lease(r.job.id, r.job.attempt) for r in held]
-        try:
-            released = self.source.release(leases)
-        except BrokerError as exc:
-            self._outage.failed(exc)
-            with self._lock:
-                starts = self._ledger.restore(held)
-            for job in starts:
-                self._start(job)
-            return
-        with self._lock:
-            self._ledger.released(held)
-        self._let_go_counts[reason] = self._let_go_counts.get(reason, 0) + len(held)
-        for r, ok in zip(held, released, strict=True):
-            if ok:
-                self._events.emit(
-                    ev.JOB_RELEASED, r.job, status="released", prefetched=True, reason=reason
-                )
-
-    def _release_stalled(self) -> float | None:
-        """The adaptive prefetch: prefetched jobs that waited while no slot freed for a long
-        job's time are given back (the running jobs are long). Seconds until the next check."""
-        adaptive = self._adaptive
-        if adaptive is None:
-            return None
-        now = time.monotonic()
-        with self._lock:
-            waiting = len(self._ledger.ready)
-            if not adaptive.stalled(waiting, self._progress, now):
-                return adaptive.stall_check_in(waiting, self._progress, now)
-            adaptive.stalled_seen()
-            self._ledger.capacity = self.concurrency  # no prefetch until jobs are short again
-            held = self._ledger.withhold(list(self._ledger.ready))
-        self._let_go(held, "long_jobs")
-        return None
-
     def _job_ended_auto(self, result: RunResult) -> None:
         """The adaptive prefetch: a slot whose job ended starts a waiting prefetched job
         itself; with none waiting it takes its turn (or leaves it to the main thread) as
@@ -419,7 +355,7 @@ class Worker:
         every slot in one broker call."""
         with self._lock:
             starts = self._ledger.slot_freed(result.job.id, result.job.attempt)
-            self._progress = time.monotonic()
+            self._prefetching.moved()
         for job in starts:
             self._start(job)
         self._completions.put(result)
@@ -543,5 +479,5 @@ class Worker:
         )
         starts = self._ledger.take_ready()
         if results or starts:
-            self._progress = time.monotonic()
+            self._prefetching.moved()
         return results, entries, starts
