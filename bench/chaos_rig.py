@@ -75,6 +75,10 @@ class Backend:
         """The broker's memory (bytes), for the soak."""
         return 0
 
+    def gauges(self) -> dict[str, float]:
+        """What the soak samples of the broker besides its memory (per backend)."""
+        return {}
+
     def close(self) -> None:
         if self.proxy is not None:
             self.proxy.close()
@@ -174,6 +178,18 @@ class PostgresBackend(Backend):
             with contextlib.suppress(psutil.Error):
                 total += psutil.Process(pid).memory_info().rss
         return total
+
+    def gauges(self) -> dict[str, float]:
+        """The jobs table's size (``pg_total_relation_size``: table, indexes, TOAST) and the
+        number of this run's server backends."""
+        rows = self._sql(
+            "SELECT pg_total_relation_size(format('%%I.jobs', %s::text)::regclass), "
+            "(SELECT count(*) FROM pg_stat_activity WHERE application_name = %s)",
+            self.schema,
+            self.appname,
+        )
+        size, backends = rows[0]
+        return {"jobs_table_mb": round(int(size) / 2**20, 2), "pg_backends": int(backends)}
 
     def close(self) -> None:
         super().close()
@@ -361,6 +377,7 @@ class Producer(threading.Thread):
         )
         self.rate, self.rng = rate, random.Random(seed)
         self.accepted: list[str] = []
+        self.due: dict[str, float] = {}  # a job for later: not to start before (real time)
         self.refused = 0
         self.done = threading.Event()
 
@@ -372,31 +389,85 @@ class Producer(threading.Thread):
             while owed >= 1:
                 owed -= 1
                 task, kwargs, options = job_mix(self.rng)
+                # some jobs for later, by the producer's (stepped) clock: a delay or a run_at
+                roll, later = self.rng.random(), self.rng.uniform(0.0, 2.0)
+                if roll < 0.08:
+                    options["delay"] = later
+                elif roll < 0.16:
+                    options["run_at"] = self.clock.now() + later
                 try:
                     handle = self.app.enqueue(task, (), kwargs, queue="chaos", **options)
                 except Exception:
                     self.refused += 1
                     continue
                 self.accepted.append(handle.id)
+                if roll < 0.16 and handle.job.run_at is not None:
+                    self.due[handle.id] = handle.job.run_at  # as stored: workers' clocks read it
+
+
+class Tail:
+    """The complete lines a file gained since the last read (a line still being written
+    waits for the next)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+
+    def lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        cut = data.rfind(b"\n") + 1
+        self.offset += cut
+        return data[:cut].decode(errors="replace").splitlines()
 
 
 class Sampler(threading.Thread):
-    """Samples the live leases in the store: (pool slots in use, jobs running)."""
+    """The continuous checks (bench.chaos_check.Watch), about every second: the attempts'
+    log and the workers' logs since the last sample, then the store's live leases; also
+    each sample's (pool slots in use, jobs running) for the final check."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, log: Path, workers: list[Worker], every: float = 1.0) -> None:
+        from bench.chaos_check import Watch
 
         super().__init__(name="chaos-sampler", daemon=True)
         self.app = reader(url)
+        self.every = every
+        self.watch = Watch(POOL, PARALLELISM)
+        self.log, self.workers = Tail(log), workers
+        self.tails: dict[Path, Tail] = {}
         self.samples: list[tuple[int, int]] = []
+        self.unreadable: list[float] = []  # when the store could not be read (a fault)
         self.done = threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(0.2):
-            try:
-                running = self.app.broker.list_jobs(state=JobState.RUNNING, limit=1000)
-            except Exception:
-                continue
+        while not self.done.wait(self.every):
+            self.sample()
+
+    def sample(self) -> None:
+        from bench.chaos_check import LiveLease, parse_event, parse_record
+
+        records = [r for r in map(parse_record, self.log.lines()) if r is not None]
+        events = []
+        for w in self.workers:
+            for path in list(w.logs):
+                tail = self.tails.setdefault(path, Tail(path))
+                events += [e for e in map(parse_event, tail.lines()) if e is not None]
+        leases: list[LiveLease] | None
+        try:  # read after the logs: a start the log has is in the store already
+            running = self.app.broker.list_jobs(state=JobState.RUNNING, limit=1000)
+        except Exception:
+            leases = None
+            self.unreadable.append(time.time())
+        else:
             now = time.time()
-            live = [j for j in running if (j.lease_expires_at or 0) > now]
-            pool = sum(j.pool_slots for j in live if j.pool == "limited")
-            self.samples.append((pool, len(live)))
+            leases = [
+                LiveLease(j.id, j.attempt, j.pool, j.pool_slots)
+                for j in running
+                if (j.lease_expires_at or 0) > now
+            ]
+            pool = sum(x.slots for x in leases if x.pool == "limited")
+            self.samples.append((pool, len(leases)))
+        self.watch.observe(time.time(), records, events, leases)
