@@ -174,11 +174,11 @@ def check(
     # (a process job's child that was killed writes no ``end``; its worker reports it)
     accepted_attempts: dict[tuple[str, int], float] = {}
     for e in events:
-        name, job_id = e.get("event"), e.get("job_id")
-        if name in ACCEPTED_EVENTS and isinstance(job_id, str):
-            accepted_attempts[(job_id, int(e.get("attempt", 0)))] = logged_at(e)
+        name, said = e.get("event"), e.get("job_id")
+        if name in ACCEPTED_EVENTS and isinstance(said, str):
+            accepted_attempts[(said, int(e.get("attempt", 0)))] = logged_at(e)
             if name == "job.succeeded":
-                successes[job_id].add(int(e.get("attempt", 0)))
+                successes[said].add(int(e.get("attempt", 0)))
         elif name == "job.lease_lost":
             f.refused_writes += 1
     for job_id, job in jobs.items():
@@ -190,9 +190,10 @@ def check(
     # fencing: accepted attempts of one job never overlap; the newest started is the store's
     spans = attempt_spans(records)
     by_job: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
-    for (job_id, attempt), (s, e) in spans.items():
+    for (job_id, attempt), (began, ended) in spans.items():
         if (job_id, attempt) in accepted_attempts:
-            by_job[job_id].append((attempt, s, min(e, accepted_attempts[(job_id, attempt)])))
+            reported = accepted_attempts[(job_id, attempt)]
+            by_job[job_id].append((attempt, began, min(ended, reported)))
     for job_id, tries in by_job.items():
         tries.sort(key=lambda t: t[1])
         for (a1, _s1, e1), (a2, s2, _e2) in itertools.pairwise(tries):

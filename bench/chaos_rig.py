@@ -86,7 +86,7 @@ class Backend:
 
 class SqliteBackend(Backend):
     name = "sqlite"
-    faults = ("diskfull",)
+    faults: tuple[str, ...] = ("diskfull",)
 
     def __init__(self, tmp: Path, disk_mb: int = 64) -> None:
         super().__init__(tmp)
