@@ -41,11 +41,11 @@ from bench.chaos_rig import (  # noqa: E402
     Backend,
     Keeper,
     Producer,
-    Sampler,
     Worker,
     reader,
     worker_env,
 )
+from bench.chaos_sampler import Sampler  # noqa: E402
 
 WORKER_FAULTS = ("kill", "killpg", "term", "stop", "clock")
 

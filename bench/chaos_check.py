@@ -2,7 +2,7 @@
 
 Pure functions over what was recorded (no broker, no clock), so each can be tested alone;
 the same invariants (fencing, duplicates, limits) are also checked while the run goes on,
-one sample about every second (``Watch``, fed by bench/chaos_rig.Sampler):
+one sample about every second (``Watch``, fed by bench/chaos_sampler.Sampler):
 
 - nothing lost: every accepted job ends terminal (succeeded, dead or cancelled);
 - no duplicate success: at most one accepted success per job (the store's attempt history

@@ -1,5 +1,6 @@
 """What the chaos harness runs and breaks: the broker of each backend (with the proxy in
-front and the disk under it), the worker processes, the producer and the limit sampler.
+front and the disk under it), the worker processes and the producer (the sampler is in
+bench/chaos_sampler.py).
 
 Nothing here touches state others use: Redis is a ``redis-server`` of its own (AOF on, a
 free port); PostgreSQL is a schema of its own on the shared server, and only connections
@@ -25,8 +26,6 @@ from typing import Any
 
 import psutil
 from bench.chaos_proxy import Proxy
-
-from faena.core.states import JobState
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("FAENA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -403,71 +402,3 @@ class Producer(threading.Thread):
                 self.accepted.append(handle.id)
                 if roll < 0.16 and handle.job.run_at is not None:
                     self.due[handle.id] = handle.job.run_at  # as stored: workers' clocks read it
-
-
-class Tail:
-    """The complete lines a file gained since the last read (a line still being written
-    waits for the next)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset = path, 0
-
-    def lines(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        cut = data.rfind(b"\n") + 1
-        self.offset += cut
-        return data[:cut].decode(errors="replace").splitlines()
-
-
-class Sampler(threading.Thread):
-    """The continuous checks (bench.chaos_check.Watch), about every second: the attempts'
-    log and the workers' logs since the last sample, then the store's live leases; also
-    each sample's (pool slots in use, jobs running) for the final check."""
-
-    def __init__(self, url: str, log: Path, workers: list[Worker], every: float = 1.0) -> None:
-        from bench.chaos_check import Watch
-
-        super().__init__(name="chaos-sampler", daemon=True)
-        self.app = reader(url)
-        self.every = every
-        self.watch = Watch(POOL, PARALLELISM)
-        self.log, self.workers = Tail(log), workers
-        self.tails: dict[Path, Tail] = {}
-        self.samples: list[tuple[int, int]] = []
-        self.unreadable: list[float] = []  # when the store could not be read (a fault)
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(self.every):
-            self.sample()
-
-    def sample(self) -> None:
-        from bench.chaos_check import LiveLease, parse_event, parse_record
-
-        records = [r for r in map(parse_record, self.log.lines()) if r is not None]
-        events = []
-        for w in self.workers:
-            for path in list(w.logs):
-                tail = self.tails.setdefault(path, Tail(path))
-                events += [e for e in map(parse_event, tail.lines()) if e is not None]
-        leases: list[LiveLease] | None
-        try:  # read after the logs: a start the log has is in the store already
-            running = self.app.broker.list_jobs(state=JobState.RUNNING, limit=1000)
-        except Exception:
-            leases = None
-            self.unreadable.append(time.time())
-        else:
-            now = time.time()
-            leases = [
-                LiveLease(j.id, j.attempt, j.pool, j.pool_slots)
-                for j in running
-                if (j.lease_expires_at or 0) > now
-            ]
-            pool = sum(x.slots for x in leases if x.pool == "limited")
-            self.samples.append((pool, len(leases)))
-        self.watch.observe(time.time(), records, events, leases)
