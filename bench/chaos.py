@@ -41,11 +41,11 @@ from bench.chaos_rig import (  # noqa: E402
     Backend,
     Keeper,
     Producer,
-    Sampler,
     Worker,
     reader,
     worker_env,
 )
+from bench.chaos_sampler import Sampler  # noqa: E402
 
 WORKER_FAULTS = ("kill", "killpg", "term", "stop", "clock")
 
@@ -78,7 +78,7 @@ def inject(kind: str, backend: Backend, workers: list[Worker], producer: Produce
         w.paused = False
         return Fault(kind, w.name, start, time.time(), pids)
     if kind == "clock":
-        producer.clock.offset = rng.choice([-60.0, -5.0, 5.0])
+        producer.clock.offset = rng.choice([-60.0, -5.0, 5.0, 10.0])
         time.sleep(rng.uniform(1.0, 3.0))
         step = producer.clock.offset
         producer.clock.offset = 0.0
@@ -153,7 +153,7 @@ def run_chaos(name: str, seconds: float, rate: float, seed: int, out: Path) -> F
         for w in workers:
             w.start()
         keeper, producer, sampler = Keeper(workers), Producer(backend.url, rate, seed), None
-        sampler = Sampler(backend.url)
+        sampler = Sampler(backend.url, log, workers)
         for t in (keeper, producer, sampler):
             t.start()
         kinds = WORKER_FAULTS + backend.faults
@@ -176,6 +176,7 @@ def run_chaos(name: str, seconds: float, rate: float, seed: int, out: Path) -> F
             keeper.done.set()
             keeper.join()
             sampler.join()
+            sampler.sample()  # the last lines and reports
             for w in workers:
                 w.stop()
             producer.app.close()
@@ -190,7 +191,10 @@ def run_chaos(name: str, seconds: float, rate: float, seed: int, out: Path) -> F
                 read_events(p for w in workers for p in w.logs),
                 sampler.samples,
                 faults,
+                producer.due,
             )
+            findings.samples = sampler.watch.samples
+            findings.continuous = [str(v) for v in sampler.watch.violations]
             line = summary_line(name, seconds, rate, faults, findings, producer, drain)
             sink.write(json.dumps(line) + "\n")
         print_summary(line)
@@ -220,6 +224,9 @@ def summary_line(name: str, seconds: float, rate: float, faults: list[Fault],
         "refused_late_writes": f.refused_writes,
         "dead_by_reason": f.dead_by_reason,
         "dead_without_reason": len(f.dead_without_reason),
+        "samples": f.samples,
+        "seen_while_running": len(f.continuous),
+        "early_starts": len(f.early_starts),
         "max_pool": f.max_pool,
         "pool_limit": POOL,
         "max_running": f.max_running,
@@ -232,6 +239,8 @@ def summary_line(name: str, seconds: float, rate: float, faults: list[Fault],
             "duplicate_successes": f.duplicate_successes[:20],
             "overlapping": f.overlapping_attempts[:20],
             "stale_final": f.stale_final[:20],
+            "seen_while_running": f.continuous[:20],
+            "early_starts": f.early_starts[:20],
         },
     }
 

@@ -1,5 +1,6 @@
 """What the chaos harness runs and breaks: the broker of each backend (with the proxy in
-front and the disk under it), the worker processes, the producer and the limit sampler.
+front and the disk under it), the worker processes and the producer (the sampler is in
+bench/chaos_sampler.py).
 
 Nothing here touches state others use: Redis is a ``redis-server`` of its own (AOF on, a
 free port); PostgreSQL is a schema of its own on the shared server, and only connections
@@ -25,8 +26,6 @@ from typing import Any
 
 import psutil
 from bench.chaos_proxy import Proxy
-
-from faena.core.states import JobState
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("FAENA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -75,6 +74,10 @@ class Backend:
         """The broker's memory (bytes), for the soak."""
         return 0
 
+    def gauges(self) -> dict[str, float]:
+        """What the soak samples of the broker besides its memory (per backend)."""
+        return {}
+
     def close(self) -> None:
         if self.proxy is not None:
             self.proxy.close()
@@ -82,7 +85,7 @@ class Backend:
 
 class SqliteBackend(Backend):
     name = "sqlite"
-    faults = ("diskfull",)
+    faults: tuple[str, ...] = ("diskfull",)
 
     def __init__(self, tmp: Path, disk_mb: int = 64) -> None:
         super().__init__(tmp)
@@ -174,6 +177,18 @@ class PostgresBackend(Backend):
             with contextlib.suppress(psutil.Error):
                 total += psutil.Process(pid).memory_info().rss
         return total
+
+    def gauges(self) -> dict[str, float]:
+        """The jobs table's size (``pg_total_relation_size``: table, indexes, TOAST) and the
+        number of this run's server backends."""
+        rows = self._sql(
+            "SELECT pg_total_relation_size(format('%%I.jobs', %s::text)::regclass), "
+            "(SELECT count(*) FROM pg_stat_activity WHERE application_name = %s)",
+            self.schema,
+            self.appname,
+        )
+        size, backends = rows[0]
+        return {"jobs_table_mb": round(int(size) / 2**20, 2), "pg_backends": int(backends)}
 
     def close(self) -> None:
         super().close()
@@ -361,6 +376,7 @@ class Producer(threading.Thread):
         )
         self.rate, self.rng = rate, random.Random(seed)
         self.accepted: list[str] = []
+        self.due: dict[str, float] = {}  # a job for later: not to start before (real time)
         self.refused = 0
         self.done = threading.Event()
 
@@ -372,31 +388,17 @@ class Producer(threading.Thread):
             while owed >= 1:
                 owed -= 1
                 task, kwargs, options = job_mix(self.rng)
+                # some jobs for later, by the producer's (stepped) clock: a delay or a run_at
+                roll, later = self.rng.random(), self.rng.uniform(0.0, 2.0)
+                if roll < 0.08:
+                    options["delay"] = later
+                elif roll < 0.16:
+                    options["run_at"] = self.clock.now() + later
                 try:
                     handle = self.app.enqueue(task, (), kwargs, queue="chaos", **options)
                 except Exception:
                     self.refused += 1
                     continue
                 self.accepted.append(handle.id)
-
-
-class Sampler(threading.Thread):
-    """Samples the live leases in the store: (pool slots in use, jobs running)."""
-
-    def __init__(self, url: str) -> None:
-
-        super().__init__(name="chaos-sampler", daemon=True)
-        self.app = reader(url)
-        self.samples: list[tuple[int, int]] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.2):
-            try:
-                running = self.app.broker.list_jobs(state=JobState.RUNNING, limit=1000)
-            except Exception:
-                continue
-            now = time.time()
-            live = [j for j in running if (j.lease_expires_at or 0) > now]
-            pool = sum(j.pool_slots for j in live if j.pool == "limited")
-            self.samples.append((pool, len(live)))
+                if roll < 0.16 and handle.job.run_at is not None:
+                    self.due[handle.id] = handle.job.run_at  # as stored: workers' clocks read it

@@ -1,6 +1,8 @@
 """Soak: one worker process per backend (thread mode, concurrency 4) under a steady load of
 80 % of the throughput measured just before (jobs of a 20 ms sleep), for a while; its RSS
-and file descriptors, the broker's memory and the backlog sampled every 10 s. One JSON line
+and file descriptors, the broker's memory (Redis ``used_memory``, the SQLite files' size,
+the RSS of this run's PostgreSQL backends, with the jobs table's
+``pg_total_relation_size`` and the backend count) and the backlog sampled every 10 s. One JSON line
 per sample and a summary line (start, end, max) go to
 ``bench/results/soak-<backend>-<stamp>.jsonl``.
 """
@@ -90,6 +92,7 @@ def run_soak(name: str, seconds: float, out: Path) -> dict[str, Any]:
                     "rss_mb": round(rss / 2**20, 1),
                     "fds": fds,
                     "broker_mb": round(backend.memory() / 2**20, 2),
+                    **backend.gauges(),
                     "backlog": backlog(store),
                     "enqueued": sent[0],
                 }
@@ -110,7 +113,16 @@ def run_soak(name: str, seconds: float, out: Path) -> dict[str, Any]:
                 "jobs": sent[0],
                 "rss_mb": [first["rss_mb"], last["rss_mb"], max(s["rss_mb"] for s in samples)],
                 "fds": [first["fds"], last["fds"], max(s["fds"] for s in samples)],
-                "broker_mb": [first["broker_mb"], last["broker_mb"]],
+                "broker_mb": [
+                    first["broker_mb"],
+                    last["broker_mb"],
+                    max(s["broker_mb"] for s in samples),
+                ],
+                **{
+                    k: [first[k], last[k], max(s[k] for s in samples)]
+                    for k in first
+                    if k not in ("t", "rss_mb", "fds", "broker_mb", "backlog", "enqueued")
+                },
                 "backlog_max": max(s["backlog"] for s in samples),
             }
             sink.write(json.dumps(line) + "\n")

@@ -1,7 +1,8 @@
 """A bounded chaos run per backend (bench/chaos.py): real workers in thread, process and
 prefork modes, some prefetching, under load through a pool and a parallelism cap, while
 faults are injected at random for 25 s; nothing lost, no success twice, fencing and the
-limits held, every dead job dead for its stated reason."""
+limits held (also checked about every second while the run goes on), no job for later
+started before its run_at, every dead job dead for its stated reason."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def test_faults_lose_nothing_and_duplicate_nothing(backend: str, tmp_path: Path)
     assert len(faults) >= 5, f"only {len(faults)} faults were injected"
     assert findings.jobs >= 100
     assert findings.violations(POOL, PARALLELISM) == []
+    assert findings.samples >= 10, "the continuous checks sampled the run"
+    assert not findings.continuous and not findings.early_starts
     assert not findings.lost and not findings.duplicate_successes
     assert 0 < findings.max_pool <= POOL and findings.max_running <= PARALLELISM
     assert set(findings.dead_by_reason) <= {"poison: Poison"}, findings.dead_by_reason

@@ -130,3 +130,35 @@ def test_a_job_a_reap_requeues_while_the_cap_is_full_is_saturated(
     clock.advance(11)
     got = broker.claim("w2", Q, 5, LEASE)
     assert got.jobs == [] and len(got.reaped) == 1 and got.saturated
+
+
+# --- a heartbeat naming two attempts of one job: fencing by attempt --------------------
+# (PostgreSQL left the job off ``lost`` when either attempt held; memory, SQLite and Redis
+# put it on. The answer: each lease stands alone, so the stale attempt is lost and the live
+# one is renewed; a worker holds one attempt of a job, and reads ``lost`` against the
+# attempt it sent)
+
+
+def test_a_heartbeat_of_a_stale_and_the_live_attempt_loses_the_stale_one(
+    broker: Broker, clock: ManualClock
+) -> None:
+    from faena.core.job import Lease
+
+    [a] = broker.enqueue([new()])
+    broker.claim("w1", Q, 1, 10.0)
+    clock.advance(11)  # attempt 1's lease runs out; the next claim reaps and takes it again
+    [again] = broker.claim("w2", Q, 1, 10.0).jobs
+    assert (again.id, again.attempt) == (a.id, 2)
+    clock.advance(5)
+    for leases in ([Lease(a.id, 1), Lease(a.id, 2)], [Lease(a.id, 2), Lease(a.id, 1)]):
+        got = broker.heartbeat("w2", leases, LEASE)
+        assert got.lost == {a.id}, "attempt 1 is not the live one"
+        assert got.cancel == frozenset()
+        stored = broker.get(a.id)
+        assert stored is not None and stored.state is JobState.RUNNING and stored.attempt == 2
+        assert stored.lease_expires_at == pytest.approx(clock.now() + LEASE), (
+            "the live attempt 2 is renewed"
+        )
+        clock.advance(1)
+    assert broker.heartbeat("w2", [Lease(a.id, 2)], LEASE).lost == frozenset()
+    assert broker.finish([ok(a.id, 2, "1")]) == [True]

@@ -227,9 +227,11 @@ class PostgresBroker(PostgresPipelines, PostgresSchedules, PostgresOperators):
             return found
 
         held = self._db.run("heartbeat", beat)
-        alive = {row[0] for row in held}
-        lost = frozenset(lease.job_id for lease in leases if lease.job_id not in alive)
-        cancel = frozenset(row[0] for row in held if row[1])
+        # fencing by attempt: a lease named for an attempt that is not the live one is lost
+        # even when the same call names the live attempt too (which is renewed)
+        alive = {(row[0], row[1]) for row in held}
+        lost = frozenset(x.job_id for x in leases if (x.job_id, x.attempt) not in alive)
+        cancel = frozenset(row[0] for row in held if row[2])
         return HeartbeatResult(lost, cancel)
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:

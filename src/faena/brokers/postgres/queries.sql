@@ -22,7 +22,7 @@ SELECT r.ord FROM @schema@.release(%(ids)s::text[], %(attempts)s::integer[],
 UPDATE @schema@.jobs j SET lease_expires_at = %(deadline)s::double precision
   FROM unnest(%(ids)s::text[], %(attempts)s::integer[]) AS l(id, attempt)
  WHERE j.id = l.id AND j.attempt = l.attempt AND j.state = 'running'
-RETURNING j.id, j.cancel_requested;
+RETURNING j.id, j.attempt, j.cancel_requested;
 
 -- name: enqueue
 -- $1 jobs, $2 now
