@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import PG_URL, need, port_open
+from tests.integration.node_support import npm_installed
 
 import faena
 from faena.core.job import Job
@@ -197,22 +198,16 @@ def python_client() -> Path:
 
 def node_worker() -> Path:
     """A copy of examples/node-worker with its npm dependencies installed (Node 20)."""
-    need(
-        shutil.which("node") is not None and shutil.which("npm") is not None,
-        "Node.js and npm are not installed",
-    )
+    need(shutil.which("node") is not None, "Node.js is not installed")
     version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
     need(int(version.strip().lstrip("v").split(".")[0]) >= 20, f"Node {version} < 20")
-    home = Path(tempfile.gettempdir()) / f"faena-node-worker-{JS_CLIENT_VERSION}"
-    marker = home / "node_modules" / "camunda-external-task-client-js" / "package.json"
-    shutil.copytree(
-        NODE_EXAMPLE, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns("node_modules")
+    home = npm_installed(
+        NODE_EXAMPLE,
+        f"faena-node-worker-{JS_CLIENT_VERSION}",
+        "camunda-external-task-client-js/package.json",
+        "camunda-external-task-client-js",
     )
-    if not marker.exists():
-        npm = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund"], cwd=home, capture_output=True, text=True
-        )
-        need(npm.returncode == 0, f"npm install failed: {npm.stderr[-500:]}")
+    marker = home / "node_modules" / "camunda-external-task-client-js" / "package.json"
     assert json.loads(marker.read_text())["version"] == JS_CLIENT_VERSION
     return home
 

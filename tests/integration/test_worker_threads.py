@@ -291,7 +291,7 @@ def test_a_slot_whose_job_ends_claims_its_next_job_itself(
     broker = ThreadRecordingBroker()
     app = faena.App(broker=broker)
     handles = _quick_jobs(app, 60)
-    stop.append(run(app, concurrency=2))
+    stop.append(run(app, concurrency=2, prefetch=0))  # the slots' own turns, not a prefetch
     assert [h.wait(timeout=20) for h in handles] == list(range(60))
     # the executor threads called the broker themselves, and the turns they took at the same
     # time never claimed more jobs than the worker has slots
@@ -319,7 +319,7 @@ def test_a_slot_stays_taken_until_its_job_is_reported(
     broker = ThreadRecordingBroker()
     app = faena.App(broker=broker)
     handles = _quick_jobs(app, 80)
-    stop.append(run(app, concurrency=2))
+    stop.append(run(app, concurrency=2, prefetch=0))  # the slots' own turns, not a prefetch
     assert [h.wait(timeout=20) for h in handles] == list(range(80))
     assert broker.peak_running <= 2
 
@@ -343,7 +343,7 @@ def test_a_job_that_ends_while_the_turn_that_claimed_it_still_logs_gets_a_succes
     broker = ThreadRecordingBroker()
     app = faena.App(broker=broker)
     handles = _quick_jobs(app, 100, step=0.003)
-    stop.append(run(app, concurrency=2))
+    stop.append(run(app, concurrency=2, prefetch=0))
     assert [h.wait(timeout=20) for h in handles] == list(range(100))
     assert broker.peak_running <= 2
 

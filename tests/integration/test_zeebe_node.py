@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import need
+from tests.integration.node_support import npm_installed
 from tests.integration.test_camunda_support import (
     Server,
     broker_url,
@@ -38,18 +36,10 @@ TOKEN = "s3cret"
 
 def node_worker() -> Path:
     """A copy of tests/integration/zeebe_node with its npm dependencies installed."""
-    need(
-        shutil.which("node") is not None and shutil.which("npm") is not None,
-        "Node.js and npm are not installed",
+    home = npm_installed(
+        HERE, f"faena-zeebe-node-{SDK_VERSION}", "@camunda8/sdk/package.json", "@camunda8/sdk"
     )
-    home = Path(tempfile.gettempdir()) / f"faena-zeebe-node-{SDK_VERSION}"
     marker = home / "node_modules" / "@camunda8" / "sdk" / "package.json"
-    shutil.copytree(HERE, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns("node_modules"))
-    if not marker.exists():
-        npm = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund"], cwd=home, capture_output=True, text=True
-        )
-        need(npm.returncode == 0, f"npm install of @camunda8/sdk failed: {npm.stderr[-500:]}")
     assert json.loads(marker.read_text())["version"] == SDK_VERSION
     return home
 
