@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from faena.core.jsonlimits import MAX_JSON_DEPTH, JsonLimitError, check_json_text
+from faena.core.jsonlimits import JsonLimitError, check_json_text
 from faena.core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from faena.errors import FaenaError
 
@@ -90,30 +90,20 @@ def _no_constant(name: str) -> Any:
     raise BodyError(400, f"{name} is not a JSON number; send a finite number or null")
 
 
-def _too_deep(depth: str) -> str:
-    return (
-        f"the JSON body is nested deeper than the limit of {MAX_JSON_DEPTH} levels of arrays "
-        f"and objects ({depth} levels); flatten it, or send the deep part as a string or as "
-        f"the key of data stored elsewhere"
-    )
-
-
 def _check(value: Any) -> None:
-    """Depth and strings, walked without recursion (a deep body must not recurse here)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    """Every string and key of a parsed body, walked without recursion (its depth was
+    measured on the text already, before parsing)."""
+    stack: list[Any] = [value]
     while stack:
-        item, depth = stack.pop()
+        item = stack.pop()
         if isinstance(item, str):
             _check_text(item)
-        elif isinstance(item, dict | list):
-            if depth >= MAX_JSON_DEPTH:
-                raise BodyError(400, _too_deep(f"more than {MAX_JSON_DEPTH}"))
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    _check_text(key)
-                    stack.append((child, depth + 1))
-            else:
-                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _check_text(text: str) -> None:
@@ -146,8 +136,6 @@ def parse_json(raw: bytes) -> Any:
         raise BodyError(400, exc.message) from None
     try:
         value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
-    except RecursionError:
-        raise BodyError(400, _too_deep(f"more than {MAX_JSON_DEPTH}")) from None
     except BodyError:
         raise
     except ValueError as exc:  # JSONDecodeError, and ints past Python's 4300 digits
