@@ -110,10 +110,11 @@ def pg_backends(workers: list[psutil.Process]) -> list[psutil.Process]:
     return [psutil.Process(pid) for pid, port in rows if port in ports]
 
 
-def one_drain(kind: str, n: int, processes: int, redis_url: str | None) -> dict[str, Any]:
+def one_drain(kind: str, n: int, processes: int, own: tuple[str, psutil.Process]) -> dict[str, Any]:
+    """One drain; ``own``: this run's redis-server (URL, process), the Redis broker."""
+    redis_url, redis_proc = own
     tmp = Path(tempfile.mkdtemp(prefix="faena-scaling-"))
     if kind == "redis":
-        assert redis_url is not None
         url = f"{redis_url}?prefix=s{os.urandom(4).hex()}"
     else:
         url = bf.url_for(kind, tmp, "scaling")
@@ -165,11 +166,7 @@ def one_drain(kind: str, n: int, processes: int, redis_url: str | None) -> dict[
     }
 
 
-redis_proc: psutil.Process
-
-
 def main() -> None:
-    global redis_proc
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--broker", action="append", choices=["postgres", "redis", "sqlite"])
     parser.add_argument("--processes", type=int, action="append", help="default: 1, 2 and 4")
@@ -183,12 +180,11 @@ def main() -> None:
         parser.error(f"--processes must be >= 1, got {counts}")
     rates: dict[tuple[str, int], list[dict[str, Any]]] = {}
     out = args.out.open("a") if args.out else None
-    with own_redis() as (redis_url, proc):
-        redis_proc = proc
+    with own_redis() as own:
         for r in range(1, args.rounds + 1):
             for kind in brokers:
                 for p in counts if r % 2 else list(reversed(counts)):
-                    result = one_drain(kind, args.n, p, redis_url)
+                    result = one_drain(kind, args.n, p, own)
                     result["round"] = r
                     line = json.dumps(result)
                     print(line, flush=True)
