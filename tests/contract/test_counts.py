@@ -16,7 +16,7 @@ from faena.core.clock import ManualClock
 from faena.core.job import ErrorInfo, Job, Lease, NewJob, Outcome
 from faena.core.runs import NewRun, NewStep
 from faena.core.states import LEASED, PENDING, TERMINAL, JobState
-from faena.errors import InvalidTransitionError
+from faena.errors import ConfigError, InvalidTransitionError
 from tests.contract.conftest import Backend
 from tests.contract.test_corrupt_rows import (  # noqa: F401 - the fixture applies only()
     _only_where_it_can_be_held,
@@ -111,7 +111,8 @@ def test_the_counts_follow_every_change_of_state(broker: Broker, clock: ManualCl
     assert got == []
     check(broker, clock, "finish_and_claim, claim only")
     d, e = more.jobs
-    broker.finish_and_claim([Outcome(d.id, d.attempt, JobState.DEAD, error=fail)], "w2", QUEUES, 1, LEASE)
+    died = Outcome(d.id, d.attempt, JobState.DEAD, error=fail)
+    broker.finish_and_claim([died], "w2", QUEUES, 1, LEASE)
     check(broker, clock, "finish_and_claim: dead, and a claim")
     broker.cancel(e.id)  # running: asked to stop
     check(broker, clock, "cancel of a running job (a flag)")
@@ -179,7 +180,7 @@ def test_the_counts_follow_schedules(broker: Broker, clock: ManualClock) -> None
 
 def test_a_refused_bulk_enqueue_counts_nothing(broker: Broker, clock: ManualClock) -> None:
     broker.enqueue([new()])
-    with pytest.raises(Exception):  # noqa: B017,PT011 - any refusal: the batch is all or nothing
+    with pytest.raises(ConfigError):
         broker.enqueue([new(), new(max_attempts=0)])
     check(broker, clock, "a refused batch")
 

@@ -204,7 +204,7 @@ QUEUE_STATS = (
     "  SELECT COUNT(*) FROM faena_jobs INDEXED BY faena_jobs_due"
     f"  WHERE queue = c.queue AND state IN {_PENDING} AND run_at > :now"
     "), c.running, ("
-    "  SELECT :now - MIN(run_at) FROM faena_jobs INDEXED BY faena_jobs_due"
+    "  SELECT MIN(run_at) FROM faena_jobs INDEXED BY faena_jobs_due"
     f"  WHERE queue = c.queue AND state IN {_PENDING}"
     ") FROM ("
     f"  SELECT queue, SUM(CASE WHEN state IN {_PENDING} THEN n ELSE 0 END) AS pending,"

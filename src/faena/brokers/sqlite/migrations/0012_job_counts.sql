@@ -9,7 +9,8 @@
 --
 -- queue_stats' split of the waiting jobs into due now and later, and the oldest due one's
 -- age, move with the clock: they are read from faena_jobs_due, the waiting jobs by (queue,
--- run_at): per queue, a range of the later entries and the first one.
+-- run_at): per queue, a range of the later entries and the first one (state is in the
+-- index so that the statement's own test of it reads no table row).
 --
 -- The jobs the store holds are counted once, here.
 CREATE TABLE faena_job_counts (
@@ -19,7 +20,7 @@ CREATE TABLE faena_job_counts (
     PRIMARY KEY (queue, state)
 ) WITHOUT ROWID;
 
-CREATE INDEX faena_jobs_due ON faena_jobs (queue, run_at)
+CREATE INDEX faena_jobs_due ON faena_jobs (queue, run_at, state)
     WHERE state IN ('scheduled', 'queued', 'failed');
 
 CREATE TRIGGER faena_count_inserted AFTER INSERT ON faena_jobs
