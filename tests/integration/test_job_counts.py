@@ -109,6 +109,10 @@ def test_two_backends_changing_jobs_at_once_never_wait_on_a_counter(config: PgCo
             one.close()
             two.close()
         assert broker.count_by_state() == {("q", JobState.RUNNING): 1, ("q", JobState.SUCCEEDED): 1}
+        with psycopg.connect(config.conninfo, autocommit=True) as conn:
+            _sql(conn, config, "TRUNCATE {s}.jobs CASCADE")
+        assert broker.count_by_state() == {}
+        assert broker.queue_stats() == []
     finally:
         broker.destroy()
         broker.close()

@@ -264,6 +264,16 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION @schema@.count_truncated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    DELETE FROM @schema@.job_counts;
+    RETURN NULL;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION @schema@.count_updated()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -682,7 +692,7 @@ AS $function$
 DECLARE
     v_folded bigint;
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(26211, 624010851) THEN
+    IF NOT pg_try_advisory_xact_lock(@fold_lock@) THEN
         RETURN 0;
     END IF;
     WITH gone AS (

@@ -4,7 +4,7 @@
 -- job_counts holds the number of jobs per (queue, state), as signed deltas per writing
 -- backend (shard = pg_backend_pid()); the count of a (queue, state) is the sum of its shards.
 -- Three statement-level triggers with transition tables keep it, in the very statement that
--- inserts, changes or deletes jobs: one upsert per statement, grouped by (queue, state), so
+-- inserts, changes or deletes jobs (a fourth empties it on TRUNCATE): one upsert per statement, grouped by (queue, state), so
 -- every path (enqueue and COPY, the claim and the finish of exchange, reap, release, retry,
 -- cancel, the bulk ones, bury, prune, the pipelines' hand-off, schedules) is counted without
 -- any of them naming the counters, and a statement that changes no row, or is rolled back,
@@ -80,6 +80,19 @@ CREATE TRIGGER jobs_count_updated AFTER UPDATE ON @schema@.jobs
 CREATE TRIGGER jobs_count_deleted AFTER DELETE ON @schema@.jobs
     REFERENCING OLD TABLE AS old_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION @schema@.count_deleted();
+
+-- TRUNCATE (no row trigger sees it) leaves no job: no count either. It holds the jobs table
+-- exclusively, so no writer of a counter is open on it.
+CREATE FUNCTION @schema@.count_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM @schema@.job_counts;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_count_truncated AFTER TRUNCATE ON @schema@.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION @schema@.count_truncated();
 
 -- the shards of backends that are gone, added up into shard 0; how many rows were folded.
 -- A row some transaction holds (a backend that took a gone one's pid, writing it now) is

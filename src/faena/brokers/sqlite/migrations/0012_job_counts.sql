@@ -32,9 +32,9 @@ END;
 CREATE TRIGGER faena_count_moved AFTER UPDATE OF state, queue ON faena_jobs
 WHEN OLD.state IS NOT NEW.state OR OLD.queue IS NOT NEW.queue
 BEGIN
-    UPDATE faena_job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
-    INSERT INTO faena_job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
-    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+    INSERT INTO faena_job_counts (queue, state, n)
+    VALUES (OLD.queue, OLD.state, -1), (NEW.queue, NEW.state, 1)
+    ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n;
 END;
 
 CREATE TRIGGER faena_count_deleted AFTER DELETE ON faena_jobs
