@@ -280,6 +280,9 @@ class PostgresOperators:
         fold = {"from": before - 60.0 * stats.MAX_MINUTES, "before": before}
 
         def run(conn: Conn) -> int:
+            # count_by_state's counters: the shards of backends that are gone (each statement
+            # here is a transaction of its own: the fold's waits on nothing, and the delete
+            # below never runs in a transaction holding a shard row the fold took)
             conn.execute(self._q.fold_counts)
             conn.execute(self._q.fold_minutes, fold)
             conn.execute(self._q.prune_minutes, params)
