@@ -5,9 +5,9 @@
 -- backend (shard = pg_backend_pid()); the count of a (queue, state) is the sum of its shards.
 -- Three statement-level triggers with transition tables keep it, in the very statement that
 -- inserts, changes or deletes jobs (a fourth empties it on TRUNCATE): one upsert per
--- statement, grouped by (queue, state), so every path (enqueue and COPY, the claim and the finish of exchange, reap, release, retry,
--- cancel, the bulk ones, bury, prune, the pipelines' hand-off, schedules) is counted without
--- any of them naming the counters, and a statement that changes no row, or is rolled back,
+-- statement, grouped by (queue, state), so every path (enqueue and COPY, the claim and the
+-- finish of exchange, reap, release, retry, cancel, the bulk ones, bury, prune, the
+-- pipelines' hand-off, schedules) is counted without any of them naming the counters, and a statement that changes no row, or is rolled back,
 -- counts nothing. No two open transactions ever write one counter row (a backend runs one
 -- transaction at a time, and writes its own shard only), so two workers never wait for each
 -- other on a counter and a counter never takes part in a deadlock. The shards of backends
