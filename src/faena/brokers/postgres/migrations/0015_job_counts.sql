@@ -2,18 +2,19 @@
 -- number of jobs.
 --
 -- job_counts holds the number of jobs per (queue, state), as signed deltas per writing
--- backend (shard = pg_backend_pid()); the count of a (queue, state) is the sum of its shards.
--- Three statement-level triggers with transition tables keep it, in the very statement that
--- inserts, changes or deletes jobs (a fourth empties it on TRUNCATE): one upsert per
--- statement, grouped by (queue, state), so every path (enqueue and COPY, the claim and the
--- finish of exchange, reap, release, retry, cancel, the bulk ones, bury, prune, the
--- pipelines' hand-off, schedules) is counted without any of them naming the counters, and a statement that changes no row, or is rolled back,
--- counts nothing. No two open transactions ever write one counter row (a backend runs one
--- transaction at a time, and writes its own shard only), so two workers never wait for each
--- other on a counter and a counter never takes part in a deadlock. The shards of backends
--- that are gone are added up into shard 0 by fold_counts() (prune(), and a count_by_state
--- that saw more than 32 shards of one count): one fold at a time (a try of an advisory lock: a second one does nothing), and
--- it skips rows with SKIP LOCKED, so it never waits on a worker.
+-- backend (shard = pg_backend_pid()); the count of a (queue, state) is the sum of its
+-- shards. Three statement-level triggers with transition tables keep it, in the very
+-- statement that inserts, changes or deletes jobs (a fourth empties it on TRUNCATE): one
+-- upsert per statement, grouped by (queue, state), so every path (enqueue and COPY, the
+-- claim and the finish of exchange, reap, release, retry, cancel, the bulk ones, bury,
+-- prune, the pipelines' hand-off, schedules) is counted without any of them naming the
+-- counters, and a statement that changes no row, or is rolled back, counts nothing. No two
+-- open transactions ever write one counter row (a backend runs one transaction at a time,
+-- and writes its own shard only), so two workers never wait for each other on a counter and
+-- a counter never takes part in a deadlock. The shards of backends that are gone are added
+-- up into shard 0 by fold_counts() (prune(), and a count_by_state that saw more than 32
+-- shards of one count): one fold at a time (a try of an advisory lock: a second one does
+-- nothing), and it skips rows with SKIP LOCKED, so it never waits on a worker.
 --
 -- queue_stats' split of the waiting jobs into due now and later, and the oldest due one's
 -- age, cannot be a counter (they move with the clock): they are read from jobs_due, the
