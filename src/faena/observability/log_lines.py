@@ -66,7 +66,24 @@ def json_line(
 
 
 # one encoder for every line (json.dumps with options would build a new one each time)
-_encode = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False).encode
+_json_encode = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False).encode
+
+
+def _c_encoder() -> Callable[[Any], str] | None:
+    """The C encoder behind ``_json_encode``, built once: ``JSONEncoder.encode`` builds it again
+    for every call (half the cost of a job's line). The same output; no check for circular
+    containers (a line's fields are flat; a circular one fails with RecursionError, as it
+    did through ``_finite``). None where the C accelerator is missing."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    text = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or text is None:
+        return None
+    # markers, default, encode str, indent, key sep, item sep, sort_keys, skipkeys, allow_nan
+    chunks = make(None, str, text, None, ": ", ", ", False, False, False)
+    return lambda line: "".join(chunks(line, 0))
+
+
+_encode: Callable[[Any], str] = _c_encoder() or _json_encode
 
 
 #: the keys every line starts with, in this order; a field of the same name never replaces one

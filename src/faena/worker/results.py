@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from faena.core import outcomes
+from faena.core.frozen import quick_init
 from faena.core.job import ErrorInfo, Job, Outcome
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from faena.worker.ledger import Running
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunResult:
     job: Job

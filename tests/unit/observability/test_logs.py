@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import threading
+from typing import Any
 
 import pytest
 from tests.loki_json import JSON_ERROR, LogQLError, json_labels, run
@@ -298,3 +299,16 @@ def test_an_ordinary_record_keeps_its_extra_fields_drops_nones_and_names_the_tra
     assert line["table"] == "users" and "skipped" not in line
     assert line["level"] == "info"  # a field never replaces the header's
     assert "ValueError: bad row" in line["traceback"] and "exc_info" not in line
+
+
+def test_the_prebuilt_encoder_writes_what_json_does() -> None:
+    values: list[dict[str, Any]] = [
+        {"a": 1, "b": 'é\n"\\', "c": 1.5, "d": None, "e": True, "f": [1, (2, 3), {"x": {}}]},
+        {"when": object(), "big": 10**30, "neg": -0.0, "tiny": 1e-300, "nested": {"k": [None]}},
+        {1: "int key", "": "", "u": "\u2028\U0001f600"},
+    ]
+    for value in values:
+        assert log_lines._encode(value) == log_lines._json_encode(value)
+    with pytest.raises(ValueError):  # NaN is not JSON: the line falls back to _finite
+        log_lines._encode({"x": float("nan")})
+    assert log_lines._encode_line({"x": float("nan")}) == '{"x": "nan"}'
