@@ -1,11 +1,13 @@
-"""Where a worker's CPU goes in a drain: ``faena worker`` with default settings drains
-``--n`` counted no-op jobs under ``yappi`` (CPU clock, every thread), and the functions are
-listed by their own CPU time (``tsub``) and by their inclusive time (``ttot``), as shares of
-the worker's profiled CPU. The profile covers the whole process (start-up included, about
-0.3 s of CPU); the profiler itself slows every Python call, so read the shares, not the
-times.
+"""Where a worker's CPU goes in a drain: ``faena worker`` with default settings (and
+``--concurrency 2``, as bench/scaling.py runs it) drains ``--n`` counted no-op jobs under
+``yappi`` (CPU clock, every thread); the functions are listed by their own CPU time and by
+their inclusive time, as shares of the worker's profiled CPU, with the CPU of each thread.
+The profile covers the whole process (start-up included, about 0.3 s of CPU); the profiler
+slows every Python call several times, so read the shares and the call counts (turns per
+job, wake-ups), not the times. ``--py-spy`` samples the thread holding the GIL instead
+(little overhead, but a thread descheduled while it holds the GIL still counts).
 
-    .venv/bin/pip install yappi   # not a dependency of faena
+    .venv/bin/pip install yappi py-spy   # not dependencies of faena
     .venv/bin/python bench/profile_drain.py --broker redis --n 20000 --top 40
 """
 
@@ -36,6 +38,9 @@ def profiled_worker(out: str) -> None:
     def save() -> None:
         yappi.stop()
         yappi.get_func_stats().save(out, type="pstat")
+        with open(out + ".threads", "w") as f:  # CPU seconds by thread
+            for t in yappi.get_thread_stats():
+                f.write(f"{t.ttot:8.3f} s  {t.sched_count:7d} scheduled  {t.name}\n")
 
     atexit.register(save)
     from faena.cli.main import main as cli
@@ -50,6 +55,9 @@ def report(stats_file: Path, top: int) -> None:
     rows = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for (_, _, tt, _, _) in rows.values())
     print(f"profiled CPU {total:.2f} s (own time of every function)")
+    threads = Path(str(stats_file) + ".threads")
+    if threads.exists():
+        print(threads.read_text(), end="")
 
     def name(key: tuple[str, int, str]) -> str:
         path, line, fn = key
@@ -98,6 +106,7 @@ def main() -> None:
     parser.add_argument("--broker", choices=["postgres", "redis", "sqlite"], required=True)
     parser.add_argument("--n", type=int, default=20_000, help="jobs drained")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=2, help="as the benchmarks run it")
     parser.add_argument("--rate", type=int, default=1000, help="py-spy: samples a second")
     parser.add_argument("--stats", type=Path, help="keep the profile here (pstats, or stacks)")
     parser.add_argument(
@@ -117,6 +126,7 @@ def main() -> None:
     else:
         argv = [sys.executable, __file__, "--profiled-worker", str(stats_file)]
     argv += ["worker", "bench.benchapp:app", "--queues", "bench", "--log-format", "json"]
+    argv += ["--concurrency", str(args.concurrency)]
     with open(os.devnull, "w") as sink:
         proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
     try:

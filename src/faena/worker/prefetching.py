@@ -66,6 +66,18 @@ class Prefetching:
             adaptive.ran(r.duration, r.job, pools)
         self._ledger.capacity = self._concurrency + adaptive.depth()
 
+    def report_may_wait(self, result: RunResult) -> bool:
+        """Whether an ended job's report may wait for a later turn (lock held; its slot has
+        started the next prefetched job): more prefetched jobs wait than there are slots, so
+        each slot has its next one while that turn runs and one turn reports several jobs;
+        the job held no pool's slot (a pool's slot is given back at once); and it was not
+        a long job (the adaptive prefetch must hear of one at once: it stops prefetching)."""
+        if len(self._ledger.ready) <= self._concurrency or self._ledger.stopping:
+            return False
+        if pooled(result.job, self._pools()):
+            return False
+        return self.adaptive is None or result.duration < self.adaptive.long_after()
+
     def claimed(self, granted: int, took: float) -> list[Running]:
         """After a claim (lock held): the round trip is measured, and the prefetched jobs of
         a pool, which are never held (the prefetch stops meanwhile), are withheld to be let

@@ -352,13 +352,18 @@ class Worker:
         """A thread-executor slot's job ended while the worker prefetches: the slot starts
         the next prefetched job at once, on its own thread, and leaves the report (and the
         claim that tops the prefetch up) to the main thread, which sends the reports of
-        every slot in one broker call."""
+        every slot in one broker call. It wakes the main thread only once the prefetch runs
+        low (or the report must not wait), so that call carries several jobs' reports."""
         with self._lock:
             starts = self._ledger.slot_freed(result.job.id, result.job.attempt)
             self._prefetching.moved()
+            later = self._prefetching.report_may_wait(result)
         for job in starts:
             self._start(job)
-        self._completions.put(result)
+        if later:
+            self._completions.put_later(result)
+        else:
+            self._completions.put(result)
 
     def _job_ended(self, result: RunResult) -> None:
         """A thread-executor slot's job ended, on that slot's thread: the slot takes a turn
