@@ -111,6 +111,14 @@ class AdaptivePrefetch:
         budget = HOLD_RTTS * self.rtt_mean * self.concurrency  # slot-seconds of waiting
         return max(0, min(self.cap, math.floor(budget / self.run_mean)))
 
+    def refill_at(self) -> float:
+        """The prefetched jobs the slots run during one round trip, at least one a slot: a
+        turn that tops the prefetch up is due once no more than this many wait, and the
+        reports of ended jobs may wait for it until then (inf: not measured yet)."""
+        if self.run_mean is None or self.rtt_mean is None or self.run_mean <= 0:
+            return math.inf
+        return self.concurrency * max(1.0, self.rtt_mean / self.run_mean)
+
     def stalled(self, waiting: int, last_progress: float, now: float) -> bool:
         """Let the ``waiting`` prefetched jobs go: no slot freed since ``last_progress``
         (monotonic seconds) for :meth:`long_after`."""

@@ -68,15 +68,17 @@ class Prefetching:
 
     def report_may_wait(self, result: RunResult) -> bool:
         """Whether an ended job's report may wait for a later turn (lock held; its slot has
-        started the next prefetched job): more prefetched jobs wait than there are slots, so
-        each slot has its next one while that turn runs and one turn reports several jobs;
-        the job held no pool's slot (a pool's slot is given back at once); and it was not
-        a long job (the adaptive prefetch must hear of one at once: it stops prefetching)."""
-        if len(self._ledger.ready) <= self._concurrency or self._ledger.stopping:
+        started the next prefetched job), so that one turn reports several jobs: with the
+        adaptive prefetch, while more jobs wait prefetched than the slots run during one
+        round trip (:meth:`AdaptivePrefetch.refill_at`: the turn that tops the prefetch up
+        comes before they run out), the job held no pool's slot (given back at once) and
+        was not a long one (the adaptive prefetch must hear of it at once: it stops)."""
+        adaptive = self.adaptive
+        if adaptive is None or self._ledger.stopping:
             return False
-        if pooled(result.job, self._pools()):
+        if len(self._ledger.ready) <= adaptive.refill_at():
             return False
-        return self.adaptive is None or result.duration < self.adaptive.long_after()
+        return result.duration < adaptive.long_after() and not pooled(result.job, self._pools())
 
     def claimed(self, granted: int, took: float) -> list[Running]:
         """After a claim (lock held): the round trip is measured, and the prefetched jobs of
