@@ -60,6 +60,7 @@ from faena.worker.processes import ProcessExecutor
 from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult, decide_all
 from faena.worker.retention import Retention
+from faena.worker.sized_pools import SizedPools
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE_SECONDS = 25.0
@@ -132,9 +133,13 @@ class Worker:
         self._leases = Leases(
             self._lock, self._ledger, self._completions, self._events, self._flush
         )
+        # the app's pools and the store's (a default pool sized with `faena pools set`)
+        self._sized_pools = SizedPools(
+            lambda: self.app.pools, None if source is not None else lambda: app.broker.pool_stats()
+        )
         self._prefetching = Prefetching(
             self._adaptive, concurrency, self._ledger, self._lock, self._events, self._outage,
-            source=lambda: self.source, pools=lambda: self.app.pools, start=self._start,
+            source=lambda: self.source, pools=self._sized_pools, start=self._start,
         )  # fmt: skip
         self._backoff = Backoff()
         self._executors: dict[Isolation, Executor] = {}
@@ -252,6 +257,8 @@ class Worker:
                 self._unreported = unreported
                 continue
             try:
+                if self._adaptive is not None:
+                    self._sized_pools.refresh()  # every REFRESH_SECONDS: a broker call
                 self._take_turn()
                 timeout = self._idle_timeout(ledger.more_wanted(), ledger.saturated)
                 stall = self._prefetching.release_stalled()
