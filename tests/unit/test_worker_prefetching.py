@@ -66,6 +66,12 @@ def test_a_report_never_waits_for_a_long_job_a_pool_or_a_stop() -> None:
     assert not p.report_may_wait(ended(job(0)))
 
 
+def test_a_report_never_waits_when_the_job_started_in_its_slot_has_a_timeout() -> None:
+    p, _ = prefetching(waiting=9)
+    assert p.report_may_wait(ended(job(0)), [job(2)])
+    assert not p.report_may_wait(ended(job(0)), [replace(job(2), timeout=5.0)])
+
+
 def test_a_fixed_prefetch_reports_at_once() -> None:
     p, _ = prefetching(waiting=9, adaptive=False)
     assert not p.report_may_wait(ended(job(0)))

@@ -364,7 +364,7 @@ class Worker:
         with self._lock:
             starts = self._ledger.slot_freed(result.job.id, result.job.attempt)
             self._prefetching.moved()
-            later = self._prefetching.report_may_wait(result)
+            later = self._prefetching.report_may_wait(result, starts)
         for job in starts:
             self._start(job)
         if later:
