@@ -63,12 +63,15 @@ def one_drain(kind: str, n: int, concurrency: int, level: str) -> dict[str, obje
         proc.wait(30)
         bf.cleanup(app)
     done = n - 1
+    user, system = cpu1.user - cpu0.user, cpu1.system - cpu0.system
     return {
         "jobs_per_s": round(done / elapsed, 1),
-        "worker_user_us_per_job": round((cpu1.user - cpu0.user) / done * 1e6, 1),
-        "worker_sys_us_per_job": round((cpu1.system - cpu0.system) / done * 1e6, 1),
+        "worker_cpu_us_per_job": round((user + system) / done * 1e6, 1),
+        "worker_user_us_per_job": round(user / done * 1e6, 1),
+        "worker_sys_us_per_job": round(system / done * 1e6, 1),
         "worker_cpu_share": round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed, 2),
         "faena": str(Path(faena.__file__).parents[1]),
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # at the drain's end
     }
 
 
@@ -103,16 +106,19 @@ def main() -> None:
     if args.b_src is not None:
         variants += [("B", args.b_src.resolve(), c) for c in levels]
     rates: dict[tuple[str, int], list[float]] = {}
+    cpu: dict[tuple[str, int], list[float]] = {}
     for r in range(1, args.pairs + 1):
         for name, src, c in variants:
             result = run_one(src, args, c)
             result.update(variant=name, concurrency=c, round=r, broker=args.broker, n=args.n)
             print(json.dumps(result), flush=True)
             rates.setdefault((name, c), []).append(float(str(result["jobs_per_s"])))
+            cpu.setdefault((name, c), []).append(float(str(result["worker_cpu_us_per_job"])))
     for (name, c), values in rates.items():
         print(
             f"{name} concurrency {c}: median {statistics.median(values):,.0f} jobs/s "
-            f"({', '.join(f'{v:,.0f}' for v in values)})",
+            f"({', '.join(f'{v:,.0f}' for v in values)}), worker CPU median "
+            f"{statistics.median(cpu[name, c]):.1f} us/job",
             file=sys.stderr,
         )
 

@@ -13,6 +13,7 @@ from tests.worker_threads import run
 import faena
 from faena.brokers.memory import MemoryBroker
 from faena.core import events as ev
+from faena.core.pools import DEFAULT_POOL
 from faena.core.states import JobState
 from faena.errors import BrokerError
 
@@ -52,6 +53,23 @@ def test_the_default_worker_prefetches_a_stream_of_no_op_jobs(stop: list) -> Non
     assert fields["prefetch"] == "auto"
     assert fields["prefetched_most"] > 0, "no-op jobs were claimed ahead of the free slots"
     assert fields["prefetch_let_go"]["pool"] == 0, "no pooled job in the stream"
+
+
+def test_a_default_pool_sized_only_in_the_store_is_not_prefetched(stop: list) -> None:
+    """``faena pools set default_pool 3`` (the store's, not the app's): its jobs may all
+    share a small pool, so the worker never holds one prefetched (its slot would wait)."""
+    app = faena.App(broker=MemoryBroker())
+    app.broker.set_pools({DEFAULT_POOL: 100})
+    app.task(name="noop")(lambda: None)
+    stopped = stopped_fields(app)
+    app.enqueue_many("noop", [((), {})] * 500)
+    w, t = run(app, concurrency=2)
+    stop.append((w, t))
+    wait_for(lambda: done(app) == 500, "the stream drained")
+    w.stop()
+    t.join(10)
+    (fields,) = stopped
+    assert app.pools == {} and fields["prefetched_most"] == 0
 
 
 def test_prefetch_0_claims_for_the_free_slots_only(stop: list) -> None:

@@ -130,3 +130,11 @@ def test_the_default_pool_counts_as_a_pool_once_the_app_sizes_it() -> None:
 def test_a_zero_concurrency_is_refused() -> None:
     with pytest.raises(ValueError, match="concurrency must be >= 1, got 0"):
         AdaptivePrefetch(0)
+
+
+def test_reports_wait_while_more_jobs_are_prefetched_than_the_slots_run_in_a_round_trip() -> None:
+    assert AdaptivePrefetch(2).refill_at() == float("inf")  # nothing measured: never wait
+    quick = warmed(concurrency=2, run=RTT / 4)  # 4 jobs a slot in one round trip
+    assert quick.refill_at() == pytest.approx(8)
+    slow = warmed(concurrency=2, run=2 * RTT, n=50)  # longer than a round trip: 1 a slot
+    assert slow.refill_at() == 2

@@ -87,6 +87,15 @@ def test_a_failed_turn_gives_its_slots_back() -> None:
     assert ledger.begin_turn(0) == (limit, held)
 
 
+def test_a_slot_that_a_turn_in_progress_claims_for_is_no_room() -> None:
+    ledger = SlotLedger(concurrency=2)
+    assert ledger.has_room()
+    _, held = ledger.begin_turn(0)  # another thread's turn claims for both slots
+    assert not ledger.has_room()
+    ledger.end_turn(held)
+    assert ledger.has_room()
+
+
 def test_no_claim_while_no_more_work_is_in_sight() -> None:
     ledger = SlotLedger(concurrency=2)
     _, held = ledger.begin_turn(0)

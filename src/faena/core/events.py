@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from faena.core.frozen import quick_init
+
 JOB_ENQUEUED = "job.enqueued"
 JOB_CLAIMED = "job.claimed"
 JOB_SUCCEEDED = "job.succeeded"
@@ -57,6 +59,7 @@ ALL_EVENTS = (
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     name: str

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from faena.core.attempts import AttemptRecord
+from faena.core.frozen import quick_init
 from faena.core.pools import DEFAULT_POOL
 from faena.core.states import JobState
 
@@ -76,6 +77,7 @@ class NewJob:
     idempotency_key: str | None = None
 
 
+@quick_init  # built for every job a worker claims
 @dataclass(frozen=True, slots=True)
 class Job:
     """One job's stored record.
@@ -136,6 +138,7 @@ class Job:
         return replace(self, **changes)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Lease:
     """A worker's hold on one attempt of a job: what every fenced write names."""
@@ -144,6 +147,7 @@ class Lease:
     attempt: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The end of one attempt, reported by a worker (fenced by ``attempt``).

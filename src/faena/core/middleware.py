@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar, get_args
 
+from faena.core.frozen import quick_init
 from faena.core.job import Job, Outcome
 from faena.errors import MiddlewareError
 
@@ -45,6 +46,7 @@ class WorkerInfo:
     concurrency: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """An attempt whose outcome was sent to the broker (``after_execute``).

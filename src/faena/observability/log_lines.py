@@ -47,9 +47,28 @@ def _timestamp(created: float) -> str:
     return f"{prefix}.{millis:03d}Z"
 
 
+#: the JSON text of a line's header after its timestamp, by (level, logger, event, message):
+#: a worker's lines have few of them, each encoded once
+_HEADS: dict[tuple[str, str, str, str], str] = {}
+_HEADS_KEPT = 1024
+
+
 def json_line(
     created: float, level: str, logger: str, event: str, message: str, fields: dict[str, Any]
 ) -> str:
+    if _HEADER_KEYS.isdisjoint(fields):  # the usual case: the header's text is known
+        known = (level, logger, event, message)
+        head = _HEADS.get(known)
+        if head is None:
+            if len(_HEADS) >= _HEADS_KEPT:
+                _HEADS.clear()
+            names = ("level", "logger", "event", "message")
+            head = _encode(dict(zip(names, (level.lower(), logger, event, message), strict=True)))
+            head = _HEADS[known] = head[1:-1]
+        # the timestamp's text needs no escaping; the fields are the line's rest, in order
+        start = f'{{"timestamp": "{_timestamp(created)}", {head}'
+        rest = _encode_line(fields)
+        return start + "}" if rest == "{}" else f"{start}, {rest[1:]}"
     line: dict[str, Any] = {
         "timestamp": _timestamp(created),
         "level": level.lower(),
@@ -57,20 +76,35 @@ def json_line(
         "event": event,
         "message": message,
     }
-    if line.keys().isdisjoint(fields):  # the usual case: one C call, not one per field
-        line.update(fields)
-    else:
-        for key, value in fields.items():
-            line.setdefault(key, value)
+    for key, value in fields.items():  # a field named as a header key is left out
+        line.setdefault(key, value)
     return _encode_line(line)
 
 
 # one encoder for every line (json.dumps with options would build a new one each time)
-_encode = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False).encode
+_json_encode = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False).encode
+
+
+def _c_encoder() -> Callable[[Any], str] | None:
+    """The C encoder behind ``_json_encode``, built once: ``JSONEncoder.encode`` builds it again
+    for every call (half the cost of a job's line). The same output; no check for circular
+    containers (a line's fields are flat; a circular one fails with RecursionError, as it
+    did through ``_finite``). None where the C accelerator is missing."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    text = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or text is None:
+        return None
+    # markers, default, encode str, indent, key sep, item sep, sort_keys, skipkeys, allow_nan
+    chunks = make(None, str, text, None, ": ", ", ", False, False, False)
+    return lambda line: "".join(chunks(line, 0))
+
+
+_encode: Callable[[Any], str] = _c_encoder() or _json_encode
 
 
 #: the keys every line starts with, in this order; a field of the same name never replaces one
 HEADER = ("timestamp", "level", "logger", "event", "message")
+_HEADER_KEYS = frozenset(HEADER)
 
 
 class JsonFormatter(LibraryJsonFormatter):

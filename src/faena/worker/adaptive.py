@@ -45,7 +45,8 @@ POOL_QUIET = 64  # attempts without a pool before a worker that saw one prefetch
 
 def pooled(job: Job, sized: Mapping[str, int]) -> bool:
     """Whether the job takes a slot of a pool that may be small: any pool but the default
-    one, and the default one too when the app sizes it (``sized``: the app's pools)."""
+    one, and the default one too when it is sized (``sized``: the app's pools and the
+    store's, worker/sized_pools.py)."""
     return job.pool != DEFAULT_POOL or DEFAULT_POOL in sized
 
 
@@ -65,7 +66,7 @@ class AdaptivePrefetch:
         self, seconds: float, job: Job | None = None, sized: Mapping[str, int] | None = None
     ) -> None:
         """An attempt ran ``seconds`` (``job``: which one, to see its pool; ``sized``: the
-        app's pools)."""
+        sized pools, see :func:`pooled`)."""
         seconds = max(seconds, 0.0)
         self.seen += 1
         if job is not None and pooled(job, sized or {}):
@@ -110,6 +111,14 @@ class AdaptivePrefetch:
             return self.cap
         budget = HOLD_RTTS * self.rtt_mean * self.concurrency  # slot-seconds of waiting
         return max(0, min(self.cap, math.floor(budget / self.run_mean)))
+
+    def refill_at(self) -> float:
+        """The prefetched jobs the slots run during one round trip, at least one a slot: a
+        turn that tops the prefetch up is due once no more than this many wait, and the
+        reports of ended jobs may wait for it until then (inf: not measured yet)."""
+        if self.run_mean is None or self.rtt_mean is None or self.run_mean <= 0:
+            return math.inf
+        return self.concurrency * max(1.0, self.rtt_mean / self.run_mean)
 
     def stalled(self, waiting: int, last_progress: float, now: float) -> bool:
         """Let the ``waiting`` prefetched jobs go: no slot freed since ``last_progress``

@@ -1,6 +1,7 @@
 """How the dispatcher sleeps: on the broker's waker and the executors' inbox (no polling),
 writing out held log lines first and, while slots run and log on their own threads, every
-``LOG_FLUSH_SECONDS`` meanwhile."""
+``LOG_FLUSH_SECONDS`` meanwhile. Results whose report may wait (put "later" by slots that
+started a prefetched job) end the sleep at the first of those steps that finds them."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def sleep_on(
     try:
         while True:
             step = end - time.monotonic()
-            if step > LOG_FLUSH_SECONDS and slots_log():
+            if step > LOG_FLUSH_SECONDS and (slots_log() or inbox.later()):
                 step = LOG_FLUSH_SECONDS
             if step <= 0:
                 break
@@ -44,6 +45,8 @@ def sleep_on(
             if readable:
                 break
             flush()
+            if inbox.later():  # reports held back that long: the turn is due
+                break
     except InterruptedError:
         pass
     finally:

@@ -126,7 +126,9 @@ class SlotLedger:
         return self.want and self.capacity > len(self.running) + self.turn_slots
 
     def has_room(self) -> bool:
-        return len(self.running) < self.capacity
+        """A lease could be held that no turn in progress claims for (the dispatcher asks
+        the broker when a delayed job comes due only then)."""
+        return len(self.running) + self.turn_slots < self.capacity
 
     # slots -----------------------------------------------------------------------------
     def take_ready(self) -> list[Job]:

@@ -66,6 +66,24 @@ class Prefetching:
             adaptive.ran(r.duration, r.job, pools)
         self._ledger.capacity = self._concurrency + adaptive.depth()
 
+    def report_may_wait(self, result: RunResult, started: Sequence[Job] = ()) -> bool:
+        """Whether an ended job's report may wait for a later turn (lock held; its slot has
+        started the prefetched jobs ``started``), so that one turn reports several jobs:
+        with the adaptive prefetch, while more jobs wait prefetched than the slots run
+        during one round trip (:meth:`AdaptivePrefetch.refill_at`: the turn that tops the
+        prefetch up comes before they run out), the job held no pool's slot (given back at
+        once) and was not a long one (the adaptive prefetch must hear of it at once: it
+        stops), and no job it started has a timeout (the main thread, which enforces it,
+        must wake to see its deadline)."""
+        adaptive = self.adaptive
+        if adaptive is None or self._ledger.stopping:
+            return False
+        if any(job.timeout is not None for job in started):
+            return False
+        if len(self._ledger.ready) <= adaptive.refill_at():
+            return False
+        return result.duration < adaptive.long_after() and not pooled(result.job, self._pools())
+
     def claimed(self, granted: int, took: float) -> list[Running]:
         """After a claim (lock held): the round trip is measured, and the prefetched jobs of
         a pool, which are never held (the prefetch stops meanwhile), are withheld to be let

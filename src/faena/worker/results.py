@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from faena.core import outcomes
+from faena.core.frozen import quick_init
 from faena.core.job import ErrorInfo, Job, Outcome
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from faena.worker.ledger import Running
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunResult:
     job: Job
@@ -40,11 +42,14 @@ class Completions:
 
     The descriptor is only written while the dispatcher sleeps (between :meth:`arm` and
     :meth:`disarm`): a result that arrives while it is busy is simply taken at its next
-    :meth:`take_all`, without a system call on either side.
+    :meth:`take_all`, without a system call on either side. A result put with
+    :meth:`put_later` wakes nobody and does not keep the dispatcher awake: it goes with the
+    next turn, which a later result or the dispatcher's own timeout starts.
     """
 
     def __init__(self) -> None:
         self._items: deque[RunResult] = deque()
+        self._later: deque[RunResult] = deque()
         self._r, self._w = socket.socketpair()
         self._r.setblocking(False)
         self._w.setblocking(False)
@@ -60,6 +65,16 @@ class Completions:
     def put_quiet(self, item: RunResult) -> None:
         """Add a result that the caller itself is about to take: nobody is woken."""
         self._items.append(item)
+
+    def put_later(self, item: RunResult) -> None:
+        """Add a result whose report may wait for the next turn (the caller knows one comes
+        soon): the dispatcher is not woken, and it may go to sleep with the result waiting
+        (:meth:`later` tells it that one does)."""
+        self._later.append(item)
+
+    def later(self) -> bool:
+        """Whether results put with :meth:`put_later` wait."""
+        return bool(self._later)
 
     def wake(self) -> None:
         """Wake the dispatcher if it sleeps, so it looks again at how long to sleep."""
@@ -103,12 +118,14 @@ class Completions:
     def take_all(self) -> list[RunResult]:
         """Every result waiting; safe while other threads put and take."""
         out = []
-        pop = self._items.popleft
-        try:
-            while True:
-                out.append(pop())
-        except IndexError:
-            return out
+        for items in (self._later, self._items):
+            pop = items.popleft
+            try:
+                while True:
+                    out.append(pop())
+            except IndexError:
+                pass
+        return out
 
     def close(self) -> None:
         self._r.close()

@@ -60,6 +60,7 @@ from faena.worker.processes import ProcessExecutor
 from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult, decide_all
 from faena.worker.retention import Retention
+from faena.worker.sized_pools import SizedPools
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE_SECONDS = 25.0
@@ -132,9 +133,13 @@ class Worker:
         self._leases = Leases(
             self._lock, self._ledger, self._completions, self._events, self._flush
         )
+        # the app's pools and the store's (a default pool sized with `faena pools set`)
+        self._sized_pools = SizedPools(
+            lambda: self.app.pools, None if source is not None else lambda: app.broker.pool_stats()
+        )
         self._prefetching = Prefetching(
             self._adaptive, concurrency, self._ledger, self._lock, self._events, self._outage,
-            source=lambda: self.source, pools=lambda: self.app.pools, start=self._start,
+            source=lambda: self.source, pools=self._sized_pools, start=self._start,
         )  # fmt: skip
         self._backoff = Backoff()
         self._executors: dict[Isolation, Executor] = {}
@@ -252,6 +257,8 @@ class Worker:
                 self._unreported = unreported
                 continue
             try:
+                if self._adaptive is not None:
+                    self._sized_pools.refresh()  # every REFRESH_SECONDS: a broker call
                 self._take_turn()
                 timeout = self._idle_timeout(ledger.more_wanted(), ledger.saturated)
                 stall = self._prefetching.release_stalled()
@@ -352,13 +359,18 @@ class Worker:
         """A thread-executor slot's job ended while the worker prefetches: the slot starts
         the next prefetched job at once, on its own thread, and leaves the report (and the
         claim that tops the prefetch up) to the main thread, which sends the reports of
-        every slot in one broker call."""
+        every slot in one broker call. It wakes the main thread only once the prefetch runs
+        low (or the report must not wait), so that call carries several jobs' reports."""
         with self._lock:
             starts = self._ledger.slot_freed(result.job.id, result.job.attempt)
             self._prefetching.moved()
+            later = self._prefetching.report_may_wait(result, starts)
         for job in starts:
             self._start(job)
-        self._completions.put(result)
+        if later:
+            self._completions.put_later(result)
+        else:
+            self._completions.put(result)
 
     def _job_ended(self, result: RunResult) -> None:
         """A thread-executor slot's job ended, on that slot's thread: the slot takes a turn

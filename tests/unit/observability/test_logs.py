@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import threading
+from typing import Any
 
 import pytest
 from tests.loki_json import JSON_ERROR, LogQLError, json_labels, run
@@ -298,3 +299,42 @@ def test_an_ordinary_record_keeps_its_extra_fields_drops_nones_and_names_the_tra
     assert line["table"] == "users" and "skipped" not in line
     assert line["level"] == "info"  # a field never replaces the header's
     assert "ValueError: bad row" in line["traceback"] and "exc_info" not in line
+
+
+def test_the_prebuilt_encoder_writes_what_json_does() -> None:
+    values: list[dict[str, Any]] = [
+        {"a": 1, "b": 'é\n"\\', "c": 1.5, "d": None, "e": True, "f": [1, (2, 3), {"x": {}}]},
+        {"when": object(), "big": 10**30, "neg": -0.0, "tiny": 1e-300, "nested": {"k": [None]}},
+        {1: "int key", "": "", "u": "\u2028\U0001f600"},
+    ]
+    for value in values:
+        assert log_lines._encode(value) == log_lines._json_encode(value)
+    with pytest.raises(ValueError):  # NaN is not JSON: the line falls back to _finite
+        log_lines._encode({"x": float("nan")})
+    assert log_lines._encode_line({"x": float("nan")}) == '{"x": "nan"}'
+
+
+def test_a_json_line_is_its_header_then_its_fields_encoded_as_one_object() -> None:
+    def reference(created: float, level: str, event: str, message: str, fields: Any) -> str:
+        line = {
+            "timestamp": log_lines._timestamp(created),
+            "level": level.lower(),
+            "logger": "faena.jobs",
+            "event": event,
+            "message": message,
+        }
+        for key, value in fields.items():
+            line.setdefault(key, value)
+        return log_lines._encode_line(line)
+
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("job.succeeded", "job succeeded", {"job_id": "j", "attempt": 1, "duration_ms": 0.5}),
+        ("x", 'quote " and é\n', {}),
+        ("x", "nan", {"a": float("nan"), "b": [1, {"c": None}]}),
+        ("x", "a field named as the header", {"message": "no", "level": "no", "z": 1}),
+    ]
+    for event, message, fields in cases * 2:  # the second time, the header is cached
+        for level in ("INFO", "WARNING"):
+            got = log_lines.json_line(1765000000.25, level, "faena.jobs", event, message, fields)
+            assert got == reference(1765000000.25, level, event, message, fields)
+            assert json.loads(got)["message"] == message

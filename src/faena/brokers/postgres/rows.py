@@ -48,6 +48,9 @@ Row = Sequence[Any]
 _JSON = json.JSONEncoder(separators=(",", ":"))
 
 
+_STATES = {state.value: state for state in JobState}
+
+
 def to_job(row: Row, at: int = 0) -> Job:
     """The job whose columns start at position ``at`` of ``row``."""
     r = row[at : at + len(JOB_COLUMNS)]
@@ -58,7 +61,7 @@ def to_job(row: Row, at: int = 0) -> Job:
         queue=r[3],
         args_json=r[4],
         kwargs_json=r[5],
-        state=JobState(r[6]),
+        state=_STATES.get(r[6]) or JobState(r[6]),  # JobState() names a bad value
         priority=r[7],
         pool=r[8],
         pool_slots=r[9],
