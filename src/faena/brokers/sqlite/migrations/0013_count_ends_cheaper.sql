@@ -7,7 +7,7 @@
 -- job a finish ended, and one for every job a claim started. That was 20-40 us of CPU per
 -- job, more than the finish's own UPDATE (measured in docs/benchmarks.md, "SQLite: enqueue
 -- and drain per job"). Comparisons cost nothing to set up. No trigger of faena's may use an
--- IN list of three or more constants (tests/integration/test_sqlite_store.py checks).
+-- IN list of three or more constants (tests/integration/test_sqlite_triggers.py checks).
 DROP TRIGGER faena_count_ends;
 
 CREATE TRIGGER faena_count_ends AFTER UPDATE OF state ON faena_jobs
