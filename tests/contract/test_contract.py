@@ -242,6 +242,7 @@ def test_resizing_a_pool(broker: Broker) -> None:
 def test_unknown_pool_is_refused(broker: Broker) -> None:
     with pytest.raises(UnknownPoolError, match="faena pools set"):
         broker.enqueue([new(pool="gpu_pool")])
+    assert broker.list_jobs() == []  # one job alone (SQLite's one-statement path) writes nothing
 
 
 # --- retries and dead jobs ------------------------------------------------------------

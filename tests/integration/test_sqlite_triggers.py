@@ -75,9 +75,7 @@ def test_migration_13_counts_every_transition_as_migration_11_did() -> None:
     for seq, (before, after, tries, finished_at, attempt_at) in enumerate(cases, 1):
         attempts = None if attempt_at is None else f'[{{"n": 1, "f": {attempt_at}}}]'
         for conn in (old, new):
-            conn.execute(
-                "INSERT INTO faena_jobs VALUES (?, 'q', ?, 1, NULL, NULL)", (seq, before)
-            )
+            conn.execute("INSERT INTO faena_jobs VALUES (?, 'q', ?, 1, NULL, NULL)", (seq, before))
             try:
                 conn.execute(
                     "UPDATE faena_jobs SET state = ?, tries = ?, finished_at = ?, attempts = ? "

@@ -164,6 +164,7 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         if limit <= 0 or not queues:
             return ClaimResult([], reaped, False)
         chosen: list[Job] = []
+        seqs: list[int] = []
         fetch = limit + 2
         until = now + lease_seconds
         last: Any = None
@@ -181,12 +182,13 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
             by_id = {r[0]: r for r in rows}
             picked = admission.admit(Candidate(r[0], r[7], r[8]) for r in rows)
             chosen.extend(to_claimed_job(by_id[i], worker, now, until) for i in picked)
+            seqs.extend(by_id[i][25] for i in picked)
             admission.limit -= len(picked)
             if admission.limit <= 0 or fetched < fetch or admission.parallelism_free == 0:
                 break
             fetch *= 4
         if chosen:
-            conn.execute(q.claim(len(chosen)), (worker, now, until, *(j.id for j in chosen)))
+            conn.execute(q.claim(len(seqs)), (worker, now, until, *seqs))
         return ClaimResult(chosen, reaped, admission.blocked)
 
     @staticmethod

@@ -21,6 +21,15 @@ INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)"
 )
 
+# one new job in one statement: nothing written if its pool is unknown (the last parameter)
+# or its id is taken; the caller then takes the general path, which says which
+INSERT_ONE = (
+    "INSERT INTO faena_jobs (id, task, queue, args, kwargs, state, priority, pool, pool_slots, "
+    "attempt, tries, max_attempts, timeout, idempotency_key, enqueued_at, run_at) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM faena_pools WHERE name = ?) ON CONFLICT (id) DO NOTHING"
+)
+
 
 def insert_row(job: Job) -> tuple[object, ...]:
     return (
@@ -100,10 +109,12 @@ def next_run_at(n_queues: int) -> str:
 
 @cache
 def claim(n_jobs: int) -> str:
+    """Start the attempts of ``n_jobs`` candidates, by their rowids (``seq``: a seek in the
+    table itself, not one in the id index and then one in the table)."""
     marks = ", ".join("?" * n_jobs)
     return (
         "UPDATE faena_jobs SET state = 'running', attempt = attempt + 1, tries = tries + 1, "
-        f"worker = ?, started_at = ?, lease_expires_at = ? WHERE id IN ({marks})"
+        f"worker = ?, started_at = ?, lease_expires_at = ? WHERE seq IN ({marks})"
     )
 
 
