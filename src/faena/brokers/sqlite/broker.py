@@ -12,7 +12,7 @@ from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.operators import SQLiteOperators
 from faena.brokers.sqlite.pipelines import SQLitePipelines
-from faena.brokers.sqlite.producing import write_jobs
+from faena.brokers.sqlite.producing import insert_one, write_jobs
 from faena.brokers.sqlite.rows import (
     bury,
     error_columns,
@@ -130,8 +130,11 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
     # producers -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
         checks.check_new_jobs(jobs)
-        with self._store.write(durable=True) as conn:
-            out = write_jobs(conn, jobs, self._clock.now())
+        now = self._clock.now()
+        out = insert_one(self._store, jobs, now)
+        if out is None:  # many jobs, a key, or the one job was refused: the general path
+            with self._store.write(durable=True) as conn:
+                out = write_jobs(conn, jobs, now)
         self._notifier.notify()
         return out
 
@@ -157,10 +160,6 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         """Inside one write transaction: re-queue expired leases, then admit and claim."""
         admission, expired = self._admission(conn, now, max(limit, 0))
         reaped = self._reap(conn, now) if expired else []
-        if limit > 0 and queues:
-            paused = {r[0] for r in conn.execute(q.PAUSED)}
-            if paused:
-                queues = [name for name in queues if name not in paused]
         if limit <= 0 or not queues:
             return ClaimResult([], reaped, False)
         chosen: list[Job] = []
@@ -169,11 +168,9 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         until = now + lease_seconds
         last: Any = None
         for _ in range(_FETCH_ROUNDS):
-            if last is None:
-                cur = conn.execute(q.candidates(len(queues), True), (*queues, now, fetch))
-            else:
-                after = (last[6], last[6], last[25])
-                cur = conn.execute(q.candidates(len(queues)), (*queues, now, *after, fetch))
+            after = None if last is None else (last[6], last[6], last[25])
+            sql = q.candidates(len(queues), after is None)
+            cur = conn.execute(sql, q.candidate_params(queues, now, after, fetch))
             rows: list[Any] = cur.fetchall()
             if not rows:
                 break

@@ -9,20 +9,29 @@ from collections.abc import Sequence
 from faena.brokers.refusals import unknown_pool
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.operators import SQLiteOperators
+from faena.brokers.sqlite.store import Store
 from faena.core import lifecycle
 from faena.core.job import Job, NewJob
 from faena.errors import UnknownPoolError
 
 
+def insert_one(store: Store, jobs: Sequence[NewJob], now: float) -> list[Job] | None:
+    """The common producer call, one job without an idempotency key, as one statement in a
+    transaction of its own (a durable commit per job: each statement saved is CPU the fsync
+    waits on). The INSERT checks the pool and the id itself; None when it wrote nothing (the
+    pool is unknown or the id taken: :func:`write_jobs` then says which) or the call is not
+    that one."""
+    if len(jobs) != 1 or jobs[0].idempotency_key is not None:
+        return None
+    job = lifecycle.create(jobs[0], now)
+    if store.write_one(q.INSERT_ONE, (*q.insert_row(job), job.pool), durable=True) == 1:
+        return [job]
+    return None
+
+
 def write_jobs(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> list[Job]:
     """Insert ``jobs`` in the caller's write transaction (checked already); the jobs
     created, or those holding their ids or keys. An unknown pool writes nothing."""
-    if len(jobs) == 1 and jobs[0].idempotency_key is None:
-        # the common producer call: one statement checks the pool and the id and inserts
-        # (a durable commit per job: every statement saved is CPU the fsync waits on)
-        job = lifecycle.create(jobs[0], now)
-        if conn.execute(q.INSERT_ONE, (*q.insert_row(job), job.pool)).rowcount == 1:
-            return [job]
     out: list[Job] = []
     pools = {r[0] for r in conn.execute("SELECT name FROM faena_pools")}
     for new in jobs:

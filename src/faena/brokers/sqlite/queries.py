@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 from faena.brokers.literals import sql_list
 from faena.brokers.sqlite.rows import COLUMNS
@@ -21,8 +23,8 @@ INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)"
 )
 
-# one new job in one statement: nothing written if its pool is unknown (the last parameter)
-# or its id is taken; the caller then takes the general path, which says which
+# one new job in one statement (producing.insert_one): nothing written if its pool (the last
+# parameter) is unknown or its id taken; the general path then says which
 INSERT_ONE = (
     "INSERT INTO faena_jobs (id, task, queue, args, kwargs, state, priority, pool, pool_slots, "
     "attempt, tries, max_attempts, timeout, idempotency_key, enqueued_at, run_at) "
@@ -64,20 +66,45 @@ CAPACITY = (
 )
 
 
+PAUSED = "SELECT queue FROM faena_paused_queues"
+
+
 @cache
 def candidates(n_queues: int, first: bool = False) -> str:
     """Runnable jobs by priority then enqueue order, after a (priority, seq) position (the
-    ``first`` page: from the start). SQLite keeps any text in a numeric column and orders
-    text after every number, so rows whose run_at or priority is not a number are picked
-    too: the claim then makes them dead instead of leaving them unseen forever."""
-    marks = ", ".join("?" * n_queues)
+    ``first`` page: from the start), in the queues given that are not paused (one statement:
+    the claim reads the paused queues in its own write transaction). SQLite keeps any text in
+    a numeric column and orders text after every number, so rows whose run_at or priority is
+    not a number are picked too: the claim then makes them dead instead of leaving them unseen
+    forever. Parameters: :func:`candidate_params`.
+
+    One queue is one range of the claim index, already in order. Several queues are one such
+    range each, each cut at the LIMIT, then merged: ``queue IN (...)`` would read every
+    runnable job of those queues and sort them all, at every claim (6.6 ms instead of 0.5 for
+    a claim of 8 from two queues holding 20,000 jobs)."""
     after = "" if first else "AND (priority < ? OR (priority = ? AND seq > ?)) "
-    return (
+    one = (
         f"SELECT {COLUMNS} FROM faena_jobs "
-        f"WHERE state IN {_PENDING} AND queue IN ({marks}) "
+        f"WHERE state IN {_PENDING} AND queue = ? AND queue NOT IN ({PAUSED}) "
         f"AND (run_at <= ? OR typeof(run_at) NOT IN ('real', 'integer')) "
         f"{after}ORDER BY priority DESC, seq LIMIT ?"
     )
+    if n_queues == 1:
+        return one
+    each = " UNION ALL ".join([f"SELECT * FROM ({one})"] * n_queues)
+    return f"SELECT * FROM ({each}) ORDER BY priority DESC, seq LIMIT ?"
+
+
+def candidate_params(
+    queues: Sequence[str], now: float, after: tuple[Any, Any, Any] | None, fetch: int
+) -> list[object]:
+    """The parameters of ``candidates(len(queues), after is None)``."""
+    params: list[object] = []
+    for queue in queues:
+        params += (queue, now, *(after or ()), fetch)
+    if len(queues) > 1:
+        params.append(fetch)
+    return params
 
 
 REPORT_WORKER = (
@@ -93,7 +120,6 @@ REPORT_AUTOSCALER = (
 LIST_AUTOSCALERS = "SELECT report, updated_at FROM faena_autoscalers ORDER BY name"
 PRUNE_AUTOSCALERS = "DELETE FROM faena_autoscalers WHERE updated_at < ?"
 
-PAUSED = "SELECT queue FROM faena_paused_queues"
 PAUSE = "INSERT INTO faena_paused_queues (queue, paused_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
 RESUME = "DELETE FROM faena_paused_queues WHERE queue = ?"
 
