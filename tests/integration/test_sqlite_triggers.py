@@ -1,15 +1,21 @@
-"""The SQLite schema's triggers: none builds a table per row it runs for, and migration 13's
-faena_count_ends counts exactly what migration 11's did."""
+"""The SQLite schema's triggers: none builds a table per row it runs for, migration 13's
+faena_count_ends counts exactly what migration 11's did, and the changes the triggers make
+wake workers only when they may have made work runnable."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import select
 import sqlite3
 from pathlib import Path
 
 from faena.brokers.sqlite import SQLiteBroker
 from faena.brokers.sqlite.store import migrations
+from faena.brokers.sqlite.wake import SocketWaker
+from faena.core.job import ErrorInfo, NewJob, Outcome
+from faena.core.runs import NewRun, NewStep
+from faena.core.states import JobState
 
 # "x IN (a, b, c)": SQLite fills an ephemeral table with a list of 3+ constants once per run of
 # the program the test is in; a trigger's program runs once per row
@@ -94,3 +100,55 @@ def test_migration_13_counts_every_transition_as_migration_11_did() -> None:
     }
     assert new.execute(query).fetchall() == counted
     assert refused[new] == refused[old] != []
+
+
+def _woken(waker: SocketWaker) -> bool:
+    readable, _, _ = select.select([waker], [], [], 0.2)
+    waker.drain()
+    return bool(readable)
+
+
+def test_a_finish_wakes_the_workers_only_when_a_pipeline_step_ends_or_a_retry_is_due(
+    tmp_path: Path,
+) -> None:
+    """A finish wakes the waiting workers when it may have made work runnable: a failed
+    attempt (its retry), or a pipeline step's end (the hand-off trigger may release its
+    downstreams), whether reported alone or with others, by finish or finish_and_claim. An
+    ordinary job's success or death wakes nobody: the counting trigger's row changes are no
+    sign of new work (they made every finish wake every worker before)."""
+    broker = SQLiteBroker(str(tmp_path / "w.db"))
+    broker.setup()
+    waker = broker.waker(["q"])
+    try:
+        broker.enqueue([NewJob(task="t", queue="q") for _ in range(4)])
+        _woken(waker)
+        a, b, c, d = broker.claim("w", ["q"], 4, 60.0).jobs
+        broker.finish([Outcome(a.id, a.attempt, JobState.SUCCEEDED)])
+        assert not _woken(waker)
+        broker.finish([Outcome(b.id, b.attempt, JobState.DEAD, error=ErrorInfo("E", "m", ""))])
+        assert not _woken(waker)
+        broker.finish_and_claim([Outcome(c.id, c.attempt, JobState.SUCCEEDED)], "w", ["q"], 1, 60)
+        assert not _woken(waker)
+        broker.finish([Outcome(d.id, d.attempt, JobState.FAILED, error=ErrorInfo("E", "m", ""))])
+        assert _woken(waker)
+
+        steps = (
+            NewStep("up", NewJob(task="s", queue="q"), ()),
+            NewStep("down", NewJob(task="s", queue="q"), ("up",)),
+        )
+        run = NewRun("p", "p:1", "{}", steps)
+        broker.create_run(run)
+        _woken(waker)
+        got = broker.claim("w", ["q"], 5, 60.0).jobs
+        assert sorted(j.task for j in got) == ["s", "t"]  # the upstream, and d's retry
+        up = [j for j in got if j.task == "s"]
+        broker.finish([Outcome(up[0].id, up[0].attempt, JobState.SUCCEEDED)])
+        assert _woken(waker)  # its downstream is runnable now
+        [down] = broker.claim("w", ["q"], 5, 60.0).jobs
+        done, _ = broker.finish_and_claim(
+            [Outcome(down.id, down.attempt, JobState.SUCCEEDED)], "w", ["q"], 1, 60.0
+        )
+        assert done == [True] and _woken(waker)  # a step ended (nothing downstream)
+    finally:
+        waker.close()
+        broker.close()

@@ -241,15 +241,18 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         checks.check_outcomes(outcomes)
         with self._store.write() as conn:
-            before = conn.total_changes
-            done = self._finish(conn, outcomes, self._clock.now())
-            handed_off = conn.total_changes - before > sum(done)
-        if handed_off or any(o.state is JobState.FAILED for o in outcomes):
+            done, steps_ended = self._finish(conn, outcomes, self._clock.now())
+        if steps_ended or any(o.state is JobState.FAILED for o in outcomes):
             self._notifier.notify()
         return done
 
     @staticmethod
-    def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+    def _finish(
+        conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float
+    ) -> tuple[list[bool], bool]:
+        """Record ``outcomes``: which were written (fenced), and whether a pipeline step ended
+        (the hand-off trigger may have released its downstreams: the caller wakes workers).
+        Not ``total_changes``: the counting trigger changes a row for every ending too."""
         repeated = repeats(outcomes)  # an attempt reported twice: the first report wins
         simple = [
             o.state is JobState.SUCCEEDED and not o.error and o.max_attempts is None
@@ -257,6 +260,7 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         ]
         plain = [o for o, s, r in zip(outcomes, simple, repeated, strict=True) if s and not r]
         written: set[tuple[str, int]] = set()
+        steps_ended = False
         if plain:  # the common case, one statement for the group
             params: list[object] = []
             for o in plain:
@@ -264,6 +268,7 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
             params += (now, now)
             rows = conn.execute(q.finish_succeeded(len(plain)), params).fetchall()
             written = {(r[0], r[1]) for r in rows}
+            steps_ended = any(r[2] is not None for r in rows)
         done = []
         for o, plain_one, again in zip(outcomes, simple, repeated, strict=True):
             if again or plain_one:
@@ -288,8 +293,9 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
                         o.attempt,
                     ),
                 )
+                done.append(cur.rowcount == 1)
             else:
-                cur = conn.execute(
+                row = conn.execute(
                     q.FINISH_FINAL,
                     (
                         o.state.value,
@@ -309,9 +315,10 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
                         o.job_id,
                         o.attempt,
                     ),
-                )
-            done.append(cur.rowcount == 1)
-        return done
+                ).fetchone()
+                done.append(row is not None)
+                steps_ended = steps_ended or (row is not None and row[0] is not None)
+        return done, steps_ended
 
     def finish_and_claim(
         self,
@@ -324,12 +331,9 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         checks.check_exchange(outcomes, worker, queues)
         with self._store.write() as conn:
             now = self._clock.now()
-            before = conn.total_changes
-            done = self._finish(conn, outcomes, now)
-            # more rows changed than attempts ended: the hand-off trigger released steps
-            handed_off = conn.total_changes - before > sum(done)
+            done, steps_ended = self._finish(conn, outcomes, now)
             result = self._claim(conn, worker, queues, limit, lease_seconds, now)
-        if handed_off or any(o.state is JobState.FAILED for o in outcomes) or result.reaped:
+        if steps_ended or any(o.state is JobState.FAILED for o in outcomes) or result.reaped:
             self._notifier.notify()
         return done, result
 

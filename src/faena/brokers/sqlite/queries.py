@@ -178,7 +178,8 @@ FINISH_FAILED = (
     f"max_attempts = COALESCE(?, max_attempts), {_FAILED_ATTEMPT} {_FENCE}"
 )
 
-# a final outcome without an error keeps the error of an earlier attempt
+# a final outcome without an error keeps the error of an earlier attempt; the run of a
+# pipeline step (its ending may release downstream steps), NULL for any other job
 FINISH_FINAL = (
     "UPDATE faena_jobs SET state = ?, result = ?, "
     "error_type = COALESCE(?, error_type), "
@@ -186,13 +187,14 @@ FINISH_FINAL = (
     "error_traceback = CASE WHEN ? IS NULL THEN error_traceback ELSE ? END, "
     "finished_at = ?, lease_expires_at = NULL, "
     f"max_attempts = COALESCE(?, max_attempts), {append_attempt('?', '?', '?', '?', '?')} "
-    f"{_FENCE}"
+    f"{_FENCE} RETURNING run_id"
 )
 
 
 @cache
 def finish_succeeded(n_jobs: int) -> str:
-    """Record the success of ``n_jobs`` attempts: params (id, attempt, result)..., then now."""
+    """Record the success of ``n_jobs`` attempts: params (id, attempt, result)..., then now;
+    returns each attempt recorded with its job's run (NULL unless a pipeline step)."""
     rows = ", ".join(["(?, ?, ?)"] * n_jobs)
     return (
         "WITH v(id, attempt, result) AS (VALUES " + rows + ") "
@@ -203,7 +205,8 @@ def finish_succeeded(n_jobs: int) -> str:
         )
         + " FROM v "
         "WHERE faena_jobs.id = v.id AND faena_jobs.attempt = v.attempt "
-        "AND faena_jobs.state = 'running' RETURNING faena_jobs.id, faena_jobs.attempt"
+        "AND faena_jobs.state = 'running' "
+        "RETURNING faena_jobs.id, faena_jobs.attempt, faena_jobs.run_id"
     )
 
 
