@@ -1,5 +1,6 @@
-"""Writing new jobs in SQLite, in a write transaction the caller holds: ``enqueue`` and
-``fire_schedule`` (:mod:`faena.brokers.sqlite.schedules`) share it."""
+"""Writing new jobs in SQLite: one job alone as one statement, or any jobs in a write
+transaction the caller holds (``enqueue`` and ``fire_schedule``,
+:mod:`faena.brokers.sqlite.schedules`, share it)."""
 
 from __future__ import annotations
 
