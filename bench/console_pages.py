@@ -173,7 +173,9 @@ def main() -> None:
     parser.add_argument("--broker", choices=["sqlite", "postgres", "redis"], required=True)
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--url", help="a store this script filled before (--keep): no fill")
+    parser.add_argument(
+        "--url", help="a store this script filled before (--keep): no fill, and it is kept"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the store for --url")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
@@ -204,7 +206,7 @@ def main() -> None:
                 f.write(json.dumps(line) + "\n")
     if args.keep:
         print(json.dumps({"kept": url}), file=sys.stderr)
-    else:
+    elif not args.url:  # a store given by --url is not this run's to destroy
         destroy = getattr(broker, "destroy", None)
         if destroy is not None:
             destroy()

@@ -89,11 +89,12 @@ def describe(conn: Any, config: PgConfig) -> str:
         schema,
     ):
         out.append(definition.rstrip() + ";\n")
-    from faena.brokers.postgres.config import LOCK_CLASS_CLAIM
+    from faena.brokers.postgres.config import LOCK_CLASS_CLAIM, LOCK_CLASS_FOLD
 
     text = "\n".join(out)
     for value, placeholder in (
         (f"{LOCK_CLASS_CLAIM}, {config.lock_key}", "@claim_lock@"),
+        (f"{LOCK_CLASS_FOLD}, {config.lock_key}", "@fold_lock@"),
         (config.channel, "@channel@"),
         (config.quoted_schema, "@schema@"),
         (schema, "@schema@"),

@@ -62,9 +62,14 @@ def test_sqlite_listings_and_counts_use_indexes(tmp_path: Path) -> None:
             continue
         assert not scans, (sql, plan)
         assert not sorts, (sql, plan)
-        if "INDEXED BY faena_jobs_ready" in sql:  # the queue stats: from the index alone
-            covered += 1
-            assert "SCAN faena_jobs USING COVERING INDEX faena_jobs_ready" in plan, plan
+        if "INDEXED BY faena_jobs_due" in sql:  # the queue stats: counters, and per queue
+            covered += 1  # a range of the later waiting jobs and the first (migration 12)
+            assert [p for p in plan if p.startswith("SEARCH faena_jobs")] == [
+                "SEARCH faena_jobs USING COVERING INDEX faena_jobs_due (queue=? AND run_at>?)",
+                "SEARCH faena_jobs USING COVERING INDEX faena_jobs_due (queue=? AND run_at>?)",
+                "SEARCH faena_jobs USING COVERING INDEX faena_jobs_due (queue=?)",
+            ], plan
+            assert "SCAN faena_job_counts" in plan, plan
         if "faena_job_minutes" in sql:  # job_stats' counters: a range of the window's minutes
             counters += 1
             assert not [p for p in plan if p.startswith("SCAN")], (sql, plan)

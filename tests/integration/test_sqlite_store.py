@@ -185,6 +185,10 @@ def test_a_version_10_store_gets_its_finished_jobs_counted_once(tmp_path: Path) 
     conn = sqlite3.connect(path)  # back to version 10: no counters, no trigger
     conn.execute("DROP TRIGGER faena_count_ends")
     conn.execute("DROP TABLE faena_job_minutes")
+    for trigger in ("faena_count_inserted", "faena_count_moved", "faena_count_deleted"):
+        conn.execute(f"DROP TRIGGER {trigger}")  # and none of version 12's
+    conn.execute("DROP TABLE faena_job_counts")
+    conn.execute("DROP INDEX faena_jobs_due")
     conn.execute("UPDATE faena_meta SET value = '10' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()

@@ -17,6 +17,8 @@ _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,55}$")
 #: first key of faena's advisory locks ("fa"); the second is derived from the schema
 LOCK_CLASS_CLAIM = 0x6661
 LOCK_CLASS_MIGRATE = 0x6662
+#: fold_counts (migration 15): one fold of job_counts' gone shards at a time
+LOCK_CLASS_FOLD = 0x6663
 
 
 def mask(url: str) -> str:

@@ -34,6 +34,10 @@ from faena.core.retention import check_prune_limit
 from faena.core.states import JobState
 from faena.errors import InvalidTransitionError, JobNotFoundError
 
+#: count_by_state folds the counters' shards of backends that are gone (migration 15's
+#: fold_counts) when a (queue, state) has more shards than this; prune() always does
+FOLD_AFTER_SHARDS = 32
+
 
 class PostgresOperators:
     config: PgConfig
@@ -263,7 +267,9 @@ class PostgresOperators:
         found = self._db.run(
             "count_by_state", lambda c: c.execute(self._q.count_by_state).fetchall()
         )
-        return {(r[0], JobState(r[1])): int(r[2]) for r in found}
+        if any(int(r[3]) > FOLD_AFTER_SHARDS for r in found):
+            self._db.run("fold_counts", lambda c: c.execute(self._q.fold_counts))
+        return {(r[0], JobState(r[1])): int(r[2]) for r in found if int(r[2]) != 0}
 
     def prune(self, older_than: float, limit: int | None = None) -> int:
         params = {"older_than": older_than, "limit": check_prune_limit(limit)}
@@ -274,6 +280,10 @@ class PostgresOperators:
         fold = {"from": before - 60.0 * stats.MAX_MINUTES, "before": before}
 
         def run(conn: Conn) -> int:
+            # count_by_state's counters: the shards of backends that are gone (each statement
+            # here is a transaction of its own: the fold's waits on nothing, and the delete
+            # below never runs in a transaction holding a shard row the fold took)
+            conn.execute(self._q.fold_counts)
             conn.execute(self._q.fold_minutes, fold)
             conn.execute(self._q.prune_minutes, params)
             return int(conn.execute(self._q.prune, params).rowcount)

@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any
 
 from faena.brokers.literals import fill_sql
-from faena.brokers.postgres.config import LOCK_CLASS_CLAIM, PgConfig
+from faena.brokers.postgres.config import LOCK_CLASS_CLAIM, LOCK_CLASS_FOLD, PgConfig
 from faena.brokers.postgres.database import Prepared
 
 _MARK = "-- name:"
@@ -38,6 +38,7 @@ def render(text: str, config: PgConfig) -> str:
         text.replace("@schema@", config.quoted_schema)
         .replace("@channel@", config.channel)
         .replace("@claim_lock@", f"{LOCK_CLASS_CLAIM}, {config.lock_key}")
+        .replace("@fold_lock@", f"{LOCK_CLASS_FOLD}, {config.lock_key}")
     )
 
 
@@ -82,6 +83,7 @@ class Queries:
     bury: str
     prune_minutes: str
     fold_minutes: str
+    fold_counts: str
 
     @classmethod
     def load(cls, config: PgConfig) -> Queries:

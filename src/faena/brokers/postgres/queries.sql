@@ -157,17 +157,24 @@ SELECT report, updated_at FROM @schema@.autoscalers ORDER BY name;
 DELETE FROM @schema@.autoscalers WHERE updated_at < %(older_than)s;
 
 -- name: queue_stats
--- pending and running jobs only, found through jobs_state_queue (finished ones are not read)
-SELECT queue,
-       count(*) FILTER (WHERE state IN @pending@ AND run_at <= %(now)s),
-       count(*) FILTER (WHERE state IN @pending@ AND run_at > %(now)s),
-       count(*) FILTER (WHERE state = 'running'),
-       greatest(0, coalesce(max(%(now)s - run_at) FILTER (
-           WHERE state IN @pending@ AND run_at <= %(now)s), 0))
-  FROM @schema@.jobs
- WHERE state IN @live@
- GROUP BY queue
- ORDER BY queue COLLATE "C";
+-- the live jobs of each queue from the counters job_counts (migration 15: the shards summed);
+-- the later ones and the first run_at from jobs_due, per queue: a range of the later entries
+-- and one entry (the waiting jobs that are due are not read)
+SELECT c.queue, c.pending - l.later, l.later, c.running,
+       CASE WHEN f.first <= %(now)s THEN %(now)s - f.first ELSE 0 END
+  FROM (SELECT k.queue,
+               coalesce(sum(k.n) FILTER (WHERE k.state IN @pending@), 0) AS pending,
+               coalesce(sum(k.n) FILTER (WHERE k.state = 'running'), 0) AS running
+          FROM @schema@.job_counts k
+         WHERE k.state IN @live@
+         GROUP BY k.queue
+        HAVING sum(k.n) <> 0) c,
+       LATERAL (SELECT count(*) AS later FROM @schema@.jobs j
+                 WHERE j.queue = c.queue AND j.state IN @pending@
+                   AND j.run_at > %(now)s::double precision) l,
+       LATERAL (SELECT min(j.run_at) AS first FROM @schema@.jobs j
+                 WHERE j.queue = c.queue AND j.state IN @pending@) f
+ ORDER BY c.queue COLLATE "C";
 
 -- name: pool_stats
 SELECT p.name, p.size, coalesce(u.used, 0)
@@ -178,8 +185,12 @@ SELECT p.name, p.size, coalesce(u.used, 0)
  ORDER BY p.name COLLATE "C";
 
 -- name: count_by_state
--- jobs_state_queue holds every (state, queue): an index-only scan where the table is vacuumed
-SELECT queue, state, count(*) FROM @schema@.jobs GROUP BY state, queue;
+-- the counters job_counts (migration 15), their shards summed; the most shards of one
+-- (queue, state) last, which says when to fold the shards of backends that are gone
+SELECT queue, state, sum(n), count(*) FROM @schema@.job_counts GROUP BY queue, state;
+
+-- name: fold_counts
+SELECT @schema@.fold_counts();
 
 -- name: prune
 -- at most %(limit)s of them (NULL: no limit)

@@ -30,6 +30,14 @@ CREATE TABLE @schema@.faena_schema_version (
     CONSTRAINT faena_schema_version_pkey PRIMARY KEY (version)
 );
 
+CREATE TABLE @schema@.job_counts (
+    queue text NOT NULL,
+    state text NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL,
+    CONSTRAINT job_counts_pkey PRIMARY KEY (queue, state, shard)
+);
+
 CREATE TABLE @schema@.job_minutes (
     minute double precision NOT NULL,
     queue text NOT NULL,
@@ -142,7 +150,11 @@ CREATE UNIQUE INDEX edges_pkey ON @schema@.edges USING btree (upstream, downstre
 
 CREATE UNIQUE INDEX faena_schema_version_pkey ON @schema@.faena_schema_version USING btree (version);
 
+CREATE UNIQUE INDEX job_counts_pkey ON @schema@.job_counts USING btree (queue, state, shard);
+
 CREATE UNIQUE INDEX job_minutes_pkey ON @schema@.job_minutes USING btree (minute, queue, series, shard);
+
+CREATE INDEX jobs_due ON @schema@.jobs USING btree (queue, run_at) WHERE (state = ANY (ARRAY['scheduled'::text, 'queued'::text, 'failed'::text]));
 
 CREATE INDEX jobs_finished ON @schema@.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'dead'::text, 'cancelled'::text]));
 
@@ -216,6 +228,18 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION @schema@.count_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    INSERT INTO @schema@.job_counts AS c (queue, state, shard, n)
+    SELECT o.queue, o.state, pg_backend_pid(), -count(*) FROM old_jobs o GROUP BY 1, 2
+    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION @schema@.count_end()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -224,6 +248,46 @@ BEGIN
     INSERT INTO @schema@.job_minutes AS m (minute, queue, series, shard, n)
     VALUES (floor(NEW.finished_at / 60) * 60, NEW.queue, NEW.state, pg_backend_pid(), 1)
     ON CONFLICT (minute, queue, series, shard) DO UPDATE SET n = m.n + 1;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.count_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    INSERT INTO @schema@.job_counts AS c (queue, state, shard, n)
+    SELECT w.queue, w.state, pg_backend_pid(), count(*) FROM new_jobs w GROUP BY 1, 2
+    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.count_truncated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    DELETE FROM @schema@.job_counts;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.count_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    -- a statement that changes no state (a heartbeat, a cancel request) nets out to nothing
+    INSERT INTO @schema@.job_counts AS c (queue, state, shard, n)
+    SELECT d.queue, d.state, pg_backend_pid(), sum(d.n)
+      FROM (SELECT o.queue, o.state, -1 AS n FROM old_jobs o
+            UNION ALL
+            SELECT w.queue, w.state, 1 FROM new_jobs w) d
+     GROUP BY 1, 2
+    HAVING sum(d.n) <> 0
+    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
     RETURN NULL;
 END
 $function$;
@@ -618,6 +682,37 @@ BEGIN
                                          p_max_attempts) END,
         p_worker, p_queues, p_limit, p_lease, p_now) AS e
     ORDER BY e.kind = 'c', e.ord;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION @schema@.fold_counts()
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_folded bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(@fold_lock@) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM @schema@.job_counts c
+         WHERE (c.queue, c.state, c.shard) IN (
+                SELECT k.queue, k.state, k.shard FROM @schema@.job_counts k
+                 WHERE k.shard <> 0
+                   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = k.shard)
+                   FOR UPDATE SKIP LOCKED)
+        RETURNING c.queue, c.state, c.n
+    ), added AS (
+        INSERT INTO @schema@.job_counts AS c (queue, state, shard, n)
+        SELECT g.queue, g.state, 0, sum(g.n) FROM gone g GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone) INTO v_folded;
+    -- a (queue, state) without jobs left keeps no row in shard 0
+    DELETE FROM @schema@.job_counts c WHERE c.shard = 0 AND c.n = 0;
+    RETURN v_folded;
 END
 $function$;
 

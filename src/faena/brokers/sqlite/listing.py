@@ -31,7 +31,8 @@ QUEUES_OF_STATE = (
     ") SELECT q FROM qs WHERE q IS NOT NULL"
 )
 
-COUNT_BY_STATE = "SELECT queue, state, COUNT(*) FROM faena_jobs GROUP BY state, queue"
+# the counters of migration 12 (kept by triggers on faena_jobs)
+COUNT_BY_STATE = "SELECT queue, state, n FROM faena_job_counts WHERE n <> 0"
 
 
 def merged(parts: int, where: str) -> str:

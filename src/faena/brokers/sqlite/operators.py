@@ -214,14 +214,14 @@ class SQLiteOperators:
     def queue_stats(self) -> list[QueueStat]:
         now = self._clock.now()
         merged: dict[str, list[float]] = {}
-        for queue, waiting, scheduled, running, oldest in self._store.read().execute(
+        for queue, waiting, scheduled, running, first in self._store.read().execute(
             q.QUEUE_STATS, {"now": now}
         ):
             row = merged.setdefault(queue, [0, 0, 0, 0.0])
             row[0] += waiting
             row[1] += scheduled
             row[2] += running
-            row[3] = max(row[3], oldest or 0.0)
+            row[3] = max(row[3], 0.0 if first is None else now - first)
         return [
             QueueStat(name, int(r[0]), int(r[1]), int(r[2]), float(r[3]))
             for name, r in sorted(merged.items())

@@ -10,12 +10,13 @@ from faena.brokers.literals import sql_list
 from faena.brokers.sqlite.rows import COLUMNS
 from faena.core.attempts import MAX_ATTEMPTS_KEPT
 from faena.core.job import Job
-from faena.core.states import HOLDS_IDEMPOTENCY_KEY, LEASED, PENDING, TERMINAL, JobState
+from faena.core.states import HOLDS_IDEMPOTENCY_KEY, LEASED, LIVE, PENDING, TERMINAL, JobState
 
 # the state sets of faena.core.states, as SQL lists (never written here by hand)
 _PENDING = sql_list(PENDING)
 _HOLDS_KEY = sql_list(HOLDS_IDEMPOTENCY_KEY)
 _TERMINAL = sql_list(TERMINAL)
+_LIVE = sql_list(LIVE)
 
 INSERT = (
     "INSERT INTO faena_jobs (id, task, queue, args, kwargs, state, priority, pool, pool_slots, "
@@ -232,14 +233,24 @@ MANUAL_RETRY = (
 )
 
 # one part per partial index (pending, running), so no scan of finished jobs
+# the live jobs of each queue from the counters faena_job_counts (migration 12); the later
+# ones and the first run_at from the index faena_jobs_due (queue, run_at) of the waiting
+# jobs: per queue a range of the later entries and one entry, the due ones are not read
 QUEUE_STATS = (
-    f"SELECT queue, "
-    f"SUM(run_at <= :now), SUM(run_at > :now), 0, "
-    f"MAX(CASE WHEN run_at <= :now THEN :now - run_at END) "
-    # the claim index covers it (migration 9): queue, run_at and state, in queue order
-    f"FROM faena_jobs INDEXED BY faena_jobs_ready WHERE state IN {_PENDING} GROUP BY queue "
-    f"UNION ALL SELECT queue, 0, 0, COUNT(*), NULL FROM faena_jobs "
-    f"WHERE state = 'running' GROUP BY queue"
+    "SELECT c.queue, c.pending - ("
+    "  SELECT COUNT(*) FROM faena_jobs INDEXED BY faena_jobs_due"
+    f"  WHERE queue = c.queue AND state IN {_PENDING} AND run_at > :now"
+    "), ("
+    "  SELECT COUNT(*) FROM faena_jobs INDEXED BY faena_jobs_due"
+    f"  WHERE queue = c.queue AND state IN {_PENDING} AND run_at > :now"
+    "), c.running, ("
+    "  SELECT MIN(run_at) FROM faena_jobs INDEXED BY faena_jobs_due"
+    f"  WHERE queue = c.queue AND state IN {_PENDING}"
+    ") FROM ("
+    f"  SELECT queue, SUM(CASE WHEN state IN {_PENDING} THEN n ELSE 0 END) AS pending,"
+    "   SUM(CASE WHEN state = 'running' THEN n ELSE 0 END) AS running"
+    f"  FROM faena_job_counts WHERE state IN {_LIVE} GROUP BY queue HAVING SUM(n) <> 0"
+    ") c"
 )
 
 POOL_STATS = (
