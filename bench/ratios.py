@@ -5,6 +5,7 @@ ratios, and their medians.
     .venv/bin/python bench/ratios.py bench/results/rounds-*.jsonl
     .venv/bin/python bench/ratios.py --enqueue bench/results/enqueue-rounds-*.jsonl
     .venv/bin/python bench/ratios.py --defaults bench/results/default-rounds-*.jsonl
+    .venv/bin/python bench/ratios.py --sqlite bench/results/sqlite-rounds-*.jsonl
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ DEFAULT_TARGETS = tuple(
     )
     for variant in ("", "-prefetch0", "-prefetch8")
 )
+#: issue 23's SQLite rows (bench/sqlite_rounds.sh): (metric, faena system, peer, the ratio);
+#: faena-sqlite-b... is faena from the run's B_SRC tree, beside this checkout's
+SQLITE_TARGETS = tuple(
+    (metric, ours.replace("faena-sqlite", tree, 1), "huey-sqlite", target)
+    for tree in ("faena-sqlite", "faena-sqlite-b")
+    for metric, ours, target in (
+        ("enqueue_one", "faena-sqlite(sync=enqueue)", 1.0),
+        ("drain", "faena-sqlite", 2.5),
+    )
+)
 #: bulk enqueue: at least this many jobs/s
 BULK_TARGET = 50_000
 
@@ -84,6 +95,9 @@ def load(paths: list[str], metric: str) -> dict[int, dict[str, float]]:
 def main(paths: list[str]) -> None:
     if paths and paths[0] == "--enqueue":
         enqueue(paths[1:])
+        return
+    if paths and paths[0] == "--sqlite":
+        sqlite(paths[1:])
         return
     targets = TARGETS
     if paths and paths[0] == "--defaults":
@@ -144,6 +158,27 @@ def enqueue(paths: list[str]) -> None:
             cells = " | ".join(f"{x:,.0f}" for x in rates)
             verdict = "yes" if median >= BULK_TARGET else "no"
             print(f"| {ours} bulk >= {BULK_TARGET:,}/s | {cells} | {median:,.0f} | {verdict} |")
+
+
+def sqlite(paths: list[str]) -> None:
+    figures = {metric: load(paths, metric) for metric in ("enqueue_one", "enqueue_bulk", "drain")}
+    _figures("enqueue 1-by-1 (jobs/s)", figures["enqueue_one"])
+    _figures("bulk enqueue (jobs/s)", figures["enqueue_bulk"])
+    _figures("drain, default settings (jobs/s)", figures["drain"])
+    rounds = sorted({r for got in figures.values() for r in got})
+    print("| target | " + " | ".join(f"round {r}" for r in rounds) + " | median | met |")
+    print("|---|" + "---|" * (len(rounds) + 2))
+    for metric, ours, peer, target in SQLITE_TARGETS:
+        got = figures[metric]
+        ratios = [got[r][ours] / got[r][peer] for r in rounds if ours in got[r] and peer in got[r]]
+        if ratios:
+            median = statistics.median(ratios)
+            cells = " | ".join(f"{x:.2f}" for x in ratios)
+            verdict = "yes" if median >= target else "no"
+            print(
+                f"| {metric}: {ours} / {peer} >= {target:.1f}x | {cells} | {median:.2f} "
+                f"| {verdict} |"
+            )
 
 
 if __name__ == "__main__":

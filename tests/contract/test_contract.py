@@ -104,6 +104,23 @@ def test_claim_only_named_queues(broker: Broker) -> None:
     assert len(claim(broker, queues=["etl", "other"])) == 1
 
 
+def test_a_claim_from_several_queues_takes_jobs_by_priority_then_age_across_them(
+    broker: Broker,
+) -> None:
+    """The queues of one claim are one order (priority, then enqueue order), wherever each
+    job is, also past a first page of candidates that no pool admits (the claim looks on)."""
+    broker.set_pools({"shut": 0})
+    made = broker.enqueue(
+        [new(queue="qa", priority=5, pool="shut"), new(queue="qb", priority=5, pool="shut")] * 4
+        + [new(queue=q, priority=p) for q, p in [("qa", 1), ("qc", 2), ("qb", 1), ("qc", 0)]]
+        + [new(queue="qb", priority=2), new(queue="qa", priority=0)]
+    )
+    runnable = [j for j in made if j.pool != "shut"]
+    order = sorted(runnable, key=lambda j: -j.priority)  # stable: enqueue order within one
+    got = [j.id for _ in range(3) for j in claim(broker, limit=2, queues=["qa", "qb", "qc"])]
+    assert got == [j.id for j in order]
+
+
 def test_delayed_job_waits_for_its_time(broker: Broker, clock: ManualClock) -> None:
     [job] = broker.enqueue([new(run_at=clock.now() + 60)])
     assert job.state is JobState.SCHEDULED
@@ -242,6 +259,7 @@ def test_resizing_a_pool(broker: Broker) -> None:
 def test_unknown_pool_is_refused(broker: Broker) -> None:
     with pytest.raises(UnknownPoolError, match="faena pools set"):
         broker.enqueue([new(pool="gpu_pool")])
+    assert broker.list_jobs() == []  # one job alone (SQLite's one-statement path) writes nothing
 
 
 # --- retries and dead jobs ------------------------------------------------------------

@@ -83,6 +83,56 @@ def test_sqlite_listings_and_counts_use_indexes(tmp_path: Path) -> None:
     broker.close()
 
 
+def test_sqlite_enqueue_claim_and_finish_seek_their_rows(tmp_path: Path) -> None:
+    """The statements of a job's life (its enqueue alone and in bulk, a claim, a finish of
+    each kind, a heartbeat, a release) find their rows by key or through the claim index:
+    none scans faena_jobs or sorts. Each job's own work then costs the same however many jobs
+    the store holds."""
+    from faena.core.job import ErrorInfo, Lease, Outcome
+
+    broker = SQLiteBroker(str(tmp_path / "drain.db"))
+    broker.setup()
+    sent: list[str] = []
+    for durable in (True, False):  # the producer's and the worker's connection
+        broker._store.conn(durable).set_trace_callback(sent.append)
+    broker.enqueue([NewJob(task="t", queue="qa")])  # one job: the one-statement path
+    broker.enqueue([NewJob(task="t", queue="qa") for _ in range(9)])
+    jobs = broker.claim("w", ["qa", "qb"], 4, 60.0).jobs
+    error = ErrorInfo("E", "m", "tb")
+    outcomes = [
+        Outcome(jobs[0].id, jobs[0].attempt, JobState.SUCCEEDED, "1"),
+        Outcome(jobs[1].id, jobs[1].attempt, JobState.FAILED, error=error, retry_at=0.0),
+        Outcome(jobs[2].id, jobs[2].attempt, JobState.DEAD, error=error),
+    ]
+    _, more = broker.finish_and_claim(outcomes, "w", ["qa"], 2, 60.0)
+    broker.heartbeat("w", [Lease(j.id, j.attempt) for j in more.jobs], 60.0)
+    broker.release([Lease(jobs[3].id, jobs[3].attempt)])
+    for durable in (True, False):
+        broker._store.conn(durable).set_trace_callback(None)
+    # a trigger's statements are traced with the text of the statement that fired it
+    statements = [s for s in dict.fromkeys(sent) if not s.startswith(("BEGIN", "COMMIT"))]
+    conn = broker._store.read()
+    kinds = set()
+    merged = 0
+    for sql in statements:
+        rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+        plan = [row[3] for row in rows]
+        assert not [p for p in plan if p.startswith("SCAN faena_jobs")], (sql, plan)
+        # (the capacity read groups the running jobs by pool: as many rows as leases held)
+        parent = {row[0]: row[1] for row in rows}
+        detail = {row[0]: row[3] for row in rows}
+        for row in rows:
+            if "TEMP B-TREE FOR ORDER BY" in row[3]:
+                # only the merge of several queues' candidates sorts: each queue's rows,
+                # at most its LIMIT, not its backlog
+                assert detail.get(parent[row[0]]) in ("LEFT", "RIGHT"), (sql, plan)
+                merged += 1
+        kinds.add(sql.split()[0])
+    assert merged == 2  # the claim from two queues
+    assert {"INSERT", "UPDATE", "WITH", "SELECT"} <= kinds
+    broker.close()
+
+
 def test_the_listing_indexes_come_with_an_upgrade(tmp_path: Path) -> None:
     """A version 1 database (before the listing indexes) gets them from setup()."""
     path = tmp_path / "v1.db"

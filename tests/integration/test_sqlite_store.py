@@ -69,6 +69,33 @@ def test_a_locked_database_is_not_called_a_bad_file(
         holder.close()
 
 
+def test_one_job_enqueued_while_another_program_holds_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One job goes in as one statement without BEGIN (producing.insert_one): a lock held
+    past the busy timeout is a BrokerError naming the file, as for every other write, and
+    the job is not written."""
+    from faena.brokers.sqlite import store
+    from faena.core.job import NewJob
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "held.db"
+    broker = SQLiteBroker(str(path))
+    broker.setup()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another program writes, and goes on writing
+    try:
+        with pytest.raises(BrokerError, match=r"held\.db: cannot write: database is locked"):
+            broker.enqueue([NewJob(task="t", queue="q")])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert broker.list_jobs() == []
+    [job] = broker.enqueue([NewJob(task="t", queue="q")])  # the lock gone, it goes in
+    assert broker.get(job.id) is not None
+    broker.close()
+
+
 def test_a_database_that_is_not_faenas(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:

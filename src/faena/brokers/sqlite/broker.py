@@ -12,7 +12,7 @@ from faena.brokers.protocol import ClaimResult, HeartbeatResult, Reaped
 from faena.brokers.sqlite import queries as q
 from faena.brokers.sqlite.operators import SQLiteOperators
 from faena.brokers.sqlite.pipelines import SQLitePipelines
-from faena.brokers.sqlite.producing import write_jobs
+from faena.brokers.sqlite.producing import insert_one, write_jobs
 from faena.brokers.sqlite.rows import (
     bury,
     error_columns,
@@ -130,8 +130,11 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
     # producers -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
         checks.check_new_jobs(jobs)
-        with self._store.write(durable=True) as conn:
-            out = write_jobs(conn, jobs, self._clock.now())
+        now = self._clock.now()
+        out = insert_one(self._store, jobs, now)
+        if out is None:  # many jobs, a key, or the one job was refused: the general path
+            with self._store.write(durable=True) as conn:
+                out = write_jobs(conn, jobs, now)
         self._notifier.notify()
         return out
 
@@ -157,22 +160,17 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         """Inside one write transaction: re-queue expired leases, then admit and claim."""
         admission, expired = self._admission(conn, now, max(limit, 0))
         reaped = self._reap(conn, now) if expired else []
-        if limit > 0 and queues:
-            paused = {r[0] for r in conn.execute(q.PAUSED)}
-            if paused:
-                queues = [name for name in queues if name not in paused]
         if limit <= 0 or not queues:
             return ClaimResult([], reaped, False)
         chosen: list[Job] = []
+        seqs: list[int] = []
         fetch = limit + 2
         until = now + lease_seconds
         last: Any = None
         for _ in range(_FETCH_ROUNDS):
-            if last is None:
-                cur = conn.execute(q.candidates(len(queues), True), (*queues, now, fetch))
-            else:
-                after = (last[6], last[6], last[25])
-                cur = conn.execute(q.candidates(len(queues)), (*queues, now, *after, fetch))
+            after = None if last is None else (last[6], last[6], last[25])
+            sql = q.candidates(len(queues), after is None)
+            cur = conn.execute(sql, q.candidate_params(queues, now, after, fetch))
             rows: list[Any] = cur.fetchall()
             if not rows:
                 break
@@ -181,12 +179,13 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
             by_id = {r[0]: r for r in rows}
             picked = admission.admit(Candidate(r[0], r[7], r[8]) for r in rows)
             chosen.extend(to_claimed_job(by_id[i], worker, now, until) for i in picked)
+            seqs.extend(by_id[i][25] for i in picked)
             admission.limit -= len(picked)
             if admission.limit <= 0 or fetched < fetch or admission.parallelism_free == 0:
                 break
             fetch *= 4
         if chosen:
-            conn.execute(q.claim(len(chosen)), (worker, now, until, *(j.id for j in chosen)))
+            conn.execute(q.claim(len(seqs)), (worker, now, until, *seqs))
         return ClaimResult(chosen, reaped, admission.blocked)
 
     @staticmethod
@@ -242,15 +241,18 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
     def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         checks.check_outcomes(outcomes)
         with self._store.write() as conn:
-            before = conn.total_changes
-            done = self._finish(conn, outcomes, self._clock.now())
-            handed_off = conn.total_changes - before > sum(done)
-        if handed_off or any(o.state is JobState.FAILED for o in outcomes):
+            done, steps_ended = self._finish(conn, outcomes, self._clock.now())
+        if steps_ended or any(o.state is JobState.FAILED for o in outcomes):
             self._notifier.notify()
         return done
 
     @staticmethod
-    def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+    def _finish(
+        conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float
+    ) -> tuple[list[bool], bool]:
+        """Record ``outcomes``: which were written (fenced), and whether a pipeline step ended
+        (the hand-off trigger may have released its downstreams: the caller wakes workers).
+        Not ``total_changes``: the counting trigger changes a row for every ending too."""
         repeated = repeats(outcomes)  # an attempt reported twice: the first report wins
         simple = [
             o.state is JobState.SUCCEEDED and not o.error and o.max_attempts is None
@@ -258,6 +260,7 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         ]
         plain = [o for o, s, r in zip(outcomes, simple, repeated, strict=True) if s and not r]
         written: set[tuple[str, int]] = set()
+        steps_ended = False
         if plain:  # the common case, one statement for the group
             params: list[object] = []
             for o in plain:
@@ -265,6 +268,7 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
             params += (now, now)
             rows = conn.execute(q.finish_succeeded(len(plain)), params).fetchall()
             written = {(r[0], r[1]) for r in rows}
+            steps_ended = any(r[2] is not None for r in rows)
         done = []
         for o, plain_one, again in zip(outcomes, simple, repeated, strict=True):
             if again or plain_one:
@@ -289,8 +293,9 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
                         o.attempt,
                     ),
                 )
+                done.append(cur.rowcount == 1)
             else:
-                cur = conn.execute(
+                row = conn.execute(
                     q.FINISH_FINAL,
                     (
                         o.state.value,
@@ -310,9 +315,10 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
                         o.job_id,
                         o.attempt,
                     ),
-                )
-            done.append(cur.rowcount == 1)
-        return done
+                ).fetchone()
+                done.append(row is not None)
+                steps_ended = steps_ended or (row is not None and row[0] is not None)
+        return done, steps_ended
 
     def finish_and_claim(
         self,
@@ -325,12 +331,9 @@ class SQLiteBroker(SQLitePipelines, SQLiteSchedules, SQLiteOperators):
         checks.check_exchange(outcomes, worker, queues)
         with self._store.write() as conn:
             now = self._clock.now()
-            before = conn.total_changes
-            done = self._finish(conn, outcomes, now)
-            # more rows changed than attempts ended: the hand-off trigger released steps
-            handed_off = conn.total_changes - before > sum(done)
+            done, steps_ended = self._finish(conn, outcomes, now)
             result = self._claim(conn, worker, queues, limit, lease_seconds, now)
-        if handed_off or any(o.state is JobState.FAILED for o in outcomes) or result.reaped:
+        if steps_ended or any(o.state is JobState.FAILED for o in outcomes) or result.reaped:
             self._notifier.notify()
         return done, result
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 from faena.brokers.literals import sql_list
 from faena.brokers.sqlite.rows import COLUMNS
@@ -20,6 +22,15 @@ INSERT = (
     "INSERT INTO faena_jobs (id, task, queue, args, kwargs, state, priority, pool, pool_slots, "
     "attempt, tries, max_attempts, timeout, idempotency_key, enqueued_at, run_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)"
+)
+
+# one new job in one statement (producing.insert_one): nothing written if its pool (the last
+# parameter) is unknown or its id taken; the general path then says which
+INSERT_ONE = (
+    "INSERT INTO faena_jobs (id, task, queue, args, kwargs, state, priority, pool, pool_slots, "
+    "attempt, tries, max_attempts, timeout, idempotency_key, enqueued_at, run_at) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM faena_pools WHERE name = ?) ON CONFLICT (id) DO NOTHING"
 )
 
 
@@ -56,20 +67,45 @@ CAPACITY = (
 )
 
 
+PAUSED = "SELECT queue FROM faena_paused_queues"
+
+
 @cache
 def candidates(n_queues: int, first: bool = False) -> str:
     """Runnable jobs by priority then enqueue order, after a (priority, seq) position (the
-    ``first`` page: from the start). SQLite keeps any text in a numeric column and orders
-    text after every number, so rows whose run_at or priority is not a number are picked
-    too: the claim then makes them dead instead of leaving them unseen forever."""
-    marks = ", ".join("?" * n_queues)
+    ``first`` page: from the start), in the queues given that are not paused (one statement:
+    the claim reads the paused queues in its own write transaction). SQLite keeps any text in
+    a numeric column and orders text after every number, so rows whose run_at or priority is
+    not a number are picked too: the claim then makes them dead instead of leaving them unseen
+    forever. Parameters: :func:`candidate_params`.
+
+    One queue is one range of the claim index, already in order. Several queues are one such
+    range each, each cut at the LIMIT, then merged: ``queue IN (...)`` would read every
+    runnable job of those queues and sort them all, at every claim (6.6 ms instead of 0.5 for
+    a claim of 8 from two queues holding 20,000 jobs)."""
     after = "" if first else "AND (priority < ? OR (priority = ? AND seq > ?)) "
-    return (
+    one = (
         f"SELECT {COLUMNS} FROM faena_jobs "
-        f"WHERE state IN {_PENDING} AND queue IN ({marks}) "
+        f"WHERE state IN {_PENDING} AND queue = ? AND queue NOT IN ({PAUSED}) "
         f"AND (run_at <= ? OR typeof(run_at) NOT IN ('real', 'integer')) "
         f"{after}ORDER BY priority DESC, seq LIMIT ?"
     )
+    if n_queues == 1:
+        return one
+    each = " UNION ALL ".join([f"SELECT * FROM ({one})"] * n_queues)
+    return f"SELECT * FROM ({each}) ORDER BY priority DESC, seq LIMIT ?"
+
+
+def candidate_params(
+    queues: Sequence[str], now: float, after: tuple[Any, Any, Any] | None, fetch: int
+) -> list[object]:
+    """The parameters of ``candidates(len(queues), after is None)``."""
+    params: list[object] = []
+    for queue in queues:
+        params += (queue, now, *(after or ()), fetch)
+    if len(queues) > 1:
+        params.append(fetch)
+    return params
 
 
 REPORT_WORKER = (
@@ -85,7 +121,6 @@ REPORT_AUTOSCALER = (
 LIST_AUTOSCALERS = "SELECT report, updated_at FROM faena_autoscalers ORDER BY name"
 PRUNE_AUTOSCALERS = "DELETE FROM faena_autoscalers WHERE updated_at < ?"
 
-PAUSED = "SELECT queue FROM faena_paused_queues"
 PAUSE = "INSERT INTO faena_paused_queues (queue, paused_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
 RESUME = "DELETE FROM faena_paused_queues WHERE queue = ?"
 
@@ -101,10 +136,12 @@ def next_run_at(n_queues: int) -> str:
 
 @cache
 def claim(n_jobs: int) -> str:
+    """Start the attempts of ``n_jobs`` candidates, by their rowids (``seq``: a seek in the
+    table itself, not one in the id index and then one in the table)."""
     marks = ", ".join("?" * n_jobs)
     return (
         "UPDATE faena_jobs SET state = 'running', attempt = attempt + 1, tries = tries + 1, "
-        f"worker = ?, started_at = ?, lease_expires_at = ? WHERE id IN ({marks})"
+        f"worker = ?, started_at = ?, lease_expires_at = ? WHERE seq IN ({marks})"
     )
 
 
@@ -142,7 +179,8 @@ FINISH_FAILED = (
     f"max_attempts = COALESCE(?, max_attempts), {_FAILED_ATTEMPT} {_FENCE}"
 )
 
-# a final outcome without an error keeps the error of an earlier attempt
+# a final outcome without an error keeps the error of an earlier attempt; the run of a
+# pipeline step (its ending may release downstream steps), NULL for any other job
 FINISH_FINAL = (
     "UPDATE faena_jobs SET state = ?, result = ?, "
     "error_type = COALESCE(?, error_type), "
@@ -150,13 +188,14 @@ FINISH_FINAL = (
     "error_traceback = CASE WHEN ? IS NULL THEN error_traceback ELSE ? END, "
     "finished_at = ?, lease_expires_at = NULL, "
     f"max_attempts = COALESCE(?, max_attempts), {append_attempt('?', '?', '?', '?', '?')} "
-    f"{_FENCE}"
+    f"{_FENCE} RETURNING run_id"
 )
 
 
 @cache
 def finish_succeeded(n_jobs: int) -> str:
-    """Record the success of ``n_jobs`` attempts: params (id, attempt, result)..., then now."""
+    """Record the success of ``n_jobs`` attempts: params (id, attempt, result)..., then now;
+    returns each attempt recorded with its job's run (NULL unless a pipeline step)."""
     rows = ", ".join(["(?, ?, ?)"] * n_jobs)
     return (
         "WITH v(id, attempt, result) AS (VALUES " + rows + ") "
@@ -167,7 +206,8 @@ def finish_succeeded(n_jobs: int) -> str:
         )
         + " FROM v "
         "WHERE faena_jobs.id = v.id AND faena_jobs.attempt = v.attempt "
-        "AND faena_jobs.state = 'running' RETURNING faena_jobs.id, faena_jobs.attempt"
+        "AND faena_jobs.state = 'running' "
+        "RETURNING faena_jobs.id, faena_jobs.attempt, faena_jobs.run_id"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
@@ -179,6 +179,17 @@ class Store:
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK")
                 raise BrokerError(f"SQLite {self.path}: commit failed: {exc}") from exc
+
+    def write_one(self, sql: str, params: Sequence[object], durable: bool = False) -> int:
+        """One statement as a transaction of its own (autocommit: no BEGIN and COMMIT round;
+        a write statement takes the write lock when it starts, waiting as BEGIN IMMEDIATE
+        does); the rows it changed."""
+        conn = self.conn(durable)
+        with self._write_lock:
+            try:
+                return conn.execute(sql, params).rowcount
+            except sqlite3.OperationalError as exc:  # locked, I/O: nothing was written
+                raise BrokerError(f"SQLite {self.path}: cannot write: {exc}") from exc
 
     def read(self) -> sqlite3.Connection:
         return self.conn(False)
