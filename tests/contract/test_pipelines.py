@@ -385,3 +385,60 @@ def test_a_step_run_again_by_the_runs_retry_gets_its_upstreams_results(broker: B
     ]
     b = claim(broker)["b"]
     assert b.kwargs == {"upstream": {"a": {"rows": 7}}}
+
+
+def test_a_runs_end_is_noted_once_and_again_after_it_ends_again(
+    broker: Broker, clock: ManualClock
+) -> None:
+    run = broker.create_run(make_run([("a", [])]))
+    assert broker.note_run_ended("no-such-run", 1.0) is False
+    a = claim(broker)["a"]
+    clock.advance(3)
+    broker.finish([dead(a)])
+    ended = broker.get_run(run.id)
+    assert ended is not None and ended.finished_at is not None
+    assert broker.note_run_ended(run.id, ended.finished_at) is True
+    assert broker.note_run_ended(run.id, ended.finished_at) is False  # noted already
+    broker.retry_run(run.id)
+    clock.advance(5)
+    broker.finish([ok(claim(broker)["a"])])
+    again = broker.get_run(run.id)
+    assert again is not None and again.finished_at is not None
+    assert again.finished_at > ended.finished_at
+    assert broker.note_run_ended(run.id, again.finished_at) is True  # a new end
+    assert broker.note_run_ended(run.id, again.finished_at) is False
+    with pytest.raises(ConfigError, match="run id"):
+        broker.note_run_ended("bad\x00id", 1.0)
+
+
+def test_of_many_callers_noting_one_end_at_once_exactly_one_wins(
+    backend: Backend, broker: Broker, clock: ManualClock
+) -> None:
+    run = broker.create_run(make_run([("a", [])]))
+    broker.finish([ok(claim(broker)["a"])])
+    ended = broker.get_run(run.id)
+    assert ended is not None and ended.finished_at is not None
+    at = ended.finished_at
+    width = 6
+    brokers = [broker if backend.url is None else backend.open(clock) for _ in range(width)]
+    barrier = threading.Barrier(width)
+    won: list[bool] = []
+    errors: list[BaseException] = []
+
+    def note(i: int) -> None:
+        try:
+            barrier.wait()
+            won.append(brokers[i].note_run_ended(run.id, at))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=note, args=(i,)) for i in range(width)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for b in brokers:
+        if b is not broker:
+            b.close()
+    assert errors == []
+    assert sorted(won) == [False] * (width - 1) + [True]

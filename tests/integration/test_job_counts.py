@@ -187,6 +187,7 @@ def test_a_version_11_sqlite_store_gets_its_jobs_counted_once(tmp_path: Path) ->
         conn.execute(f"DROP TRIGGER {trigger}")
     conn.execute("DROP TABLE faena_job_counts")
     conn.execute("DROP INDEX faena_jobs_due")
+    conn.execute("ALTER TABLE faena_runs DROP COLUMN ended_noted")  # nor version 14's
     conn.execute("UPDATE faena_meta SET value = '11' WHERE key = 'schema_version'")
     conn.commit()
     found = conn.execute("SELECT queue, state, count(*) FROM faena_jobs GROUP BY 1, 2").fetchall()

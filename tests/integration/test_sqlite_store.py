@@ -189,6 +189,7 @@ def test_a_version_10_store_gets_its_finished_jobs_counted_once(tmp_path: Path) 
         conn.execute(f"DROP TRIGGER {trigger}")  # and none of version 12's
     conn.execute("DROP TABLE faena_job_counts")
     conn.execute("DROP INDEX faena_jobs_due")
+    conn.execute("ALTER TABLE faena_runs DROP COLUMN ended_noted")  # nor version 14's
     conn.execute("UPDATE faena_meta SET value = '10' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()

@@ -69,6 +69,7 @@ class MemoryPipelines:
         self._runs: dict[str, _Run] = {}
         self._run_keys: dict[str, str] = {}
         self._steps: dict[str, _Step] = {}
+        self._ended_noted: dict[str, float] = {}  # run id: the finished_at last reported
 
     if TYPE_CHECKING:  # the broker's
 
@@ -183,6 +184,14 @@ class MemoryPipelines:
         with self._lock:
             run = self._runs.get(run_id)
             return None if run is None else self._record(run)
+
+    def note_run_ended(self, run_id: str, finished_at: float) -> bool:
+        checks.check_text("run id", run_id)
+        with self._lock:
+            if run_id not in self._runs or self._ended_noted.get(run_id) == finished_at:
+                return False
+            self._ended_noted[run_id] = finished_at
+            return True
 
     def list_runs(
         self, *, pipeline: str | None = None, limit: int = 100, offset: int = 0

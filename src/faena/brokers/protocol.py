@@ -441,6 +441,12 @@ class PipelineStore(Protocol):
         """Cancel every live step (downstreams first): pending ones end now, running ones
         are flagged for their workers."""
 
+    def note_run_ended(self, run_id: str, finished_at: float) -> bool:
+        """Mark the end of run ``run_id`` at ``finished_at`` (its ``RunRecord.finished_at``)
+        as reported, atomically: ``True`` for the first caller only, however many processes
+        ask at once, so an end is logged once. A run retried and ended again has a new
+        ``finished_at`` and is reported again. ``False`` for a run the store does not hold."""
+
 
 @runtime_checkable
 class Broker(WorkerSource, OperatorStore, PipelineStore, Protocol):

@@ -202,7 +202,7 @@ def run_supervisor(
     known = watched_queues(spec) | set(queues)
     if registry is None:
         registry = new_registry()
-        broker_collector(lambda: app.broker, known, registry)
+        broker_collector(lambda: app.broker, known, registry, app.clock)
     metrics = SupervisorMetrics(registry)
     command = WorkerCommand(
         app_path,

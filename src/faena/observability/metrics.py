@@ -36,6 +36,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from faena.core import events as ev
+from faena.core.clock import Clock
 from faena.core.middleware import Attempt, Middleware
 from faena.core.states import JobState
 from faena.observability.metrics_broker import BrokerCollector, BrokerSource
@@ -90,14 +91,18 @@ def render(registry: CollectorRegistry) -> bytes:
 
 
 def broker_collector(
-    broker: BrokerSource, queues: Iterable[str] = (), registry: CollectorRegistry | None = None
+    broker: BrokerSource,
+    queues: Iterable[str] = (),
+    registry: CollectorRegistry | None = None,
+    clock: Clock | None = None,
 ) -> BrokerCollector:
     """A scrape-time collector of the broker's queues and pools (for the server's registry),
-    and of its pipeline runs (:mod:`faena.observability.metrics_pipelines`)."""
+    and of its pipeline runs (:mod:`faena.observability.metrics_pipelines`; ``clock`` is the
+    store's, the system clock by default)."""
     collector = BrokerCollector(broker, queues)
     if registry is not None:
         registry.register(collector)
-        registry.register(PipelineCollector(broker))
+        registry.register(PipelineCollector(broker, clock))
     return collector
 
 

@@ -7,13 +7,18 @@ gauges do (aggregate with ``max``, never ``sum``, across processes exporting the
 and wait are gauge histograms of that window (``histogram_quantile`` works on their
 buckets without ``rate``). Labels are pipeline and step names only, never run ids.
 
-The first scrape of a process that sees a run ended logs ``pipeline.run_finished`` (with
-``pipeline``, ``run_id``, ``status``, ``duration_s``); runs already ended at its first scrape
-are not logged, so a restart does not repeat them.
+A run's end is logged once as ``pipeline.run_finished`` (with ``pipeline``, ``run_id``,
+``status``, ``duration_s``) however many processes scrape: a scrape that sees a run ended
+asks the store to note that end (``note_run_ended``, a compare-and-set on the run), and only
+the process that noted it logs it; a restarted process does not repeat an end another
+noted. An end older than :data:`REPORT_WINDOW_SECONDS` when first seen (the runs a store
+kept from before an upgrade) is noted without a line. A run retried and ended again is
+logged again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,6 +27,7 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from faena.brokers.protocol import Broker
+from faena.core.clock import SYSTEM_CLOCK, Clock
 from faena.core.dependencies import RunState
 from faena.core.runs import RunRecord
 
@@ -29,6 +35,8 @@ _log = logging.getLogger("faena.pipelines")
 
 #: the runs each scrape reads
 RECENT_RUNS = 500
+#: an end first seen later than this after it happened is noted without a log line
+REPORT_WINDOW_SECONDS = 3600.0
 #: seconds: a run of an ETL takes minutes to hours
 DURATION_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0)
 #: seconds from a step's release (or enqueue) to its start
@@ -51,10 +59,11 @@ def step_waits(run: RunRecord) -> Iterator[tuple[str, float]]:
 
 
 class PipelineCollector(Collector):
-    def __init__(self, broker: BrokerSource) -> None:
+    def __init__(self, broker: BrokerSource, clock: Clock | None = None) -> None:
         self._source = broker
+        self._clock = clock or SYSTEM_CLOCK
         self._lock = threading.Lock()
-        self._seen_ended: set[str] | None = None  # None: no scrape yet
+        self._seen_ended: dict[str, float] = {}  # run id: the end this process has asked about
         self._pipelines: set[str] = set()
 
     def _broker(self) -> Broker:
@@ -66,11 +75,14 @@ class PipelineCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | GaugeHistogramMetricFamily]:
         try:
-            runs = self._broker().list_runs(limit=RECENT_RUNS)
+            broker = self._broker()
+            runs = broker.list_runs(limit=RECENT_RUNS)
         except Exception:  # the broker collector reports the broker's health
             return
         with self._lock:
-            self._log_ended(runs)
+            # a broker error: the ends not noted yet are asked about at the next scrape
+            with contextlib.suppress(Exception):
+                self._log_ended(broker, runs)
             self._pipelines |= {r.pipeline for r in runs}
             pipelines = sorted(self._pipelines)
         by_state = GaugeMetricFamily(
@@ -109,16 +121,16 @@ class PipelineCollector(Collector):
         yield duration
         yield wait
 
-    def _log_ended(self, runs: list[RunRecord]) -> None:
-        ended = {r.id: r for r in runs if r.state is not RunState.RUNNING}
-        if self._seen_ended is None:
-            self._seen_ended = set(ended)
-            return
-        for run_id, run in ended.items():
-            if run_id in self._seen_ended:
+    def _log_ended(self, broker: Broker, runs: list[RunRecord]) -> None:
+        now = self._clock.now()
+        ended = {r.id: (r, r.finished_at) for r in runs if r.state is not RunState.RUNNING}
+        for run_id, (run, at) in ended.items():
+            if at is None or self._seen_ended.get(run_id) == at:
                 continue
-            self._seen_ended.add(run_id)
-            took = None if run.finished_at is None else round(run.finished_at - run.created_at, 3)
+            noted = broker.note_run_ended(run_id, at)  # raises: asked again next scrape
+            self._seen_ended[run_id] = at
+            if not noted or now - at > REPORT_WINDOW_SECONDS:
+                continue  # another process logged it, or it ended long before anyone looked
             _log.info(
                 f"pipeline {run.pipeline} run {run.id} {run.state.value}",
                 extra={
@@ -126,8 +138,8 @@ class PipelineCollector(Collector):
                     "pipeline": run.pipeline,
                     "run_id": run.id,
                     "status": run.state.value,
-                    "duration_s": took,
+                    "duration_s": round(at - run.created_at, 3),
                 },
             )
         if len(self._seen_ended) > 4 * RECENT_RUNS:  # keep what the window can show
-            self._seen_ended &= set(ended)
+            self._seen_ended = {k: v for k, v in self._seen_ended.items() if k in ended}

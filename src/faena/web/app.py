@@ -108,7 +108,10 @@ def create_app(
 
     registry = new_registry() if metrics_registry is None else metrics_registry
     broker_collector(
-        lambda: app.broker, queues={t.options.queue for t in app.tasks.values()}, registry=registry
+        lambda: app.broker,
+        queues={t.options.queue for t in app.tasks.values()},
+        registry=registry,
+        clock=app.clock,
     )
     register_schedule_metrics(registry, app.schedules, app.events, lambda: app.broker)
 

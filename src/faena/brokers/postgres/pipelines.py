@@ -29,6 +29,10 @@ from faena.errors import JobNotFoundError, UnknownPoolError
 
 _SQL = {
     "run": "SELECT id, pipeline, run_key, params, created_at FROM @schema@.runs",
+    "note_ended": (
+        "UPDATE @schema@.runs SET ended_noted = %(at)s WHERE id = %(id)s "
+        "AND ended_noted IS DISTINCT FROM %(at)s"
+    ),
     "steps": (
         "SELECT s.name, s.job_id, s.upstreams, s.rule, s.results, j.state, j.error_type, "
         "j.enqueued_at, j.run_at, j.started_at, j.finished_at "
@@ -173,6 +177,15 @@ class PostgresPipelines:
             return None if row is None else self._record(conn, row)
 
         return self._db.run("get_run", read)
+
+    def note_run_ended(self, run_id: str, finished_at: float) -> bool:
+        checks.check_text("run id", run_id)
+        params = {"id": run_id, "at": finished_at}
+
+        def write(conn: Conn) -> bool:
+            return conn.execute(self._pq["note_ended"], params).rowcount == 1
+
+        return self._db.run("note_run_ended", write)
 
     def list_runs(
         self, *, pipeline: str | None = None, limit: int = 100, offset: int = 0

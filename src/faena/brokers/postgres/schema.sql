@@ -100,6 +100,7 @@ CREATE TABLE @schema@.runs (
     run_key text NOT NULL,
     params text NOT NULL,
     created_at double precision NOT NULL,
+    ended_noted double precision,
     CONSTRAINT runs_pkey PRIMARY KEY (id),
     CONSTRAINT runs_run_key_key UNIQUE (run_key)
 );

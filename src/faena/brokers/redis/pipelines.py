@@ -106,6 +106,10 @@ class RedisPipelines:
         [view] = rows(self._run("runs", self._clock.now(), ["get", run_id]))
         return None if view is False else to_run(view)
 
+    def note_run_ended(self, run_id: str, finished_at: float) -> bool:
+        checks.check_text("run id", run_id)
+        return int(self._run("note_run", self._clock.now(), [run_id, num(finished_at)])) == 1
+
     def list_runs(
         self, *, pipeline: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[RunRecord]:

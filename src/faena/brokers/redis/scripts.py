@@ -46,6 +46,7 @@ NAMES = (
     "create_run",
     "runs",
     "retry_run",
+    "note_run",
 )
 #: entries whose body is several files run one after the other (the first may return early)
 _BODIES = {"fire_schedule": ("fire_schedule", "enqueue")}

@@ -99,6 +99,16 @@ class SQLitePipelines:
         row = conn.execute(_RUN + " WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _record(conn, row)
 
+    def note_run_ended(self, run_id: str, finished_at: float) -> bool:
+        checks.check_text("run id", run_id)
+        with self._store.write() as conn:  # not durable: a note lost logs the end twice
+            cur = conn.execute(
+                "UPDATE faena_runs SET ended_noted = ? WHERE id = ? "
+                "AND (ended_noted IS NULL OR ended_noted <> ?)",
+                (finished_at, run_id, finished_at),
+            )
+            return cur.rowcount == 1
+
     def list_runs(
         self, *, pipeline: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[RunRecord]:
