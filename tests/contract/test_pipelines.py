@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +20,7 @@ from faena.errors import ConfigError, JobNotFoundError
 from tests.contract.conftest import Backend
 
 LEASE = 30.0
+T = TypeVar("T")
 Q = ["etl"]
 
 Spec = (
@@ -55,6 +57,39 @@ def states(broker: Broker, run: RunRecord) -> dict[str, JobState | None]:
     got = broker.get_run(run.id)
     assert got is not None
     return {s.name: s.state for s in got.steps}
+
+
+def at_once(
+    backend: Backend,
+    broker: Broker,
+    clock: ManualClock,
+    width: int,
+    call: Callable[[Broker, int], T],
+) -> list[T]:
+    """``call(b, i)`` for i in range(width), each on a thread of its own and, on a backend
+    with connections, a broker of its own, all released together; their results, in order."""
+    brokers = [broker if backend.url is None else backend.open(clock) for _ in range(width)]
+    barrier = threading.Barrier(width)
+    results: list[T | None] = [None] * width
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = call(brokers[i], i)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(width)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for b in brokers:
+        if b is not broker:
+            b.close()
+    assert errors == []
+    return [r for r in results if r is not None]
 
 
 def test_create_run_inserts_every_step_and_only_roots_run(broker: Broker) -> None:
@@ -182,28 +217,13 @@ def test_fan_in_released_exactly_once_when_upstreams_finish_at_once(
     run = broker.create_run(make_run(specs))
     ups = claim(broker)
     assert len(ups) == width
-    brokers = [broker if backend.url is None else backend.open(clock) for _ in range(width)]
-    barrier = threading.Barrier(width)
-    claimed: list[list[Job]] = [[] for _ in range(width)]
-    errors: list[BaseException] = []
-
-    def finish(i: int) -> None:
-        try:
-            barrier.wait()
-            _, result = brokers[i].finish_and_claim([ok(ups[f"u{i}"])], f"w{i}", Q, 5, LEASE)
-            claimed[i] = result.jobs
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=finish, args=(i,)) for i in range(width)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for b in brokers:
-        if b is not broker:
-            b.close()
-    assert errors == []
+    claimed = at_once(
+        backend,
+        broker,
+        clock,
+        width,
+        lambda b, i: b.finish_and_claim([ok(ups[f"u{i}"])], f"w{i}", Q, 5, LEASE)[1].jobs,
+    )
     got = [j for jobs in claimed for j in jobs] + list(claim(broker).values())
     assert [j.task for j in got] == ["join"]
     assert got[0].attempt == 1
@@ -420,25 +440,5 @@ def test_of_many_callers_noting_one_end_at_once_exactly_one_wins(
     assert ended is not None and ended.finished_at is not None
     at = ended.finished_at
     width = 6
-    brokers = [broker if backend.url is None else backend.open(clock) for _ in range(width)]
-    barrier = threading.Barrier(width)
-    won: list[bool] = []
-    errors: list[BaseException] = []
-
-    def note(i: int) -> None:
-        try:
-            barrier.wait()
-            won.append(brokers[i].note_run_ended(run.id, at))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=note, args=(i,)) for i in range(width)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for b in brokers:
-        if b is not broker:
-            b.close()
-    assert errors == []
+    won = at_once(backend, broker, clock, width, lambda b, _: b.note_run_ended(run.id, at))
     assert sorted(won) == [False] * (width - 1) + [True]
