@@ -44,15 +44,7 @@ system() {
     esac
 }
 systems=6
-for r in $(seq "$rounds"); do
-    echo "== round $r of $rounds; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    for k in $(seq 0 $((systems - 1))); do
-        if ((r % 2 == 0)); then k=$((systems - 1 - k)); fi
-        sleep "$settle"
-        echo "{\"system\": \"machine\", \"metric\": \"loadavg\", \"value\": $(cut -d' ' -f1 /proc/loadavg), \"unit\": \"1-min\"}" | tag "$r" >> "$out"
-        system $(((r - 1 + k) % systems)) | tag "$r" | tee -a "$out"
-    done
-done
+interleave "$rounds" "$systems" "$out" "$settle"
 rm -rf "$huey_dir"
 echo "wrote $out" >&2
 "$py" "$here/ratios.py" --sqlite "$out"
