@@ -40,4 +40,7 @@ def test_faults_lose_nothing_and_duplicate_nothing(backend: str, tmp_path: Path)
     assert not findings.continuous and not findings.early_starts
     assert not findings.lost and not findings.duplicate_successes
     assert 0 < findings.max_pool <= POOL and findings.max_running <= PARALLELISM
-    assert set(findings.dead_by_reason) <= {"poison: Poison"}, findings.dead_by_reason
+    # only poison jobs end dead: of their own error, or lost when a fault killed the worker
+    # during their last attempt (a lost lease spends an attempt, as for any other job)
+    allowed = {"poison: Poison", "poison: WorkerLost"}
+    assert set(findings.dead_by_reason) <= allowed, findings.dead_by_reason
