@@ -47,6 +47,7 @@ NAMES = (
     "runs",
     "retry_run",
     "note_run",
+    "sample",
 )
 #: entries whose body is several files run one after the other (the first may return early)
 _BODIES = {"fire_schedule": ("fire_schedule", "enqueue")}
@@ -57,6 +58,9 @@ _LIB = "@LIB@"
 #: layout of the stored data (changing it needs the indexes rebuilt), filled into the Lua as
 #: STATES_INDEXED like the sets of faena.core.states
 INDEXED = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
+#: states whose finished jobs are in job_stats' run and wait sample (faena.core.stats.RAN),
+#: filled into the Lua as STATES_RAN
+RAN = frozenset(stats.RAN)
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ def library() -> Library:
         files_ = _BODIES.get(name, (name,))
         body = "\n".join(lua.joinpath(f"{f}.lua").read_text(encoding="utf-8") for f in files_)
         parts.append(_entry(name, body))
-    text = prepare_lua(_corrupt_rules(fill_lua("\n".join(parts), {"indexed": INDEXED})))
+    sets = {"indexed": INDEXED, "ran": RAN}
+    text = prepare_lua(_corrupt_rules(fill_lua("\n".join(parts), sets)))
     text = text.replace("ATTEMPTS_KEPT", str(MAX_ATTEMPTS_KEPT))
     text = text.replace("STATS_KEEP_SECONDS", str(stats.KEEP_SECONDS))
     name = "faena_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]

@@ -12,7 +12,8 @@ which the Lua functions add to where the change of state is made (``move_state``
 :data:`faena.core.stats.KEEP_SECONDS` and ``prune`` deletes those before its
 ``older_than``. The percentiles come from the newest :data:`faena.core.stats.SAMPLE_LIMIT`
 ids of the ``done`` index (terminal job ids scored by ``finished_at``) in the window (of
-those, the queue asked for).
+those, the queue asked for), read by the ``sample`` function in chunks: only the three
+times of each job that ran leave Redis.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from faena.core.states import JobState
 #: most jobs a search chunk looks at (in calls of ``LIST_CALL`` each) before its page stops
 LOOK_BUDGET = 20_000
 LIST_CALL = 2000
-_STAT_FIELDS = ("state", "queue", "run_at", "started", "finished")
+#: ids of the done index the ``sample`` function reads per call
+SAMPLE_CALL = 2500
 
 
 def _seq(record: list[Any]) -> int:
@@ -82,41 +84,43 @@ class RedisViews:
         plain = JobSearch(search.state, search.queue, search.task)  # the rest is done above
         return searching.walk(scan, plain, limit, cursor)
 
-    def _fields(self, ids: list[str]) -> list[list[Any]]:
-        def read() -> list[list[Any]]:
-            pipe = self._client.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.hmget(self._key(f"j:{job_id}"), _STAT_FIELDS)
-            return list(pipe.execute())
-
-        return call(self._target, read) if ids else []
+    def _sample(self, since: float, until: float, queue: str | None) -> list[Any]:
+        """The percentiles' sample: run_at, started and finished of the jobs that ran among
+        the newest ``SAMPLE_LIMIT`` finished in the window, flat, read by the ``sample``
+        function in chunks of ``SAMPLE_CALL`` ids (each call holds Redis a few ms at most)."""
+        values: list[Any] = []
+        for offset in range(0, stats.SAMPLE_LIMIT, SAMPLE_CALL):
+            count = min(SAMPLE_CALL, stats.SAMPLE_LIMIT - offset)
+            args = [num(since), num(until), str(offset), str(count), queue or ""]
+            looked, chunk = self._run("sample", self._clock.now(), args)
+            values += chunk
+            if int(looked) < count:
+                break
+        return values
 
     def job_stats(self, *, minutes: int = 60, queue: str | None = None) -> JobStats:
         stats.check_stats(minutes, queue)
         since, until = stats.window(self._clock.now(), minutes)
-        done = self._key("done")
         starts = [since + 60.0 * n for n in range(minutes)]
 
         def ranges() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             for start in starts:
                 pipe.hgetall(self._key(f"m:{int(start)}"))
-            pipe.zrevrangebyscore(done, num(until), num(since), start=0, num=stats.SAMPLE_LIMIT)
             return list(pipe.execute())
 
         replies = call(self._target, ranges)
         rows = []
-        for start, fields in zip(starts, replies[:-1], strict=True):
+        for start, fields in zip(starts, replies, strict=True):
             for field, n in fields.items():
                 q, _, name = _text(field).rpartition("|")
                 if queue is None or q == queue:
                     rows.append((start, name, int(n)))
         counts = stats.summed(rows)
-        sample = self._fields(list(replies[-1]))
+        flat = self._sample(since, until, queue)
         durations = [
-            (_float(f[2]), _float(f[3]), _float(f[4]))
-            for f in sample
-            if f[0] in {s.value for s in stats.RAN} and (queue is None or f[1] == queue)
+            (_float(flat[i]), _float(flat[i + 1]), _float(flat[i + 2]))
+            for i in range(0, len(flat), 3)
         ]
         run, wait = stats.durations(durations)
         return stats.build(since, until, minutes, queue, counts, run, wait)
