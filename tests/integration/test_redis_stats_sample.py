@@ -1,7 +1,8 @@
 """Redis reads job_stats' percentiles sample in chunks (the ``sample`` function, a bounded
-number of ids per call, so no call holds Redis for long); together the chunks give the
-sample one call gives: the jobs that ran among the newest ``SAMPLE_LIMIT`` finished in the
-window, of the queue asked for."""
+number of ids per call, so no call holds Redis for long); whatever the chunk, the sample is
+the newest ``SAMPLE_LIMIT`` jobs that ran (of the queue asked for) among the newest
+``SAMPLE_LOOK`` x ``SAMPLE_LIMIT`` finished in the window: newer cancelled jobs do not
+push it out, and past that look budget it is smaller, never slower."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from faena.core.clock import ManualClock
 from faena.core.job import NewJob, Outcome
 from faena.core.states import JobState
 
-LIMIT = 7
+LIMIT = 4
 
 
 @pytest.fixture
@@ -46,31 +47,44 @@ def _run(broker: RedisBroker, clock: ManualClock, queue: str, run: float) -> Non
     assert broker.finish([Outcome(job.id, job.attempt, JobState.SUCCEEDED, result_json="1")])
 
 
-def test_the_chunks_give_the_sample_of_one_call(
+def _cancel(broker: RedisBroker, clock: ManualClock, queue: str) -> None:
+    doomed = broker.enqueue([NewJob(task="t", queue=queue)])[0]
+    broker.cancel(doomed.id)  # finished, looked at, never in the sample
+    clock.advance(0.5)
+
+
+def test_the_sample_is_the_newest_jobs_that_ran_whatever_the_chunk(
     broker: RedisBroker, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ran: list[tuple[str, float]] = []
+    monkeypatch.setattr(views, "SAMPLE_LOOK", 5)  # 20 ids looked at, at most
     for i in range(12):
-        queue = "qa" if i % 3 else "qb"
-        _run(broker, clock, queue, 1.0 + i)
-        ran.append((queue, 1.0 + i))
-        if i % 4 == 0:  # a cancelled job: finished, looked at, never in the sample
-            doomed = broker.enqueue([NewJob(task="t", queue=queue)])[0]
-            broker.cancel(doomed.id)
-            ran.append((queue, -1.0))
-            clock.advance(0.5)
-    # the newest LIMIT finished, newest first; of them, those that ran
-    newest = list(reversed(ran))[:LIMIT]
-    want_all = [run for _q, run in newest if run > 0]
-    want_qa = [run for q, run in newest if q == "qa" and run > 0]
-
-    monkeypatch.setattr(views, "SAMPLE_CALL", 1000)
-    one_call = broker.job_stats(minutes=5)
-    for chunk in (1, 2, 3, LIMIT):
+        _run(broker, clock, "qa" if i % 3 else "qb", 1.0 + i)
+        if i % 4 == 0:
+            _cancel(broker, clock, "qa")
+    for _ in range(6):  # the newest finished jobs never ran
+        _cancel(broker, clock, "qa")
+    # 21 finished: the 20 newest hold runs 2..12; the newest 4 that ran, of qa: 12, 11, 9, 8
+    for chunk in (1, 2, 3, 1000):
         monkeypatch.setattr(views, "SAMPLE_CALL", chunk)
         got = broker.job_stats(minutes=5)
-        assert got.run_time == one_call.run_time and got.wait_time == one_call.wait_time
-        assert got.run_time == stats.percentiles(want_all), chunk
-        assert got.wait_time == stats.percentiles([1.0] * len(want_all))
-        assert broker.job_stats(minutes=5, queue="qa").run_time == stats.percentiles(want_qa)
-    assert broker.job_stats(minutes=5, queue="nowhere").run_time.count == 0
+        assert got.run_time == stats.percentiles([12.0, 11.0, 10.0, 9.0]), chunk
+        assert got.wait_time == stats.percentiles([1.0] * LIMIT)
+        of_qa = broker.job_stats(minutes=5, queue="qa").run_time
+        assert of_qa == stats.percentiles([12.0, 11.0, 9.0, 8.0]), chunk
+        assert broker.job_stats(minutes=5, queue="nowhere").run_time.count == 0
+
+
+def test_past_its_look_budget_the_sample_is_smaller(
+    broker: RedisBroker, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "SAMPLE_CALL", 3)
+    monkeypatch.setattr(views, "SAMPLE_LOOK", 5)
+    for i in range(3):
+        _run(broker, clock, "qa", 1.0 + i)
+    for _ in range(19):
+        _cancel(broker, clock, "qa")
+    assert broker.job_stats(minutes=5).run_time == stats.percentiles([3.0])  # 20 looked at
+    _cancel(broker, clock, "qa")
+    assert broker.job_stats(minutes=5).run_time.count == 0
+    monkeypatch.setattr(views, "SAMPLE_LOOK", 10)
+    assert broker.job_stats(minutes=5).run_time == stats.percentiles([3.0, 2.0, 1.0])

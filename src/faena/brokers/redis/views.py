@@ -11,9 +11,10 @@ which the Lua functions add to where the change of state is made (``move_state``
 ``queues x series`` fields each; the hashes expire after
 :data:`faena.core.stats.KEEP_SECONDS` and ``prune`` deletes those before its
 ``older_than``. The percentiles come from the newest :data:`faena.core.stats.SAMPLE_LIMIT`
-ids of the ``done`` index (terminal job ids scored by ``finished_at``) in the window (of
-those, the queue asked for), read by the ``sample`` function in chunks: only the three
-times of each job that ran leave Redis.
+jobs that ran (of the queue asked for) among the ids of the ``done`` index (terminal job
+ids scored by ``finished_at``) in the window, read by the ``sample`` function in chunks
+(only the three times of each job that ran leave Redis), looking at ``SAMPLE_LOOK`` x
+``SAMPLE_LIMIT`` ids at most.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from faena.core.states import JobState
 LOOK_BUDGET = 20_000
 LIST_CALL = 2000
 #: ids of the done index the ``sample`` function reads per call
-SAMPLE_CALL = 2500
+SAMPLE_CALL = 1000
+#: the sample looks at this many times ``SAMPLE_LIMIT`` finished ids at most
+SAMPLE_LOOK = 2
 
 
 def _seq(record: list[Any]) -> int:
@@ -84,17 +87,26 @@ class RedisViews:
         plain = JobSearch(search.state, search.queue, search.task)  # the rest is done above
         return searching.walk(scan, plain, limit, cursor)
 
-    def _sample(self, since: float, until: float, queue: str | None) -> list[Any]:
-        """The percentiles' sample: run_at, started and finished of the jobs that ran among
-        the newest ``SAMPLE_LIMIT`` finished in the window, flat, read by the ``sample``
-        function in chunks of ``SAMPLE_CALL`` ids (each call holds Redis a few ms at most)."""
-        values: list[Any] = []
-        for offset in range(0, stats.SAMPLE_LIMIT, SAMPLE_CALL):
-            count = min(SAMPLE_CALL, stats.SAMPLE_LIMIT - offset)
-            args = [num(since), num(until), str(offset), str(count), queue or ""]
+    def _sample(self, since: float, until: float, queue: str | None) -> list[str]:
+        """The percentiles' sample: run_at, started and finished of the newest
+        ``SAMPLE_LIMIT`` jobs that ran among those finished in the window (of ``queue``),
+        flat. The ``sample`` function reads the done index newest first, ``SAMPLE_CALL`` ids
+        a call (each holds Redis about 3 ms), and looks at ``SAMPLE_LOOK`` x
+        ``SAMPLE_LIMIT`` ids at most: where most of the newest didn't run (a mass cancel, a
+        rare queue) the sample is smaller, and ``count`` says so."""
+        limit = stats.SAMPLE_LIMIT
+        budget = SAMPLE_LOOK * limit
+        values: list[str] = []
+        offset = 0
+        while offset < budget and len(values) < 3 * limit:
+            count = min(SAMPLE_CALL, budget - offset)
+            want = limit - len(values) // 3
+            args = [num(since), num(until), str(offset), str(count), queue or "", str(want)]
             looked, chunk = self._run("sample", self._clock.now(), args)
-            values += chunk
-            if int(looked) < count:
+            if chunk:
+                values += _text(chunk).split(",")
+            offset += int(looked)
+            if int(looked) < count:  # the window's ids are all read, or the sample is full
                 break
         return values
 
