@@ -29,7 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_drain(kind: str, n: int, concurrency: int, level: str) -> dict[str, object]:
+def one_drain(
+    kind: str, n: int, concurrency: int, level: str, prefetch: str | None = None
+) -> dict[str, object]:
     """Drain ``n`` counted jobs with one worker; the figures of that drain."""
     import psutil
 
@@ -46,6 +48,8 @@ def one_drain(kind: str, n: int, concurrency: int, level: str) -> dict[str, obje
     argv = [sys.executable, "-m", "faena.cli.main", "worker", "bench.benchapp:app"]
     argv += ["--queues", "bench", "--concurrency", str(concurrency)]
     argv += ["--log-format", "json", "--log-level", level]
+    if prefetch is not None:
+        argv += ["--prefetch", prefetch]
     with open(os.environ.get("AB_WORKER_OUT", os.devnull), "w") as sink:
         proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
@@ -75,10 +79,14 @@ def one_drain(kind: str, n: int, concurrency: int, level: str) -> dict[str, obje
     }
 
 
-def run_one(src: Path, args: argparse.Namespace, concurrency: int) -> dict[str, object]:
+def run_one(
+    src: Path, args: argparse.Namespace, concurrency: int, prefetch: str | None
+) -> dict[str, object]:
     env = dict(os.environ, PYTHONPATH=str(src))
     argv = [sys.executable, __file__, "--one", "--broker", args.broker, "--n", str(args.n)]
     argv += ["--concurrency", str(concurrency), "--log-level", args.log_level]
+    if prefetch is not None:
+        argv += ["--prefetch", prefetch]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"a drain with {src} failed:\n{out.stderr.strip()}")
@@ -94,31 +102,43 @@ def main() -> None:
     parser.add_argument("--b-src", type=Path, help="B: a source tree (a copy of src/)")
     parser.add_argument("--concurrency", type=int, action="append", help="default: 2")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--prefetch",
+        action="append",
+        help="the worker's --prefetch (auto or N; several: each is a variant; default: the "
+        "worker's default)",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     levels = args.concurrency or [2]
     if args.one:
-        print(json.dumps(one_drain(args.broker, args.n, levels[0], args.log_level)))
+        prefetch = args.prefetch[0] if args.prefetch else None
+        print(json.dumps(one_drain(args.broker, args.n, levels[0], args.log_level, prefetch)))
         return
     if args.b_src is not None and not (args.b_src / "faena" / "__init__.py").is_file():
         parser.error(f"--b-src {args.b_src} holds no faena package (faena/__init__.py)")
-    variants = [("A", ROOT / "src", c) for c in levels]
+    prefetches: list[str | None] = list(args.prefetch) if args.prefetch else [None]
+    trees = [("A", ROOT / "src")]
     if args.b_src is not None:
-        variants += [("B", args.b_src.resolve(), c) for c in levels]
-    rates: dict[tuple[str, int], list[float]] = {}
-    cpu: dict[tuple[str, int], list[float]] = {}
+        trees.append(("B", args.b_src.resolve()))
+    variants = [(name, src, c, p) for name, src in trees for c in levels for p in prefetches]
+    rates: dict[tuple[str, int, str | None], list[float]] = {}
+    cpu: dict[tuple[str, int, str | None], list[float]] = {}
     for r in range(1, args.pairs + 1):
-        for name, src, c in variants:
-            result = run_one(src, args, c)
+        for name, src, c, p in variants:
+            result = run_one(src, args, c, p)
             result.update(variant=name, concurrency=c, round=r, broker=args.broker, n=args.n)
+            result.update(prefetch=p if p is not None else "default")
             print(json.dumps(result), flush=True)
-            rates.setdefault((name, c), []).append(float(str(result["jobs_per_s"])))
-            cpu.setdefault((name, c), []).append(float(str(result["worker_cpu_us_per_job"])))
-    for (name, c), values in rates.items():
+            rates.setdefault((name, c, p), []).append(float(str(result["jobs_per_s"])))
+            cpu.setdefault((name, c, p), []).append(float(str(result["worker_cpu_us_per_job"])))
+    for (name, c, p), values in rates.items():
+        shown = "default" if p is None else p
         print(
-            f"{name} concurrency {c}: median {statistics.median(values):,.0f} jobs/s "
+            f"{name} concurrency {c} prefetch {shown}: "
+            f"median {statistics.median(values):,.0f} jobs/s "
             f"({', '.join(f'{v:,.0f}' for v in values)}), worker CPU median "
-            f"{statistics.median(cpu[name, c]):.1f} us/job",
+            f"{statistics.median(cpu[name, c, p]):.1f} us/job",
             file=sys.stderr,
         )
 
