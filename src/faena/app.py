@@ -7,7 +7,7 @@ import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ParamSpec, Protocol, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from faena.brokers.protocol import Broker
 from faena.brokers.url import describe_url, open_broker, resolve_url
@@ -34,9 +34,10 @@ from faena.core.retry import RetryPolicy
 from faena.core.states import JobState
 from faena.defaults import default_log_sink
 from faena.errors import ConfigError, PayloadError, StoreNotFoundError, UnknownTaskError
-from faena.schedules.declare import declare
-from faena.schedules.spec import Schedule, ScheduleTarget
 from faena.task import JobHandle, Task
+
+if TYPE_CHECKING:  # loaded by the first app.schedule (a worker of an app without any skips it)
+    from faena.schedules.spec import Schedule, ScheduleTarget
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -325,6 +326,8 @@ class App:
         ``"catch_up"`` the missed ones, oldest first, at most ``catch_up_max``. ``target``
         instead of ``task``: any :class:`~faena.schedules.spec.ScheduleTarget`. Checked in
         full here: a mistake raises :class:`ConfigError` naming the value and the fix."""
+        from faena.schedules.declare import declare
+
         return declare(
             self,
             name,

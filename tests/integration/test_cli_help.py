@@ -46,3 +46,29 @@ def test_a_sqlite_worker_of_sync_tasks_does_not_import_asyncio() -> None:
         "print(sorted(m for m in sys.modules if m == 'asyncio'))\n"
     )
     assert out.strip() == "[]"
+
+
+#: what a Redis worker of plain thread tasks must not load before it is ready (issue 23):
+#: the web stack, the Zeebe gateway, the metrics exposition, the autoscaler, the scheduler
+#: of an app without schedules, and the process executor's subprocess and multiprocessing
+WORKER_NEVER_LOADS = (
+    "pydantic", "fastapi", "starlette", "uvicorn", "grpc", "httpx", "prometheus_client",
+    "yaml", "faena.web", "faena.zeebe", "faena.camunda", "faena.autoscale", "faena.pipelines",
+    "faena.schedules", "faena.observability.metrics", "faena.worker.processes",
+    "multiprocessing", "ctypes",
+)  # fmt: skip
+
+
+def test_a_redis_worker_loads_only_what_it_needs_until_ready() -> None:
+    """The worker's entry path (the CLI command, the app, the Redis broker, the worker) and
+    an app without schedules; each module named above loads on first use only."""
+    out = _stdout(
+        "import sys, faena, faena.cli.main, faena.cli.worker, faena.worker.runtime\n"
+        "from faena.brokers.redis.broker import RedisBroker\n"
+        "app = faena.App()\n"
+        "@app.task()\ndef t(): pass\n"
+        f"names = {WORKER_NEVER_LOADS!r}\n"
+        "print(sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') "
+        "for n in names)))\n"
+    )
+    assert out.strip().splitlines()[-1] == "[]"

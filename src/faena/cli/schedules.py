@@ -8,18 +8,17 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from faena.app import App
-from faena.brokers.protocol import ScheduleState
 from faena.cli.options import broker_option, existing_app, json_option
 from faena.cli.render import ago, emit_json, table
-from faena.schedules.runner import start_scheduler
-from faena.schedules.spec import Schedule
-from faena.schedules.triggers import Cron
+
+if TYPE_CHECKING:  # `faena worker` imports this module: the scheduler's load with a schedule
+    from faena.brokers.protocol import ScheduleState
+    from faena.schedules.spec import Schedule
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: set by --no-scheduler, so the worker processes a command starts inherit it
@@ -44,9 +43,13 @@ def scheduler_running(app: App, role: str, *, disabled: bool) -> Iterator[None]:
     the worker processes started inside inherit ``FAENA_NO_SCHEDULER=1``)."""
     if disabled:
         os.environ[NO_SCHEDULER_ENV] = "1"
-    thread = start_scheduler(
-        app, f"{role} {socket.gethostname()}:{os.getpid()}", enabled=not disabled
-    )
+    thread = None
+    if app.schedules and not disabled:
+        from faena.schedules.runner import start_scheduler
+
+        thread = start_scheduler(
+            app, f"{role} {socket.gethostname()}:{os.getpid()}", enabled=not disabled
+        )
     try:
         yield
     finally:
@@ -57,6 +60,10 @@ def scheduler_running(app: App, role: str, *, disabled: bool) -> Iterator[None]:
 def _when(t: float | None, schedule: Schedule) -> str:
     if t is None:
         return ""
+    from zoneinfo import ZoneInfo
+
+    from faena.schedules.triggers import Cron
+
     zone = ZoneInfo(schedule.trigger.tz) if isinstance(schedule.trigger, Cron) else None
     return datetime.fromtimestamp(t, zone).isoformat(timespec="seconds")
 

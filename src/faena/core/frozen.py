@@ -39,12 +39,10 @@ def quick_init(cls: C) -> C:
     fields = dataclasses.fields(cls)
     if hasattr(cls, "__post_init__") or any(not f.init or f.kw_only for f in fields):
         raise TypeError(f"quick_init cannot build {cls.__name__}: keep its generated __init__")
-    twin = dataclasses.make_dataclass(
-        f"_Mutable{cls.__name__}", [f.name for f in fields], slots=True
-    )
     slots = vars(cls)["__slots__"]
-    if vars(twin)["__slots__"] != slots:  # the layout that __class__ assignment needs
-        raise TypeError(f"{cls.__name__}'s twin has other slots than {slots}")
+    # a plain class with the same slots: the layout that __class__ assignment needs (a
+    # dataclass twin cost a second class's generated methods at import, for none of them)
+    twin = type(f"_Mutable{cls.__name__}", (), {"__slots__": slots, "__module__": cls.__module__})
     namespace: dict[str, Any] = {"set_class": object.__setattr__, "twin": twin, "cls": cls}
     params_text, body = [], ["    set_class(self, '__class__', twin)"]
     for f in fields:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import queue
 import threading
 import time
@@ -121,6 +120,8 @@ class ThreadExecutor:
             self._ended(result)
 
     def interrupt(self, job_id: str, reason: str) -> None:
+        import ctypes  # loaded by the first interrupt, not by every worker's start
+
         with self._lock:
             entry = self._running.get(job_id)
             if entry is None or job_id in self._interrupted:

@@ -56,7 +56,6 @@ from faena.worker.leases import Leases
 from faena.worker.ledger import Running, SlotLedger
 from faena.worker.outage import Outage
 from faena.worker.prefetching import Prefetching
-from faena.worker.processes import ProcessExecutor
 from faena.worker.registration import Registration
 from faena.worker.results import Completions, RunResult, decide_all
 from faena.worker.retention import Retention
@@ -468,7 +467,9 @@ class Worker:
                 )
             elif kind is Isolation.ASYNC:
                 executor = AsyncExecutor(self._completions, self.middleware)
-            else:
+            else:  # subprocess and multiprocessing load with the first process-isolated task
+                from faena.worker.processes import ProcessExecutor
+
                 executor = ProcessExecutor(
                     self.concurrency, self._completions, self.app.import_path
                 )
