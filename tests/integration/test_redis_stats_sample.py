@@ -48,9 +48,9 @@ def _run(broker: RedisBroker, clock: ManualClock, queue: str, run: float) -> Non
 
 
 def _cancel(broker: RedisBroker, clock: ManualClock, queue: str) -> None:
+    clock.advance(0.5)  # no two jobs finish at one time: the done index's order is theirs
     doomed = broker.enqueue([NewJob(task="t", queue=queue)])[0]
     broker.cancel(doomed.id)  # finished, looked at, never in the sample
-    clock.advance(0.5)
 
 
 def test_the_sample_is_the_newest_jobs_that_ran_whatever_the_chunk(
