@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +32,6 @@ def one_drain(
     kind: str, n: int, concurrency: int, level: str, prefetch: str | None = None
 ) -> dict[str, object]:
     """Drain ``n`` counted jobs with one worker; the figures of that drain."""
-    import psutil
 
     sys.path.insert(0, str(ROOT / "bench"))
     import bench_faena as bf
@@ -53,15 +51,8 @@ def one_drain(
     with open(os.environ.get("AB_WORKER_OUT", os.devnull), "w") as sink:
         proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        worker = psutil.Process(proc.pid)
-        while finished() < 1:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the worker exited with {proc.returncode} before a job ran")
-            time.sleep(0.0005)
-        t0, cpu0 = time.perf_counter(), worker.cpu_times()
-        while finished() < n:
-            time.sleep(0.002)
-        elapsed, cpu1 = time.perf_counter() - t0, worker.cpu_times()
+        t0, t1, cpu0, cpu1 = bf.timed_drain(proc, finished, n)
+        elapsed = t1 - t0
     finally:
         proc.terminate()
         proc.wait(30)

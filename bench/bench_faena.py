@@ -79,6 +79,20 @@ def worker_env(url: str, counter_url: str) -> dict[str, str]:
     return dict(os.environ, BENCH_BROKER=url, BENCH_COUNTER=counter_url, PYTHONPATH=path)
 
 
+def timed_drain(proc: subprocess.Popen[bytes], finished, n: int):  # type: ignore[no-untyped-def]
+    """Wait for a drain's first job (the worker started), then for its ``n``-th: the
+    ``perf_counter`` and the worker's ``cpu_times`` at both ends."""
+    worker = psutil.Process(proc.pid)
+    while finished() < 1:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {proc.returncode} before a job ran")
+        time.sleep(0.0005)
+    t0, cpu0 = time.perf_counter(), worker.cpu_times()
+    while finished() < n:
+        time.sleep(0.002)
+    return t0, time.perf_counter(), cpu0, worker.cpu_times()
+
+
 def cleanup(app) -> None:  # type: ignore[no-untyped-def]
     destroy = getattr(app.broker, "destroy", None)
     if callable(destroy):

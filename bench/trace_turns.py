@@ -141,7 +141,6 @@ def analyse(trace: dict[str, Any], t_first: float, t_last: float) -> dict[str, A
 
 def one(args: argparse.Namespace, prefetch: str) -> dict[str, Any]:
     import bench_faena as bf
-    import psutil
 
     tmp = Path(tempfile.mkdtemp())
     trace_file = tmp / "trace.json"
@@ -155,15 +154,7 @@ def one(args: argparse.Namespace, prefetch: str) -> dict[str, Any]:
     with open(os.devnull, "w") as sink:
         proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        worker = psutil.Process(proc.pid)
-        while finished() < 1:
-            if proc.poll() is not None:
-                raise SystemExit(f"the worker exited with {proc.returncode} before a job ran")
-            time.sleep(0.0005)
-        t0, cpu0 = time.perf_counter(), worker.cpu_times()
-        while finished() < args.n:
-            time.sleep(0.002)
-        t1, cpu1 = time.perf_counter(), worker.cpu_times()
+        t0, t1, cpu0, cpu1 = bf.timed_drain(proc, finished, args.n)
     finally:
         proc.terminate()
         proc.wait(30)
