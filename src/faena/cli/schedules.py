@@ -44,12 +44,10 @@ def scheduler_running(app: App, role: str, *, disabled: bool) -> Iterator[None]:
     if disabled:
         os.environ[NO_SCHEDULER_ENV] = "1"
     thread = None
-    if app.schedules and not disabled:
+    if app.schedules and not disabled:  # else the scheduler's modules are never loaded
         from faena.schedules.runner import start_scheduler
 
-        thread = start_scheduler(
-            app, f"{role} {socket.gethostname()}:{os.getpid()}", enabled=not disabled
-        )
+        thread = start_scheduler(app, f"{role} {socket.gethostname()}:{os.getpid()}")
     try:
         yield
     finally:
